@@ -1,0 +1,42 @@
+/**
+ * Money is a decimal string with at most two decimals and integer fen, never a float.
+ * Guanaitong's limits (seed): total_amount in [0.01, 99999999.99].
+ */
+export const MIN_FEN = 1
+export const MAX_FEN = 9_999_999_999
+
+/** Yuan part without leading zeros, up to 8 digits; 0 to 2 decimals. No sign, exponent or spaces. */
+const AMOUNT = /^(0|[1-9][0-9]{0,7})(?:\.([0-9]{1,2}))?$/
+
+/** Integer fen for a well-formed amount string, or null. Does not check the range. */
+export function amountToFen(amount: string): number | null {
+  const m = AMOUNT.exec(amount)
+  if (!m) return null
+  const decimals = m[2] ?? ''
+  return Number(m[1]) * 100 + Number(decimals.padEnd(2, '0'))
+}
+
+/** `12345` → `"123.45"`. */
+export function fenToAmount(fen: number): string {
+  const yuan = Math.floor(fen / 100)
+  const rest = fen % 100
+  return `${yuan}.${rest < 10 ? '0' : ''}${rest}`
+}
+
+export type AmountCheck = { ok: true; amount: string; fen: number } | { ok: false; rule: string }
+
+const RULE = 'must be a decimal amount between 0.01 and 99999999.99 with at most 2 decimals (e.g. "100.00")'
+
+/**
+ * Normalises an amount given by a shop (a string, or a number that prints as such a decimal)
+ * to Guanaitong's two-decimal form: 100.1 → "100.10". Rejects 0, 0.001, 1e2, NaN, -1, 100000000.00.
+ */
+export function normalizeAmount(input: unknown): AmountCheck {
+  let text: string
+  if (typeof input === 'string') text = input
+  else if (typeof input === 'number' && Number.isFinite(input)) text = String(input)
+  else return { ok: false, rule: RULE }
+  const fen = amountToFen(text)
+  if (fen === null || fen < MIN_FEN || fen > MAX_FEN) return { ok: false, rule: RULE }
+  return { ok: true, amount: fenToAmount(fen), fen }
+}

@@ -1,0 +1,303 @@
+import type { Request } from 'express'
+
+/** Hash used for signatures. Guanaitong's default is sha1; an application can be switched to the others. */
+export type SignAlgorithm = 'sha1' | 'sha256' | 'sha512'
+
+/** A flat map of form fields, every value a string. */
+export type Fields = Record<string, string>
+
+/**
+ * The app secret. A list during a rotation: requests are signed with the first,
+ * notifications verified against any.
+ */
+export type AppSecret = string | readonly string[]
+
+/** Where log lines go. `console` fits; so do pino and winston loggers. Each call gets a message and a context object. */
+export interface Logger {
+  debug?(message: string, context?: Record<string, unknown>): void
+  info?(message: string, context?: Record<string, unknown>): void
+  warn(message: string, context?: Record<string, unknown>): void
+  error(message: string, context?: Record<string, unknown>): void
+}
+
+/** Why a notification was answered `fail`. */
+export type RejectReason =
+  /** Body could not be read as a flat form: bad percent-escape, empty, cut off, bad charset. */
+  | 'BAD_BODY'
+  /** Body larger than `bodyLimit`. */
+  | 'BODY_TOO_LARGE'
+  /** Content type other than application/x-www-form-urlencoded, or a method other than POST. */
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  /** A key appeared twice (`a=1&a=2`). */
+  | 'DUPLICATE_KEY'
+  /** A key like `a[b]` or a value that an earlier body parser turned into an object. */
+  | 'NESTED_KEY'
+  /** More parameters than `parameterLimit`. */
+  | 'TOO_MANY_PARAMETERS'
+  /** A required field (appid, outer_trade_no, total_amount, timestamp, sign) is missing or empty. */
+  | 'MISSING_FIELD'
+  /** The signature does not match under any configured secret. */
+  | 'BAD_SIGN'
+  /** `timestamp` is not whole seconds (digits only; milliseconds are too long). */
+  | 'BAD_TIMESTAMP'
+  /** `timestamp` is further than `toleranceSec` from now, either way. */
+  | 'STALE_TIMESTAMP'
+  /** `appid` is not the configured application. */
+  | 'APPID_MISMATCH'
+  /** `total_amount` is not a decimal with at most two decimals in range. */
+  | 'BAD_AMOUNT'
+  /** Another request is processing the same notification right now; Guanaitong will come back. */
+  | 'IN_PROGRESS'
+  /** The store threw or did not answer in time. */
+  | 'STORE_FAILED'
+  /** `onPaid`/`onPayFailed` threw or rejected. */
+  | 'HANDLER_FAILED'
+  /** `onPaid`/`onPayFailed` did not settle within `handlerTimeoutMs`. */
+  | 'HANDLER_TIMEOUT'
+  /** `findOrder` found no such order, or its amount or buyer differ from the notification. */
+  | 'ORDER_MISMATCH'
+
+/** A verified notification. `tradeNo` is non-empty for a payment, empty for a failure notice. */
+export interface Notification {
+  /** `appid`: the application the notification is for (always the configured one once verified). */
+  appId: string
+  /** `outer_trade_no`: the shop's own order number, as sent in the pay call. */
+  outerTradeNo: string
+  /** `trade_no`: Guanaitong's trade number; empty when the payment failed. */
+  tradeNo: string
+  /** `buyer_open_id`: the employee who paid. */
+  buyerOpenId: string
+  /** `total_amount` exactly as received, e.g. "100.00". */
+  totalAmount: string
+  /** `total_amount` in integer fen (分), e.g. 10000. */
+  totalFen: number
+  /** `attach`, returned as the shop sent it; empty string when none. */
+  attach: string
+  /** `timestamp` of this delivery attempt, Unix seconds. */
+  timestamp: number
+  /** Every field as received, including `sign`. */
+  raw: Readonly<Fields>
+}
+
+/** A successful payment: `tradeNo` is non-empty. */
+export type Payment = Notification
+/** A failed payment: `tradeNo` is empty. */
+export type PayFailedNotice = Notification
+
+/** The outcome of claiming a notification key in a store. */
+export type ClaimResult =
+  /** The caller now owns the key for `leaseMs`; `attempt` counts claims of this key so far (1 for the first). */
+  | { status: 'claimed'; owner: string; attempt: number }
+  /** A handler already finished for this key: answer success without running it again. */
+  | { status: 'done' }
+  /** Another request owns the key right now: answer fail, Guanaitong retries later. */
+  | { status: 'busy' }
+
+/**
+ * Where notifications are de-duplicated. A key is claimed before the handler runs,
+ * completed after it resolved, released if it threw. Implementations must make `claim`
+ * atomic and `complete`/`release`/`extend` act only for the current owner.
+ * Run `storeConformance()` from `express-guanaitong/testing` against yours.
+ */
+export interface NotifyStore {
+  /** Claims `key` for `leaseMs` unless it is done or validly claimed by someone else. */
+  claim(key: string): Promise<ClaimResult>
+  /** Marks `key` done and keeps the marker `retentionMs`; false when `owner` no longer owns it. */
+  complete(key: string, owner: string): Promise<boolean>
+  /** Frees `key` so a later attempt can claim it; false when `owner` no longer owns it. */
+  release(key: string, owner: string): Promise<boolean>
+  /** Renews the lease of a running handler; false when `owner` no longer owns it. Optional. */
+  extend?(key: string, owner: string): Promise<boolean>
+  /** How long a claim lasts without `extend`, in ms. */
+  readonly leaseMs: number
+  /** How long a done-marker is kept, in ms. */
+  readonly retentionMs: number
+}
+
+/** Options common to the stores. */
+export interface StoreOptions {
+  /** How long a claim lasts before another request may take over, in ms. Default 60 000. */
+  leaseMs?: number
+  /** How long a done-marker is kept, in ms. Default 25 h: Guanaitong retries for 24 h. */
+  retentionMs?: number
+}
+
+/** Options of `new MemoryStore()`. */
+export interface MemoryStoreOptions extends StoreOptions {
+  /** The most keys held; the oldest done-markers are evicted first. Default 100 000. */
+  maxEntries?: number
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
+}
+
+/** A cached access token. */
+export interface CachedToken {
+  /** The access_token value. */
+  token: string
+  /** When it stops being valid, epoch ms. */
+  expiresAt: number
+  /** When it should be refreshed (80 % of its lifetime), epoch ms. */
+  refreshAt: number
+}
+
+/**
+ * Where the client keeps its access token. The default holds it in memory;
+ * `RedisTokenCache` shares one token across instances.
+ */
+export interface TokenCache {
+  /** The current token, or null. */
+  get(): Promise<CachedToken | null>
+  /** Stores a token. */
+  set(token: CachedToken): Promise<void>
+  /** Drops the token, only if it is still `token` (another instance may have replaced it). */
+  invalidate(token: string): Promise<void>
+  /**
+   * Runs `fetch` so that only one caller (in this process, or across the fleet for a shared
+   * cache) creates a token at a time; the others wait for its result. Optional: without it,
+   * the client de-duplicates in this process only.
+   */
+  refresh?(fetch: () => Promise<CachedToken>): Promise<CachedToken>
+}
+
+/** Options of `createClient()`. */
+export interface ClientOptions {
+  /** Guanaitong application id (`appid`). */
+  appId: string
+  /** Application secret; the first of a list signs. */
+  appSecret: AppSecret
+  /** API host. Default the test host `https://openapi.guanaitong.tech`; production is `https://openapi.guanaitong.com`. */
+  baseUrl?: string
+  /** Signature algorithm configured for the application. Default sha1. */
+  signType?: SignAlgorithm
+  /** Per-request timeout in ms. Default 10 000. */
+  timeoutMs?: number
+  /** Where the access token lives. Default: in this process's memory. */
+  tokenCache?: TokenCache
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
+  /** Where client events (token refreshes, retries) are logged. */
+  logger?: Logger
+}
+
+/** Private parameters of `/platformDealer/employee/pay` (seed), plus any extra ones to pass through. */
+export interface PayParams {
+  /** The employee's open id, ≤ 32 chars. */
+  buyer_open_id: string
+  /** Why the employee pays, 1–254 chars. */
+  reason: string
+  /** Amount in yuan: a decimal string (or a number) in [0.01, 99999999.99], at most 2 decimals. */
+  total_amount: string | number
+  /** The shop's order number, 2–22 chars, unique per application. */
+  outer_trade_no: string
+  /** "1" points (积分) or "4" quota (额度). */
+  asset_type: '1' | '4' | 1 | 4 | string
+  /** The asset the employee chose, ≤ 32 chars. */
+  asset_open_id: string
+  /** Where Guanaitong posts the result, 1–254 chars. */
+  notify_url?: string
+  /** Returned as is in the notification, 1–100 chars. */
+  attach?: string
+  /** Parameters the table does not list (the seed's example sends `trade_info`) pass through. */
+  [extra: string]: unknown
+}
+
+/** The API client returned by `createClient()`. */
+export interface GatClient {
+  /** The current access token, creating or refreshing it when due. */
+  getToken(): Promise<string>
+  /** Validates, signs and sends an employee pay; resolves with Guanaitong's trade number. */
+  pay(params: PayParams): Promise<string>
+  /** Signs and sends any other API call with the same token handling; resolves with `data`. */
+  request<T = unknown>(path: string, params?: Record<string, unknown>): Promise<T>
+}
+
+/** What `findOrder` returns for an order the shop knows. */
+export interface OrderSummary {
+  /** The order's amount as a decimal string or integer fen (give one). */
+  totalAmount?: string
+  /** The order's amount in fen. */
+  totalFen?: number
+  /** The employee who placed the order; compared when given. */
+  buyerOpenId?: string
+}
+
+/** Options of `guanaitong()`. */
+export interface GuanaitongOptions {
+  /** Guanaitong application id. Notifications for another appid are rejected. */
+  appId: string
+  /** Application secret, or a list during a rotation (sign with the first, verify with any). */
+  appSecret: AppSecret
+  /** The public URL of this router's notify route, sent as `notify_url` with each pay. */
+  notifyUrl?: string
+  /** Runs once per successful payment. Resolve when the order is updated; throw to have Guanaitong retry. */
+  onPaid: (payment: Payment, req: Request) => unknown
+  /** Runs once per failure notice (empty `trade_no`). Without it, failure notices are acknowledged and logged. */
+  onPayFailed?: (notice: PayFailedNotice, req: Request) => unknown
+  /**
+   * Fills or overrides the pay parameters from the request before they are sent: set
+   * `buyer_open_id` from the session and `total_amount` from your own order, never from the body.
+   */
+  preparePayment?: (req: Request, params: Partial<PayParams>) => Partial<PayParams> | Promise<Partial<PayParams>>
+  /** A ready API client; by default one is made from appId, appSecret, baseUrl, signType, timeoutMs. */
+  client?: GatClient
+  /** API host for the default client. */
+  baseUrl?: string
+  /** Signature algorithm for outgoing requests. Default sha1. */
+  signType?: SignAlgorithm
+  /** Upstream timeout of the default client, ms. Default 10 000. */
+  timeoutMs?: number
+  /** Token cache of the default client. */
+  tokenCache?: TokenCache
+  /** Where notifications are de-duplicated. Default a new `MemoryStore`. Use `RedisStore` on several instances. */
+  store?: NotifyStore
+  /** Allowed clock difference for `timestamp`, both directions, seconds. Default 300 (Guanaitong's 5 minutes). */
+  toleranceSec?: number
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
+  /** Longest a handler may run before the notification is answered `fail`, ms. Default 30 000. */
+  handlerTimeoutMs?: number
+  /** Longest a store call may take before the notification is answered `fail`, ms. Default 5 000. */
+  storeTimeoutMs?: number
+  /** Largest notification body, bytes or a string like "64kb". Default 64 kB. */
+  bodyLimit?: number | string
+  /** Most form parameters in a notification. Default 100. */
+  parameterLimit?: number
+  /** Where rejections and handler failures are logged, with a reason code. Default `console`. */
+  logger?: Logger
+  /** Log the canonical string of each rejected signature, secret masked. Default false. */
+  debug?: boolean
+  /** Path of the notification route. Default "/notify". */
+  notifyPath?: string
+  /** Path of the pay route; `false` leaves it out. Default "/pay". */
+  payPath?: string | false
+  /** Looks up the shop's order for a notification; a missing order or differing amount/buyer never reaches `onPaid`. */
+  findOrder?: (outerTradeNo: string, req: Request) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
+  /** Called when `findOrder` disagrees with a notification. The notification is answered `fail`. */
+  onMismatch?: (mismatch: OrderMismatch, req: Request) => unknown
+  /** Called when a payment has failed `retryBudgetThreshold` attempts, before Guanaitong (10 tries) gives up. */
+  onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
+  /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
+  retryBudgetThreshold?: number
+}
+
+/** Passed to `onMismatch`. */
+export interface OrderMismatch {
+  /** What disagreed. */
+  problem: 'unknown-order' | 'amount' | 'buyer'
+  /** The verified notification. */
+  notification: Notification
+  /** The order `findOrder` returned, if any. */
+  order: OrderSummary | null
+}
+
+/** Passed to `onRetryBudgetLow`. */
+export interface RetryBudgetInfo {
+  /** The notification that keeps failing. */
+  notification: Notification
+  /** Attempts that reached the handler so far, this one included. */
+  attempt: number
+  /** Guanaitong's documented maximum number of attempts. */
+  budget: number
+  /** Why this attempt failed. */
+  reason: RejectReason
+}

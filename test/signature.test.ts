@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto'
+import { expect } from 'chai'
+import { canonicalString, maskedCanonicalString, sign, verifySign } from '../src/signature'
+
+const example = {
+  appid: '20110698',
+  outer_trade_no: '1000000005',
+  total_amount: '100.00',
+  buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908',
+  trade_no: '2018070920000005',
+  timestamp: '1531120153',
+}
+
+describe('signature', () => {
+  it('reproduces the worked example of gat-protocol.md byte for byte', () => {
+    expect(canonicalString(example, 'secret123')).to.equal(
+      'appid=20110698&appsecret=secret123&buyer_open_id=d87797eea12a2f80ad72ed93214a0908' +
+        '&outer_trade_no=1000000005&timestamp=1531120153&total_amount=100.00&trade_no=2018070920000005',
+    )
+    expect(sign(example, 'secret123')).to.equal('5ad48cf46541f84b9e5741dfac48227d40b322aa')
+  })
+
+  it('drops sign and blank values, keeps raw (unencoded) UTF-8 values', () => {
+    const text = canonicalString({ b: ' ', a: '测试&x=1', sign: 'zz', c: '' }, 's')
+    expect(text).to.equal('a=测试&x=1&appsecret=s')
+  })
+
+  it('sorts by UTF-16 code unit like Java TreeMap (uppercase before lowercase, _ between)', () => {
+    expect(canonicalString({ b: '1', B: '2', _a: '3', a_: '4' }, 's')).to.equal('B=2&_a=3&a_=4&appsecret=s&b=1')
+  })
+
+  it('keeps a non-breaking space value, which Java does not count as blank', () => {
+    expect(canonicalString({ a: '\u00a0' }, 's')).to.equal('a=\u00a0&appsecret=s')
+  })
+
+  it('signs and verifies with sha1, sha256 and sha512, picking the algorithm by length', () => {
+    for (const [alg, len] of [['sha1', 40], ['sha256', 64], ['sha512', 128]] as const) {
+      const sig = sign(example, 'k', alg)
+      expect(sig).to.have.length(len)
+      expect(verifySign({ ...example, sign: sig }, 'k')).to.equal(true)
+      expect(verifySign({ ...example, sign: sig }, 'other')).to.equal(false)
+    }
+  })
+
+  it('rejects an unknown algorithm with a clear error', () => {
+    expect(() => sign(example, 'k', 'md5' as never)).to.throw(/unknown sign algorithm "md5"/)
+  })
+
+  it('is false, never a throw, for missing, duplicated, wrong-length, non-hex or uppercase signatures', () => {
+    const good = sign(example, 'k')
+    const cases: unknown[] = [
+      undefined, '', good.slice(0, 39), good + '0', 'g'.repeat(40), good.toUpperCase(), [good, good], 42,
+    ]
+    for (const s of cases) expect(verifySign({ ...example, sign: s as string }, 'k'), String(s)).to.equal(false)
+    expect(verifySign(null as never, 'k')).to.equal(false)
+    expect(verifySign({ ...example, extra: ['x'] as never, sign: good }, 'k')).to.equal(false)
+  })
+
+  it('verifies against any secret of a rotation list', () => {
+    const sig = sign(example, 'new')
+    expect(verifySign({ ...example, sign: sig }, ['old', 'new'])).to.equal(true)
+    expect(verifySign({ ...example, sign: sig }, ['old', ''])).to.equal(false)
+  })
+
+  it('accepts empty fields signed either left out or as k=', () => {
+    const fields = { ...example, attach: '' }
+    const dropped = sign(fields, 'k')
+    const kept = createSha1(canonicalString(fields, 'k', 'keep'))
+    expect(dropped).to.not.equal(kept)
+    expect(verifySign({ ...fields, sign: dropped }, 'k')).to.equal(true)
+    expect(verifySign({ ...fields, sign: kept }, 'k')).to.equal(true)
+  })
+
+  it('masks the secret in the loggable canonical string', () => {
+    expect(maskedCanonicalString(example)).to.contain('appsecret=***').and.not.contain('secret123')
+  })
+})
+
+function createSha1(s: string) {
+  return createHash('sha1').update(s).digest('hex')
+}
