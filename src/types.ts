@@ -301,3 +301,20 @@ export interface RetryBudgetInfo {
   /** Why this attempt failed. */
   reason: RejectReason
 }
+
+/** Options of the `parseNotification()` middleware. */
+export type ParseOptions = Pick<GuanaitongOptions, 'bodyLimit' | 'parameterLimit' | 'logger'>
+/** Options of the `verifyNotification()` middleware. */
+export type VerifyOptions = Pick<GuanaitongOptions, 'appId' | 'appSecret' | 'toleranceSec' | 'now' | 'debug' | 'logger'>
+/** Options of the `dedupeNotification()` middleware. */
+export type DedupeOptions = Pick<GuanaitongOptions, 'store' | 'storeTimeoutMs' | 'logger'>
+/** Options of the `handleNotification()` middleware. */
+export type HandleOptions = Pick<
+  GuanaitongOptions,
+  'onPaid' | 'onPayFailed' | 'handlerTimeoutMs' | 'logger' | 'findOrder' | 'onMismatch' | 'onRetryBudgetLow' | 'retryBudgetThreshold'
+>
+/** Options of the `payRoute()` middleware. */
+export type PayRouteOptions = Pick<GuanaitongOptions, 'preparePayment' | 'notifyUrl' | 'logger'> & {
+  /** The API client that sends the pay. */
+  client: GatClient
+}

@@ -1,0 +1,18 @@
+import type { Response } from 'express'
+import type { HeldClaim } from '../notify/dedupe'
+import type { Fields, Notification } from '../types'
+
+/** What the notification middleware pass to each other, kept on `res.locals.guanaitong`. */
+export interface NotifyState {
+  /** Set by `parseNotification`. */
+  fields?: Fields
+  /** Set by `verifyNotification`. */
+  notification?: Notification
+  /** Set by `dedupeNotification` when this request owns the notification. */
+  claim?: HeldClaim
+}
+
+export function notifyState(res: Response): NotifyState {
+  const locals = res.locals as { guanaitong?: NotifyState }
+  return (locals.guanaitong ??= {})
+}

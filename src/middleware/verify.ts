@@ -1,0 +1,26 @@
+import type { Request, Response } from 'express'
+import { DEFAULTS } from '../defaults'
+import { verifyFields } from '../notify/verify'
+import type { VerifyOptions } from '../types'
+import { guarded } from './answer'
+import { notifyState } from './state'
+
+/**
+ * Checks the parsed notification (signature, appid, timestamp window, required fields, amount)
+ * and leaves the typed notification on `res.locals.guanaitong.notification`.
+ */
+export function verifyNotification(options: VerifyOptions) {
+  const config = {
+    appId: options.appId,
+    secrets: typeof options.appSecret === 'string' ? [options.appSecret] : [...options.appSecret],
+    toleranceSec: options.toleranceSec ?? DEFAULTS.toleranceSec,
+    now: options.now ?? Date.now,
+    debug: options.debug ?? false,
+  }
+  return guarded(options.logger ?? console, async function verify(req: Request, res: Response, next) {
+    const state = notifyState(res)
+    if (!state.fields) throw new Error('verifyNotification needs parseNotification before it')
+    state.notification = verifyFields(state.fields, config)
+    next()
+  })
+}

@@ -1,0 +1,84 @@
+import type { ClaimResult, Logger, Notification, NotifyStore } from '../types'
+import { NotifyRejection } from './rejection'
+import { withTimeout } from './timeout'
+
+/**
+ * The de-duplication key: application, outcome and the shop's order number. Never the
+ * timestamp or sign, which change on every retry. The appid is the configured one (verified)
+ * and holds no colon, so the key is unambiguous whatever the order number contains.
+ */
+export function notificationKey(n: Notification): string {
+  return `${n.appId}:${n.tradeNo === '' ? 'failed' : 'paid'}:${n.outerTradeNo}`
+}
+
+/** A claim this request holds, and what it needs to settle it. */
+export interface HeldClaim {
+  store: NotifyStore
+  key: string
+  owner: string
+  attempt: number
+  storeTimeoutMs: number
+}
+
+/** Runs one store call under the store timeout; an error or a hang becomes STORE_FAILED. */
+async function storeCall<T>(operation: string, key: string, storeTimeoutMs: number, call: () => Promise<T>): Promise<T> {
+  try {
+    return await withTimeout(call(), storeTimeoutMs, () => new Error(`no answer within ${storeTimeoutMs} ms`))
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    throw new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${message}`, { key }, err)
+  }
+}
+
+/** Claims the key, turning a store error or a hang into STORE_FAILED. */
+export function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+  return storeCall('claim', key, storeTimeoutMs, () => store.claim(key))
+}
+
+/**
+ * Marks the claim done. Resolves false when the lease was lost to another request, which
+ * may then run the handler again: the shop's handler must stay idempotent on the trade number.
+ */
+export function completeClaim(claim: HeldClaim): Promise<boolean> {
+  return storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner))
+}
+
+/** Frees the claim so Guanaitong's next attempt can run the handler; a failure is only logged, the lease expires anyway. */
+export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<void> {
+  try {
+    await storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner))
+  } catch (err) {
+    logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
+      reason: 'STORE_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
+    })
+  }
+}
+
+/**
+ * Renews the lease while a handler runs longer than half of it, so another instance does not
+ * start the same payment. One unref'd timer per running handler; none when the store cannot extend.
+ */
+export function keepLease(claim: HeldClaim, logger: Logger): () => void {
+  const { store } = claim
+  if (!store.extend) return noop
+  const every = Math.max(10, Math.floor(store.leaseMs / 2))
+  let timer: NodeJS.Timeout | undefined
+  const renew = () => {
+    store.extend!(claim.key, claim.owner).then(
+      (owned) => {
+        if (owned && timer) timer = setTimeout(renew, every).unref()
+        else if (!owned) logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, { key: claim.key })
+      },
+      (err: unknown) => logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}`, {
+        key: claim.key, error: err instanceof Error ? err.message : String(err),
+      }),
+    )
+  }
+  timer = setTimeout(renew, every).unref()
+  return () => {
+    clearTimeout(timer)
+    timer = undefined
+  }
+}
+
+function noop() {}

@@ -1,0 +1,89 @@
+import { amountToFen, MAX_FEN, MIN_FEN } from '../money'
+import { maskedCanonicalString, verifySign } from '../signature'
+import type { Fields, Notification } from '../types'
+import { NotifyRejection } from './rejection'
+
+export interface VerifyConfig {
+  appId: string
+  secrets: readonly string[]
+  toleranceSec: number
+  now: () => number
+  /** Attach the masked canonical string to BAD_SIGN rejections. */
+  debug: boolean
+}
+
+/** Fields every notification carries and the package cannot do without. */
+const REQUIRED = ['appid', 'outer_trade_no', 'total_amount', 'timestamp', 'sign'] as const
+/** Whole seconds: 10 digits until the year 2286. A 13-digit value is milliseconds. */
+const SECONDS = /^[0-9]{1,10}$/
+const DIGITS = /^[0-9]+$/
+
+function checkTimestamp(raw: string): number {
+  if (!SECONDS.test(raw)) {
+    const hint = DIGITS.test(raw) && raw.length === 13 ? ' (this looks like milliseconds)' : ''
+    throw new NotifyRejection('BAD_TIMESTAMP', `timestamp "${raw.slice(0, 20)}" is not Unix seconds${hint}`)
+  }
+  return Number(raw)
+}
+
+function checkWindow(timestamp: number, config: VerifyConfig): void {
+  const skew = timestamp - Math.floor(config.now() / 1000)
+  if (skew > config.toleranceSec || skew < -config.toleranceSec) {
+    const direction = skew > 0 ? 'in the future' : 'old'
+    throw new NotifyRejection(
+      'STALE_TIMESTAMP',
+      `timestamp is ${Math.abs(skew)} s ${direction}, more than the ${config.toleranceSec} s tolerance ` +
+        '(a replayed notification, or this server\'s clock is wrong: check NTP)',
+      { skewSec: skew },
+    )
+  }
+}
+
+/**
+ * Checks a parsed notification: required fields, appid, signature, timestamp window, amount.
+ * Returns the typed notification or throws a NotifyRejection with the reason.
+ */
+export function verifyFields(fields: Fields, config: VerifyConfig): Notification {
+  for (const name of REQUIRED) {
+    if (fields[name] === undefined || fields[name] === '') {
+      throw new NotifyRejection('MISSING_FIELD', `required field "${name}" is missing or empty`, { field: name })
+    }
+  }
+  const outerTradeNo = fields.outer_trade_no
+  if (fields.appid !== config.appId) {
+    throw new NotifyRejection(
+      'APPID_MISMATCH',
+      `appid "${fields.appid.slice(0, 40)}" is not the configured application (check the appId option)`,
+      { outerTradeNo },
+    )
+  }
+  const timestamp = checkTimestamp(fields.timestamp)
+  if (!verifySign(fields, config.secrets)) {
+    const context: Record<string, unknown> = { outerTradeNo }
+    if (config.debug) context.canonical = maskedCanonicalString(fields)
+    throw new NotifyRejection(
+      'BAD_SIGN',
+      'signature does not match (wrong appSecret, a proxy that rewrote the body, or a forged request' +
+        (config.debug ? '' : '; set debug: true to log the signed string with the secret masked') + ')',
+      context,
+    )
+  }
+  checkWindow(timestamp, config)
+  const totalFen = amountToFen(fields.total_amount)
+  if (totalFen === null || totalFen < MIN_FEN || totalFen > MAX_FEN) {
+    throw new NotifyRejection('BAD_AMOUNT', `total_amount "${fields.total_amount.slice(0, 20)}" is not a valid amount`, {
+      outerTradeNo,
+    })
+  }
+  return {
+    appId: fields.appid,
+    outerTradeNo,
+    tradeNo: fields.trade_no ?? '',
+    buyerOpenId: fields.buyer_open_id ?? '',
+    totalAmount: fields.total_amount,
+    totalFen,
+    attach: fields.attach ?? '',
+    timestamp,
+    raw: fields,
+  }
+}

@@ -1,0 +1,65 @@
+import express5 from 'express'
+import express4 from 'express4'
+import { signNotification, encodeForm } from '../src/testing/sign-notification'
+import type { Fields, Logger } from '../src/types'
+
+export const APP_ID = '20110698'
+export const SECRET = 'secret123'
+
+/** Both supported Express majors, so every router test runs against each. */
+export const EXPRESS_VERSIONS = [
+  { name: 'express 5', express: express5 as unknown as typeof express5 },
+  { name: 'express 4', express: express4 as unknown as typeof express5 },
+]
+
+let counter = 0
+/** A validly signed payment notification, fresh timestamp; `overrides` replace fields before signing. */
+export function paidFields(overrides: Record<string, string | undefined> = {}, secret = SECRET): Fields {
+  counter += 1
+  return signNotification({
+    appid: APP_ID,
+    outer_trade_no: `T${Date.now() % 1e9}${counter}`,
+    buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908',
+    total_amount: '100.00',
+    trade_no: `2018070920${String(counter).padStart(6, '0')}`,
+    attach: '测试',
+    ...overrides,
+  }, secret)
+}
+
+export function formBody(fields: Fields): string {
+  return encodeForm(fields)
+}
+
+export interface LogLine {
+  level: string
+  message: string
+  context?: Record<string, unknown>
+}
+
+/** A logger that records lines, for asserting reason codes and that nothing leaks the secret. */
+export function recordingLogger(): Logger & { lines: LogLine[]; reasons(): unknown[] } {
+  const lines: LogLine[] = []
+  const at = (level: string) => (message: string, context?: Record<string, unknown>) => {
+    lines.push({ level, message, context })
+  }
+  return {
+    lines,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    reasons: () => lines.map((l) => l.context?.reason).filter(Boolean),
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** A client that must never be called: notify tests do not touch Guanaitong. */
+export const unusedClient = {
+  getToken: () => Promise.reject(new Error('not used')),
+  pay: () => Promise.reject(new Error('not used')),
+  request: () => Promise.reject(new Error('not used')),
+}

@@ -1,0 +1,224 @@
+import { expect } from 'chai'
+import request from 'supertest'
+import { guanaitong } from '../src/router'
+import { MemoryStore } from '../src/stores/memory'
+import type { Payment } from '../src/types'
+import { signNotification } from '../src/testing/sign-notification'
+import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, sleep, unusedClient } from './helpers'
+
+for (const { name, express } of EXPRESS_VERSIONS) {
+  describe(`router notify route (${name})`, () => {
+    function setup(extra: Record<string, unknown> = {}, before?: (app: ReturnType<typeof express>) => void) {
+      const paid: Payment[] = []
+      const logger = recordingLogger()
+      const app = express()
+      before?.(app)
+      app.use('/gat', guanaitong({
+        appId: APP_ID, appSecret: SECRET, client: unusedClient, logger, payPath: false,
+        onPaid: async (p) => { paid.push(p) },
+        ...extra,
+      }))
+      return { app, paid, logger }
+    }
+    const post = (app: Parameters<typeof request>[0], body: string, type = 'application/x-www-form-urlencoded') =>
+      request(app).post('/gat/notify').set('Content-Type', type).send(body)
+
+    it('runs onPaid once with the typed payment and answers exactly "success" as text/plain', async () => {
+      const { app, paid } = setup()
+      const fields = paidFields()
+      const res = await post(app, formBody(fields))
+      expect(res.status).to.equal(200)
+      expect(res.text).to.equal('success')
+      expect(res.headers['content-type']).to.match(/^text\/plain/)
+      expect(paid).to.have.length(1)
+      expect(paid[0]).to.include({
+        appId: APP_ID, outerTradeNo: fields.outer_trade_no, tradeNo: fields.trade_no, totalAmount: '100.00',
+        totalFen: 10000, attach: '测试', buyerOpenId: fields.buyer_open_id, timestamp: Number(fields.timestamp),
+      })
+      expect(paid[0].raw.sign).to.equal(fields.sign)
+    })
+
+    it('answers a repeat with success without running onPaid again (new timestamp and sign)', async () => {
+      const { app, paid } = setup()
+      const first = paidFields()
+      await post(app, formBody(first))
+      const retry = signNotification({ ...first, timestamp: String(Number(first.timestamp) + 60), sign: undefined }, SECRET)
+      expect(retry.sign).to.not.equal(first.sign)
+      const res = await post(app, formBody(retry))
+      expect(res.text).to.equal('success')
+      expect(paid).to.have.length(1)
+    })
+
+    it('runs onPaid once for concurrent duplicates; the others answer fail while it runs, success after', async () => {
+      let release!: () => void
+      const gate = new Promise<void>((r) => { release = r })
+      let calls = 0
+      const { app } = setup({ onPaid: async () => { calls++; await gate } })
+      const fields = paidFields()
+      const server = app.listen(0)
+      try {
+        const first = post(server, formBody(fields)).then((r) => r)
+        await sleep(50)
+        const dupes = await Promise.all([1, 2, 3].map(() => post(server, formBody(fields))))
+        expect(dupes.map((r) => r.text)).to.deep.equal(['fail', 'fail', 'fail'])
+        expect(dupes[0].status).to.equal(409)
+        release()
+        expect((await first).text).to.equal('success')
+        expect((await post(server, formBody(fields))).text).to.equal('success')
+        expect(calls).to.equal(1)
+      } finally {
+        server.close()
+      }
+    })
+
+    it('answers fail when onPaid throws, and runs it again on the retry', async () => {
+      let calls = 0
+      const { app, logger } = setup({ onPaid: async () => { calls++; if (calls === 1) throw new Error('db down') } })
+      const fields = paidFields()
+      const first = await post(app, formBody(fields))
+      expect(first.text).to.equal('fail')
+      expect(first.text).to.not.contain('db down')
+      expect(logger.reasons()).to.include('HANDLER_FAILED')
+      expect((await post(app, formBody(fields))).text).to.equal('success')
+      expect(calls).to.equal(2)
+    })
+
+    it('answers fail after handlerTimeoutMs and keeps the claim until the slow handler settles', async () => {
+      let calls = 0
+      let finish!: () => void
+      const { app, logger } = setup({
+        handlerTimeoutMs: 50,
+        onPaid: () => { calls++; return new Promise<void>((r) => { finish = r }) },
+      })
+      const fields = paidFields()
+      expect((await post(app, formBody(fields))).text).to.equal('fail')
+      expect(logger.reasons()).to.include('HANDLER_TIMEOUT')
+      expect((await post(app, formBody(fields))).text).to.equal('fail')
+      finish()
+      await sleep(20)
+      expect((await post(app, formBody(fields))).text).to.equal('success')
+      expect(calls).to.equal(1)
+    })
+
+    it('calls onPayFailed for an empty trade_no, keyed apart from the payment', async () => {
+      const failed: Payment[] = []
+      const { app, paid } = setup({ onPayFailed: async (n: Payment) => { failed.push(n) } })
+      const notice = paidFields({ trade_no: '' })
+      expect((await post(app, formBody(notice))).text).to.equal('success')
+      expect(failed).to.have.length(1)
+      expect(failed[0].tradeNo).to.equal('')
+      expect(paid).to.have.length(0)
+      const payment = signNotification({ ...notice, trade_no: '2018', sign: undefined }, SECRET)
+      expect((await post(app, formBody(payment))).text).to.equal('success')
+      expect(paid).to.have.length(1)
+    })
+
+    it('acknowledges a failure notice with only a warning when onPayFailed is not set', async () => {
+      const { app, logger, paid } = setup()
+      expect((await post(app, formBody(paidFields({ trade_no: undefined })))).text).to.equal('success')
+      expect(paid).to.have.length(0)
+      expect(logger.lines.some((l) => l.level === 'warn' && /failed at Guanaitong/.test(l.message))).to.equal(true)
+    })
+
+    const rejections: Array<[string, () => string, string, string?]> = [
+      ['a bad sign', () => formBody({ ...paidFields(), sign: '0'.repeat(40) }), 'BAD_SIGN'],
+      ['another appid', () => formBody(paidFields({ appid: '999' })), 'APPID_MISMATCH'],
+      ['a stale timestamp', () => formBody(paidFields({ timestamp: String(Math.floor(Date.now() / 1000) - 301) })), 'STALE_TIMESTAMP'],
+      ['a future timestamp', () => formBody(paidFields({ timestamp: String(Math.floor(Date.now() / 1000) + 301) })), 'STALE_TIMESTAMP'],
+      ['a millisecond timestamp', () => formBody(paidFields({ timestamp: String(Date.now()) })), 'BAD_TIMESTAMP'],
+      ['a missing outer_trade_no', () => formBody(paidFields({ outer_trade_no: undefined })), 'MISSING_FIELD'],
+      ['a malformed amount', () => formBody(paidFields({ total_amount: '1e2' })), 'BAD_AMOUNT'],
+      ['duplicate keys', () => formBody(paidFields()) + '&appid=1', 'DUPLICATE_KEY'],
+      ['a nested key', () => formBody(paidFields()) + '&a%5Bb%5D=1', 'NESTED_KEY'],
+      ['an empty body', () => '', 'BAD_BODY'],
+      ['a JSON body', () => JSON.stringify(paidFields()), 'UNSUPPORTED_MEDIA_TYPE', 'application/json'],
+      ['a body over 64 kB', () => formBody(paidFields({ attach: 'x'.repeat(70_000) })), 'BODY_TOO_LARGE'],
+      ['a bad percent-escape', () => formBody(paidFields()) + '&x=%zz', 'BAD_BODY'],
+    ]
+    for (const [what, body, reason, type] of rejections) {
+      it(`answers fail with ${reason} for ${what}, without running onPaid`, async () => {
+        const { app, paid, logger } = setup()
+        const res = await post(app, body(), type)
+        expect(res.text).to.equal('fail')
+        expect(res.status).to.be.within(400, 499)
+        expect(logger.reasons()).to.include(reason)
+        expect(paid).to.have.length(0)
+      })
+    }
+
+    it('uses an injected clock for the timestamp window, both directions, inclusive at the tolerance', async () => {
+      const now = 1_531_120_153_000
+      const { app, paid } = setup({ now: () => now, toleranceSec: 300 })
+      for (const skew of [-300, 300]) {
+        const res = await post(app, formBody(paidFields({ timestamp: String(now / 1000 + skew) })))
+        expect(res.text, `skew ${skew}`).to.equal('success')
+      }
+      for (const skew of [-301, 301]) {
+        expect((await post(app, formBody(paidFields({ timestamp: String(now / 1000 + skew) })))).text).to.equal('fail')
+      }
+      expect(paid).to.have.length(2)
+    })
+
+    it('logs the masked canonical string on a bad sign with debug on, and never the secret', async () => {
+      const { app, logger } = setup({ debug: true })
+      await post(app, formBody({ ...paidFields(), sign: 'a'.repeat(40) }))
+      const line = logger.lines.find((l) => l.context?.reason === 'BAD_SIGN')!
+      expect(String(line.context?.canonical)).to.match(/^appid=20110698&appsecret=\*\*\*&/)
+      expect(JSON.stringify(logger.lines)).to.not.contain(SECRET)
+    })
+
+    it('decodes a GBK body whose escapes are GBK bytes', async () => {
+      const { app, paid } = setup()
+      const fields = paidFields({ attach: '午餐支付' })
+      const body = Object.entries(fields).map(([k, v]) => `${k}=${k === 'attach' ? '%CE%E7%B2%CD%D6%A7%B8%B6' : encodeURIComponent(v)}`).join('&')
+      const res = await post(app, body, 'application/x-www-form-urlencoded; charset=GBK')
+      expect(res.text).to.equal('success')
+      expect(paid[0].attach).to.equal('午餐支付')
+    })
+
+    it('treats __proto__ and constructor as plain keys', async () => {
+      const { app, paid } = setup()
+      const res = await post(app, formBody(paidFields({ __proto__x: undefined, constructor: 'c' })) + '&__proto__=1')
+      expect(res.text).to.equal('fail') // __proto__ was not signed, so the sign no longer matches
+      const signed = paidFields({ constructor: 'c', ['__proto__' as string]: 'p' })
+      const res2 = await post(app, Object.entries(signed).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&'))
+      expect(res2.text).to.equal('success')
+      expect(paid[0].raw.constructor).to.equal('c')
+      expect(Object.getPrototypeOf(paid[0].raw)).to.equal(null)
+      expect(({} as Record<string, unknown>).p).to.equal(undefined)
+    })
+
+    it('works when the host app mounted express.urlencoded() and express.json() first', async () => {
+      const { app, paid } = setup({}, (a) => { a.use(express.json()); a.use(express.urlencoded({ extended: true })) })
+      const fields = paidFields()
+      expect((await post(app, formBody(fields))).text).to.equal('success')
+      expect(paid).to.have.length(1)
+      expect((await post(app, formBody(paidFields()) + '&a%5Bb%5D=1')).text).to.equal('fail')
+    })
+
+    it('rejects duplicate keys even when express.urlencoded() parsed them first', async () => {
+      const { app, logger } = setup({}, (a) => { a.use(express.urlencoded({ extended: false })) })
+      expect((await post(app, formBody(paidFields()) + '&appid=1')).text).to.equal('fail')
+      expect(logger.reasons()).to.include('DUPLICATE_KEY')
+    })
+
+    it('answers fail (STORE_FAILED) when the store throws, and never runs onPaid', async () => {
+      const store = new MemoryStore()
+      store.claim = () => Promise.reject(new Error('redis down'))
+      const { app, paid, logger } = setup({ store })
+      const res = await post(app, formBody(paidFields()))
+      expect(res.text).to.equal('fail')
+      expect(res.status).to.equal(503)
+      expect(logger.reasons()).to.include('STORE_FAILED')
+      expect(paid).to.have.length(0)
+    })
+
+    it('answers fail when the store hangs past storeTimeoutMs', async () => {
+      const store = new MemoryStore()
+      store.claim = () => new Promise(() => {})
+      const { app, logger } = setup({ store, storeTimeoutMs: 50 })
+      expect((await post(app, formBody(paidFields()))).text).to.equal('fail')
+      expect(logger.reasons()).to.include('STORE_FAILED')
+    })
+  })
+}
