@@ -1,0 +1,73 @@
+import { GatError, TOKEN_INVALID_CODE } from '../errors'
+import type { ClientOptions, Fields, GatClient, PayParams } from '../types'
+import { apiError, callSigned, type CallConfig } from './call'
+import type { GatResponse } from './http'
+import { resolveClientOptions } from './options'
+import { createToken, TokenManager } from './token'
+import { toFields, validatePayParams } from './validate'
+
+export const PAY_PATH = '/platformDealer/employee/pay'
+
+/** Creates a Guanaitong API client. Options are checked here and throw ConfigError. */
+export function createClient(options: ClientOptions): GatClient {
+  const o = resolveClientOptions(options)
+  const cfg: CallConfig = {
+    appId: o.appId,
+    signingSecret: o.signingSecret,
+    signType: o.signType,
+    baseUrl: o.baseUrl,
+    timeoutMs: o.timeoutMs,
+    now: o.now,
+  }
+  const tokens = new TokenManager({ cache: o.tokenCache, create: () => createToken(cfg), now: o.now, logger: o.logger })
+
+  /**
+   * One call with the current token. The only retry: an explicit "token invalid" answer, which
+   * means Guanaitong refused the call before acting on it, so re-sending cannot do anything twice.
+   * It happens once; a second refusal is reported, never looped on. Timeouts and dropped
+   * connections are not retried at all: a pay may have gone through.
+   */
+  async function send(path: string, fields: Fields): Promise<GatResponse> {
+    const token = await tokens.get()
+    let res = await callSigned(cfg, path, { ...fields, access_token: token })
+    if (res.code === TOKEN_INVALID_CODE) {
+      o.logger.warn('[express-guanaitong] access token rejected by Guanaitong; creating a new one and retrying once', {
+        path, traceId: res.traceId,
+      })
+      await tokens.invalidate(token)
+      const fresh = await tokens.get()
+      res = await callSigned(cfg, path, { ...fields, access_token: fresh })
+    }
+    if (res.code !== 0) throw apiError(path, res)
+    return res
+  }
+
+  function normalisePath(path: string): string {
+    if (typeof path !== 'string' || path === '') throw new TypeError('[express-guanaitong] request path must be a non-empty string like "/platformDealer/employee/pay"')
+    return path.startsWith('/') ? path : `/${path}`
+  }
+
+  return {
+    getToken: () => tokens.get(),
+
+    async request<T = unknown>(path: string, params: Record<string, unknown> = {}): Promise<T> {
+      const res = await send(normalisePath(path), toFields(params))
+      return res.data as T
+    },
+
+    async pay(params: PayParams): Promise<string> {
+      // Validation first: a ParamError must leave nothing sent, not even a token request.
+      const fields = validatePayParams(params)
+      const res = await send(PAY_PATH, fields)
+      if (typeof res.data !== 'string' || res.data === '') {
+        throw new GatError({
+          kind: 'invalid-response', code: null, status: res.status, traceId: res.traceId, path: PAY_PATH,
+          // code 0 says the pay was accepted; only its trade number is unreadable.
+          ambiguous: true,
+          msg: `pay answered code 0 without a trade number (data: ${JSON.stringify(res.data)})`,
+        })
+      }
+      return res.data
+    },
+  }
+}

@@ -1,0 +1,154 @@
+import { ParamError } from '../errors'
+import { normalizeAmount } from '../money'
+import type { Fields } from '../types'
+
+/**
+ * Parameters the client sets itself. A caller-supplied one would either be overwritten
+ * silently or, worse, change what is signed, so it is refused instead.
+ */
+export const PUBLIC_PARAMS: ReadonlySet<string> = new Set([
+  'appid', 'timestamp', 'version', 'access_token', 'sign', 'grant_type', 'appsecret',
+])
+
+/** The private parameters of /platformDealer/employee/pay listed by the seed. */
+const PAY_FIELDS: ReadonlySet<string> = new Set([
+  'buyer_open_id', 'reason', 'total_amount', 'outer_trade_no', 'asset_type', 'asset_open_id', 'notify_url', 'attach',
+])
+
+/**
+ * A lone UTF-16 surrogate cannot be encoded as UTF-8: the form encoder would turn it into U+FFFD
+ * while the signature was computed over the original, so Guanaitong would see a bad sign.
+ */
+const LONE_SURROGATE = /\p{Cs}/u
+
+/** Guanaitong's limits are in characters, so an emoji counts once, not as two UTF-16 units. */
+export function charLength(value: string): number {
+  let n = 0
+  for (const _ of value) n++
+  return n
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
+}
+
+function lengthRule(min: number, max: number): string {
+  return min <= 1 ? `must be at most ${max} characters` : `must be ${min}–${max} characters`
+}
+
+/**
+ * A string parameter within [min, max] characters. Blank counts as missing: the signer drops
+ * blank values, so a blank required field would reach Guanaitong unsigned and be rejected there
+ * with a less helpful message.
+ */
+export function checkString(field: string, value: unknown, min: number, max: number): string {
+  if (value === undefined || value === null) throw new ParamError(field, 'is required')
+  if (typeof value !== 'string') throw new ParamError(field, `must be a string, got ${describe(value)}`)
+  if (value.trim() === '') throw new ParamError(field, 'must not be empty or blank')
+  if (LONE_SURROGATE.test(value)) throw new ParamError(field, 'contains an unpaired surrogate (invalid Unicode)')
+  const length = charLength(value)
+  if (length < min || length > max) throw new ParamError(field, `${lengthRule(min, max)} (got ${length})`)
+  return value
+}
+
+/** Like checkString, but undefined/null means "not sent". An empty string is refused: the seed's minimum is 1. */
+export function checkOptionalString(field: string, value: unknown, min: number, max: number): string | undefined {
+  if (value === undefined || value === null) return undefined
+  return checkString(field, value, min, max)
+}
+
+/** `1` (points, 积分) or `4` (quota, 额度); numbers are accepted because asset lists often carry the type as a number. */
+export function checkAssetType(value: unknown): string {
+  if (value === '1' || value === 1) return '1'
+  if (value === '4' || value === 4) return '4'
+  if (value === undefined || value === null) throw new ParamError('asset_type', 'is required')
+  throw new ParamError('asset_type', 'must be "1" (points) or "4" (quota)')
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * The wire form of a parameter outside the seed's table. JSON for structures because that is
+ * what the seed's own example does (`trade_info={"thirdTradeNo":"100001"}`). Returns undefined
+ * for "do not send".
+ */
+export function toFieldValue(field: string, value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined
+  switch (typeof value) {
+    case 'string':
+      if (LONE_SURROGATE.test(value)) throw new ParamError(field, 'contains an unpaired surrogate (invalid Unicode)')
+      return value
+    case 'number':
+      // NaN/Infinity would go out as the words "NaN"/"Infinity": never what the caller meant.
+      if (!Number.isFinite(value)) throw new ParamError(field, 'must be a finite number')
+      return String(value)
+    case 'bigint':
+    case 'boolean':
+      return String(value)
+    case 'object':
+      if (Array.isArray(value) || isPlainObject(value)) {
+        try {
+          return JSON.stringify(value)
+        } catch {
+          throw new ParamError(field, 'cannot be serialised as JSON (circular structure?)')
+        }
+      }
+      break
+  }
+  // Dates, Buffers, class instances, functions: their string forms differ by runtime and are rarely intended.
+  throw new ParamError(field, `must be a string, number, boolean, plain object or array, got ${describe(value)}`)
+}
+
+/**
+ * Flattens parameters into form fields. An empty string is not sent: the newer official SDK
+ * never sends empty values, and the signer drops them, so sending one would only invite a
+ * signature disagreement.
+ */
+export function toFields(params: unknown, skip: ReadonlySet<string> = new Set()): Fields {
+  if (!isPlainObject(params)) throw new ParamError('params', `must be a plain object, got ${describe(params)}`)
+  const out: Fields = {}
+  for (const key of Object.keys(params)) {
+    if (skip.has(key)) continue
+    // `__proto__` as an own key (e.g. from JSON.parse) would set the prototype of `out`.
+    if (key === '' || key === '__proto__') throw new ParamError(key || '(empty name)', 'is not a valid parameter name')
+    if (PUBLIC_PARAMS.has(key)) throw new ParamError(key, 'is a public parameter set by the client; do not pass it')
+    const value = toFieldValue(key, params[key])
+    if (value !== undefined && value !== '') out[key] = value
+  }
+  return out
+}
+
+/**
+ * Checks every private parameter of /platformDealer/employee/pay against the seed's limits,
+ * so a bad call fails here with the field's name instead of as an opaque upstream code,
+ * and nothing is sent. Returns the form fields to sign and send.
+ */
+export function validatePayParams(params: unknown): Fields {
+  if (!isPlainObject(params)) throw new ParamError('params', `must be a plain object, got ${describe(params)}`)
+  const out: Fields = {
+    buyer_open_id: checkString('buyer_open_id', params.buyer_open_id, 1, 32),
+    reason: checkString('reason', params.reason, 1, 254),
+    total_amount: checkAmount(params.total_amount),
+    outer_trade_no: checkString('outer_trade_no', params.outer_trade_no, 2, 22),
+    asset_type: checkAssetType(params.asset_type),
+    asset_open_id: checkString('asset_open_id', params.asset_open_id, 1, 32),
+  }
+  const notifyUrl = checkOptionalString('notify_url', params.notify_url, 1, 254)
+  if (notifyUrl !== undefined) out.notify_url = notifyUrl
+  const attach = checkOptionalString('attach', params.attach, 1, 100)
+  if (attach !== undefined) out.attach = attach
+  return { ...out, ...toFields(params, PAY_FIELDS) }
+}
+
+function checkAmount(value: unknown): string {
+  if (value === undefined || value === null || value === '') throw new ParamError('total_amount', 'is required')
+  const checked = normalizeAmount(value)
+  if (!checked.ok) throw new ParamError('total_amount', checked.rule)
+  return checked.amount
+}

@@ -1,0 +1,150 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { expect } from 'chai'
+import { GatError } from '../../src/errors'
+import { neverSent, postForm } from '../../src/client/http'
+import { FakeGat } from './fake-gat'
+
+async function caught(p: Promise<unknown>): Promise<GatError> {
+  try {
+    await p
+  } catch (err) {
+    expect(err).to.be.instanceOf(GatError)
+    return err as GatError
+  }
+  throw new Error('expected a GatError, got success')
+}
+
+describe('client/http: postForm', () => {
+  let fake: FakeGat
+  beforeEach(async () => {
+    fake = await FakeGat.start()
+  })
+  afterEach(() => fake.close())
+
+  it('posts a UTF-8 form body and parses {code,msg,data} with the trace id', async () => {
+    fake.script('/x', { json: { code: 0, msg: 'OK', data: 'd' }, headers: { 'x-trace-id': 'abc' } })
+    const res = await postForm(`${fake.url}/x`, { reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' }, 2000)
+    expect(res).to.deep.equal({ code: 0, msg: 'OK', data: 'd', status: 200, traceId: 'abc' })
+    const [seen] = fake.seen('/x')
+    expect(seen.method).to.equal('POST')
+    expect(seen.contentType).to.match(/^application\/x-www-form-urlencoded/)
+    expect(seen.fields).to.deep.equal({ reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' })
+  })
+
+  it('returns a non-zero code as an answer, not an error (the caller judges it)', async () => {
+    fake.script('/x', { json: { code: 1001220005, msg: '外部交易号已存在', data: null } })
+    const res = await postForm(`${fake.url}/x`, {}, 2000)
+    expect(res.code).to.equal(1001220005)
+    expect(res.msg).to.equal('外部交易号已存在')
+  })
+
+  it('a 500 HTML page → kind http with status, snippet and trace id', async () => {
+    fake.script('/x', { status: 500, body: '<html><body><h1>502 Bad Gateway</h1>\n<hr>nginx</body></html>', headers: { 'x-trace-id': 't-500' } })
+    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    expect(e.kind).to.equal('http')
+    expect(e.status).to.equal(500)
+    expect(e.traceId).to.equal('t-500')
+    expect(e.msg).to.contain('HTTP 500').and.contain('502 Bad Gateway')
+    expect(e.message).to.contain('x-trace-id t-500')
+    expect(e.ambiguous).to.equal(false)
+  })
+
+  it('a non-200 that carries valid JSON is still http (the official client rejects any non-200)', async () => {
+    fake.script('/x', { status: 503, json: { code: 0, msg: 'OK', data: 'x' } })
+    expect((await caught(postForm(`${fake.url}/x`, {}, 2000))).kind).to.equal('http')
+  })
+
+  it('does not follow a redirect (it would drop the POST body)', async () => {
+    fake.script('/x', { status: 302, body: '', headers: { location: '/elsewhere' } })
+    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    expect(e.kind).to.equal('http')
+    expect(e.status).to.equal(302)
+    expect(fake.seen('/elsewhere')).to.have.length(0)
+  })
+
+  it('shortens a huge error body in the message', async () => {
+    fake.script('/x', { status: 500, body: 'x'.repeat(100_000) })
+    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    expect(e.msg.length).to.be.below(300)
+  })
+
+  const invalid: Array<[string, string]> = [
+    ['an HTML page with 200', '<!DOCTYPE html><html><title>WAF</title></html>'],
+    ['garbled JSON', '{"code":0,"msg":"OK","data":"2020'],
+    ['JSON without code', '{"msg":"OK","data":"x"}'],
+    ['JSON with a string code', '{"code":"0","msg":"OK"}'],
+    ['a JSON array', '[0]'],
+    ['JSON null', 'null'],
+    ['an empty body', ''],
+  ]
+  for (const [name, body] of invalid) {
+    it(`${name} → kind invalid-response with trace id`, async () => {
+      fake.script('/x', { body, contentType: 'application/json', headers: { 'x-trace-id': 't-inv' } })
+      const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+      expect(e.kind).to.equal('invalid-response')
+      expect(e.status).to.equal(200)
+      expect(e.traceId).to.equal('t-inv')
+    })
+  }
+
+  it('a hanging server → kind timeout, ambiguous, and it was sent exactly once', async () => {
+    fake.script('/x', { hang: true })
+    const e = await caught(postForm(`${fake.url}/x`, { a: '1' }, 200))
+    expect(e.kind).to.equal('timeout')
+    expect(e.ambiguous).to.equal(true)
+    expect(e.status).to.equal(0)
+    expect(e.message).to.contain('look up the outer_trade_no')
+    expect(fake.seen('/x')).to.have.length(1)
+  })
+
+  it('headers then a stalled body → still a timeout (one timer covers the body too)', async () => {
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'x-trace-id': 't-stall' })
+      res.write('{"code":0,')
+    })
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    try {
+      const port = (server.address() as AddressInfo).port
+      const e = await caught(postForm(`http://127.0.0.1:${port}/x`, {}, 200))
+      expect(e.kind).to.equal('timeout')
+      expect(e.ambiguous).to.equal(true)
+      expect(e.traceId).to.equal('t-stall')
+    } finally {
+      server.closeAllConnections()
+      server.close()
+    }
+  })
+
+  it('a socket closed after the request was sent → kind network, ambiguous', async () => {
+    fake.script('/x', { close: true })
+    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    expect(e.kind).to.equal('network')
+    expect(e.ambiguous).to.equal(true)
+    expect(fake.seen('/x')).to.have.length(1)
+  })
+
+  it('a refused connection → kind network, not ambiguous (nothing was sent)', async () => {
+    const server = http.createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    await new Promise<void>((r) => server.close(() => r()))
+    const e = await caught(postForm(`http://127.0.0.1:${port}/x`, {}, 2000))
+    expect(e.kind).to.equal('network')
+    expect(e.ambiguous).to.equal(false)
+    expect(e.msg).to.contain('ECONNREFUSED')
+  })
+})
+
+describe('client/http: neverSent', () => {
+  it('is true only when every connection attempt failed before sending', () => {
+    expect(neverSent(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }))).to.equal(true)
+    expect(neverSent(new TypeError('fetch failed', { cause: { code: 'ECONNRESET' } }))).to.equal(false)
+    expect(neverSent(new TypeError('fetch failed', { cause: { code: 'UND_ERR_SOCKET' } }))).to.equal(false)
+    expect(neverSent(new TypeError('fetch failed'))).to.equal(false)
+    const refusedTwice = new AggregateError([{ code: 'ECONNREFUSED' }, { code: 'ECONNREFUSED' }])
+    expect(neverSent(new TypeError('fetch failed', { cause: refusedTwice }))).to.equal(true)
+    const mixed = new AggregateError([{ code: 'ECONNREFUSED' }, { code: 'ECONNRESET' }])
+    expect(neverSent(new TypeError('fetch failed', { cause: mixed }))).to.equal(false)
+  })
+})
