@@ -1,0 +1,209 @@
+import { DEFAULTS } from '../defaults'
+import { ConfigError } from '../errors'
+import type { ClaimResult, MemoryStoreOptions, NotifyStore } from '../types'
+import { positiveInteger } from './validate'
+
+/**
+ * A key that was claimed at least once and is not done: a live claim, a claim whose lease ran
+ * out, or a released key. It keeps the attempt counter until `keepUntil`.
+ */
+interface Held {
+  /** Owner of the latest claim; null once released. */
+  owner: string | null
+  /** The lease ends here (store-relative ms). */
+  leaseUntil: number
+  /** Claims of this key so far. */
+  attempt: number
+  /** The entry (and its attempt counter) is dropped here (store-relative ms). */
+  keepUntil: number
+}
+
+/**
+ * What the map holds per key. A done-marker is only its expiry, a number (store-relative ms,
+ * so it stays a small integer that V8 keeps unboxed): 1 000 000 done-markers fit in about
+ * 70 MB of heap, keys included. Claims are small objects; there are few at any time.
+ */
+type Entry = number | Held
+
+/** Expired entries looked at from the oldest end on each call. */
+const SWEEP_PER_CALL = 8
+
+/**
+ * The default notification store: one process, in memory. Fine for a single instance; use
+ * `RedisStore` when several instances receive notifications.
+ *
+ * - Expiring: a claim lasts `leaseMs`, a done-marker `retentionMs` (default 25 h, Guanaitong
+ *   retries for 24 h), a released key's attempt counter `retentionMs` from its last claim, release or extend.
+ *   Expired entries count as absent; they are removed when touched and by a small sweep of the
+ *   oldest entries on every call. There is no timer, so the store never keeps a process alive.
+ * - Bounded: at `maxEntries` keys, claiming a new key evicts the oldest done-marker or free key.
+ *   A live claim is never evicted, even if every entry is one: the store then goes over
+ *   `maxEntries` rather than let a second request run a handler that is still running. Live
+ *   claims are bounded by the handlers running at once, and each lasts at most `leaseMs` unless
+ *   extended, so this excess is small and short-lived.
+ * - Entries are kept in the order they were first claimed (a re-claim after expiry moves the key
+ *   to the newest end), so the oldest sits first: that is what both the sweep and the eviction
+ *   read. The sweep stops at the first entry that has not expired, so it costs O(1) per call.
+ * - An owner keeps its key after its lease ran out as long as no other request claimed it in
+ *   between: its `complete`, `release` and `extend` still succeed then. Once another request
+ *   took over, they return false and leave the new claim alone.
+ */
+export class MemoryStore implements NotifyStore {
+  readonly leaseMs: number
+  readonly retentionMs: number
+  /** The most keys held (live claims excepted, see the class notes). */
+  readonly maxEntries: number
+
+  private readonly clock: () => number
+  /** Times are stored relative to this, so they stay small integers. */
+  private readonly base: number
+  private readonly entries = new Map<string, Entry>()
+
+  constructor(options: MemoryStoreOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigError('new MemoryStore(options): options must be an object, e.g. { leaseMs: 60000 }')
+    }
+    this.leaseMs = positiveInteger('MemoryStore', 'leaseMs', options.leaseMs, DEFAULTS.leaseMs,
+      'how long a claim lasts before another request may take over')
+    this.retentionMs = positiveInteger('MemoryStore', 'retentionMs', options.retentionMs, DEFAULTS.retentionMs,
+      'how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h)')
+    this.maxEntries = positiveInteger('MemoryStore', 'maxEntries', options.maxEntries, DEFAULTS.maxEntries,
+      'the most keys held in memory')
+    if (options.now !== undefined && typeof options.now !== 'function') {
+      throw new ConfigError('MemoryStore: now must be a function returning epoch milliseconds, e.g. () => Date.now(); omit it to use Date.now')
+    }
+    this.clock = options.now ?? Date.now
+    this.base = this.clock()
+  }
+
+  /** Keys held right now, expired ones not yet swept included. */
+  get size(): number {
+    return this.entries.size
+  }
+
+  async claim(key: string): Promise<ClaimResult> {
+    checkKey(key)
+    const now = this.now()
+    this.sweep(now)
+    const entry = this.entries.get(key)
+    let attempt = 1
+    if (entry !== undefined) {
+      if (typeof entry === 'number') {
+        if (entry > now) return { status: 'done' }
+      } else if (entry.keepUntil > now) {
+        if (entry.owner !== null && entry.leaseUntil > now) return { status: 'busy' }
+        attempt = entry.attempt + 1
+      }
+      this.entries.delete(key)
+    } else {
+      this.makeRoom(now)
+    }
+    const owner = newOwner()
+    const leaseUntil = now + this.leaseMs
+    this.entries.set(flatten(key), {
+      owner,
+      leaseUntil,
+      attempt,
+      keepUntil: Math.max(leaseUntil, now + this.retentionMs),
+    })
+    return { status: 'claimed', owner, attempt }
+  }
+
+  async complete(key: string, owner: string): Promise<boolean> {
+    const now = this.now()
+    this.sweep(now)
+    if (!this.owned(key, owner, now)) return false
+    // Set in place: moving it to the newest end would leave a hole in the map's table per key.
+    this.entries.set(key, now + this.retentionMs)
+    return true
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    const now = this.now()
+    this.sweep(now)
+    const held = this.owned(key, owner, now)
+    if (!held) return false
+    held.owner = null
+    held.leaseUntil = now
+    held.keepUntil = now + Math.max(this.leaseMs, this.retentionMs)
+    return true
+  }
+
+  async extend(key: string, owner: string): Promise<boolean> {
+    const now = this.now()
+    this.sweep(now)
+    const held = this.owned(key, owner, now)
+    if (!held) return false
+    held.leaseUntil = now + this.leaseMs
+    held.keepUntil = now + Math.max(this.leaseMs, this.retentionMs)
+    return true
+  }
+
+  /** The entry of `key` when `owner` made its latest claim and nobody released or completed it. */
+  private owned(key: string, owner: string, now: number): Held | undefined {
+    const entry = this.entries.get(key)
+    if (entry === undefined || typeof entry === 'number') return undefined
+    if (entry.keepUntil <= now) {
+      this.entries.delete(key)
+      return undefined
+    }
+    return typeof owner === 'string' && entry.owner === owner ? entry : undefined
+  }
+
+  private now(): number {
+    return this.clock() - this.base
+  }
+
+  /** Drops expired entries from the oldest end, a few per call. */
+  private sweep(now: number): void {
+    let budget = SWEEP_PER_CALL
+    for (const [key, entry] of this.entries) {
+      if (budget-- === 0 || !expired(entry, now)) return
+      this.entries.delete(key)
+    }
+  }
+
+  /**
+   * Before a new key goes in: at the bound, evict the oldest entries that are not live claims,
+   * until there is room again (several when the store went over the bound earlier).
+   */
+  private makeRoom(now: number): void {
+    if (this.entries.size < this.maxEntries) return
+    const live: [string, Held][] = []
+    for (const [key, entry] of this.entries) {
+      if (typeof entry !== 'number' && entry.owner !== null && entry.leaseUntil > now && entry.keepUntil > now) {
+        live.push([key, entry])
+        continue
+      }
+      this.entries.delete(key)
+      if (this.entries.size < this.maxEntries) break
+    }
+    // Live claims passed over move to the newest end, so the next eviction does not scan them
+    // again. When only live claims are left, the new key goes in over the bound.
+    for (const [key, held] of live) {
+      this.entries.delete(key)
+      this.entries.set(key, held)
+    }
+  }
+}
+
+function expired(entry: Entry, now: number): boolean {
+  return typeof entry === 'number' ? entry <= now : entry.keepUntil <= now
+}
+
+function newOwner(): string {
+  return globalThis.crypto.randomUUID()
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== 'string' || key === '') throw new TypeError('MemoryStore: key must be a non-empty string')
+}
+
+/**
+ * A key built by concatenation is a tree of string pieces in V8 (about 100 bytes for a
+ * 30-character key); a JSON round trip makes a flat copy (about 50 bytes), exactly equal for
+ * any string, lone surrogates included. Done once per claimed key.
+ */
+function flatten(key: string): string {
+  return JSON.parse(JSON.stringify(key)) as string
+}

@@ -1,0 +1,81 @@
+import { createHash } from 'node:crypto'
+import { ConfigError } from '../errors'
+
+/**
+ * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
+ * client or cluster (`redis` v4 or v5, connected). Neither library is imported: the store
+ * only calls the client's EVALSHA and EVAL.
+ */
+export interface RedisClientLike {
+  /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */
+  evalsha?: (...args: any[]) => unknown
+  /** node-redis: `evalSha(sha, { keys, arguments })`. */
+  evalSha?: (...args: any[]) => unknown
+  eval?: (...args: any[]) => unknown
+}
+
+/** A Lua script with its SHA1, so it can be run by EVALSHA. */
+export class LuaScript {
+  readonly sha: string
+  constructor(readonly source: string) {
+    this.sha = createHash('sha1').update(source).digest('hex')
+  }
+}
+
+/** What the stores need from a client: run a script, in one round trip once Redis has it cached. */
+export interface RedisAdapter {
+  /** Runs `script` with EVALSHA; on NOSCRIPT (first use, or after a SCRIPT FLUSH or failover) with EVAL. */
+  evalScript(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown>
+  /** Which client library was detected. */
+  readonly kind: 'ioredis' | 'node-redis'
+}
+
+type Eval = (source: string, sha: string, keys: string[], args: string[]) => Promise<unknown>
+
+/**
+ * Wraps an ioredis or node-redis client. Detection: node-redis has camel-case `evalSha(sha,
+ * { keys, arguments })`; ioredis has lower-case `evalsha(sha, numKeys, ...keysAndArgs)`.
+ */
+export function redisAdapter(client: unknown, owner: string): RedisAdapter {
+  const c = client as Record<string, unknown> | null | undefined
+  if (c === null || (typeof c !== 'object' && typeof c !== 'function')) {
+    throw new ConfigError(`${owner}: client is required: pass a connected ioredis client (new Redis(url)) or node-redis client (await createClient({ url }).connect())`)
+  }
+  let kind: RedisAdapter['kind']
+  let evalSha: Eval
+  let evalSource: Eval
+  if (typeof c.evalSha === 'function' && typeof c.eval === 'function') {
+    kind = 'node-redis'
+    const call = (method: 'evalSha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
+      (c[method] as (script: string, options: { keys: string[]; arguments: string[] }) => Promise<unknown>)
+        .call(c, method === 'evalSha' ? sha : source, { keys, arguments: args })
+    evalSha = call('evalSha')
+    evalSource = call('eval')
+  } else if (typeof c.evalsha === 'function' && typeof c.eval === 'function') {
+    kind = 'ioredis'
+    const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
+      (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
+        .call(c, method === 'evalsha' ? sha : source, keys.length, ...keys, ...args)
+    evalSha = call('evalsha')
+    evalSource = call('eval')
+  } else {
+    throw new ConfigError(`${owner}: client is neither an ioredis nor a node-redis client (no evalsha/evalSha method): pass new Redis(url) from ioredis or a connected createClient() from redis`)
+  }
+  return {
+    kind,
+    async evalScript(script, keys, args) {
+      const argv = args.map(String)
+      try {
+        return await evalSha(script.source, script.sha, keys, argv)
+      } catch (err) {
+        if (!isNoScript(err)) throw err
+        return evalSource(script.source, script.sha, keys, argv)
+      }
+    },
+  }
+}
+
+function isNoScript(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : typeof err === 'string' ? err : ''
+  return message.startsWith('NOSCRIPT') || message.includes('NOSCRIPT ')
+}

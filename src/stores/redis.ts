@@ -1,0 +1,149 @@
+import { randomUUID } from 'node:crypto'
+import { DEFAULTS } from '../defaults'
+import { ConfigError } from '../errors'
+import type { ClaimResult, NotifyStore, StoreOptions } from '../types'
+import { LuaScript, redisAdapter, type RedisAdapter, type RedisClientLike } from './redis-adapter'
+import { describeValue, positiveInteger } from './validate'
+
+/** Options of `new RedisStore()`. */
+export interface RedisStoreOptions extends StoreOptions {
+  /**
+   * A ready ioredis client (`new Redis(url)`, or a `Cluster`) or a connected node-redis client
+   * (`await createClient({ url }).connect()`). The store does not connect or close it.
+   *
+   * Make it fail fast: a notification is answered `fail` on a store error and Guanaitong
+   * retries, which beats hanging until the router's `storeTimeoutMs`. With ioredis:
+   * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 })`
+   * (`maxRetriesPerRequest: 0` fails faster still). With node-redis:
+   * `createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000 } })`.
+   */
+  client: RedisClientLike
+  /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
+  prefix?: string
+}
+
+// Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
+//   <prefix>{K}        hash: a = claims so far, o = owner of the latest claim, d = done
+//   <prefix>{K}:lease  string: the owner while its lease runs, PX leaseMs
+// The hash outlives the lease (max(leaseMs, retentionMs)), so the attempt counter survives a
+// release and a lease that ran out, and the owner is known until someone else claims.
+
+/** ARGV: owner, leaseMs, keepMs. Returns 0 done, -1 busy, else the attempt number of the new claim. */
+const CLAIM = new LuaScript(`
+if redis.call('HEXISTS', KEYS[1], 'd') == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
+redis.call('HSET', KEYS[1], 'o', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return attempt
+`)
+
+/** ARGV: owner, retentionMs. Marks done when owner made the latest claim. */
+const COMPLETE = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], 'o')
+redis.call('HSET', KEYS[1], 'd', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+/** ARGV: owner, keepMs. Frees the key, keeping the attempt counter keepMs. */
+const RELEASE = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[1], 'o')
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+/** ARGV: owner, leaseMs, keepMs. Renews the lease from now. */
+const EXTEND = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+`)
+
+/**
+ * Notification store in Redis, for several instances behind a load balancer. Each call is one
+ * Lua script, so one round trip (EVALSHA; EVAL once if Redis does not have the script yet), and
+ * atomic: `claim` checks and takes the key in one step, `complete`/`release`/`extend` act only
+ * when the caller made the latest claim of the key.
+ *
+ * Errors are not caught: a Redis failure rejects, and the router answers the notification
+ * `fail` (Guanaitong retries). Configure the client to fail fast (see `client`).
+ *
+ * An owner whose lease ran out keeps the key until another request claims it: until then its
+ * `complete`, `release` and `extend` still succeed. After a takeover they return false.
+ */
+export class RedisStore implements NotifyStore {
+  readonly leaseMs: number
+  readonly retentionMs: number
+  readonly prefix: string
+  private readonly redis: RedisAdapter
+  /** How long the attempt counter (and the hash) outlives its last write. */
+  private readonly keepMs: number
+
+  constructor(options: RedisStoreOptions) {
+    if (options === null || typeof options !== 'object') {
+      throw new ConfigError('new RedisStore(options): options are required, e.g. new RedisStore({ client: new Redis(url) })')
+    }
+    this.redis = redisAdapter(options.client, 'RedisStore')
+    this.leaseMs = positiveInteger('RedisStore', 'leaseMs', options.leaseMs, DEFAULTS.leaseMs,
+      'how long a claim lasts before another request may take over')
+    this.retentionMs = positiveInteger('RedisStore', 'retentionMs', options.retentionMs, DEFAULTS.retentionMs,
+      'how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h)')
+    if (options.prefix !== undefined && (typeof options.prefix !== 'string' || /[{}]/.test(options.prefix))) {
+      throw new ConfigError(`RedisStore: prefix must be a string without { or } such as "gat:" (the store adds a hash tag around each key itself); got ${describeValue(options.prefix)}`)
+    }
+    this.prefix = options.prefix ?? 'gat:'
+    this.keepMs = Math.max(this.leaseMs, this.retentionMs)
+  }
+
+  /**
+   * The Redis keys of a notification key: its hash and its lease. The key goes inside a hash
+   * tag, `<prefix>{<key>}`, so both are in one Redis Cluster slot. A key starting with `}` (which
+   * would make the tag empty) or `\\` gets one `\\` in front, so the layout stays one-to-one.
+   */
+  keysOf(key: string): [hash: string, lease: string] {
+    const tagged = key.startsWith('}') || key.startsWith('\\') ? `\\${key}` : key
+    const hash = `${this.prefix}{${tagged}}`
+    return [hash, `${hash}:lease`]
+  }
+
+  async claim(key: string): Promise<ClaimResult> {
+    checkKey(key)
+    const owner = randomUUID()
+    const reply = toInteger(await this.redis.evalScript(CLAIM, this.keysOf(key), [owner, this.leaseMs, this.keepMs]))
+    if (reply === 0) return { status: 'done' }
+    if (reply < 0) return { status: 'busy' }
+    return { status: 'claimed', owner, attempt: reply }
+  }
+
+  async complete(key: string, owner: string): Promise<boolean> {
+    checkKey(key)
+    return toInteger(await this.redis.evalScript(COMPLETE, this.keysOf(key), [String(owner), this.retentionMs])) === 1
+  }
+
+  async release(key: string, owner: string): Promise<boolean> {
+    checkKey(key)
+    return toInteger(await this.redis.evalScript(RELEASE, this.keysOf(key), [String(owner), this.keepMs])) === 1
+  }
+
+  async extend(key: string, owner: string): Promise<boolean> {
+    checkKey(key)
+    return toInteger(await this.redis.evalScript(EXTEND, this.keysOf(key), [String(owner), this.leaseMs, this.keepMs])) === 1
+  }
+}
+
+function toInteger(reply: unknown): number {
+  const n = typeof reply === 'number' ? reply : typeof reply === 'string' || typeof reply === 'bigint' ? Number(reply) : NaN
+  if (!Number.isInteger(n)) throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply)}`)
+  return n
+}
+
+function checkKey(key: string): void {
+  if (typeof key !== 'string' || key === '') throw new TypeError('RedisStore: key must be a non-empty string')
+}

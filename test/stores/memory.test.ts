@@ -1,0 +1,208 @@
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { expect } from 'chai'
+import { ConfigError } from '../../src/errors'
+import { MemoryStore } from '../../src/stores/memory'
+import { storeConformance } from '../../src/testing/conformance'
+
+storeConformance('MemoryStore', (opts) => new MemoryStore(opts))
+
+/** A clock the test moves by hand. */
+function fakeClock(start = 1_700_000_000_000) {
+  let t = start
+  return { now: () => t, advance: (ms: number) => { t += ms } }
+}
+
+async function claimed(store: MemoryStore, key: string) {
+  const r = await store.claim(key)
+  if (r.status !== 'claimed') throw new Error(`expected claimed for ${key}, got ${r.status}`)
+  return r
+}
+
+describe('MemoryStore', () => {
+  describe('options', () => {
+    it('has the documented defaults', () => {
+      const s = new MemoryStore()
+      expect(s.leaseMs).to.equal(60_000)
+      expect(s.retentionMs).to.equal(25 * 60 * 60 * 1000)
+      expect(s.maxEntries).to.equal(100_000)
+    })
+
+    for (const [name, bad] of [
+      ['leaseMs', 0], ['leaseMs', -1], ['leaseMs', 1.5], ['leaseMs', '60000'], ['leaseMs', Number.NaN], ['leaseMs', Infinity],
+      ['retentionMs', 0], ['retentionMs', null], ['maxEntries', 0], ['maxEntries', 10.5], ['now', 123],
+    ] as const) {
+      it(`rejects ${name}: ${String(bad)} with a ConfigError that says what to do`, () => {
+        expect(() => new MemoryStore({ [name]: bad } as never)).to.throw(ConfigError, new RegExp(name))
+      })
+    }
+
+    it('names the default in the message', () => {
+      expect(() => new MemoryStore({ leaseMs: -5 })).to.throw(/Omit it for the default 60000/)
+    })
+  })
+
+  describe('expiry with an injected clock', () => {
+    it('a claim expires after leaseMs and a done-marker after retentionMs', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      const first = await claimed(s, 'k')
+      clock.advance(999)
+      expect(await s.claim('k')).to.deep.equal({ status: 'busy' })
+      clock.advance(1)
+      const second = await claimed(s, 'k')
+      expect(second.attempt).to.equal(2, 'a claim whose lease ran out counts as an attempt')
+      expect(await s.complete('k', first.owner)).to.equal(false)
+      expect(await s.complete('k', second.owner)).to.equal(true)
+      clock.advance(4999)
+      expect(await s.claim('k')).to.deep.equal({ status: 'done' })
+      clock.advance(1)
+      const third = await claimed(s, 'k')
+      expect(third.attempt).to.equal(1, 'after the done-marker expired the key is new')
+    })
+
+    it('an owner whose lease ran out but was not taken over can still complete', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, now: clock.now })
+      const r = await claimed(s, 'k')
+      clock.advance(5000)
+      expect(await s.complete('k', r.owner)).to.equal(true)
+      expect(await s.claim('k')).to.deep.equal({ status: 'done' })
+    })
+
+    it("a released key's attempt counter is kept retentionMs from its release", async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      const r = await claimed(s, 'k')
+      await s.release('k', r.owner)
+      clock.advance(4999)
+      const r2 = await claimed(s, 'k')
+      expect(r2.attempt).to.equal(2)
+      await s.release('k', r2.owner)
+      clock.advance(5000)
+      expect((await claimed(s, 'k')).attempt).to.equal(1)
+    })
+
+    it('extend renews the lease from now', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, now: clock.now })
+      const r = await claimed(s, 'k')
+      clock.advance(900)
+      expect(await s.extend('k', r.owner)).to.equal(true)
+      clock.advance(999)
+      expect(await s.claim('k')).to.deep.equal({ status: 'busy' })
+      clock.advance(1)
+      await claimed(s, 'k')
+    })
+
+    it('sweeps expired entries from the oldest end as calls come in, without being touched', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      for (let i = 0; i < 100; i++) {
+        const r = await claimed(s, `old-${i}`)
+        await s.complete(`old-${i}`, r.owner)
+      }
+      expect(s.size).to.equal(100)
+      clock.advance(5000)
+      for (let i = 0; i < 20; i++) await s.claim(`new-${i}`)
+      expect(s.size).to.equal(20, 'every old done-marker is gone after a few calls')
+    })
+  })
+
+  describe('bound', () => {
+    it('holds at most maxEntries keys, evicting the oldest done-markers first', async () => {
+      const s = new MemoryStore({ maxEntries: 10 })
+      for (let i = 0; i < 25; i++) {
+        const r = await claimed(s, `k${i}`)
+        await s.complete(`k${i}`, r.owner)
+        expect(s.size).to.be.at.most(10)
+      }
+      expect(s.size).to.equal(10)
+      for (let i = 15; i < 25; i++) expect(await s.claim(`k${i}`), `k${i}`).to.deep.equal({ status: 'done' })
+      // k14 was evicted: it is new again, and claiming it evicts the oldest survivor, k15.
+      expect((await claimed(s, 'k14')).attempt).to.equal(1)
+      expect(s.size).to.equal(10)
+      expect((await claimed(s, 'k15')).attempt).to.equal(1)
+      expect(await s.claim('k24')).to.deep.equal({ status: 'done' })
+    })
+
+    it('never evicts a live claim while a done-marker or free key can go', async () => {
+      const s = new MemoryStore({ maxEntries: 5 })
+      const live = await claimed(s, 'live-oldest')
+      for (let i = 0; i < 4; i++) {
+        const r = await claimed(s, `done-${i}`)
+        await s.complete(`done-${i}`, r.owner)
+      }
+      for (let i = 0; i < 20; i++) await claimed(s, `new-${i}`).then((r) => s.release(`new-${i}`, r.owner))
+      expect(s.size).to.equal(5)
+      expect(await s.claim('live-oldest')).to.deep.equal({ status: 'busy' })
+      expect(await s.complete('live-oldest', live.owner)).to.equal(true)
+    })
+
+    it('evicts an expired claim before a live one', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ maxEntries: 2, leaseMs: 1000, retentionMs: 100_000, now: clock.now })
+      await claimed(s, 'a')
+      clock.advance(2000)
+      const b = await claimed(s, 'b')
+      await claimed(s, 'c')
+      expect(s.size).to.equal(2)
+      expect(await s.claim('b')).to.deep.equal({ status: 'busy' })
+      expect(await s.complete('b', b.owner)).to.equal(true)
+    })
+
+    it('when every entry is a live claim, claims still work and the store goes over the bound', async () => {
+      const s = new MemoryStore({ maxEntries: 3 })
+      const owners = []
+      for (let i = 0; i < 6; i++) owners.push(await claimed(s, `live-${i}`))
+      expect(s.size).to.equal(6)
+      for (let i = 0; i < 6; i++) expect(await s.claim(`live-${i}`)).to.deep.equal({ status: 'busy' })
+      for (let i = 0; i < 6; i++) expect(await s.complete(`live-${i}`, owners[i].owner)).to.equal(true)
+      // Once the claims are done, the next new key brings the store back to its bound.
+      await claimed(s, 'next')
+      expect(s.size).to.equal(3)
+      expect(await s.claim('live-5')).to.deep.equal({ status: 'done' })
+    })
+  })
+
+  describe('timers', () => {
+    it('starts no timer or handle: a process using it exits on its own', function () {
+      this.timeout(20_000)
+      // In a child process, so the test runner's own timers do not count.
+      const source = fileURLToPath(new URL('../../src/stores/memory.ts', import.meta.url))
+      const script = `
+        import { MemoryStore } from ${JSON.stringify(pathToFileURL(source).href)}
+        const stores = Array.from({ length: 20 }, () => new MemoryStore({ leaseMs: 10, retentionMs: 20, maxEntries: 5 }))
+        for (const s of stores) {
+          for (let i = 0; i < 10; i++) {
+            const r = await s.claim('k' + i)
+            if (i % 2) await s.complete('k' + i, r.owner)
+          }
+        }
+        console.log(JSON.stringify(process.getActiveResourcesInfo()))
+      `
+      const started = Date.now()
+      const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        encoding: 'utf8', timeout: 15_000,
+      })
+      expect(child.status, child.stderr).to.equal(0)
+      // stdout and stderr are pipes here (PipeWrap); anything else would be the store's.
+      const resources = (JSON.parse(child.stdout.trim()) as string[]).filter((r) => r !== 'PipeWrap' && r !== 'TTYWrap')
+      expect(resources).to.deep.equal([])
+      expect(Date.now() - started).to.be.below(10_000)
+    })
+  })
+
+  it('owner tokens look random (UUIDs)', async () => {
+    const s = new MemoryStore()
+    const r = await claimed(s, 'k')
+    expect(r.owner).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  })
+
+  it('rejects a non-string key', async () => {
+    const s = new MemoryStore()
+    let error: unknown
+    try { await s.claim(42 as never) } catch (err) { error = err }
+    expect(error).to.be.instanceOf(TypeError)
+  })
+})

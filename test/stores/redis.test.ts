@@ -1,0 +1,262 @@
+import { expect } from 'chai'
+import { Redis } from 'ioredis'
+import { createClient } from 'redis'
+import { ConfigError } from '../../src/errors'
+import { RedisStore } from '../../src/stores/redis'
+import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
+import { storeConformance } from '../../src/testing/conformance'
+import { deleteKeys, keySlot, keysUnder, REDIS_URL, sleep, uniquePrefix, unusedPort } from './redis-helpers'
+
+const prefix = uniquePrefix('store')
+let admin: Redis
+
+async function claimed(store: RedisStore, key: string) {
+  const r = await store.claim(key)
+  if (r.status !== 'claimed') throw new Error(`expected claimed for ${key}, got ${r.status}`)
+  return r
+}
+
+/** Commands a client's connection sends while `fn` runs, seen through MONITOR. */
+async function commandsSentBy(connectionAddr: string, fn: () => Promise<unknown>): Promise<string[][]> {
+  const monitor = await admin.monitor()
+  const seen: string[][] = []
+  monitor.on('monitor', (_time: string, args: string[], source: string) => {
+    if (source === connectionAddr) seen.push(args)
+  })
+  try {
+    await fn()
+    // MONITOR lines arrive asynchronously.
+    await sleep(150)
+  } finally {
+    monitor.disconnect()
+  }
+  return seen
+}
+
+/** The `addr=` of a connection, as MONITOR reports its commands' source. */
+function addrOf(clientInfo: string): string {
+  const m = /(?:^|\s)addr=(\S+)/.exec(clientInfo)
+  if (!m) throw new Error(`no addr in ${clientInfo}`)
+  return m[1]
+}
+
+describe('RedisStore (real Redis)', () => {
+  before(async function () {
+    admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
+    await admin.connect()
+  })
+
+  after(async () => {
+    if (!admin) return
+    await deleteKeys(admin, prefix)
+    expect(await keysUnder(admin, prefix)).to.deep.equal([], 'every test key is cleaned up')
+    admin.disconnect()
+  })
+
+  describe('RedisStore with ioredis', () => {
+    let client: Redis
+    before(async () => {
+      client = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 2000 })
+      await client.connect()
+    })
+    after(() => client?.disconnect())
+
+    storeConformance('RedisStore (ioredis)', (opts) => new RedisStore({ client, prefix: `${prefix}io:`, ...opts }))
+
+    it('is detected as ioredis', () => {
+      expect(redisAdapter(client, 'test').kind).to.equal('ioredis')
+    })
+
+    it('keeps both keys of a notification in one hash slot, whatever the key contains', async () => {
+      const p = `${prefix}slot:`
+      const store = new RedisStore({ client, prefix: p })
+      const keys = ['20110698:paid:A1', 'a{b}c', '}{', '{', '}', '{}', '}}', '\\}', '\\', 'x}y{z', '中文', `${'long'.repeat(100)}`]
+      for (const key of keys) {
+        const r = await claimed(store, key)
+        const written = (await keysUnder(admin, p)).filter((k) => k.startsWith(store.keysOf(key)[0]))
+        expect(written.length, key).to.be.at.least(2, `${key}: hash and lease`)
+        const [hash, lease] = store.keysOf(key)
+        expect(written).to.include.members([hash, lease])
+        if (!key.startsWith('}') && !key.startsWith('\\')) expect(hash).to.equal(`${p}{${key}}`)
+        expect(keySlot(lease), key).to.equal(keySlot(hash))
+        await store.complete(key, r.owner)
+      }
+      // Every key has its own Redis keys, the escaped ones included.
+      const all = keys.flatMap((key) => store.keysOf(key))
+      expect(new Set(all).size).to.equal(all.length)
+      expect(store.keysOf('}x')[0]).to.not.equal(store.keysOf('\\}x')[0])
+      // The slot function matches Redis Cluster's own (cluster-spec examples).
+      expect(keySlot('foo')).to.equal(12182)
+      expect(keySlot('{user1000}.following')).to.equal(keySlot('{user1000}.followers'))
+      expect(keySlot('foo{}{bar}')).to.equal(keySlot('foo{}{bar}'))
+      expect(keySlot('foo{{bar}}zap')).to.equal(keySlot('{bar'))
+    })
+
+    it('an expired owner cannot complete or release over the new owner, in Redis too', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}takeover:`, leaseMs: 150 })
+      const [hash, lease] = store.keysOf('k')
+      const old = await claimed(store, 'k')
+      await sleep(250)
+      expect(await client.exists(lease)).to.equal(0, 'the lease key expired on its own')
+      const taker = await claimed(store, 'k')
+      expect(taker.attempt).to.equal(2, 'the attempt counter outlives the lease')
+      expect(await store.complete('k', old.owner)).to.equal(false)
+      expect(await store.release('k', old.owner)).to.equal(false)
+      expect(await store.extend('k', old.owner)).to.equal(false)
+      expect(await client.hget(hash, 'o')).to.equal(taker.owner)
+      expect(await client.hexists(hash, 'd')).to.equal(0)
+      expect(await client.get(lease)).to.equal(taker.owner)
+      expect(await store.claim('k')).to.deep.equal({ status: 'busy' })
+    })
+
+    it('every key it writes expires: lease after leaseMs, the hash after retentionMs', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}ttl:`, leaseMs: 30_000, retentionMs: 600_000 })
+      const [hash, lease] = store.keysOf('k')
+      const r = await claimed(store, 'k')
+      expect(await client.pttl(lease)).to.be.within(29_000, 30_000)
+      expect(await client.pttl(hash)).to.be.within(599_000, 600_000)
+      await store.release('k', r.owner)
+      expect(await client.exists(lease)).to.equal(0)
+      expect(await client.hget(hash, 'a')).to.equal('1')
+      expect(await client.pttl(hash)).to.be.within(599_000, 600_000)
+      const r2 = await claimed(store, 'k')
+      await store.complete('k', r2.owner)
+      expect(await client.exists(lease)).to.equal(0)
+      expect(await client.hgetall(hash)).to.deep.equal({ a: '2', d: '1' })
+      expect(await client.pttl(hash)).to.be.within(599_000, 600_000)
+    })
+
+    it('claim is one round trip: a single EVALSHA once the script is cached', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}rtt:` })
+      const warm = await claimed(store, 'warm-up')
+      await store.complete('warm-up', warm.owner)
+      const addr = addrOf(String(await client.client('INFO')))
+      let owner = ''
+      const claimSent = await commandsSentBy(addr, async () => {
+        owner = (await claimed(store, 'k')).owner
+      })
+      expect(claimSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+      const completeSent = await commandsSentBy(addr, () => store.complete('k', owner))
+      expect(completeSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+    })
+
+    it('falls back to EVAL when Redis does not have the script (NOSCRIPT), then uses EVALSHA', async () => {
+      const adapter = redisAdapter(client, 'test')
+      const script = new LuaScript(`-- ${uniquePrefix('noscript')}\nreturn ARGV[1] .. KEYS[1]`)
+      const addr = addrOf(String(await client.client('INFO')))
+      const first = await commandsSentBy(addr, async () => {
+        expect(await adapter.evalScript(script, [`${prefix}x`], ['v'])).to.equal(`v${prefix}x`)
+      })
+      expect(first.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha', 'eval'])
+      const second = await commandsSentBy(addr, async () => {
+        expect(await adapter.evalScript(script, [`${prefix}x`], ['w'])).to.equal(`w${prefix}x`)
+      })
+      expect(second.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+    })
+
+    it('rejects quickly when Redis is unreachable (enableOfflineQueue: false), instead of hanging', async () => {
+      const port = await unusedPort()
+      const down = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 })
+      down.on('error', () => {})
+      try {
+        const store = new RedisStore({ client: down, prefix: `${prefix}down:` })
+        const started = Date.now()
+        let error: unknown
+        try {
+          await store.claim('k')
+        } catch (err) {
+          error = err
+        }
+        expect(error).to.be.instanceOf(Error)
+        expect(Date.now() - started).to.be.below(1000)
+        error = undefined
+        try {
+          await store.complete('k', 'owner')
+        } catch (err) {
+          error = err
+        }
+        expect(error).to.be.instanceOf(Error)
+      } finally {
+        down.disconnect()
+      }
+    })
+
+    it('propagates other Redis errors unchanged', async () => {
+      const failure = new Error('READONLY You can\'t write against a read only replica.')
+      const fake = { evalsha: async () => { throw failure }, eval: async () => 1 }
+      const store = new RedisStore({ client: fake })
+      let error: unknown
+      try {
+        await store.claim('k')
+      } catch (err) {
+        error = err
+      }
+      expect(error).to.equal(failure)
+    })
+  })
+
+  describe('RedisStore with node-redis', () => {
+    let client: ReturnType<typeof createClient>
+    before(async () => {
+      client = createClient({ url: REDIS_URL, disableOfflineQueue: true })
+      client.on('error', () => {})
+      await client.connect()
+    })
+    after(() => client?.destroy())
+
+    storeConformance('RedisStore (node-redis)', (opts) => new RedisStore({ client, prefix: `${prefix}nr:`, ...opts }))
+
+    it('is detected as node-redis', () => {
+      expect(redisAdapter(client, 'test').kind).to.equal('node-redis')
+    })
+
+    it('claim is one round trip with node-redis too', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}nr-rtt:` })
+      await store.claim('warm-up')
+      const addr = addrOf(String(await client.sendCommand(['CLIENT', 'INFO'])))
+      const sent = await commandsSentBy(addr, () => store.claim('k'))
+      expect(sent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+    })
+
+    it('shares state with an ioredis store on the same prefix', async () => {
+      const io = new Redis(REDIS_URL, { lazyConnect: true })
+      await io.connect()
+      try {
+        const p = `${prefix}mixed:`
+        const a = new RedisStore({ client, prefix: p })
+        const b = new RedisStore({ client: io, prefix: p })
+        const r = await claimed(a, 'k')
+        expect(await b.claim('k')).to.deep.equal({ status: 'busy' })
+        expect(await b.complete('k', r.owner)).to.equal(true)
+        expect(await a.claim('k')).to.deep.equal({ status: 'done' })
+      } finally {
+        io.disconnect()
+      }
+    })
+  })
+
+  describe('RedisStore options', () => {
+    const fake = { evalsha: async () => 1, eval: async () => 1 }
+
+    it('has the documented defaults', () => {
+      const s = new RedisStore({ client: fake })
+      expect(s.leaseMs).to.equal(60_000)
+      expect(s.retentionMs).to.equal(25 * 60 * 60 * 1000)
+      expect(s.prefix).to.equal('gat:')
+      expect(s.keysOf('app:paid:1')).to.deep.equal(['gat:{app:paid:1}', 'gat:{app:paid:1}:lease'])
+    })
+
+    it('requires a client and says which', () => {
+      expect(() => new RedisStore({} as never)).to.throw(ConfigError, /client is required.*ioredis.*node-redis/)
+      expect(() => new RedisStore({ client: { get: () => 1 } } as never)).to.throw(ConfigError, /neither an ioredis nor a node-redis/)
+      expect(() => new RedisStore(undefined as never)).to.throw(ConfigError, /options are required/)
+    })
+
+    it('rejects bad leaseMs, retentionMs and prefix', () => {
+      expect(() => new RedisStore({ client: fake, leaseMs: 0 })).to.throw(ConfigError, /leaseMs must be a positive whole number/)
+      expect(() => new RedisStore({ client: fake, retentionMs: -1 })).to.throw(ConfigError, /retentionMs/)
+      expect(() => new RedisStore({ client: fake, prefix: 5 as never })).to.throw(ConfigError, /prefix must be a string/)
+      expect(() => new RedisStore({ client: fake, prefix: 'gat:{x}:' })).to.throw(ConfigError, /without \{ or \}/)
+    })
+  })
+})
