@@ -1,0 +1,82 @@
+/**
+ * One HTTP request to the sandbox: counted, possibly spoilt by a fault, routed to the token or
+ * pay API, answered as the platform does (`{code, msg, data}` with an `x-trace-id` header), and
+ * reported as a `request` event.
+ */
+import { randomBytes } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Fields } from '../../types'
+import { Refusal, SANDBOX_CODES } from '../sandbox-form'
+import { readParams } from './body'
+import { elapsedMs } from './elapsed'
+import type { Fault } from './faults'
+import { spoil, writeJson } from './respond'
+import type { SandboxRequestEvent, SandboxStats } from './types'
+
+export const TOKEN_PATH = '/token/create'
+export const PAY_PATH = '/platformDealer/employee/pay'
+
+/** What request handling needs from the sandbox. The two APIs throw a `Refusal` to refuse a call. */
+export interface RequestContext {
+  counters: SandboxStats
+  takeFault(path: string): Fault | null
+  createToken(params: Fields): unknown
+  pay(params: Fields): unknown
+  answered(event: SandboxRequestEvent): void
+}
+
+interface Answer {
+  status: number
+  body: { code: number; msg: string; data: unknown }
+}
+
+export async function handleRequest(context: RequestContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const started = performance.now()
+  context.counters.requests += 1
+  const method = req.method ?? 'GET'
+  const target = new URL(req.url ?? '/', 'http://sandbox.invalid')
+  const path = target.pathname
+  if (path === TOKEN_PATH) context.counters.tokenCalls += 1
+  else if (path === PAY_PATH) context.counters.payCalls += 1
+  const fault = context.takeFault(path)
+  const finish = (status: number, code: number | null, msg: string | null, traceId: string | null) => {
+    context.answered({ method, path, status, code, msg, traceId, fault: fault?.kind ?? null, durationMs: elapsedMs(started) })
+  }
+
+  if (fault && !fault.processed) {
+    req.resume()
+    spoil(res, fault)
+    finish(fault.status, null, null, null)
+    return
+  }
+
+  const traceId = randomBytes(8).toString('hex')
+  const answer = await answerCall(context, req, method, path, target)
+  if (fault) {
+    spoil(res, fault, traceId)
+    finish(fault.status, null, null, fault.kind === 'garble' ? traceId : null)
+    return
+  }
+  writeJson(res, answer.status, JSON.stringify(answer.body), traceId)
+  finish(answer.status, answer.body.code, answer.body.msg, traceId)
+}
+
+async function answerCall(context: RequestContext, req: IncomingMessage, method: string, path: string, target: URL): Promise<Answer> {
+  if (path !== TOKEN_PATH && path !== PAY_PATH) {
+    req.resume()
+    return { status: 404, body: { code: SANDBOX_CODES.NOT_FOUND, msg: `no such API in the sandbox: ${method} ${path}`, data: null } }
+  }
+  if (method !== 'POST') {
+    req.resume()
+    return { status: 405, body: { code: SANDBOX_CODES.METHOD_NOT_ALLOWED, msg: `${path} takes POST, not ${method}`, data: null } }
+  }
+  try {
+    const params = await readParams(req, target)
+    const data = path === TOKEN_PATH ? context.createToken(params) : context.pay(params)
+    return { status: 200, body: { code: 0, msg: 'OK', data } }
+  } catch (error) {
+    // The platform refuses with HTTP 200 and the reason in `code`; anything else is a sandbox bug.
+    if (error instanceof Refusal) return { status: 200, body: { code: error.code, msg: error.msg, data: null } }
+    throw error
+  }
+}
