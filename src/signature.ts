@@ -15,7 +15,8 @@ export const SIGN_ALGORITHMS: readonly SignAlgorithm[] = ['sha1', 'sha256', 'sha
 /** How empty values enter the canonical string: dropped (Guanaitong's SignUtil) or kept as `k=`. */
 export type EmptyValues = 'drop' | 'keep'
 
-function isBlank(value: string): boolean {
+/** True for a value Guanaitong's signer leaves out of the canonical string (empty or blank). */
+export function isBlank(value: string): boolean {
   return value === '' || BLANK.test(value)
 }
 

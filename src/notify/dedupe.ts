@@ -30,9 +30,23 @@ async function storeCall<T>(operation: string, key: string, storeTimeoutMs: numb
   }
 }
 
-/** Claims the key, turning a store error or a hang into STORE_FAILED. */
-export function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
-  return storeCall('claim', key, storeTimeoutMs, () => store.claim(key))
+/** A claim result the middleware can act on; anything else is a broken store, not a handler failure. */
+function isClaimResult(result: unknown): result is ClaimResult {
+  const r = result as Partial<Record<'status' | 'owner' | 'attempt', unknown>> | null | undefined
+  if (r === null || typeof r !== 'object') return false
+  if (r.status === 'done' || r.status === 'busy') return true
+  return r.status === 'claimed' && typeof r.owner === 'string' && r.owner !== '' &&
+    typeof r.attempt === 'number' && Number.isInteger(r.attempt) && r.attempt >= 1
+}
+
+/** Claims the key, turning a store error, a hang or a malformed answer into STORE_FAILED. */
+export async function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+  const result: unknown = await storeCall('claim', key, storeTimeoutMs, () => store.claim(key))
+  if (!isClaimResult(result)) {
+    const shown = JSON.stringify(result) ?? String(result)
+    throw new NotifyRejection('STORE_FAILED', `store claim answered ${shown.slice(0, 80)}, not a claim result`, { key })
+  }
+  return result
 }
 
 /**

@@ -8,8 +8,8 @@ import type { Notification, OrderMismatch, OrderSummary } from '../types'
 export function compareOrder(n: Notification, order: OrderSummary | null | undefined): OrderMismatch | null {
   if (!order) return { problem: 'unknown-order', notification: n, order: null }
   const orderFen = order.totalFen ?? (order.totalAmount !== undefined ? amountToFen(order.totalAmount) : null)
-  if (orderFen !== null && orderFen !== n.totalFen) return { problem: 'amount', notification: n, order }
-  if (order.totalFen === undefined && order.totalAmount === undefined) return { problem: 'amount', notification: n, order }
+  // No amount, or one that cannot be read ("1.00 ", "1,000.00"), is a mismatch: never wave a payment through.
+  if (orderFen === null || orderFen !== n.totalFen) return { problem: 'amount', notification: n, order }
   if (order.buyerOpenId !== undefined && order.buyerOpenId !== n.buyerOpenId) return { problem: 'buyer', notification: n, order }
   return null
 }

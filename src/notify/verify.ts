@@ -1,5 +1,5 @@
 import { amountToFen, MAX_FEN, MIN_FEN } from '../money'
-import { maskedCanonicalString, verifySign } from '../signature'
+import { isBlank, maskedCanonicalString, verifySign } from '../signature'
 import type { Fields, Notification } from '../types'
 import { NotifyRejection } from './rejection'
 
@@ -40,12 +40,21 @@ function checkWindow(timestamp: number, config: VerifyConfig): void {
 }
 
 /**
+ * A blank value is not covered by the signature (the signer drops it), so it reads as empty:
+ * otherwise anyone could turn a failure notice into a payment by adding `trade_no=+`.
+ */
+function signedOrEmpty(value: string | undefined): string {
+  return value === undefined || isBlank(value) ? '' : value
+}
+
+/**
  * Checks a parsed notification: required fields, appid, signature, timestamp window, amount.
  * Returns the typed notification or throws a NotifyRejection with the reason.
  */
 export function verifyFields(fields: Fields, config: VerifyConfig): Notification {
   for (const name of REQUIRED) {
-    if (fields[name] === undefined || fields[name] === '') {
+    // A blank value is left out of the signature, so a blank required field would be unsigned.
+    if (fields[name] === undefined || isBlank(fields[name])) {
       throw new NotifyRejection('MISSING_FIELD', `required field "${name}" is missing or empty`, { field: name })
     }
   }
@@ -78,11 +87,11 @@ export function verifyFields(fields: Fields, config: VerifyConfig): Notification
   return {
     appId: fields.appid,
     outerTradeNo,
-    tradeNo: fields.trade_no ?? '',
-    buyerOpenId: fields.buyer_open_id ?? '',
+    tradeNo: signedOrEmpty(fields.trade_no),
+    buyerOpenId: signedOrEmpty(fields.buyer_open_id),
     totalAmount: fields.total_amount,
     totalFen,
-    attach: fields.attach ?? '',
+    attach: signedOrEmpty(fields.attach),
     timestamp,
     raw: fields,
   }

@@ -4,7 +4,8 @@ import type { AppSecret, Fields, SignAlgorithm } from '../types'
 /** Form fields to sign or encode; `undefined` values are left out. */
 export type FieldsInput = Readonly<Record<string, string | undefined>>
 
-function defined(fields: FieldsInput): Fields {
+/** A copy of `fields` without its undefined values. */
+export function defined(fields: FieldsInput): Fields {
   const out: Fields = {}
   for (const key of Object.keys(fields)) {
     const value = fields[key]

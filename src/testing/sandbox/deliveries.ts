@@ -3,7 +3,7 @@
  * acknowledges it, the schedule runs out (abandoned) or the sandbox closes (cancelled).
  */
 import type { Fields } from '../../types'
-import { encodeForm, signNotification } from '../sign-notification'
+import { defined, encodeForm, signNotification } from '../sign-notification'
 import { elapsedMs } from './elapsed'
 import type { SandboxConfig } from './options'
 import type { DeliveryState, SandboxAttempt, SandboxDelivery, SandboxEvents, SandboxPayment, SandboxStats } from './types'
@@ -39,12 +39,6 @@ function describeError(error: unknown): string {
     return `${error.message}: ${typeof code === 'string' ? `${code} ` : ''}${cause.message}`.trim()
   }
   return error.message
-}
-
-function withoutUndefined(fields: NotificationBase): Fields {
-  const out: Fields = {}
-  for (const key of Object.keys(fields)) if (fields[key] !== undefined) out[key] = fields[key] as string
-  return out
 }
 
 /** A delivery made for a payment shares its state with it. */
@@ -128,7 +122,7 @@ export class Deliveries {
       // Each attempt is signed afresh, as the platform does; a given sign is sent as is (tests of bad signs).
       const fields = base.sign === undefined
         ? signNotification(base, appSecret, signType, now)
-        : withoutUndefined({ ...base, timestamp: base.timestamp ?? String(Math.floor(now() / 1000)) })
+        : defined({ ...base, timestamp: base.timestamp ?? String(Math.floor(now() / 1000)) })
       const at = now()
       const started = performance.now()
       this.counters.notifyAttempts += 1
