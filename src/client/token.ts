@@ -92,6 +92,7 @@ export class TokenManager {
   private readonly logger: Logger
   private inflight: Promise<CachedToken> | null = null
   private nextRefreshAttempt = 0
+  private lastKnown: CachedToken | null = null
 
   constructor(options: TokenManagerOptions) {
     this.cache = options.cache
@@ -101,7 +102,21 @@ export class TokenManager {
   }
 
   async get(): Promise<string> {
-    const cached = await this.cache.get()
+    // The last token this process saw, used without a round trip to a shared cache until it is
+    // due for refresh, and as a fallback while that cache (Redis) is unreachable.
+    const local = this.lastKnown
+    if (local && this.now() < local.refreshAt) return local.token
+    let cached: CachedToken | null
+    try {
+      cached = await this.cache.get()
+    } catch (err) {
+      if (!local || this.now() >= local.expiresAt) throw err
+      this.logger.warn('[express-guanaitong] token cache unreachable; using this process\'s token until it expires', {
+        error: err instanceof Error ? err.message : String(err),
+      })
+      return local.token
+    }
+    if (usable(cached)) this.lastKnown = cached
     const now = this.now()
     if (usable(cached) && now < cached.refreshAt) return cached.token
     if (usable(cached) && now < cached.expiresAt) {
@@ -124,10 +139,17 @@ export class TokenManager {
 
   /** Drops `token` if it is still the current one (a concurrent caller may already have replaced it). */
   invalidate(token: string): Promise<void> {
+    if (this.lastKnown?.token === token) this.lastKnown = null
     return this.cache.invalidate(token)
   }
 
-  private refresh(): Promise<CachedToken> {
+  private async refresh(): Promise<CachedToken> {
+    const token = await this.shared()
+    this.lastKnown = token
+    return token
+  }
+
+  private shared(): Promise<CachedToken> {
     if (this.cache.refresh) return this.cache.refresh(() => this.createAndStore())
     if (!this.inflight) {
       this.inflight = this.createAndStore().finally(() => {

@@ -184,3 +184,41 @@ describe('client/token: createToken against the fake', () => {
     expect(kinds).to.deep.equal(['api', 'invalid-response', 'invalid-response'])
   })
 })
+
+describe('client/token: TokenManager with a shared cache that goes away', () => {
+  it('keeps using the token this process saw until it expires, then reports the cache error', async () => {
+    let clock = T0
+    let created = 0
+    const cache = new PlainCache()
+    const logger = recordingLogger()
+    const manager = new TokenManager({
+      cache, now: () => clock, logger,
+      create: async () => ({ token: `tok${++created}`, expiresAt: clock + 100_000, refreshAt: clock + 80_000 }),
+    })
+    expect(await manager.get()).to.equal('tok1')
+    cache.get = () => Promise.reject(new Error('redis down'))
+    clock += 90_000 // past refreshAt: the manager must ask the cache, which fails
+    expect(await manager.get()).to.equal('tok1')
+    expect(logger.warnings.some((w) => /token cache unreachable/.test(w))).to.equal(true)
+    clock += 20_000 // past expiresAt
+    let thrown: unknown
+    try { await manager.get() } catch (err) { thrown = err }
+    expect((thrown as Error)?.message).to.equal('redis down')
+    expect(created).to.equal(1)
+  })
+
+  it('does not read the cache again while its own copy is before refreshAt', async () => {
+    let reads = 0
+    const cache = new PlainCache()
+    const get = cache.get.bind(cache)
+    cache.get = () => { reads++; return get() }
+    const manager = new TokenManager({
+      cache, now: () => T0, logger: recordingLogger(),
+      create: async () => ({ token: 'tok', expiresAt: T0 + 100_000, refreshAt: T0 + 80_000 }),
+    })
+    await manager.get()
+    const afterFirst = reads
+    await Promise.all([manager.get(), manager.get(), manager.get()])
+    expect(reads).to.equal(afterFirst)
+  })
+})
