@@ -1,0 +1,187 @@
+// The cashier page (收银台): creates an order, lists the employee's assets, pays through
+// POST /gat/pay, then polls the order until the shop's onPaid / onPayFailed has run.
+'use strict'
+
+const $ = (id) => document.getElementById(id)
+const POLL_MS = 500
+const POLL_LIMIT_MS = 5 * 60 * 1000
+
+const STATUS_TEXT = {
+  loading: '加载中 Loading…',
+  pending: '待支付 Awaiting payment',
+  paying: '等待关爱通通知 Waiting for Guanaitong…',
+  paid: '已支付 Paid',
+  failed: '支付失败 Payment failed',
+}
+
+let order = null
+let pollTimer = null
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: body ? { 'content-type': 'application/json' } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  let data = null
+  try {
+    data = await res.json()
+  } catch {
+    // not JSON: an HTML error page from a proxy, say
+  }
+  return { ok: res.ok, status: res.status, data }
+}
+
+function setStatus(status) {
+  const el = $('order-status')
+  el.dataset.status = status
+  el.textContent = STATUS_TEXT[status] || status
+}
+
+function say(text, kind) {
+  const el = $('message')
+  el.hidden = !text
+  el.textContent = text || ''
+  el.className = `message${kind ? ` ${kind}` : ''}`
+}
+
+function selectedAsset() {
+  const input = document.querySelector('input[name="asset"]:checked')
+  return input ? { asset_open_id: input.value, asset_type: input.dataset.type } : null
+}
+
+function refreshButton() {
+  const payable = order && order.status === 'pending' && !pollTimer
+  $('pay').disabled = !(payable && selectedAsset())
+}
+
+function showOrder(o) {
+  order = o
+  $('order-id').textContent = o.id
+  $('order-title').textContent = o.title
+  $('order-amount').textContent = `¥${o.amount}`
+  setStatus(o.status)
+}
+
+function renderAssets(assets) {
+  const box = $('assets')
+  box.querySelectorAll('.asset, .muted').forEach((el) => el.remove())
+  for (const asset of assets) {
+    const label = document.createElement('label')
+    label.className = 'asset'
+    const input = document.createElement('input')
+    input.type = 'radio'
+    input.name = 'asset'
+    input.value = asset.asset_open_id
+    input.dataset.type = asset.asset_type
+    input.addEventListener('change', refreshButton)
+    const name = document.createElement('span')
+    name.className = 'name'
+    name.textContent = asset.name
+    const balance = document.createElement('span')
+    balance.className = 'balance'
+    balance.textContent = `余额 ${asset.balance}`
+    label.append(input, name, balance)
+    box.append(label)
+  }
+}
+
+function stopPolling() {
+  clearTimeout(pollTimer)
+  pollTimer = null
+}
+
+/** Polls GET /orders/:id until the notification has been handled. */
+function waitForNotification(started = Date.now()) {
+  pollTimer = setTimeout(async () => {
+    let res
+    try {
+      res = await api('GET', `/orders/${encodeURIComponent(order.id)}`)
+    } catch {
+      res = { ok: false }
+    }
+    if (res.ok && res.data.status === 'paid') {
+      stopPolling()
+      showOrder(res.data)
+      say(`支付成功 Paid with ${res.data.assetName || 'Guanaitong'} · 关爱通交易号 trade no. ${res.data.tradeNo}`, 'ok')
+      return
+    }
+    if (res.ok && res.data.status === 'failed') {
+      stopPolling()
+      showOrder(res.data)
+      say(`支付失败：${res.data.message || '关爱通通知支付未成功'}。请新建订单重试 Start a new order to try again.`, 'error')
+      $('new-order').hidden = false
+      return
+    }
+    if (Date.now() - started > POLL_LIMIT_MS) {
+      stopPolling()
+      say('仍在等待关爱通通知，请稍后刷新 Still waiting for Guanaitong\'s notification: check again later.', 'error')
+      return
+    }
+    waitForNotification(started)
+  }, POLL_MS)
+}
+
+async function pay(event) {
+  event.preventDefault()
+  const asset = selectedAsset()
+  if (!order || !asset) return
+  $('pay').disabled = true
+  say('正在提交 Sending the payment…')
+  let res
+  try {
+    res = await api('POST', '/gat/pay', { outer_trade_no: order.id, ...asset })
+  } catch {
+    res = { ok: false, status: 0, data: { msg: '网络错误 the shop could not be reached' } }
+  }
+  if (res.ok) {
+    setStatus('paying')
+    say(`已提交 Sent (关爱通交易号 trade no. ${res.data.trade_no}); 等待关爱通通知 waiting for Guanaitong's notification…`)
+    waitForNotification()
+    refreshButton()
+    return
+  }
+  const msg = (res.data && res.data.msg) || `HTTP ${res.status}`
+  if (res.data && res.data.ambiguous) {
+    // A timeout or a garbled answer after sending: the payment may have gone through.
+    setStatus('paying')
+    say(`支付结果未知 Payment outcome unknown: ${msg}. Waiting for Guanaitong's notification…`, 'error')
+    waitForNotification()
+    return
+  }
+  say(`支付被拒绝 Payment refused (HTTP ${res.status}): ${msg}`, 'error')
+  refreshButton()
+}
+
+async function newOrder() {
+  stopPolling()
+  say('')
+  $('new-order').hidden = true
+  setStatus('loading')
+  const res = await api('POST', '/orders')
+  if (!res.ok) {
+    say(`无法创建订单 Could not create an order (HTTP ${res.status})`, 'error')
+    return
+  }
+  showOrder(res.data)
+  refreshButton()
+}
+
+async function init() {
+  $('pay-form').addEventListener('submit', pay)
+  $('new-order').addEventListener('click', newOrder)
+  const session = await api('GET', '/session')
+  if (!session.ok) {
+    say(`无法加载 Could not load the session (HTTP ${session.status})`, 'error')
+    return
+  }
+  $('employee').textContent = session.data.employee.name
+  if (session.data.mode === 'sandbox') {
+    $('mode').hidden = false
+    $('mode').textContent = '沙箱 sandbox'
+  }
+  renderAssets(session.data.assets)
+  await newOrder()
+}
+
+init()

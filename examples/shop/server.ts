@@ -1,0 +1,50 @@
+/**
+ * `npm start`: the example shop on http://127.0.0.1:3000 (PORT, HOST to change).
+ *
+ * With GAT_APPID, GAT_APPSECRET and GAT_BASE_URL set it talks to real Guanaitong (also set
+ * GAT_NOTIFY_URL to a public URL of /gat/notify, and GAT_BUYER_OPEN_ID, GAT_POINTS_ASSET_ID,
+ * GAT_QUOTA_ASSET_ID to a real test employee and their assets); otherwise it starts an embedded
+ * sandbox (SANDBOX_TIME_SCALE speeds up its retries, default 1).
+ */
+import { startShop, type Asset, type ShopOptions } from './app'
+
+const env = process.env
+const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT)
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`PORT must be a port number (0 picks a free one); got ${JSON.stringify(env.PORT)}`)
+  process.exit(2)
+}
+
+const real = ['GAT_APPID', 'GAT_APPSECRET', 'GAT_BASE_URL'] as const
+const set = real.filter((name) => env[name])
+const options: ShopOptions = { port, host: env.HOST || undefined }
+if (set.length === real.length) {
+  options.gat = { appId: env.GAT_APPID!, appSecret: env.GAT_APPSECRET!, baseUrl: env.GAT_BASE_URL!, notifyUrl: env.GAT_NOTIFY_URL || undefined }
+  if (env.GAT_BUYER_OPEN_ID) options.buyerOpenId = env.GAT_BUYER_OPEN_ID
+  const assets: Asset[] = []
+  if (env.GAT_POINTS_ASSET_ID) assets.push({ asset_type: '1', asset_open_id: env.GAT_POINTS_ASSET_ID, name: '积分 Points', balance: '?' })
+  if (env.GAT_QUOTA_ASSET_ID) assets.push({ asset_type: '4', asset_open_id: env.GAT_QUOTA_ASSET_ID, name: '额度 Quota', balance: '?' })
+  if (assets.length) options.assets = assets
+} else {
+  if (set.length) console.warn(`[shop] ${set.join(', ')} set but not ${real.filter((n) => !env[n]).join(', ')}: using the embedded sandbox`)
+  const timeScale = env.SANDBOX_TIME_SCALE ? Number(env.SANDBOX_TIME_SCALE) : undefined
+  options.sandbox = { timeScale }
+}
+
+const shop = await startShop(options)
+console.log(`[shop] cashier page on ${shop.url}`)
+if (shop.sandbox) {
+  console.log(`[shop] embedded Guanaitong sandbox on ${shop.sandbox.url} (app id ${shop.sandbox.appId}, the sandbox's default secret)`)
+  console.log(`[shop] try: npx express-guanaitong notify --url ${shop.url}/gat/notify --app-id ${shop.sandbox.appId} --app-secret sandbox-secret`)
+} else {
+  console.log(`[shop] using Guanaitong at ${env.GAT_BASE_URL}`)
+}
+
+let stopping = false
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) process.exit(130)
+    stopping = true
+    shop.close().then(() => process.exit(0), () => process.exit(1))
+  })
+}
