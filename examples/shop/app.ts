@@ -12,7 +12,7 @@ import express, { type Express, type Request } from 'express'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { amountToFen, createClient, guanaitong, type GatClient, type Logger } from '../../src/index'
+import { amountToFen, guanaitong, type Logger } from '../../src/index'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/testing/index'
 
 /** An asset the employee can pay with. The shop keeps its own list: listing assets is not part of this package. */
@@ -81,7 +81,7 @@ export interface Shop {
 }
 
 export const DEMO_BUYER_OPEN_ID = 'd87797eea12a2f80ad72ed93214a0908'
-/** The sandbox-only asset whose payments fail: the shop calls `sandbox.failNextPays(1)` right before its pay. */
+/** The sandbox-only asset whose payments fail (`sandbox.failPaysWithAsset`), to show a failed payment. */
 export const FAILING_ASSET_ID = 'sandbox-fails-insufficient'
 
 const MENU = { title: '午餐套餐 Lunch set', amount: '25.80' }
@@ -141,26 +141,13 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   // The fake session: every visitor is the same demo employee. A real shop reads req.session.
   const employeeOf = (_req: Request) => ({ name: '张三 Zhang San (demo)', openId: buyerOpenId })
 
-  let client: GatClient | undefined
-  if (sandbox) {
-    const sb = sandbox
-    const inner = createClient({ appId: sb.appId, appSecret: sb.appSecret, baseUrl: sb.url, logger })
-    // The sandbox decides a payment's outcome when the pay arrives; for the demo's failing asset,
-    // ask it to fail the next pay just before sending this one.
-    client = {
-      getToken: () => inner.getToken(),
-      request: (path, params) => inner.request(path, params),
-      pay: (params) => {
-        if (assets.some((a) => a.sandboxFails && a.asset_open_id === params.asset_open_id)) sb.failNextPays(1)
-        return inner.pay(params)
-      },
-    }
-  }
+  // The demo's failing asset behaves like one without enough balance.
+  for (const asset of assets) if (sandbox && asset.sandboxFails) sandbox.failPaysWithAsset(asset.asset_open_id)
 
   app.use('/gat', guanaitong({
     appId: sandbox ? sandbox.appId : options.gat!.appId,
     appSecret: sandbox ? sandbox.appSecret : options.gat!.appSecret,
-    ...(client ? { client } : { baseUrl: options.gat!.baseUrl }),
+    baseUrl: sandbox ? sandbox.url : options.gat!.baseUrl,
     notifyUrl: options.gat?.notifyUrl ?? `${url}/gat/notify`,
     logger,
     // The secure pattern: the buyer comes from the session, the amount and reason from the

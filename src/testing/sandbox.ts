@@ -256,6 +256,11 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.faults.failNextPays(n)
   }
 
+  /** Every pay with this `asset_open_id` fails from now on, like an asset without balance (its notification has an empty `trade_no`); `clearFaults()` keeps it. */
+  failPaysWithAsset(assetOpenId: string): void {
+    this.faults.failPaysWithAsset(assetOpenId)
+  }
+
   /** Outcome of pays from now on (after any `failNextPays`). Default 'paid'. */
   setPayOutcome(outcome: PayOutcome): void {
     this.faults.setPayOutcome(outcome)
@@ -362,7 +367,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.tokens.check(params.access_token)
     const checked = checkPayParams(params)
     if (this.book.has(checked.outerTradeNo)) throw new Refusal(OUTER_TRADE_NO_EXISTS_CODE, '外部交易号已存在')
-    const outcome = this.faults.nextPayOutcome()
+    const outcome = this.faults.nextPayOutcome(checked.assetOpenId)
     const payment = this.book.add({ ...checked, tradeNo: this.book.nextTradeNo(), outcome, source: 'pay', params: { ...params } })
     this.counters.paymentsCreated += 1
     this.emitSafe('pay', { payment })

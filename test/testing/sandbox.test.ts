@@ -657,3 +657,25 @@ describe('signNotification / encodeForm', () => {
     expect(Object.fromEntries(new URLSearchParams(body))).to.deep.equal({ attach: 'a=1&b=测试 +%', appid: '1' })
   })
 })
+
+describe('sandbox: failPaysWithAsset', () => {
+  it('fails every pay with that asset and no other, even after clearFaults()', async () => {
+    const { createSandbox: make } = await import('../../src/testing/sandbox')
+    const { createClient } = await import('../../src/client')
+    const sandbox = make({ appId: 'A1', appSecret: 's' })
+    await sandbox.start()
+    try {
+      const client = createClient({ appId: 'A1', appSecret: 's', baseUrl: sandbox.url })
+      sandbox.failPaysWithAsset('broke')
+      const pay = (no: string, asset: string) => client.pay({ buyer_open_id: 'b', reason: 'r', total_amount: '1.00', outer_trade_no: no, asset_type: '4', asset_open_id: asset })
+      await pay('F1', 'broke')
+      await pay('F2', 'rich')
+      await pay('F3', 'broke')
+      sandbox.clearFaults()
+      await pay('F4', 'broke')
+      expect(['F1', 'F2', 'F3', 'F4'].map((n) => sandbox.getPayment(n)?.outcome)).to.deep.equal(['failed', 'paid', 'failed', 'failed'])
+    } finally {
+      await sandbox.close()
+    }
+  })
+})

@@ -18,6 +18,7 @@ export class Faults {
   private queue: Fault[] = []
   private failNext = 0
   private outcome: PayOutcome = 'paid'
+  private readonly failingAssets = new Set<string>()
 
   failNextPays(n: number): void {
     if (!Number.isInteger(n) || n < 0) throw new TypeError('[express-guanaitong] failNextPays(n) needs a non-negative integer')
@@ -29,8 +30,15 @@ export class Faults {
     this.outcome = outcome
   }
 
-  /** The outcome of the pay being made now; uses up one of `failNextPays`. */
-  nextPayOutcome(): PayOutcome {
+  /** Like an asset without enough balance: every pay with it fails, for the sandbox's lifetime. */
+  failPaysWithAsset(assetOpenId: string): void {
+    if (typeof assetOpenId !== 'string' || assetOpenId === '') throw new TypeError('[express-guanaitong] failPaysWithAsset needs an asset_open_id')
+    this.failingAssets.add(assetOpenId)
+  }
+
+  /** The outcome of the pay being made now with `assetOpenId`; uses up one of `failNextPays`. */
+  nextPayOutcome(assetOpenId: string): PayOutcome {
+    if (this.failingAssets.has(assetOpenId)) return 'failed'
     if (this.failNext > 0) {
       this.failNext -= 1
       return 'failed'
@@ -52,7 +60,7 @@ export class Faults {
     this.add('garble', options, 200)
   }
 
-  /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. */
+  /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. Failing assets stay: they are the sandbox's data, not a fault. */
   clear(): void {
     this.queue = []
     this.failNext = 0
