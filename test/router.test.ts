@@ -213,6 +213,22 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(paid).to.have.length(0)
     })
 
+    it('gives back a claim that arrives after storeTimeoutMs, so the next retry is not blocked for a lease', async () => {
+      const store = new MemoryStore()
+      const claim = store.claim.bind(store)
+      let slow = true
+      store.claim = async (key) => {
+        if (slow) { slow = false; await sleep(100) }
+        return claim(key)
+      }
+      const { app, paid } = setup({ store, storeTimeoutMs: 30 })
+      const fields = paidFields()
+      expect((await post(app, formBody(fields))).text).to.equal('fail')
+      await sleep(120)
+      expect((await post(app, formBody(fields))).text).to.equal('success')
+      expect(paid).to.have.length(1)
+    })
+
     it('answers fail when the store hangs past storeTimeoutMs', async () => {
       const store = new MemoryStore()
       store.claim = () => new Promise(() => {})

@@ -41,12 +41,30 @@ function isClaimResult(result: unknown): result is ClaimResult {
 
 /** Claims the key, turning a store error, a hang or a malformed answer into STORE_FAILED. */
 export async function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
-  const result: unknown = await storeCall('claim', key, storeTimeoutMs, () => store.claim(key))
+  // A store that throws synchronously rejects this promise like any other failure.
+  const pending = new Promise<ClaimResult>((resolve) => resolve(store.claim(key)))
+  let result: unknown
+  try {
+    result = await storeCall('claim', key, storeTimeoutMs, () => pending)
+  } catch (err) {
+    releaseLateClaim(store, key, pending)
+    throw err
+  }
   if (!isClaimResult(result)) {
     const shown = JSON.stringify(result) ?? String(result)
     throw new NotifyRejection('STORE_FAILED', `store claim answered ${shown.slice(0, 80)}, not a claim result`, { key })
   }
   return result
+}
+
+/**
+ * A claim that succeeds after its timeout was already answered `fail` would block every retry
+ * until its lease ran out: give it back as soon as it arrives.
+ */
+function releaseLateClaim(store: NotifyStore, key: string, pending: Promise<ClaimResult>): void {
+  pending.then((late) => {
+    if (late?.status === 'claimed') return store.release(key, late.owner)
+  }).catch(() => {})
 }
 
 /**

@@ -6,7 +6,8 @@ export type FieldsInput = Readonly<Record<string, string | undefined>>
 
 /** A copy of `fields` without its undefined values. */
 export function defined(fields: FieldsInput): Fields {
-  const out: Fields = {}
+  // No prototype: a `__proto__` field is copied as a field, not turned into the object's prototype.
+  const out: Fields = Object.create(null)
   for (const key of Object.keys(fields)) {
     const value = fields[key]
     if (value !== undefined) out[key] = value
