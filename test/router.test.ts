@@ -229,6 +229,31 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(paid).to.have.length(1)
     })
 
+    it('keeps renewing the lease of a long handler after one renewal failed', async () => {
+      const store = new MemoryStore({ leaseMs: 90 })
+      const extend = store.extend.bind(store)
+      let failedOnce = false
+      store.extend = async (key, owner) => {
+        if (!failedOnce) { failedOnce = true; throw new Error('redis stalled') }
+        return extend(key, owner)
+      }
+      let calls = 0
+      const { app } = setup({ store, onPaid: async () => { calls++; await sleep(300) } })
+      const fields = paidFields()
+      const server = app.listen(0)
+      try {
+        const first = post(server, formBody(fields)).then((r) => r)
+        await sleep(250)
+        const duplicate = await post(server, formBody(fields))
+        expect(duplicate.text).to.equal('fail')
+        expect((await first).text).to.equal('success')
+        expect(failedOnce).to.equal(true)
+        expect(calls).to.equal(1)
+      } finally {
+        server.close()
+      }
+    })
+
     it('answers fail when the store hangs past storeTimeoutMs', async () => {
       const store = new MemoryStore()
       store.claim = () => new Promise(() => {})

@@ -87,23 +87,33 @@ export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<vo
 }
 
 /**
- * Renews the lease while a handler runs longer than half of it, so another instance does not
+ * Renews the lease while a handler runs longer than a third of it, so another instance does not
  * start the same payment. One unref'd timer per running handler; none when the store cannot extend.
  */
 export function keepLease(claim: HeldClaim, logger: Logger): () => void {
   const { store } = claim
   if (!store.extend) return noop
-  const every = Math.max(10, Math.floor(store.leaseMs / 2))
+  // A third of the lease: one renewal can fail (and be retried sooner) before the lease lapses.
+  const every = Math.max(10, Math.floor(store.leaseMs / 3))
+  const retry = Math.max(10, Math.floor(every / 3))
   let timer: NodeJS.Timeout | undefined
+  // A failed renewal (a Redis stall) is retried at the next tick: giving up would let the lease
+  // lapse while the handler still runs, and a duplicate would run it a second time.
+  const again = (delay: number) => {
+    if (timer) timer = setTimeout(renew, delay).unref()
+  }
   const renew = () => {
     store.extend!(claim.key, claim.owner).then(
       (owned) => {
-        if (owned && timer) timer = setTimeout(renew, every).unref()
-        else if (!owned) logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, { key: claim.key })
+        if (owned) return again(every)
+        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, { key: claim.key })
       },
-      (err: unknown) => logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}`, {
-        key: claim.key, error: err instanceof Error ? err.message : String(err),
-      }),
+      (err: unknown) => {
+        logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
+          key: claim.key, error: err instanceof Error ? err.message : String(err),
+        })
+        again(retry)
+      },
     )
   }
   timer = setTimeout(renew, every).unref()

@@ -26,6 +26,12 @@ export class LuaScript {
 export interface RedisAdapter {
   /** Runs `script` with EVALSHA; on NOSCRIPT (first use, or after a SCRIPT FLUSH or failover) with EVAL. */
   evalScript(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown>
+  /**
+   * Runs `script` with EVAL (its source) in one command, whatever Redis has cached: for a command
+   * that must take effect even when its reply is never read (EVALSHA would get NOSCRIPT, and the
+   * EVAL fallback is only sent once that reply was read).
+   */
+  evalSource(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown>
   /** Which client library was detected. */
   readonly kind: 'ioredis' | 'node-redis'
 }
@@ -71,6 +77,9 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
         if (!isNoScript(err)) throw err
         return evalSource(script.source, script.sha, keys, argv)
       }
+    },
+    evalSource(script, keys, args) {
+      return evalSource(script.source, script.sha, keys, args.map(String))
     },
   }
 }

@@ -116,7 +116,22 @@ export class RedisStore implements NotifyStore {
   async claim(key: string): Promise<ClaimResult> {
     checkKey(key)
     const owner = randomUUID()
-    const reply = toInteger(await this.redis.evalScript(CLAIM, this.keysOf(key), [owner, this.leaseMs, this.keepMs]))
+    const keys = this.keysOf(key)
+    let raw: unknown
+    try {
+      raw = await this.redis.evalScript(CLAIM, keys, [owner, this.leaseMs, this.keepMs])
+    } catch (err) {
+      // The script may still run although the call failed: a claim whose reply outlived the
+      // client's commandTimeout (a stalled Redis) is executed when Redis wakes up, and would hold
+      // the key for leaseMs with no one to complete it, every retry answered IN_PROGRESS meanwhile.
+      // Give it back: RELEASE goes out on the same connection after the claim, so Redis runs it
+      // after the claim, and it acts only for this owner. Sent as EVAL, not EVALSHA: its reply
+      // will time out too, so a NOSCRIPT could never be followed up. When the claim never reached
+      // Redis, the release fails too, harmlessly.
+      this.redis.evalSource(RELEASE, keys, [owner, this.keepMs]).catch(() => undefined)
+      throw err
+    }
+    const reply = toInteger(raw)
     if (reply === 0) return { status: 'done' }
     if (reply < 0) return { status: 'busy' }
     return { status: 'claimed', owner, attempt: reply }

@@ -1,0 +1,173 @@
+/**
+ * One shop instance for the fleet tests, run as a real child process:
+ *
+ *   node --import tsx test/fleet/app-process.ts
+ *
+ * Environment (all optional except SANDBOX_URL and NOTIFY_URL):
+ * - PORT              port to listen on; 0 (default) for a free one.
+ * - REDIS_URL         the Redis of the store and token cache (default redis://127.0.0.1:6379).
+ * - COUNT_REDIS_URL   the always-up Redis where onPaid counts (default redis://127.0.0.1:6379).
+ * - SANDBOX_URL       Guanaitong (the sandbox) base URL.
+ * - NOTIFY_URL        the notify_url sent with pays (the balancer's /gat/notify).
+ * - PREFIX            RedisStore prefix (default "gat:"); the counting keys are derived from COUNT_PREFIX.
+ * - TOKEN_PREFIX      RedisTokenCache prefix (default PREFIX + "token:").
+ * - COUNT_PREFIX      prefix of the counting hashes (default PREFIX + "count:").
+ * - LEASE_MS          RedisStore leaseMs (default 60 000).
+ * - HANDLER_DELAY_MS  simulated work inside onPaid (default 0).
+ * - KILL_ON           an outer_trade_no prefix: the FIRST execution of onPaid for such a payment
+ *                     prints `INSIDE_ONPAID <no>` and never returns, so the test can SIGKILL the
+ *                     process inside onPaid. Later executions (on another instance) run normally.
+ * - WAIT_REDIS_MS     how long to wait for the Redis connection before printing READY (default 3000);
+ *                     an unreachable Redis does not stop the instance from starting.
+ * - INSTANCE          a name, recorded with each payment this instance completed.
+ * - APP_ID, APP_SECRET (default the sandbox's 20110698 / sandbox-secret).
+ *
+ * Counting, in the COUNT Redis (never in this process's memory, which dies with a SIGKILL):
+ * - HINCRBY <COUNT_PREFIX>started <outer_trade_no> 1   when onPaid begins,
+ * - HINCRBY <COUNT_PREFIX>paid <outer_trade_no> 1      when onPaid has done its work (its last step),
+ * - HSET    <COUNT_PREFIX>by <outer_trade_no> <INSTANCE> (same MULTI as `paid`).
+ * "Processed exactly once" is `paid` = 1; `started` shows executions that were cut short.
+ *
+ * stdout protocol (one line each): `READY <port>`, `INSIDE_ONPAID <no>`,
+ * `LOG <level> <reason|-> <outer_trade_no|-> <message>` for every log line of the router,
+ * `REDIS <event>` for the store client's connection events.
+ */
+import express from 'express'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { Redis } from 'ioredis'
+import { guanaitong } from '../../src/router'
+import { RedisStore } from '../../src/stores/redis'
+import { RedisTokenCache } from '../../src/stores/redis-token-cache'
+import type { Logger } from '../../src/types'
+
+const env = process.env
+const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))
+
+const PORT = num('PORT', 0)
+const REDIS_URL = env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const COUNT_REDIS_URL = env.COUNT_REDIS_URL ?? 'redis://127.0.0.1:6379'
+const SANDBOX_URL = env.SANDBOX_URL
+const NOTIFY_URL = env.NOTIFY_URL
+const PREFIX = env.PREFIX ?? 'gat:'
+const TOKEN_PREFIX = env.TOKEN_PREFIX ?? `${PREFIX}token:`
+const COUNT_PREFIX = env.COUNT_PREFIX ?? `${PREFIX}count:`
+const LEASE_MS = num('LEASE_MS', 60_000)
+const HANDLER_DELAY_MS = num('HANDLER_DELAY_MS', 0)
+const KILL_ON = env.KILL_ON ?? ''
+const WAIT_REDIS_MS = num('WAIT_REDIS_MS', 3000)
+const INSTANCE = env.INSTANCE ?? String(process.pid)
+const APP_ID = env.APP_ID ?? '20110698'
+const APP_SECRET = env.APP_SECRET ?? 'sandbox-secret'
+
+if (!SANDBOX_URL || !NOTIFY_URL) {
+  process.stderr.write('app-process: SANDBOX_URL and NOTIFY_URL are required\n')
+  process.exit(2)
+}
+
+const say = (line: string) => process.stdout.write(`${line}\n`)
+const oneLine = (s: string) => s.replace(/\s+/g, ' ')
+
+/** The store's client, configured to fail fast as the README recommends. */
+const client = new Redis(REDIS_URL, {
+  maxRetriesPerRequest: 1,
+  enableOfflineQueue: false,
+  commandTimeout: 1000,
+  connectTimeout: 1000,
+  // Keep reconnecting, forever, at most every 200 ms: Redis coming back must be noticed quickly.
+  retryStrategy: (times) => Math.min(times * 50, 200),
+  lazyConnect: false,
+})
+let lastEvent = ''
+for (const event of ['ready', 'close', 'end', 'error'] as const) {
+  client.on(event, (err?: Error) => {
+    const line = event === 'error' ? `error ${oneLine(err?.message ?? '')}` : event
+    // Every reconnection attempt fails the same way while Redis is down: print each change once.
+    if (line !== lastEvent) say(`REDIS ${line}`)
+    lastEvent = line
+  })
+}
+
+/** The counting connection: the machine's own Redis, always up; ordinary (patient) settings. */
+const counter = new Redis(COUNT_REDIS_URL, { maxRetriesPerRequest: 3 })
+counter.on('error', (err) => process.stderr.write(`count redis: ${err.message}\n`))
+
+const logger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (message, context) => log('warn', message, context),
+  error: (message, context) => log('error', message, context),
+}
+function log(level: string, message: string, context: Record<string, unknown> = {}): void {
+  const reason = typeof context.reason === 'string' ? context.reason : '-'
+  const no = typeof context.outerTradeNo === 'string' ? context.outerTradeNo : '-'
+  say(`LOG ${level} ${reason} ${no} ${oneLine(message)}`)
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+const app = express()
+// Which instance answered, for the tests (the balancer picks at random).
+app.use((_req, res, next) => {
+  res.setHeader('x-instance', INSTANCE)
+  next()
+})
+app.get('/health', (_req, res) => {
+  res.json({ instance: INSTANCE, pid: process.pid, redis: client.status })
+})
+app.use('/gat', guanaitong({
+  appId: APP_ID,
+  appSecret: APP_SECRET,
+  baseUrl: SANDBOX_URL,
+  notifyUrl: NOTIFY_URL,
+  logger,
+  store: new RedisStore({ client, prefix: PREFIX, leaseMs: LEASE_MS }),
+  tokenCache: new RedisTokenCache({ client, prefix: TOKEN_PREFIX }),
+  preparePayment: (_req, params) => ({
+    ...params,
+    buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908',
+    total_amount: '12.34',
+    reason: params.reason ?? 'fleet test',
+    asset_type: '1',
+    asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
+  }),
+  async onPaid(payment) {
+    const no = payment.outerTradeNo
+    const started = await counter.hincrby(`${COUNT_PREFIX}started`, no, 1)
+    if (KILL_ON !== '' && no.startsWith(KILL_ON) && started === 1) {
+      say(`INSIDE_ONPAID ${no}`)
+      await new Promise<never>(() => undefined)
+    }
+    if (HANDLER_DELAY_MS > 0) await sleep(HANDLER_DELAY_MS)
+    await counter.multi()
+      .hincrby(`${COUNT_PREFIX}paid`, no, 1)
+      .hset(`${COUNT_PREFIX}by`, no, INSTANCE)
+      .exec()
+  },
+}))
+
+const server = app.listen(PORT, '127.0.0.1')
+// Longer than the balancer's idle sockets live: the balancer never reuses a socket we are closing.
+server.keepAliveTimeout = 60_000
+server.headersTimeout = 61_000
+await once(server, 'listening')
+
+if (client.status !== 'ready') {
+  // Only 'ready' ends the wait early (events.once would also settle on 'error', which an
+  // unreachable Redis emits at once; then the wait simply runs out).
+  await Promise.race([new Promise((resolve) => client.once('ready', resolve)), sleep(WAIT_REDIS_MS)])
+}
+say(`READY ${(server.address() as AddressInfo).port}`)
+
+async function shutdown(): Promise<void> {
+  server.closeAllConnections()
+  server.close()
+  client.disconnect()
+  await counter.quit().catch(() => undefined)
+  process.exit(0)
+}
+process.on('SIGTERM', () => void shutdown())
+process.on('SIGINT', () => void shutdown())
+// The test is our parent: when it goes away (its stdin pipe closes), so do we.
+process.stdin.on('end', () => void shutdown())
+process.stdin.resume()
