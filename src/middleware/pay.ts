@@ -24,7 +24,7 @@ interface ErrorAnswer {
 }
 
 /** Maps what went wrong to the status a cashier page can act on. */
-function errorAnswer(err: unknown, params: Partial<PayParams>): ErrorAnswer {
+function errorAnswer(err: unknown, params: Partial<PayParams>, sending: boolean): ErrorAnswer {
   const outerTradeNo = typeof params.outer_trade_no === 'string' ? params.outer_trade_no : undefined
   if (err instanceof ParamError) return { status: 400, body: { code: err.code, msg: err.msg, field: err.field } }
   if (err instanceof GatError) {
@@ -38,6 +38,10 @@ function errorAnswer(err: unknown, params: Partial<PayParams>): ErrorAnswer {
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const code = err instanceof GuanaitongError ? err.code : ((err as { type?: string }).type ?? 'BAD_REQUEST')
     return { status, body: { code, msg: (err as Error).message } }
+  }
+  if (sending) {
+    // The client failed before sending (e.g. its token cache is unreachable): nothing reached Guanaitong.
+    return { status: 503, body: { code: 'UNAVAILABLE', msg: 'the payment could not be sent, nothing was charged; try again', outer_trade_no: outerTradeNo } }
   }
   return { status: 500, body: { code: 'INTERNAL', msg: 'the pay request could not be prepared; see the server log' } }
 }
@@ -58,6 +62,7 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
   const logger = options.logger ?? console
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}
+    let sending = false
     const send = async () => {
       await parseBody(req, res)
       const body: unknown = req.body
@@ -66,11 +71,12 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       delete params.notify_url
       if (preparePayment) params = (await preparePayment(req, params)) ?? params
       if (notifyUrl) params.notify_url = notifyUrl
+      sending = true
       const tradeNo = await client.pay(params as PayParams)
       res.status(200).json({ trade_no: tradeNo, outer_trade_no: params.outer_trade_no })
     }
     send().catch((err: unknown) => {
-      const answer = errorAnswer(err, params)
+      const answer = errorAnswer(err, params, sending)
       logFailure(logger, answer, err)
       if (!res.headersSent) res.status(answer.status).json(answer.body)
     })

@@ -80,6 +80,14 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       })
     }
 
+    it('answers 503 when the client fails before sending (e.g. its token cache is down)', async () => {
+      const { app } = setup(async () => { throw new Error('redis: connection is closed') })
+      const res = await request(app).post('/gat/pay').send(order)
+      expect(res.status).to.equal(503)
+      expect(res.body).to.include({ code: 'UNAVAILABLE', outer_trade_no: 'O100001' })
+      expect(JSON.stringify(res.body)).to.not.contain('redis')
+    })
+
     it('passes a 4xx thrown by preparePayment through (e.g. not logged in), and hides other errors', async () => {
       const denied = setup(async () => 'x', {
         preparePayment: () => { throw Object.assign(new Error('log in first'), { status: 401 }) },
