@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import * as nodeCrypto from 'node:crypto'
 import type { SignAlgorithm } from './types'
 
 /**
@@ -50,8 +50,12 @@ export function maskedCanonicalString(params: Readonly<Record<string, string>>, 
   return canonicalString(params, '***', empty)
 }
 
+/** One-shot `crypto.hash` (Node ≥ 20.12) is about 3× faster than a Hash object; older Node 20 lacks it. */
+const oneShot = typeof nodeCrypto.hash === 'function' ? nodeCrypto.hash : undefined
+
 function digest(text: string, algorithm: SignAlgorithm): string {
-  return createHash(algorithm).update(text, 'utf8').digest('hex')
+  if (oneShot) return oneShot(algorithm, text, 'hex')
+  return nodeCrypto.createHash(algorithm).update(text, 'utf8').digest('hex')
 }
 
 /** Signs `params` the way Guanaitong does. `sign` itself, if present, is ignored. */
@@ -77,7 +81,7 @@ function hasEmptyValue(params: Readonly<Record<string, string>>): boolean {
 }
 
 function matches(expected: Buffer, text: string, algorithm: SignAlgorithm): boolean {
-  return timingSafeEqual(expected, Buffer.from(digest(text, algorithm), 'latin1'))
+  return nodeCrypto.timingSafeEqual(expected, Buffer.from(digest(text, algorithm), 'latin1'))
 }
 
 /**

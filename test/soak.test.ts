@@ -52,7 +52,6 @@ describe('soak: 20 000 payments, 30 % duplicated, 5 % of onPaid calls failing', 
     }))
     server = app.listen(0)
     const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/gat/notify`
-    const heapBefore = process.memoryUsage().heapUsed
 
     for (let start = 0; start < PAYMENTS; start += BATCH) {
       for (let i = start; i < start + BATCH; i++) {
@@ -77,8 +76,6 @@ describe('soak: 20 000 payments, 30 % duplicated, 5 % of onPaid calls failing', 
     expect(failures).to.be.greaterThan(PAYMENTS * FAILURE_SHARE * 0.5)
     expect(store.size).to.be.at.most(MAX_ENTRIES)
     expect(maxSize).to.be.at.most(MAX_ENTRIES)
-    // The sandbox's records of 20 000 payments dominate; an unbounded store or leaked bodies would add far more.
-    expect(process.memoryUsage().heapUsed - heapBefore).to.be.below(300 * 1024 * 1024)
     console.log(`      soak: ${sandbox.stats.notifyAttempts} notification POSTs, ${failures} onPaid failures retried, ` +
       `store size ${store.size}/${MAX_ENTRIES}`)
   })

@@ -58,6 +58,16 @@ export class MemoryStore implements NotifyStore {
   /** Times are stored relative to this, so they stay small integers. */
   private readonly base: number
   private readonly entries = new Map<string, Entry>()
+  /**
+   * The oldest key, read through one live iterator of `entries`. A Map keeps deleted entries as
+   * holes until it rehashes, and a fresh iterator skips every hole at the front again: reading
+   * the oldest entry that way costs O(holes) per call once evictions or expiries start (tens of
+   * µs at 100 000 entries). The live iterator steps over each hole once.
+   */
+  private oldestKey: string | undefined
+  private cursor: Iterator<string> | undefined
+  /** Size of the map when the cursor last moved: an idle cursor keeps the tables the map outgrew alive. */
+  private cursorSize = 0
 
   constructor(options: MemoryStoreOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -94,7 +104,7 @@ export class MemoryStore implements NotifyStore {
         if (entry.owner !== null && entry.leaseUntil > now) return { status: 'busy' }
         attempt = entry.attempt + 1
       }
-      this.entries.delete(key)
+      this.drop(key)
     } else {
       this.makeRoom(now)
     }
@@ -106,6 +116,11 @@ export class MemoryStore implements NotifyStore {
       attempt,
       keepUntil: Math.max(leaseUntil, now + this.retentionMs),
     })
+    if (this.entries.size > 2 * this.cursorSize + 64) {
+      // The map grew while the cursor stood still: let go of it (and of the old tables it holds).
+      this.cursor = undefined
+      this.oldestKey = undefined
+    }
     return { status: 'claimed', owner, attempt }
   }
 
@@ -144,7 +159,7 @@ export class MemoryStore implements NotifyStore {
     const entry = this.entries.get(key)
     if (entry === undefined || typeof entry === 'number') return undefined
     if (entry.keepUntil <= now) {
-      this.entries.delete(key)
+      this.drop(key)
       return undefined
     }
     return typeof owner === 'string' && entry.owner === owner ? entry : undefined
@@ -154,12 +169,29 @@ export class MemoryStore implements NotifyStore {
     return this.clock() - this.base
   }
 
+  /** Every removal goes through here, so `oldestKey` is always present and still the oldest. */
+  private drop(key: string): void {
+    this.entries.delete(key)
+    if (key === this.oldestKey) this.oldestKey = undefined
+  }
+
+  /** The key at the oldest end, or undefined when the map is empty. */
+  private oldest(): string | undefined {
+    if (this.oldestKey !== undefined) return this.oldestKey
+    let next = this.cursor?.next()
+    // An iterator that reached the end stays done, even after new keys: only then start a new one.
+    if (!next || next.done) next = (this.cursor = this.entries.keys()).next()
+    this.cursorSize = this.entries.size
+    this.oldestKey = next.done ? undefined : next.value
+    return this.oldestKey
+  }
+
   /** Drops expired entries from the oldest end, a few per call. */
   private sweep(now: number): void {
-    let budget = SWEEP_PER_CALL
-    for (const [key, entry] of this.entries) {
-      if (budget-- === 0 || !expired(entry, now)) return
-      this.entries.delete(key)
+    for (let budget = SWEEP_PER_CALL; budget > 0; budget--) {
+      const key = this.oldest()
+      if (key === undefined || !expired(this.entries.get(key)!, now)) return
+      this.drop(key)
     }
   }
 
@@ -169,21 +201,20 @@ export class MemoryStore implements NotifyStore {
    */
   private makeRoom(now: number): void {
     if (this.entries.size < this.maxEntries) return
+    // Live claims passed over are taken out meanwhile (and counted), then put back at the newest
+    // end, so the next eviction does not scan them again. When only live claims are left, the new
+    // key goes in over the bound.
     const live: [string, Held][] = []
-    for (const [key, entry] of this.entries) {
+    while (this.entries.size + live.length >= this.maxEntries) {
+      const key = this.oldest()
+      if (key === undefined) break
+      const entry = this.entries.get(key)!
       if (typeof entry !== 'number' && entry.owner !== null && entry.leaseUntil > now && entry.keepUntil > now) {
         live.push([key, entry])
-        continue
       }
-      this.entries.delete(key)
-      if (this.entries.size < this.maxEntries) break
+      this.drop(key)
     }
-    // Live claims passed over move to the newest end, so the next eviction does not scan them
-    // again. When only live claims are left, the new key goes in over the bound.
-    for (const [key, held] of live) {
-      this.entries.delete(key)
-      this.entries.set(key, held)
-    }
+    for (const [key, held] of live) this.entries.set(key, held)
   }
 }
 

@@ -1,0 +1,92 @@
+// Child processes of the bench: servers (READY / REPORT protocol, see servers/control.js) and
+// one-shot scripts that print a JSON line (the load generator, the micro-benchmarks).
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+
+const here = (file) => fileURLToPath(new URL(file, import.meta.url))
+
+/** Lines of a child's stdout, one callback per line. */
+function onLines(stream, fn) {
+  let buffered = ''
+  stream.setEncoding('utf8')
+  stream.on('data', (chunk) => {
+    buffered += chunk
+    let nl
+    while ((nl = buffered.indexOf('\n')) !== -1) {
+      fn(buffered.slice(0, nl))
+      buffered = buffered.slice(nl + 1)
+    }
+  })
+}
+
+/** Peak resident set size of a live process, in MB, from /proc (null where there is no /proc). */
+export function peakRssMb(pid) {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return match ? Math.round(Number(match[1]) / 102.4) / 10 : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Starts `bench/servers/<name>.js`. Resolves with { port, pid, report(), stop() } once it printed
+ * `READY <port>`, or with { skipped } when it printed `SKIP <why>`.
+ */
+export function startServer(name, args = [], nodeArgs = [], env = {}) {
+  const child = spawn(process.execPath, [...nodeArgs, here(`./servers/${name}.js`), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
+  let stderr = ''
+  child.stderr.setEncoding('utf8')
+  child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
+  const waiting = []
+  return new Promise((resolve, reject) => {
+    onLines(child.stdout, (line) => {
+      if (line.startsWith('READY ')) {
+        resolve({
+          port: Number(line.slice(6)),
+          pid: child.pid,
+          get stderr() { return stderr },
+          report: () => command('report'),
+          stop: () => command('stop').then(async (report) => {
+            await exited
+            return report
+          }),
+        })
+      } else if (line.startsWith('SKIP ')) resolve({ skipped: line.slice(5) })
+      else if (line.startsWith('REPORT ')) waiting.shift()?.(JSON.parse(line.slice(7)))
+    })
+    const exited = new Promise((done) => child.once('exit', done))
+    child.once('exit', (code) => reject(new Error(`server ${name} exited (${code}) before READY: ${stderr}`)))
+    function command(what) {
+      return new Promise((done) => {
+        waiting.push(done)
+        child.stdin.write(`${what}\n`)
+      })
+    }
+  })
+}
+
+/** Runs a script that prints one JSON line on stdout; resolves with it. */
+export function runJson(file, args = [], nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, here(file), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
+  return new Promise((resolve, reject) => {
+    child.once('exit', (code) => {
+      const last = stdout.trim().split('\n').pop()
+      if (code === 0 && last) resolve(JSON.parse(last))
+      else reject(new Error(`${file} exited ${code}: ${stderr.slice(-2000)}`))
+    })
+  })
+}
+
+/** One load run (see load.js). */
+export function load(config) {
+  return runJson('./load.js', [JSON.stringify(config)])
+}

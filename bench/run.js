@@ -1,0 +1,201 @@
+// `npm run bench`: every server in its own child process, the load generator (autocannon) in
+// another. Prints a table; writes bench/results.json and bench/results.md. See bench/README.md.
+import os from 'node:os'
+import { load, peakRssMb, runJson, startServer } from './proc.js'
+import { writeResults } from './report.js'
+
+const WARMUP_SEC = Number(process.env.BENCH_WARMUP ?? 3)
+const DURATION_SEC = Number(process.env.BENCH_DURATION ?? 10)
+/** Baseline, notify-memory and notify-redis are measured in turns: ROUNDS runs of ROUND_SEC each. */
+const ROUNDS = 3
+const ROUND_SEC = Math.max(2, Math.round(DURATION_SEC / 2.5))
+const CONNECTIONS = 50
+/**
+ * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
+ * pay route's throughput measured just before, so neither side queues and p50 shows the hop itself.
+ */
+const PAY_RATE = Number(process.env.BENCH_PAY_RATE ?? 0)
+/** Order numbers must be new to Redis and to each sandbox: every bench run has its own prefix. */
+const RUN = Date.now().toString(36).slice(-5).toUpperCase()
+
+/** Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out). */
+const RATES = { ceiling: 50_000, pay: 4_000 }
+const pool = (kind, seconds, rate) => Math.ceil(seconds * (rate ? rate * 1.1 : RATES[kind] ?? 14_000))
+
+const log = (message) => process.stderr.write(`[bench] ${message}\n`)
+const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+const commandCount = (report) => sum(Object.values(report.commands ?? {}), (n) => n)
+
+/** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
+function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
+  return load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate), prefix: `${config.prefix}W` })
+}
+
+/**
+ * One measured run against a warm server: the loader's numbers, plus the server's own CPU time per
+ * request (it stays meaningful when client and server compete for the cores) and its peak RSS.
+ */
+async function measure(server, config, seconds = DURATION_SEC, poolKind = config.kind) {
+  const before = await server.report()
+  const loadAvg = os.loadavg()[0]
+  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate) })
+  const after = await server.report()
+  return {
+    ...result,
+    cpuUs: after.cpuUs - before.cpuUs,
+    cpuUsPerRequest: result.total ? Math.round((after.cpuUs - before.cpuUs) / result.total) : null,
+    onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
+    redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
+    peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
+    loadAvg: Math.round(loadAvg * 100) / 100,
+    before,
+    after,
+  }
+}
+
+/** Runs taken in turns with other scenarios, as one: summed throughput, median p50/p99 over the rounds. */
+function combine(runs) {
+  const total = sum(runs, (r) => r.total)
+  const durationSec = sum(runs, (r) => r.durationSec)
+  const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
+  const redisCommands = counted('redisCommands')
+  return {
+    rps: total / durationSec,
+    total,
+    durationSec,
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
+    onPaidCalls: counted('onPaidCalls'),
+    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: Math.round((redisCommands / total) * 100) / 100 }),
+    non2xx: sum(runs, (r) => r.non2xx),
+    errors: sum(runs, (r) => r.errors),
+    timeouts: sum(runs, (r) => r.timeouts),
+    notSuccess: sum(runs, (r) => r.notSuccess ?? 0),
+    generatedLate: sum(runs, (r) => r.generatedLate),
+    peakRssMb: runs.at(-1).peakRssMb,
+    loadAvg: Math.max(...runs.map((r) => r.loadAvg)),
+    sent: runs.at(-1).sent,
+    rounds: runs.map(({ rps, p50, p99, cpuUsPerRequest, loadAvg }) => ({ rps, p50, p99, cpuUsPerRequest, loadAvg })),
+  }
+}
+
+/** 30 % of the requests repeat one of the last 5 000 notifications sent with `prefix` (still in the store). */
+const duplicatesOf = (prefix, sent) => ({ prefix, last: sent - CONNECTIONS, window: 5000, share: 0.3 })
+
+async function ceiling() {
+  log('ceiling…')
+  const server = await startServer('ceiling')
+  const config = { url: `http://127.0.0.1:${server.port}/gat/notify`, kind: 'notify', prefix: `${RUN}C` }
+  await warm(config, WARMUP_SEC, 'ceiling')
+  const result = await measure(server, config, DURATION_SEC, 'ceiling')
+  await server.stop()
+  return result
+}
+
+/**
+ * Baseline, notify-memory and notify-redis (all new notifications) in turns, so a burst of other
+ * work on the machine hits them alike; then the 30 % duplicate pass of each store.
+ */
+async function notifyScenarios() {
+  log(`baseline, notify-memory, notify-redis: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const servers = { baseline: await startServer('baseline'), memory: await startServer('notify', ['memory']), redis: await startServer('notify', ['redis']) }
+  const names = Object.keys(servers).filter((name) => !servers[name].skipped)
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${name[0].toUpperCase()}${tag}` })
+  for (const name of names) await warm(config(name, 'W'))
+  const runs = Object.fromEntries(names.map((name) => [name, []]))
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of names) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
+  }
+  const out = { baseline: combine(runs.baseline) }
+  for (const store of ['memory', 'redis']) {
+    if (servers[store].skipped) {
+      out[store] = { skipped: servers[store].skipped }
+      continue
+    }
+    log(`notify-${store}, 30 % duplicates…`)
+    const dup = duplicatesOf(`${config(store, ROUNDS).prefix}`, runs[store].at(-1).sent)
+    const duplicates = combine([await measure(servers[store], { ...config(store, 'D'), dup })])
+    out[store] = { unique: combine(runs[store]), duplicates }
+  }
+  for (const name of names) await servers[name].stop()
+  return out
+}
+
+/**
+ * The 30 % duplicates pass again with `logger: console`, the router's default: each duplicate
+ * is then logged at info level, a synchronous write to stdout (a pipe here).
+ */
+async function consoleLogger() {
+  log('notify-memory, 30 % duplicates, console logger…')
+  const server = await startServer('notify', ['memory'], [], { BENCH_LOGGER: 'console' })
+  const config = { url: `http://127.0.0.1:${server.port}/gat/notify`, kind: 'notify', prefix: `${RUN}L` }
+  const { sent } = await warm(config)
+  const result = combine([await measure(server, { ...config, prefix: `${RUN}LD`, dup: duplicatesOf(`${RUN}LW`, sent) })])
+  await server.stop()
+  return result
+}
+
+/**
+ * The pay route in front of a sandbox, and a second sandbox hit directly by the same load. Each
+ * at full speed, then paced (the latency comparison). Sockets opened at the sandbox and its
+ * token calls are counted per phase.
+ */
+async function pay() {
+  log('pay route…')
+  const sandbox = await startServer('sandbox')
+  const server = await startServer('pay', [`http://127.0.0.1:${sandbox.port}`])
+  const config = { url: `http://127.0.0.1:${server.port}/gat/pay`, kind: 'pay' }
+  await warm({ ...config, prefix: `${RUN}PM` })
+  const routeMax = await measure(server, { ...config, prefix: `${RUN}PM` })
+  const atMax = await sandbox.report()
+  const rate = PAY_RATE || Math.max(50, Math.round((routeMax.rps * 0.25) / 50) * 50)
+  const routePaced = await measure(server, { ...config, prefix: `${RUN}PP`, rate })
+  await server.stop()
+  const upstream = await sandbox.stop()
+
+  log('sandbox direct…')
+  const direct = await startServer('sandbox')
+  const target = { url: `http://127.0.0.1:${direct.port}/platformDealer/employee/pay`, tokenUrl: `http://127.0.0.1:${direct.port}`, kind: 'direct' }
+  await warm({ ...target, prefix: `${RUN}DM` })
+  const directMax = await measure(direct, { ...target, prefix: `${RUN}DM` })
+  const directPaced = await measure(direct, { ...target, prefix: `${RUN}DP`, rate })
+  await direct.stop()
+  return {
+    rate,
+    routeMax,
+    routePaced,
+    directMax,
+    directPaced,
+    upstream: {
+      ...upstream,
+      connectionsAtFullSpeed: atMax.connections,
+      payCallsAtFullSpeed: atMax.payCalls,
+      connectionsWhilePaced: upstream.connections - atMax.connections,
+    },
+  }
+}
+
+const started = Date.now()
+log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
+log('micro-benchmarks…')
+const micro = await runJson('./micro.js', [], ['--expose-gc'])
+const ceilingResult = await ceiling()
+const notify = await notifyScenarios()
+const consoleResult = await consoleLogger()
+const payResults = await pay()
+
+writeResults({
+  date: new Date().toISOString(),
+  machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
+  settings: { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, payRate: payResults.rate },
+  elapsedSec: Math.round((Date.now() - started) / 1000),
+  micro,
+  ceiling: ceilingResult,
+  baseline: notify.baseline,
+  notifyMemory: notify.memory,
+  notifyRedis: notify.redis,
+  consoleLogger: consoleResult,
+  pay: payResults,
+})

@@ -1,0 +1,62 @@
+// The router's notify route: parse, verify, dedupe, a no-op onPaid.
+// `node notify.js memory` uses the default MemoryStore; `node notify.js redis` a RedisStore on
+// 127.0.0.1:6379 (prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
+import express from 'express'
+import * as gat from '../../dist/index.js'
+import { APP_ID, APP_SECRET } from '../config.js'
+import { announce } from './control.js'
+
+const kind = process.argv[2] ?? 'memory'
+let paid = 0
+const commands = {}
+let redis = null
+let store
+
+// Rejections are logged at warn/error (there should be none); the 30 % duplicates are logged at
+// info, which a production logger usually keeps. BENCH_LOGGER=console uses console for everything.
+const logger = process.env.BENCH_LOGGER === 'console' ? console : {
+  info() {},
+  warn: (message, context) => console.warn(message, context),
+  error: (message, context) => console.error(message, context),
+}
+
+if (kind === 'redis') {
+  try {
+    if (typeof gat.RedisStore !== 'function') throw new Error('RedisStore is not exported by dist/index.js')
+    const { default: Redis } = await import('ioredis')
+    redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    redis.on('error', () => {})
+    await redis.connect()
+    // Count what reaches Redis, to report round trips per notification.
+    const send = redis.sendCommand.bind(redis)
+    redis.sendCommand = (command, stream) => {
+      commands[command.name] = (commands[command.name] ?? 0) + 1
+      return send(command, stream)
+    }
+    store = new gat.RedisStore({ client: redis, prefix: `gatbench:${process.pid}:` })
+  } catch (err) {
+    process.stdout.write(`SKIP ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(0)
+  }
+}
+
+const app = express()
+app.use('/gat', gat.guanaitong({
+  appId: APP_ID,
+  appSecret: APP_SECRET,
+  notifyUrl: 'https://shop.example/gat/notify',
+  onPaid: () => { paid += 1 },
+  payPath: false,
+  logger,
+  ...(store ? { store } : {}),
+}))
+
+/** Deletes what this run left in Redis (done-markers are kept 25 h otherwise). */
+async function cleanRedis() {
+  if (!redis) return
+  const keys = await redis.keys(`gatbench:${process.pid}:*`)
+  for (let i = 0; i < keys.length; i += 10_000) await redis.unlink(...keys.slice(i, i + 10_000))
+  await redis.quit()
+}
+
+const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, ...(redis ? { commands: { ...commands } } : {}) }), cleanRedis))
