@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net'
 import { OUTER_TRADE_NO_EXISTS_CODE } from '../errors'
 import { normalizeAmount } from '../money'
 import type { Fields, SignAlgorithm } from '../types'
-import { checkPayParams, Refusal, SANDBOX_CODES } from './sandbox-form'
+import { checkPayParams, Refusal, SANDBOX_CODES } from './sandbox/form'
 import { Deliveries } from './sandbox/deliveries'
 import { Faults } from './sandbox/faults'
 import { handleRequest, type RequestContext } from './sandbox/http'
@@ -44,7 +44,7 @@ import type {
 import { Waiters } from './sandbox/waiters'
 import type { FieldsInput } from './sign-notification'
 
-export { SANDBOX_CODES, type SandboxCode } from './sandbox-form'
+export { SANDBOX_CODES, type SandboxCode } from './sandbox/form'
 export { DEFAULT_RETRY_SCHEDULE, MAX_NOTIFY_ATTEMPTS, type SandboxOptions } from './sandbox/options'
 export { PAY_PATH, TOKEN_PATH } from './sandbox/http'
 export type {

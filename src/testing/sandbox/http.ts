@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Fields } from '../../types'
-import { Refusal, SANDBOX_CODES } from '../sandbox-form'
+import { Refusal, SANDBOX_CODES } from './form'
 import { readParams } from './body'
 import { elapsedMs } from './elapsed'
 import type { Fault } from './faults'

@@ -1,7 +1,7 @@
 /** appid, timestamp, sign: the checks every call to the sandbox gets, before its own parameters. */
 import { verifySign } from '../../signature'
 import type { Fields } from '../../types'
-import { Refusal, SANDBOX_CODES } from '../sandbox-form'
+import { Refusal, SANDBOX_CODES } from './form'
 import type { SandboxConfig } from './options'
 
 export function checkPublicParams(params: Fields, config: Pick<SandboxConfig, 'appId' | 'appSecret' | 'toleranceSec' | 'now'>): void {

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { TOKEN_INVALID_CODE } from '../../errors'
-import { Refusal, SANDBOX_CODES } from '../sandbox-form'
+import { Refusal, SANDBOX_CODES } from './form'
 
 export class TokenRegistry {
   /** Token → expiry, epoch ms by the sandbox clock. */

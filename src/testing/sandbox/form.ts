@@ -2,8 +2,8 @@
  * Request parsing and parameter checks of the sandbox (see sandbox.ts). Internal: the error
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
-import { normalizeAmount } from '../money'
-import type { Fields } from '../types'
+import { normalizeAmount } from '../../money'
+import type { Fields } from '../../types'
 
 /**
  * Codes the sandbox answers for failures Guanaitong does not document a code for.
