@@ -1,5 +1,9 @@
+import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import { TLSSocket } from 'node:tls'
 import { GatError } from '../errors'
 import type { Fields } from '../types'
+import { httpAgent, httpsAgent } from './agent'
 
 /** A well-formed Guanaitong answer. `code` may still be non-zero: judging it is the caller's job. */
 export interface GatResponse {
@@ -13,13 +17,15 @@ export interface GatResponse {
 }
 
 /**
- * Failure codes that mean no connection was ever made, so the request cannot have reached
- * Guanaitong and retrying it cannot double-pay. Anything not listed is treated as ambiguous.
+ * Failure codes that mean no connection was made, so the request cannot have reached Guanaitong
+ * and retrying it cannot double-pay. They count only for a failure before the socket connected
+ * (see `neverSent`); anything not listed is treated as ambiguous.
  */
 const NEVER_SENT = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
-  // TLS handshake failures happen before the request line is written.
+  // TLS handshake failures: the request is only written once the handshake (and the certificate
+  // check) succeeded, so nothing of it left the machine.
   'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'ERR_TLS_CERT_ALTNAME_INVALID',
 ])
@@ -46,33 +52,44 @@ function errorCode(err: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined
 }
 
-/**
- * Whether a fetch failure happened before anything was sent. undici wraps the socket error in
- * `cause`; with several addresses (happy eyeballs) the cause is an AggregateError of attempts,
- * all of which must have failed to connect.
- */
-export function neverSent(err: unknown): boolean {
+/** The error itself, or what it wraps (`cause`, as a `fetch` failure wraps its socket error). */
+function rootOf(err: unknown): unknown {
   const cause = (err as { cause?: unknown } | null)?.cause
-  if (cause instanceof AggregateError && cause.errors.length > 0) {
-    return cause.errors.every((e) => NEVER_SENT.has(errorCode(e) ?? ''))
+  return cause !== undefined && cause !== null ? cause : err
+}
+
+/**
+ * Whether a failure happened before anything was sent. `connected` says whether the socket had
+ * connected (for https: finished its TLS handshake), or was a reused keep-alive socket: from then
+ * on the request may have been written, so nothing is "never sent", whatever the code. Before
+ * that, the code must say the connection could not be made. With several addresses (happy
+ * eyeballs) the error is an AggregateError of attempts, all of which must have failed to connect.
+ */
+export function neverSent(err: unknown, connected = false): boolean {
+  if (connected) return false
+  const root = rootOf(err)
+  if (root instanceof AggregateError && root.errors.length > 0) {
+    return root.errors.every((e) => NEVER_SENT.has(errorCode(e) ?? ''))
   }
-  const code = errorCode(cause) ?? errorCode(err)
+  const code = errorCode(root) ?? errorCode(err)
   return code !== undefined && NEVER_SENT.has(code)
 }
 
-function transportError(path: string, err: unknown, timedOut: boolean, timeoutMs: number, status: number, traceId?: string): GatError {
+function transportError(
+  path: string, err: unknown, timedOut: boolean, timeoutMs: number, status: number, traceId: string | undefined, connected: boolean,
+): GatError {
   if (timedOut) {
     return new GatError({
       kind: 'timeout', code: null, status, traceId, path, ambiguous: true, cause: err,
       msg: `no complete answer within ${timeoutMs} ms`,
     })
   }
-  const code = errorCode((err as { cause?: unknown } | null)?.cause) ?? errorCode(err)
+  const code = errorCode(rootOf(err)) ?? errorCode(err)
   const reason = code ?? (err instanceof Error ? err.message : String(err))
   return new GatError({
     kind: 'network', code: null, status, traceId, path, cause: err,
-    // Once headers arrived the request was certainly sent; before that, only a refused connect is safe.
-    ambiguous: status !== 0 || !neverSent(err),
+    // Once headers arrived the request was certainly sent; before that, only a failed connect is safe.
+    ambiguous: status !== 0 || !neverSent(err, connected),
     msg: `connection failed: ${reason}`,
   })
 }
@@ -99,51 +116,116 @@ export function parseAnswer(path: string, text: string, status: number, traceId?
   }
 }
 
+function httpError(path: string, status: number, traceId: string | undefined, text: string): GatError {
+  return new GatError({ kind: 'http', code: null, status, traceId, path, msg: `HTTP ${status}: ${snippet(text)}` })
+}
+
+/** The body as UTF-8, without a leading byte order mark (as `Response.text()` decoded it). */
+function decodeBody(chunks: Buffer[]): string {
+  const text = (chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)).toString('utf8')
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
+const HEADERS = {
+  'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
+  accept: 'application/json',
+  // What `fetch` sent: some gateways and WAFs turn away requests without a user agent.
+  'user-agent': 'node',
+} as const
+
 /**
  * POSTs `fields` as a form and returns Guanaitong's parsed answer. One timer covers connect,
- * headers and body, so a server that sends headers and then stalls still times out.
- * Never retries: whether a retry is safe depends on the call, which only the caller knows.
+ * headers and body, so a server that sends headers and then stalls still times out; a timed-out
+ * request's socket is destroyed, never returned to the pool. Redirects are not followed (a 3xx is
+ * an `http` error: following it would turn the POST into a GET and drop the body).
+ * Never retries, not even on a reused keep-alive socket the server had closed: whether a retry is
+ * safe depends on the call, which only the caller knows.
  */
-export async function postForm(url: string, fields: Fields, timeoutMs: number): Promise<GatResponse> {
-  const path = pathOf(url)
-  const controller = new AbortController()
-  let timedOut = false
-  const timer = setTimeout(() => {
-    timedOut = true
-    controller.abort()
-  }, timeoutMs)
-  try {
-    let res: Response
+export function postForm(url: string, fields: Fields, timeoutMs: number): Promise<GatResponse> {
+  return new Promise<GatResponse>((resolve, reject) => {
+    const path = pathOf(url)
+    const body = new URLSearchParams(fields).toString()
+    let status = 0
+    let traceId: string | undefined
+    let timedOut = false
+    /** The socket connected (https: TLS handshake done) or was reused: the request may be out. */
+    let connected = false
+    let settled = false
+    let req: ClientRequest | undefined
+
+    const fail = (err: unknown) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      reject(err)
+    }
+    const succeed = (answer: GatResponse) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(answer)
+    }
+    const timer = setTimeout(() => {
+      timedOut = true
+      // A non-200 whose body stalls is still that status: the body only decorates the message.
+      fail(status !== 0 && status !== 200
+        ? httpError(path, status, traceId, '')
+        : transportError(path, undefined, true, timeoutMs, status, traceId, connected))
+      // Destroys the socket too: a hung server must not keep it, nor get it back in the pool.
+      req?.destroy()
+    }, timeoutMs)
+
     try {
-      res = await fetch(url, {
+      const target = new URL(url)
+      const secure = target.protocol === 'https:'
+      const options = {
         method: 'POST',
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded;charset=UTF-8',
-          accept: 'application/json',
-        },
-        body: new URLSearchParams(fields).toString(),
-        signal: controller.signal,
-        // A redirect would turn the POST into a GET and drop the body; the official client treats
-        // any non-200 as an error, so do the same rather than follow it.
-        redirect: 'manual',
+        headers: { ...HEADERS, 'content-length': Buffer.byteLength(body) },
+        agent: secure ? httpsAgent : httpAgent,
+      }
+      req = secure ? httpsRequest(target, options) : httpRequest(target, options)
+    } catch (err) {
+      // An unparsable URL or an unsupported protocol: nothing was sent.
+      fail(transportError(path, err, false, timeoutMs, 0, undefined, false))
+      return
+    }
+    const request = req
+    request.on('socket', (socket) => {
+      if (request.reusedSocket || !socket.connecting) {
+        connected = true
+      } else {
+        socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => {
+          connected = true
+        })
+      }
+    })
+    request.on('error', (err) => fail(transportError(path, err, timedOut, timeoutMs, status, traceId, connected)))
+    request.on('response', (res: IncomingMessage) => {
+      status = res.statusCode ?? 0
+      traceId = headerValue(res.headers['x-trace-id'])
+      const chunks: Buffer[] = []
+      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      res.on('end', () => {
+        const text = decodeBody(chunks)
+        if (status !== 200) return fail(httpError(path, status, traceId, text))
+        try {
+          succeed(parseAnswer(path, text, status, traceId))
+        } catch (err) {
+          fail(err)
+        }
       })
-    } catch (err) {
-      throw transportError(path, err, timedOut, timeoutMs, 0)
-    }
-    const traceId = res.headers.get('x-trace-id') ?? undefined
-    if (res.status !== 200) {
-      // The body only decorates the message; failing to read it must not hide the status.
-      const text = await res.text().catch(() => '')
-      throw new GatError({ kind: 'http', code: null, status: res.status, traceId, path, msg: `HTTP ${res.status}: ${snippet(text)}` })
-    }
-    let text: string
-    try {
-      text = await res.text()
-    } catch (err) {
-      throw transportError(path, err, timedOut, timeoutMs, res.status, traceId)
-    }
-    return parseAnswer(path, text, res.status, traceId)
-  } finally {
-    clearTimeout(timer)
-  }
+      const broken = (err: unknown) => {
+        fail(status !== 200 ? httpError(path, status, traceId, '') : transportError(path, err, timedOut, timeoutMs, status, traceId, true))
+      }
+      res.on('error', broken)
+      res.on('close', () => {
+        if (!res.complete) broken(new Error('connection closed before the answer was complete'))
+      })
+    })
+    request.end(body)
+  })
 }

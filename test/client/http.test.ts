@@ -147,4 +147,23 @@ describe('client/http: neverSent', () => {
     const mixed = new AggregateError([{ code: 'ECONNREFUSED' }, { code: 'ECONNRESET' }])
     expect(neverSent(new TypeError('fetch failed', { cause: mixed }))).to.equal(false)
   })
+
+  it('reads node:http errors as they come: the code on the error, happy eyeballs as an AggregateError', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+    expect(neverSent(refused)).to.equal(true)
+    expect(neverSent(Object.assign(new Error('getaddrinfo ENOTFOUND x'), { code: 'ENOTFOUND' }))).to.equal(true)
+    expect(neverSent(Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }))).to.equal(true)
+    expect(neverSent(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).to.equal(false)
+    const attempts = Object.assign(new AggregateError([{ code: 'ECONNREFUSED' }, { code: 'ENETUNREACH' }]), { code: 'ECONNREFUSED' })
+    expect(neverSent(attempts)).to.equal(true)
+    const oneGotThrough = Object.assign(new AggregateError([{ code: 'ECONNREFUSED' }, { code: 'ETIMEDOUT' }]), { code: 'ECONNREFUSED' })
+    expect(neverSent(oneGotThrough)).to.equal(false)
+  })
+
+  it('is false once the socket connected (or was a reused keep-alive one), whatever the code', () => {
+    const unreachable = Object.assign(new Error('read EHOSTUNREACH'), { code: 'EHOSTUNREACH' })
+    expect(neverSent(unreachable, false)).to.equal(true)
+    expect(neverSent(unreachable, true)).to.equal(false)
+    expect(neverSent(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), true)).to.equal(false)
+  })
 })
