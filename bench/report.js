@@ -72,8 +72,8 @@ function targets(r) {
   const gap = p.routePaced.p50 - p.directPaced.p50
   list.push(target(`pay route p50 ≤ direct sandbox p50 + 1 ms (50 connections, ${p.rate} req/s)`, gap <= 1,
     `${ms(p.routePaced.p50)} vs ${ms(p.directPaced.p50)} ms (+${ms(gap)} ms)`, `${ms(gap - 1)} ms over`,
-    `The route adds a process hop: Express, body parsing, validation, signing, an undici fetch and its answer; ${p.routePaced.cpuUsPerRequest} µs of pay-server CPU per request, on a machine where the sandbox and the load generator use the same 2 cores.`,
-    gap > 0.75 ? `Close to the limit: most of the route's ${p.routePaced.cpuUsPerRequest} µs of CPU per pay is \`fetch\` (see README.md, "Profiling").` : undefined))
+    `The route adds a process hop: Express, body parsing, validation, signing, a keep-alive node:http request and its answer; ${p.routePaced.cpuUsPerRequest} µs of pay-server CPU per request, on a machine where the sandbox and the load generator use the same 2 cores.`,
+    gap > 0.75 ? `Close to the limit: the route spends ${p.routePaced.cpuUsPerRequest} µs of CPU per pay (see README.md, "Profiling").` : undefined))
   const u = p.upstream
   list.push(target(`sockets opened at the sandbox ≤ ${r.settings.connections} (pay route at full speed)`, u.connectionsAtFullSpeed <= r.settings.connections,
     `${u.connectionsAtFullSpeed} for ${u.payCallsAtFullSpeed} pay calls and ${u.tokenCalls} token call; ${u.connectionsWhilePaced} more during the paced run, where sockets idle past the keep-alive timeout close and are reopened when needed`,
