@@ -1,12 +1,14 @@
 import { defineConfig } from 'tsup'
 
-export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts', cli: 'src/cli.ts' },
-  format: ['esm', 'cjs'],
-  dts: { entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' } },
-  target: 'node20',
-  platform: 'node',
-  splitting: false,
-  clean: true,
-  sourcemap: true,
-})
+const common = { target: 'node20', platform: 'node', splitting: false, sourcemap: true } as const
+
+export default defineConfig([
+  {
+    ...common,
+    entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+  },
+  // The command line is run, never imported: one ESM build is enough.
+  { ...common, entry: { cli: 'src/cli.ts' }, format: ['esm'] },
+])
