@@ -318,3 +318,55 @@ export type PayRouteOptions = Pick<GuanaitongOptions, 'preparePayment' | 'notify
   /** The API client that sends the pay. */
   client: GatClient
 }
+
+/**
+ * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
+ * client or cluster (`redis` v4 or v5, connected). Neither library is imported: the store
+ * only calls the client's EVALSHA and EVAL.
+ */
+export interface RedisClientLike {
+  /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */
+  evalsha?: (...args: any[]) => unknown
+  /** node-redis: `evalSha(sha, { keys, arguments })`. */
+  evalSha?: (...args: any[]) => unknown
+  eval?: (...args: any[]) => unknown
+}
+
+/** Options of `new RedisStore()`. */
+export interface RedisStoreOptions extends StoreOptions {
+  /**
+   * A ready ioredis client (`new Redis(url)`, or a `Cluster`) or a connected node-redis client
+   * (`await createClient({ url }).connect()`). The store does not connect or close it.
+   *
+   * Make it fail fast: a notification is answered `fail` on a store error and Guanaitong
+   * retries, which beats hanging until the router's `storeTimeoutMs`. With ioredis:
+   * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 })`
+   * (`maxRetriesPerRequest: 0` fails faster still). With node-redis:
+   * `createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000 } })`.
+   */
+  client: RedisClientLike
+  /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
+  prefix?: string
+}
+
+/** Options of `new RedisTokenCache()`. */
+export interface RedisTokenCacheOptions {
+  /** A ready ioredis client or a connected node-redis client, as for `RedisStore`. */
+  client: RedisClientLike
+  /**
+   * Prefix of the two keys used (`<prefix>current`, `<prefix>lock`). Default "gat:token:".
+   * Use one per application when several share a Redis, e.g. `gat:token:${appId}:`.
+   */
+  prefix?: string
+  /**
+   * How long a refresh may hold the fleet-wide lock, ms. Default 10 000. Keep it at least the
+   * client's `timeoutMs`: a fetch that outlives the lock lets another instance fetch too.
+   */
+  lockMs?: number
+  /** How long an instance waits for another instance's refresh before failing, ms. Default lockMs + 5 000. */
+  waitMs?: number
+  /** How often a waiting instance looks for the new token, ms. Default 50. */
+  pollMs?: number
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
+}

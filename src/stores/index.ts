@@ -1,4 +1,3 @@
 export { MemoryStore } from './memory'
-export { RedisStore, type RedisStoreOptions } from './redis'
-export { RedisTokenCache, type RedisTokenCacheOptions } from './redis-token-cache'
-export type { RedisClientLike } from './redis-adapter'
+export { RedisStore } from './redis'
+export { RedisTokenCache } from './redis-token-cache'

@@ -1,18 +1,7 @@
 import { createHash } from 'node:crypto'
 import { ConfigError } from '../errors'
+import type { RedisClientLike } from '../types'
 
-/**
- * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
- * client or cluster (`redis` v4 or v5, connected). Neither library is imported: the store
- * only calls the client's EVALSHA and EVAL.
- */
-export interface RedisClientLike {
-  /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */
-  evalsha?: (...args: any[]) => unknown
-  /** node-redis: `evalSha(sha, { keys, arguments })`. */
-  evalSha?: (...args: any[]) => unknown
-  eval?: (...args: any[]) => unknown
-}
 
 /** A Lua script with its SHA1, so it can be run by EVALSHA. */
 export class LuaScript {

@@ -1,26 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
 import { ConfigError } from '../errors'
-import type { ClaimResult, NotifyStore, StoreOptions } from '../types'
-import { LuaScript, redisAdapter, type RedisAdapter, type RedisClientLike } from './redis-adapter'
+import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
+import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
 import { describeValue, positiveInteger } from './validate'
 
-/** Options of `new RedisStore()`. */
-export interface RedisStoreOptions extends StoreOptions {
-  /**
-   * A ready ioredis client (`new Redis(url)`, or a `Cluster`) or a connected node-redis client
-   * (`await createClient({ url }).connect()`). The store does not connect or close it.
-   *
-   * Make it fail fast: a notification is answered `fail` on a store error and Guanaitong
-   * retries, which beats hanging until the router's `storeTimeoutMs`. With ioredis:
-   * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 })`
-   * (`maxRetriesPerRequest: 0` fails faster still). With node-redis:
-   * `createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000 } })`.
-   */
-  client: RedisClientLike
-  /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
-  prefix?: string
-}
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
 //   <prefix>{K}        hash: a = claims so far, o = owner of the latest claim, d = done
