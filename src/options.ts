@@ -1,6 +1,7 @@
 import { createClient } from './client'
 import { DEFAULTS, parseBytes } from './defaults'
 import { ConfigError } from './errors'
+import { checkSecrets } from './secrets'
 import { SIGN_ALGORITHMS } from './signature'
 import { MemoryStore } from './stores/memory'
 import type { GatClient, GuanaitongOptions, Logger, NotifyStore } from './types'
@@ -38,22 +39,6 @@ function suggestion(name: string): string {
   const lower = name.toLowerCase().replace(/[_-]/g, '')
   const match = KNOWN.find((known) => known.toLowerCase() === lower)
   return match ? ` (did you mean "${match}"?)` : ''
-}
-
-/** The secret as a list, each checked: whitespace at either end is almost always a pasted newline. */
-export function checkSecrets(appSecret: unknown, owner = 'appSecret'): string[] {
-  const list = typeof appSecret === 'string' ? [appSecret] : appSecret
-  if (!Array.isArray(list) || list.length === 0) {
-    throw new ConfigError(`${owner} is required: pass your Guanaitong application secret (e.g. from process.env.GAT_APPSECRET)`)
-  }
-  return list.map((secret, i) => {
-    const label = list.length > 1 ? `${owner}[${i}]` : owner
-    if (typeof secret !== 'string' || secret === '') throw new ConfigError(`${label} must be a non-empty string`)
-    if (secret.trim() !== secret) {
-      throw new ConfigError(`${label} has whitespace at its start or end, probably copied with a newline: trim it`)
-    }
-    return secret
-  })
 }
 
 function checkPath(name: string, value: unknown): void {

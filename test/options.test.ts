@@ -7,10 +7,10 @@ const base = { appId: APP_ID, appSecret: SECRET, onPaid: async () => {}, client:
 
 describe('guanaitong(options) checks options when it is called', () => {
   const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-    ['missing appSecret', { appSecret: undefined }, /appSecret is required/],
-    ['an empty appSecret list', { appSecret: [] }, /appSecret is required/],
+    ['missing appSecret', { appSecret: undefined }, /appSecret is missing or blank/],
+    ['an empty appSecret list', { appSecret: [] }, /appSecret is an empty list/],
     ['an appSecret with a trailing newline', { appSecret: 'abc\n' }, /whitespace .* trim it/],
-    ['a blank secret in a rotation list', { appSecret: ['a', ''] }, /appSecret\[1\] must be a non-empty string/],
+    ['a blank secret in a rotation list', { appSecret: ['a', ''] }, /appSecret\[1\] is missing or blank/],
     ['missing appId', { appId: undefined }, /appId is required/],
     ['onPaid not a function', { onPaid: 'yes' }, /onPaid must be a function/],
     ['an unknown option', { onpaid: () => {} }, /unknown option "onpaid" \(did you mean "onPaid"\?\)/],

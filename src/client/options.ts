@@ -1,5 +1,6 @@
 import { DEFAULTS } from '../defaults'
 import { ConfigError } from '../errors'
+import { checkSecrets } from '../secrets'
 import { SIGN_ALGORITHMS } from '../signature'
 import type { ClientOptions, Logger, SignAlgorithm, TokenCache } from '../types'
 import { MemoryTokenCache } from './token'
@@ -24,16 +25,6 @@ export interface ResolvedClientOptions {
 const DEFAULT_LOGGER: Logger = {
   warn: (message, context) => console.warn(message, context ?? ''),
   error: (message, context) => console.error(message, context ?? ''),
-}
-
-function checkSecret(secret: unknown, label: string): string {
-  if (typeof secret !== 'string' || secret.trim() === '') {
-    throw new ConfigError(`${label} is missing or blank: pass the app secret of your Guanaitong application (e.g. from process.env)`)
-  }
-  if (secret !== secret.trim()) {
-    throw new ConfigError(`${label} has leading or trailing whitespace (probably copied with a newline): trim it`)
-  }
-  return secret
 }
 
 function checkBaseUrl(value: unknown): string {
@@ -71,14 +62,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   }
   if (appId !== appId.trim()) throw new ConfigError('appId has leading or trailing whitespace (probably copied with a newline): trim it')
 
-  let signingSecret: string
-  if (Array.isArray(appSecret)) {
-    if (appSecret.length === 0) throw new ConfigError('appSecret is an empty list: give at least one secret (the first signs)')
-    appSecret.forEach((s, i) => checkSecret(s, `appSecret[${i}]`))
-    signingSecret = appSecret[0]
-  } else {
-    signingSecret = checkSecret(appSecret, 'appSecret')
-  }
+  const signingSecret = checkSecrets(appSecret)[0]
 
   const signType = options.signType ?? DEFAULTS.signType
   if (!SIGN_ALGORITHMS.includes(signType)) {

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
 import { DEFAULTS } from '../defaults'
 import { verifyFields } from '../notify/verify'
+import { checkSecrets } from '../secrets'
 import type { VerifyOptions } from '../types'
 import { guarded } from './answer'
 import { notifyState } from './state'
@@ -12,7 +13,7 @@ import { notifyState } from './state'
 export function verifyNotification(options: VerifyOptions) {
   const config = {
     appId: options.appId,
-    secrets: typeof options.appSecret === 'string' ? [options.appSecret] : [...options.appSecret],
+    secrets: checkSecrets(options.appSecret),
     toleranceSec: options.toleranceSec ?? DEFAULTS.toleranceSec,
     now: options.now ?? Date.now,
     debug: options.debug ?? false,
