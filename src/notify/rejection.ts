@@ -32,12 +32,15 @@ const SHOP_SIDE: ReadonlySet<RejectReason> = new Set(['STORE_FAILED', 'HANDLER_F
 export class NotifyRejection extends GuanaitongError {
   declare readonly code: RejectReason
   readonly reason: RejectReason
+  /** The message without the package prefix and reason, for callers that word their own. */
+  readonly detail: string
   readonly context: Record<string, unknown>
 
   constructor(reason: RejectReason, message: string, context: Record<string, unknown> = {}, cause?: unknown) {
     super(`notification rejected (${reason}): ${message}`, reason, STATUS[reason], { cause })
     this.name = 'NotifyRejection'
     this.reason = reason
+    this.detail = message
     this.context = context
   }
 

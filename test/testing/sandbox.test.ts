@@ -352,6 +352,21 @@ describe('sandbox: token and pay', () => {
     })
     expect(((await json.json()) as Reply['json']).code).to.equal(SANDBOX_CODES.BAD_REQUEST)
   })
+
+  it('refuses ambiguous forms: a repeated key (INVALID_PARAM), a bad escape or invalid UTF-8 (BAD_REQUEST)', async () => {
+    await open()
+    const post = async (body: string | Buffer) => {
+      const res = await fetch(`${sandbox.url}${TOKEN_PATH}`, {
+        method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body,
+      })
+      return (await res.json()) as Reply['json']
+    }
+    const form = encodeForm(signNotification(tokenParams(), SECRET))
+    expect((await post(`${form}&appid=other`)).code).to.equal(SANDBOX_CODES.INVALID_PARAM)
+    expect((await post(`${form}&x=%zz`)).code).to.equal(SANDBOX_CODES.BAD_REQUEST)
+    expect((await post(Buffer.concat([Buffer.from(`${form}&x=`), Buffer.from([0xff])]))).code).to.equal(SANDBOX_CODES.BAD_REQUEST)
+    expect((await post(form)).code).to.equal(0)
+  })
 })
 
 describe('sandbox: notifications', () => {

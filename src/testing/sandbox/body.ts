@@ -14,7 +14,7 @@ export async function readParams(req: IncomingMessage, target: URL): Promise<Fie
     if (size <= BODY_LIMIT) chunks.push(chunk)
   }
   if (size > BODY_LIMIT) throw new Refusal(SANDBOX_CODES.BAD_REQUEST, `body larger than ${BODY_LIMIT} bytes`)
-  const query = parseForm(target.search.slice(1), 'query string')
+  const query = parseForm(Buffer.from(target.search.slice(1), 'latin1'), 'query string')
   if (size === 0) return mergeParams(query, {})
   const type = (req.headers['content-type'] ?? '').toLowerCase()
   const [mime, ...rest] = type.split(';').map((s) => s.trim())
@@ -25,8 +25,5 @@ export async function readParams(req: IncomingMessage, target: URL): Promise<Fie
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
     throw new Refusal(SANDBOX_CODES.BAD_REQUEST, `the sandbox reads UTF-8 bodies only; got charset=${charset}`)
   }
-  const text = Buffer.concat(chunks).toString('utf8')
-  // Decoding turns invalid bytes into U+FFFD silently: refuse rather than check a sign over altered text.
-  if (text.includes('\uFFFD')) throw new Refusal(SANDBOX_CODES.BAD_REQUEST, 'body is not valid UTF-8')
-  return mergeParams(query, parseForm(text, 'body'))
+  return mergeParams(query, parseForm(Buffer.concat(chunks), 'body'))
 }

@@ -3,7 +3,12 @@
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
 import { normalizeAmount } from '../../money'
+import { parseForm as parseStrictForm } from '../../notify/parse-form'
+import { NotifyRejection } from '../../notify/rejection'
 import type { Fields } from '../../types'
+
+/** Far above any real call's parameter count; only a runaway body reaches it. */
+const MAX_PARAMETERS = 1000
 
 /**
  * Codes the sandbox answers for failures Guanaitong does not document a code for.
@@ -41,33 +46,20 @@ export class Refusal {
   ) {}
 }
 
-function decode(part: string, what: string): string {
-  try {
-    return decodeURIComponent(part.replace(/\+/g, ' '))
-  } catch {
-    throw new Refusal(SANDBOX_CODES.BAD_REQUEST, `${what} has a malformed percent-escape: ${JSON.stringify(part.slice(0, 60))}`)
-  }
-}
-
 /**
- * Parses `a=1&b=2` strictly: malformed percent-escapes and repeated keys are refused
- * (a repeated key makes the signed value ambiguous).
+ * Parses `a=1&b=2` with the package's own strict form parser (the one that reads notifications):
+ * malformed escapes, invalid UTF-8, nested and repeated keys are refused, since each makes the
+ * signed values ambiguous.
  */
-export function parseForm(text: string, where: 'query string' | 'body'): Fields {
-  const out: Fields = Object.create(null)
-  if (text === '') return out
-  for (const pair of text.split('&')) {
-    if (pair === '') continue
-    const eq = pair.indexOf('=')
-    const key = decode(eq === -1 ? pair : pair.slice(0, eq), `a key in the ${where}`)
-    const value = eq === -1 ? '' : decode(pair.slice(eq + 1), `${key} in the ${where}`)
-    if (key === '') throw new Refusal(SANDBOX_CODES.BAD_REQUEST, `the ${where} has a parameter without a name`)
-    if (Object.prototype.hasOwnProperty.call(out, key)) {
-      throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `${key} appears more than once in the ${where}`)
-    }
-    out[key] = value
+export function parseForm(bytes: Buffer, where: 'query string' | 'body'): Fields {
+  if (bytes.length === 0) return Object.create(null)
+  try {
+    return parseStrictForm(bytes, 'utf8', MAX_PARAMETERS)
+  } catch (err) {
+    if (!(err instanceof NotifyRejection)) throw err
+    const code = err.reason === 'DUPLICATE_KEY' ? SANDBOX_CODES.INVALID_PARAM : SANDBOX_CODES.BAD_REQUEST
+    throw new Refusal(code, `the ${where}: ${err.detail}`)
   }
-  return out
 }
 
 /**
