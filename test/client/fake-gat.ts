@@ -1,5 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { expect } from 'chai'
+import { GatError } from '../../src/errors'
 import { verifySign } from '../../src/signature'
 
 /** One request as the fake received it. */
@@ -138,4 +140,15 @@ export class FakeGat {
     }
     return { json: { code: 0, msg: 'OK', data: { echo: f } } }
   }
+}
+
+/** The GatError `p` rejects with; fails the test when it resolves or throws something else. */
+export async function caught(p: Promise<unknown>): Promise<GatError> {
+  try {
+    await p
+  } catch (err) {
+    expect(err).to.be.instanceOf(GatError)
+    return err as GatError
+  }
+  throw new Error('expected a GatError, got success')
 }

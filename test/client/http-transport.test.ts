@@ -5,9 +5,9 @@ import type { AddressInfo, Socket } from 'node:net'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { expect } from 'chai'
-import { GatError } from '../../src/errors'
 import { httpAgent, httpsAgent } from '../../src/client/agent'
 import { postForm } from '../../src/client/http'
+import { caught } from './fake-gat'
 
 // A self-signed certificate for localhost / 127.0.0.1, valid 2000–2100.
 const KEY = `-----BEGIN PRIVATE KEY-----
@@ -27,16 +27,6 @@ AgNHADBEAiAFKxHTwRyghRiQEgqiS64tPu9BzgdLU6QWoYDGe7zaCwIgdW/M4UiF
 dz9j+0P8wtMZ4H7OrO1c7NCh1eTFrkva6GI=
 -----END CERTIFICATE-----
 `
-
-async function caught(p: Promise<unknown>): Promise<GatError> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).to.be.instanceOf(GatError)
-    return err as GatError
-  }
-  throw new Error('expected a GatError, got success')
-}
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void
 const OK: Handler = (req, res) => {

@@ -1,19 +1,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
-import { GatError } from '../../src/errors'
 import { neverSent, postForm } from '../../src/client/http'
-import { FakeGat } from './fake-gat'
-
-async function caught(p: Promise<unknown>): Promise<GatError> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).to.be.instanceOf(GatError)
-    return err as GatError
-  }
-  throw new Error('expected a GatError, got success')
-}
+import { caught, FakeGat } from './fake-gat'
 
 describe('client/http: postForm', () => {
   let fake: FakeGat
