@@ -1,6 +1,5 @@
 import type { Response } from 'express'
-import type { HeldClaim } from '../notify/dedupe'
-import type { Fields, Notification } from '../types'
+import type { Fields, Notification, SettleStore } from '../types'
 
 /** What the notification middleware pass to each other, kept on `res.locals.guanaitong`. */
 export interface NotifyState {
@@ -8,8 +7,8 @@ export interface NotifyState {
   fields?: Fields
   /** Set by `verifyNotification`. */
   notification?: Notification
-  /** Set by `dedupeNotification` when this request owns the notification. */
-  claim?: HeldClaim
+  /** Set by `dedupeNotification`: where `handleNotification` settles, and how long it waits for the store. */
+  dedupe?: { store: SettleStore; storeTimeoutMs: number }
 }
 
 export function notifyState(res: Response): NotifyState {
