@@ -25,7 +25,8 @@
  * Counting, in the COUNT Redis (never in this process's memory, which dies with a SIGKILL):
  * - HINCRBY <COUNT_PREFIX>started <outer_trade_no> 1   when onPaid begins,
  * - HINCRBY <COUNT_PREFIX>paid <outer_trade_no> 1      when onPaid has done its work (its last step),
- * - HSET    <COUNT_PREFIX>by <outer_trade_no> <INSTANCE> (same MULTI as `paid`).
+ * - HSET    <COUNT_PREFIX>by <outer_trade_no> <INSTANCE> (same MULTI as `paid`),
+ * - HSET    <COUNT_PREFIX>source <outer_trade_no> pay|notify (same MULTI: which channel settled it).
  * "Processed exactly once" is `paid` = 1; `started` shows executions that were cut short.
  *
  * stdout protocol (one line each): `READY <port>`, `INSIDE_ONPAID <no>`,
@@ -131,7 +132,7 @@ app.use('/gat', guanaitong({
     asset_type: '1',
     asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
   }),
-  async onPaid(payment) {
+  async onPaid(payment, _req, ctx) {
     const no = payment.outerTradeNo
     const started = await counter.hincrby(`${COUNT_PREFIX}started`, no, 1)
     if (KILL_ON !== '' && no.startsWith(KILL_ON) && started === 1) {
@@ -142,6 +143,7 @@ app.use('/gat', guanaitong({
     await counter.multi()
       .hincrby(`${COUNT_PREFIX}paid`, no, 1)
       .hset(`${COUNT_PREFIX}by`, no, INSTANCE)
+      .hset(`${COUNT_PREFIX}source`, no, ctx.source)
       .exec()
   },
 }))

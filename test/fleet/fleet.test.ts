@@ -124,4 +124,34 @@ describe('fleet: three instances behind a random balancer, one Redis', function 
     expect(paid.size).to.equal(PAYS)
     expect([...paid.values()].every((n) => n === 1)).to.equal(true)
   })
+
+  it(`${PAYS} pays through the balancer, each raced by 2 more copies of its notification: onPaid once each, from either channel`, async () => {
+    await fleet('race', { LEASE_MS: 5000, HANDLER_DELAY_MS: 30 })
+    const s = sandbox!
+    const notifyUrl = `${balancer.url}/gat/notify`
+    s.on('pay', ({ payment }) => {
+      const fields = notificationFields(payment, s.appId)
+      for (let k = 0; k < 2; k++) s.notify(notifyUrl, fields)
+    })
+    const answers = await Promise.all(Array.from({ length: PAYS }, async (_, i) => {
+      const res = await fetch(`${balancer.url}/gat/pay`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ outer_trade_no: `R${run}${i}`, reason: '午餐' }),
+      })
+      return { status: res.status, body: await res.json() as { settled?: boolean } }
+    }))
+    expect(answers.filter((a) => a.status !== 200), 'pays not answered 200').to.deep.equal([])
+    await s.waitIdle(60_000)
+    expect(s.deliveries.filter((d) => d.state !== 'acknowledged').map((d) => d.id), 'deliveries not acknowledged').to.deep.equal([])
+    const paid = await counts(redis, `${prefix}race:count:paid`)
+    expect(paid.size).to.equal(PAYS)
+    expect([...paid.entries()].filter(([, n]) => n !== 1), 'onPaid completed more than once').to.deep.equal([])
+    const sources = Object.values(await redis.hgetall(`${prefix}race:count:source`))
+    const bySource = { pay: sources.filter((x) => x === 'pay').length, notify: sources.filter((x) => x === 'notify').length }
+    const settledOnAnswer = answers.filter((a) => a.body.settled === true).length
+    console.log(`      race: ${PAYS} pays, ${PAYS * 3} notifications; settled by pay ${bySource.pay}, by notify ${bySource.notify}; ` +
+      `answers settled: true ${settledOnAnswer}`)
+    expect(bySource.pay + bySource.notify).to.equal(PAYS)
+  })
 })
