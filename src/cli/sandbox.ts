@@ -3,7 +3,7 @@
  * server is not written in Node, printing each payment and each notification attempt as it
  * happens.
  */
-import { createSandbox, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
+import { createSandbox, NOTIFICATION_MODES, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
   type CommandSpec, type Io,
@@ -21,7 +21,11 @@ export const sandboxSpec: CommandSpec = {
     'app-id': { type: 'string', value: '<id>', description: 'the application id it accepts (default 20110698)' },
     'app-secret': { type: 'string', value: '<secret>', description: "the application's secret (default \"sandbox-secret\"); never printed" },
     'time-scale': { type: 'string', value: '<factor>', description: 'multiplies the retry delays: 0.01 turns 6 h into 3.6 min (default 1)' },
-    outcome: { type: 'string', value: '<paid|failed>', description: 'failed: every notification carries an empty trade_no (default paid)' },
+    outcome: { type: 'string', value: '<paid|failed>', description: 'failed: every pay answers PAY_FAILED and its notification carries an empty trade_no (default paid)' },
+    notifications: {
+      type: 'string', value: '<after-answer|before-answer|off>',
+      description: 'when a pay is notified: after its answer (default), before it (the race), or never (an unreachable notify URL)',
+    },
   },
   notes: [
     'Point your Guanaitong client at the printed URL instead of https://openapi.guanaitong.tech:',
@@ -33,6 +37,7 @@ export const sandboxSpec: CommandSpec = {
   examples: [
     'express-guanaitong sandbox --port 4010 --time-scale 0.01',
     'express-guanaitong sandbox --app-id 123 --app-secret "$MY_TEST_SECRET" --outcome failed',
+    'express-guanaitong sandbox --notifications off   # the shop must settle from the pay answer alone',
   ],
 }
 
@@ -96,6 +101,7 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
   const appSecret = stringFlag(sandboxSpec, parsed, 'app-secret', io)
   if (appSecret !== undefined) checkSecret(appSecret)
   const outcome = choiceFlag('outcome', v.outcome, ['paid', 'failed'] as const, 'paid')
+  const notifications = choiceFlag('notifications', v.notifications, NOTIFICATION_MODES, 'after-answer')
   const sandbox = createSandbox({
     port,
     host: v.host ?? '127.0.0.1',
@@ -104,6 +110,7 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
     timeScale: timeScaleFlag(v['time-scale']),
   })
   sandbox.setPayOutcome(outcome)
+  sandbox.setNotifications(notifications)
   report(sandbox, io)
   try {
     await sandbox.start()
@@ -114,7 +121,7 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
   }
   io.out(`Guanaitong sandbox listening on ${sandbox.url}`)
   io.out(`  app id ${sandbox.appId}, app secret ${appSecret === undefined ? 'the default (see --help)' : 'as given'}, ` +
-    `sign ${sandbox.signType}, retry delays x${sandbox.timeScale}, outcome ${outcome}`)
+    `sign ${sandbox.signType}, retry delays x${sandbox.timeScale}, outcome ${outcome}, notifications ${notifications}`)
   io.out('  use it as the API host (base URL) of your Guanaitong client; Ctrl-C stops it')
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

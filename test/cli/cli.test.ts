@@ -211,6 +211,7 @@ describe('cli (express-guanaitong command line)', function () {
       ['a parameter without "="', ['sign', '--app-secret', SECRET, 'appid'], /parameters are key=value/],
       ['a stray argument', ['sandbox', 'now'], /sandbox takes no positional arguments; got 'now'/],
       ['a bad time scale', ['sandbox', '--time-scale', 'fast'], /--time-scale must be a number/],
+      ['a bad notifications mode', ['sandbox', '--notifications', 'later'], /--notifications must be one of after-answer, before-answer, off/],
       ['an unknown command', ['refund'], /unknown command "refund"/],
     ]
     for (const [what, args, message] of bad) {
@@ -303,6 +304,30 @@ describe('cli (express-guanaitong command line)', function () {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
         shop.closeAllConnections()
         shop.close()
+      }
+    })
+
+    it('--notifications off: a pay is answered and recorded, and never notified', async () => {
+      const child = start(['sandbox', '--port', '0', '--app-secret', SECRET, '--notifications', 'off'])
+      let stdout = ''
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+      try {
+        const deadline = Date.now() + 20_000
+        while (!/listening on http/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        const baseUrl = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1]
+        expect(stdout).to.contain('notifications off')
+        const client = createClient({ appId: '20110698', appSecret: SECRET, baseUrl, logger: quiet() })
+        const tradeNo = await client.pay({
+          buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', reason: '午餐', total_amount: '1.15',
+          outer_trade_no: 'SBXOFF1', asset_type: '1', asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
+          notify_url: 'http://127.0.0.1:9/gat/notify',
+        })
+        while (!stdout.includes(`trade_no=${tradeNo}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        await new Promise((r) => setTimeout(r, 300))
+        expect(stdout).to.contain(`trade_no=${tradeNo} (paid)`)
+        expect(stdout).to.not.contain('notify #1')
+      } finally {
+        child.kill('SIGKILL')
       }
     })
   })
