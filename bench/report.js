@@ -25,6 +25,13 @@ function rows(r) {
   add('sandbox direct, max', p.directMax, 'pre-signed requests (2 processes)')
   add(`pay route @ ${p.rate}/s`, p.routePaced, 'paced load')
   add(`sandbox direct @ ${p.rate}/s`, p.directPaced, 'same paced load')
+  const settle = r.paySettle
+  if (settle) {
+    for (const [name, note] of [['off', 'settleOnPay: false'], ['memory', 'settle on the answer, MemoryStore'], ['redis', 'settle on the answer, RedisStore']]) {
+      const run = settle[name]
+      add(`pay route @ ${p.rate}/s, settle ${name}`, run?.skipped ? null : run, run?.skipped ? `skipped: ${run.skipped}` : `${note}; onPaid ${run.onPaidCalls}×`)
+    }
+  }
   return out.map(({ scenario, run, note }) => ({
     scenario,
     // Bodies made during the run cost the load generator CPU it would otherwise spend sending.
@@ -45,6 +52,14 @@ function target(name, met, measured, shortfall, why, caveat) {
 
 function targets(r) {
   const list = []
+  const settle = r.paySettle
+  for (const store of ['memory', 'redis']) {
+    const run = settle?.[store]
+    if (!run || run.skipped || !settle.off || settle.off.skipped) continue
+    const added = (key) => run[key] - settle.off[key]
+    list.push(target(`report: what settling on the pay answer adds (${store})`, true,
+      `p50 ${added('p50') >= 0 ? '+' : ''}${ms(added('p50'))} ms, p99 ${added('p99') >= 0 ? '+' : ''}${ms(added('p99'))} ms over settleOnPay: false at the same paced load; ${run.cpuUsPerRequest} vs ${settle.off.cpuUsPerRequest} µs of server CPU per pay`))
+  }
   const base = r.baseline
   const cpu = (run) => `${run.cpuUsPerRequest} µs of server CPU per request against the baseline's ${base.cpuUsPerRequest} µs`
   const busy = (run) => (run.loadAvg > r.machine.cores ? ` The load average reached ${run.loadAvg} on ${r.machine.cores} cores when it started: other work competed for the CPU.` : '')

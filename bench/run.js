@@ -177,6 +177,27 @@ async function pay() {
   }
 }
 
+/**
+ * What settling on the pay answer adds (issue 10): the pay route with settleOnPay off, with the
+ * default MemoryStore and with a RedisStore, at the same paced load against one sandbox, in turns.
+ */
+async function paySettle(rate) {
+  log(`pay route settle: off / memory / redis at ${rate} req/s, ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const sandbox = await startServer('sandbox')
+  const upstream = `http://127.0.0.1:${sandbox.port}`
+  const servers = { off: await startServer('pay', [upstream, 'off']), memory: await startServer('pay', [upstream, 'memory']), redis: await startServer('pay', [upstream, 'redis']) }
+  const names = Object.keys(servers).filter((name) => !servers[name].skipped)
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/pay`, kind: 'pay', rate, prefix: `${RUN}S${name[0].toUpperCase()}${tag}` })
+  for (const name of names) await warm(config(name, 'W'))
+  const runs = Object.fromEntries(names.map((name) => [name, []]))
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of names) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
+  }
+  for (const name of Object.keys(servers)) await servers[name].stop()
+  await sandbox.stop()
+  return Object.fromEntries(Object.keys(servers).map((name) => [name, servers[name].skipped ? { skipped: servers[name].skipped } : combine(runs[name])]))
+}
+
 const started = Date.now()
 log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
 log('micro-benchmarks…')
@@ -185,6 +206,7 @@ const ceilingResult = await ceiling()
 const notify = await notifyScenarios()
 const consoleResult = await consoleLogger()
 const payResults = await pay()
+const paySettleResults = await paySettle(payResults.rate)
 
 writeResults({
   date: new Date().toISOString(),
@@ -198,4 +220,5 @@ writeResults({
   notifyRedis: notify.redis,
   consoleLogger: consoleResult,
   pay: payResults,
+  paySettle: paySettleResults,
 })
