@@ -4,6 +4,7 @@ import { claimKey, notificationKey } from '../notify/dedupe'
 import { NotifyRejection } from '../notify/rejection'
 import { MemoryStore } from '../stores/memory'
 import type { DedupeOptions } from '../types'
+import { checkOptions, DEDUPE_RULES } from '../validate'
 import { answerFail, answerSuccess, guarded } from './answer'
 import { notifyState } from './state'
 
@@ -12,6 +13,7 @@ import { notifyState } from './state'
  * Held by another request: `fail`, Guanaitong comes back later. Claimed: on to the handler.
  */
 export function dedupeNotification(options: DedupeOptions = {}) {
+  checkOptions('dedupeNotification()', options, DEDUPE_RULES, '{ store: new RedisStore({ client }) }')
   const store = options.store ?? new MemoryStore()
   const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
   const logger = options.logger ?? console

@@ -5,6 +5,7 @@ import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
 import { withTimeout } from '../notify/timeout'
 import type { HandleOptions, Logger, Notification } from '../types'
+import { checkOptions, HANDLE_RULES } from '../validate'
 import { answerFail, answerSuccess, asRejection, guarded } from './answer'
 import { notifyState } from './state'
 
@@ -25,6 +26,7 @@ async function callHook(logger: Logger, name: string, hook: () => unknown): Prom
  * next attempt runs it again.
  */
 export function handleNotification(options: HandleOptions) {
+  checkOptions('handleNotification()', options, HANDLE_RULES, '{ onPaid }')
   const logger = options.logger ?? console
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
   const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold

@@ -41,8 +41,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(sent[0]).to.include({ buyer_open_id: 'from-session', total_amount: '12.50', notify_url: 'https://shop.example/gat/notify' })
     })
 
-    it('takes a form body as well as JSON', async () => {
-      const { app, sent } = setup(async () => '2020070220000016')
+    it('takes a form body only with payFormBodies: true', async () => {
+      const { app, sent } = setup(async () => '2020070220000016', { payFormBodies: true })
       const res = await request(app).post('/gat/pay').type('form').send(order)
       expect(res.status).to.equal(200)
       expect(sent[0]).to.include({ outer_trade_no: 'O100001', reason: '午餐' })
