@@ -311,7 +311,7 @@ export function checkOptions(where: string, options: unknown, rules: Rules, exam
   const known = Object.keys(rules)
   for (const name of Object.keys(options)) {
     if (!Object.prototype.hasOwnProperty.call(rules, name)) {
-      throw new ConfigError(`${where}: unknown option "${printable(name, 40)}"${didYouMean(name, known)}`)
+      throw new ConfigError(`${where}: unknown option "${printable(name, 40)}"${didYouMean(name, known) || elsewhere(name, where, known)}`)
     }
   }
   for (const name of known) {
@@ -324,6 +324,16 @@ export function checkOptions(where: string, options: unknown, rules: Rules, exam
     const problem = rule(value, name)
     if (problem) throw new ConfigError(`${where}: ${problem}`)
   }
+}
+
+/**
+ * For a name that is another entry point's option (one options object passed to every
+ * middleware): where it belongs, and what this one takes.
+ */
+function elsewhere(name: string, where: string, known: readonly string[]): string {
+  const owners = ENTRY_POINTS.filter(([other, rules]) => other !== where && Object.prototype.hasOwnProperty.call(rules, name))
+  if (owners.length === 0) return ''
+  return ` (it is an option of ${owners.map(([other]) => other).join(', ')}; ${where} takes ${known.join(', ')})`
 }
 
 /** The options `rules` knows, taken from a larger set (the router hands each middleware its own). */
@@ -431,3 +441,14 @@ export const SANDBOX_RULES: Rules = {
   notifyTimeoutMs: durationMs,
   now: fn,
 }
+
+/** Every entry point and its rules, to say where a misplaced option belongs. */
+const ENTRY_POINTS: ReadonlyArray<readonly [string, Rules]> = [
+  ['guanaitong()', ROUTER_RULES],
+  ['createClient()', CLIENT_RULES],
+  ['parseNotification()', PARSE_RULES],
+  ['verifyNotification()', VERIFY_RULES],
+  ['dedupeNotification()', DEDUPE_RULES],
+  ['handleNotification()', HANDLE_RULES],
+  ['payRoute()', PAY_ROUTE_RULES],
+]
