@@ -116,7 +116,7 @@ export const durationMs: Rule = (value, name) => {
 export function wholeMs(meaning: string, fallback: number | string): Rule {
   return (value, name) => {
     if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0 && value <= MAX_DURATION_MS) return undefined
-    return `${name} must be a positive whole number of milliseconds up to ${MAX_DURATION_MS} (${meaning}); got ${describeValue(value)}. Omit it for the default ${fallback}.`
+    return `${name} must be a positive whole number of milliseconds, at most ${MAX_DURATION_MS} (${meaning}); got ${describeValue(value)}. Omit it for the default ${fallback}.`
   }
 }
 
