@@ -222,12 +222,16 @@ export interface GatClient {
   request<T = unknown>(path: string, params?: Record<string, unknown>): Promise<T>
 }
 
-/** What `findOrder` returns for an order the shop knows. */
+/**
+ * What `findOrder` returns for an order the shop knows. Amounts are compared by value, as
+ * database drivers return them: `totalFen: '1250'` (a BIGINT from node-postgres), `1250n`, or
+ * `totalAmount: '12.5000'` (NUMERIC(12,4)) all match a notification of 12.50.
+ */
 export interface OrderSummary {
-  /** The order's amount as a decimal string or integer fen (give one). */
-  totalAmount?: string
-  /** The order's amount in fen. */
-  totalFen?: number
+  /** The order's amount in yuan: a decimal string with any number of decimals, or a number. Give this or `totalFen`. */
+  totalAmount?: string | number
+  /** The order's amount in fen: a whole number, a string of digits, or a bigint. Used when given. */
+  totalFen?: number | string | bigint
   /** The employee who placed the order; compared when given. */
   buyerOpenId?: string
 }
