@@ -3,6 +3,7 @@
  * server is not written in Node, printing each payment and each notification attempt as it
  * happens.
  */
+import { isIPv4, isIPv6 } from 'node:net'
 import { createSandbox, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
@@ -18,8 +19,8 @@ export const sandboxSpec: CommandSpec = {
   flags: {
     port: { type: 'string', value: '<port>', description: `port to listen on (default ${DEFAULT_SANDBOX_PORT}; 0 picks a free one)` },
     host: { type: 'string', value: '<host>', description: 'interface to listen on (default 127.0.0.1)' },
-    'app-id': { type: 'string', value: '<id>', description: 'the application id it accepts (default 20110698)' },
-    'app-secret': { type: 'string', value: '<secret>', description: "the application's secret (default \"sandbox-secret\"); never printed" },
+    'app-id': { type: 'string', value: '<id>', description: 'the application id it accepts (default 20110698)', env: 'GAT_APPID' },
+    'app-secret': { type: 'string', value: '<secret>', description: "the application's secret (default \"sandbox-secret\"); never printed", env: 'GAT_APPSECRET' },
     'time-scale': { type: 'string', value: '<factor>', description: 'multiplies the retry delays: 0.01 turns 6 h into 3.6 min (default 1)' },
     outcome: { type: 'string', value: '<paid|failed>', description: 'failed: every notification carries an empty trade_no (default paid)' },
   },
@@ -29,11 +30,20 @@ export const sandboxSpec: CommandSpec = {
     "A pay with a notify_url is notified at once, then retried on the sandbox's own schedule",
     '(0, 15 s, 30 s, 3 min, 10 min, 20 min, 30 min, 1 h, 3 h, 6 h, times --time-scale) until the',
     'answer is exactly "success". Ctrl-C (SIGINT) or SIGTERM stops it; pending retries are dropped.',
+    'It POSTs to whatever notify_url a pay names: keep it on a loopback address (the default) unless',
+    'other machines must reach it; it warns when it listens anywhere else.',
   ],
   examples: [
     'express-guanaitong sandbox --port 4010 --time-scale 0.01',
     'express-guanaitong sandbox --app-id 123 --app-secret "$MY_TEST_SECRET" --outcome failed',
   ],
+}
+
+/** 127.0.0.0/8 and ::1 (also as an IPv4-mapped address): only this machine can connect. */
+export function isLoopback(address: string): boolean {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
+  if (isIPv4(v4)) return v4.startsWith('127.')
+  return isIPv6(address) && /^(0{0,4}:){7}0{0,3}1$|^::1$/.test(address)
 }
 
 function timeScaleFlag(raw: string | undefined): number {
@@ -99,7 +109,7 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
   const sandbox = createSandbox({
     port,
     host: v.host ?? '127.0.0.1',
-    appId: v['app-id'],
+    appId: stringFlag(sandboxSpec, parsed, 'app-id', io),
     appSecret,
     timeScale: timeScaleFlag(v['time-scale']),
   })
@@ -113,6 +123,11 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
     return EXIT.FAILED
   }
   io.out(`Guanaitong sandbox listening on ${sandbox.url}`)
+  const bound = new URL(sandbox.url).hostname.replace(/^\[|\]$/g, '')
+  if (!isLoopback(bound)) {
+    io.err(`warning: the sandbox listens on ${bound}, not a loopback address: anyone who can reach it can make it POST ` +
+      'signed notifications to any notify_url they name (other hosts on your network included). Use --host 127.0.0.1 unless you need this.')
+  }
   io.out(`  app id ${sandbox.appId}, app secret ${appSecret === undefined ? 'the default (see --help)' : 'as given'}, ` +
     `sign ${sandbox.signType}, retry delays x${sandbox.timeScale}, outcome ${outcome}`)
   io.out('  use it as the API host (base URL) of your Guanaitong client; Ctrl-C stops it')
