@@ -4,6 +4,7 @@
  * happens.
  */
 import { isIPv4, isIPv6 } from 'node:net'
+import { printable } from '../printable'
 import { createSandbox, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
@@ -72,13 +73,13 @@ function report(sandbox: Sandbox, io: Io): void {
   const say = (text: string) => io.out(`${clock()}  ${text}`)
   sandbox.on('request', (e) => {
     if (e.code === 0 && !e.fault) return
-    say(`refused   ${e.method} ${e.path}: HTTP ${e.status}${e.code !== null ? ` code ${e.code}` : ''}${e.msg ? ` ${e.msg}` : ''}`)
+    say(`refused   ${e.method} ${printable(e.path)}: HTTP ${e.status}${e.code !== null ? ` code ${e.code}` : ''}${e.msg ? ` ${printable(e.msg, 200)}` : ''}`)
   })
   sandbox.on('token', (e) => say(`token     issued ${e.accessToken.slice(0, 8)}… (expires in ${e.expiresIn} s)`))
   sandbox.on('pay', ({ payment }: { payment: SandboxPayment }) => {
-    say(`pay       outer_trade_no=${payment.outerTradeNo} total_amount=${payment.totalAmount} asset_type=${payment.assetType} ` +
-      `buyer_open_id=${payment.buyerOpenId} -> trade_no=${payment.tradeNo} (${payment.outcome})` +
-      `${payment.notifyUrl ? `; notifying ${payment.notifyUrl}` : '; no notify_url, no notification'}`)
+    say(`pay       outer_trade_no=${printable(payment.outerTradeNo)} total_amount=${payment.totalAmount} asset_type=${payment.assetType} ` +
+      `buyer_open_id=${printable(payment.buyerOpenId)} -> trade_no=${payment.tradeNo} (${payment.outcome})` +
+      `${payment.notifyUrl ? `; notifying ${printable(payment.notifyUrl, 254)}` : '; no notify_url, no notification'}`)
   })
   sandbox.on('attempt', ({ delivery, attempt }) => {
     const verdict = attempt.body === 'success'
@@ -87,10 +88,10 @@ function report(sandbox: Sandbox, io: Io): void {
         ? `not "success": attempt ${attempt.attempt + 1} in ${delayText(sandbox.retrySchedule[attempt.attempt] * sandbox.timeScale)}`
         : 'not "success"'
     const kind = attempt.fields.trade_no ? 'payment' : 'failure notice'
-    say(`notify #${attempt.attempt} outer_trade_no=${delivery.outerTradeNo ?? '-'} (${kind}) -> ${describeAttempt(attempt)} in ${attempt.durationMs} ms: ${verdict}`)
+    say(`notify #${attempt.attempt} outer_trade_no=${printable(delivery.outerTradeNo ?? '-')} (${kind}) -> ${describeAttempt(attempt)} in ${attempt.durationMs} ms: ${verdict}`)
   })
   sandbox.on('abandoned', ({ delivery }) => {
-    say(`gave up   outer_trade_no=${delivery.outerTradeNo ?? '-'} after ${delivery.attempts.length} attempts without "success"`)
+    say(`gave up   outer_trade_no=${printable(delivery.outerTradeNo ?? '-')} after ${delivery.attempts.length} attempts without "success"`)
   })
 }
 
