@@ -62,21 +62,21 @@ export function payFieldLength(field: PayField): readonly [number, number] {
   return rule.length
 }
 
-/**
- * The notification's fields (seed, section 3) and how the router reads each. `sign` and the
- * timestamp window come from the seed; the lower-case hex and the blank-reads-as-empty rules are
- * the package's own (src/signature.ts, src/notify/verify.ts).
+/*
+ * The notification's fields (seed, section 3) and how the router reads them (src/notify/verify.ts):
+ * - appid: the application id; must be the configured appId.
+ * - outer_trade_no: the shop's order number as sent with the pay (2–22 characters, `PAY_FIELDS`).
+ * - buyer_open_id: the employee who paid.
+ * - attach: what the pay carried; this client percent-encodes %, & and = (`encodeAttach`), and
+ *   `payment.attach` is decoded (`decodeAttach`). Package rule, from the seed's urlencode advice.
+ * - total_amount: decimal; read as 0–2 decimals in [0.01, 99999999.99] (src/money.ts).
+ * - trade_no: Guanaitong's trade number: non-empty means paid, empty means the payment failed (seed).
+ * - timestamp: seconds since 1970-01-01 (seed); 5 minutes tolerance (seed).
+ * - sign: hex digest of the canonical string, lower case: 40 (sha1), 64 (sha256) or 128 (sha512)
+ *   digits (docs/gat-protocol.md).
+ * Package rules for all of them: a blank value reads as absent (the signer drops it), and no key or
+ * value may hold `&` or `=` (above).
  */
-export const NOTIFY_FIELDS = {
-  appid: 'the application id; must be the configured appId',
-  outer_trade_no: 'the shop\'s order number as sent with the pay (2–22 characters when sent by this client)',
-  buyer_open_id: 'the employee who paid',
-  attach: 'what the pay carried; this client percent-encodes %, & and = on the way out and decodes them here',
-  total_amount: 'decimal amount; read as 0–2 decimals in [0.01, 99999999.99]',
-  trade_no: 'Guanaitong\'s trade number: non-empty means paid, empty means the payment failed',
-  timestamp: 'Unix seconds (GMT+8 wording in the seed, but seconds since the epoch); 5 minutes tolerance',
-  sign: 'hex digest of the canonical string: 40 (sha1), 64 (sha256) or 128 (sha512) lower-case digits',
-} as const
 
 /**
  * A name the signing rule itself uses: the signer adds `appsecret=<secret>` and skips any
