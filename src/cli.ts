@@ -35,7 +35,7 @@ function toolHelp(): string {
     '  -h, --help     show this help (or a command\'s: <command> --help)',
     '  -v, --version  print the version',
     '',
-    'The app secret is never printed; --app-secret may also come from GAT_APPSECRET (notify, sign).',
+    'The app secret is never printed; --app-secret may also come from GAT_APPSECRET (sandbox, notify, sign).',
     `Run "${TOOL} <command> --help" for a command's options and examples.`,
   ].join('\n')
 }

@@ -1,3 +1,5 @@
+import { printable } from './printable'
+
 /**
  * Every error this package throws or hands to a callback is a GuanaitongError:
  * its message starts with the package name (so it is findable in a shop's logs),
@@ -23,16 +25,18 @@ export class ConfigError extends GuanaitongError {
   }
 }
 
-/** A pay parameter broke one of Guanaitong's documented limits; nothing was sent upstream. */
+/** A pay parameter broke one of Guanaitong's documented limits or the signing rule; nothing was sent upstream. */
 export class ParamError extends GuanaitongError {
   readonly field: string
   readonly msg: string
 
   constructor(field: string, rule: string) {
-    super(`${field} ${rule}`, 'INVALID_PARAM', 400)
+    // The field may be a key from a request body: escaped, it cannot write a log line of its own.
+    const named = printable(field, 60)
+    super(`${named} ${rule}`, 'INVALID_PARAM', 400)
     this.name = 'ParamError'
     this.field = field
-    this.msg = `${field} ${rule}`
+    this.msg = `${named} ${rule}`
   }
 }
 

@@ -16,6 +16,21 @@ export function amountToFen(amount: string): number | null {
   return Number(m[1]) * 100 + Number(decimals.padEnd(2, '0'))
 }
 
+/** Any number of decimals, as databases print NUMERIC/DECIMAL ("12.5000"); no sign, exponent or spaces. */
+const DECIMAL = /^([0-9]+)(?:\.([0-9]+))?$/
+
+/**
+ * Integer fen of a decimal string by value, exactly (bigint, no float): "12.5000" → 1250n,
+ * "12.5" → 1250n. Null when it is not a decimal or holds a fraction of a fen ("12.505").
+ */
+export function decimalToFen(text: string): bigint | null {
+  const m = DECIMAL.exec(text)
+  if (!m) return null
+  const decimals = m[2] ?? ''
+  if (/[^0]/.test(decimals.slice(2))) return null
+  return BigInt(m[1]) * 100n + BigInt(decimals.slice(0, 2).padEnd(2, '0'))
+}
+
 /** `12345` → `"123.45"`. */
 export function fenToAmount(fen: number): string {
   const yuan = Math.floor(fen / 100)

@@ -6,6 +6,7 @@ import { payRoute } from './middleware/pay'
 import { verifyNotification } from './middleware/verify'
 import { resolveOptions } from './options'
 import type { GuanaitongOptions } from './types'
+import { DEDUPE_RULES, HANDLE_RULES, PARSE_RULES, PAY_ROUTE_RULES, pickOptions, VERIFY_RULES, type Rules } from './validate'
 
 /**
  * The router a shop mounts: `app.use('/gat', guanaitong({ appId, appSecret, notifyUrl, onPaid }))`.
@@ -13,14 +14,16 @@ import type { GuanaitongOptions } from './types'
  */
 export function guanaitong(options: GuanaitongOptions): Router {
   const resolved = resolveOptions(options)
+  // Each piece is given the options it takes, and checks them as it would standing alone.
+  const only = (rules: Rules) => pickOptions(resolved, rules) as never
   const router = express.Router()
   router.post(
     resolved.notifyPath,
-    parseNotification(resolved),
-    verifyNotification(resolved),
-    dedupeNotification(resolved),
-    handleNotification(resolved),
+    parseNotification(only(PARSE_RULES)),
+    verifyNotification(only(VERIFY_RULES)),
+    dedupeNotification(only(DEDUPE_RULES)),
+    handleNotification(only(HANDLE_RULES)),
   )
-  if (resolved.payPath !== false) router.post(resolved.payPath, payRoute(resolved))
+  if (resolved.payPath !== false) router.post(resolved.payPath, payRoute(only(PAY_ROUTE_RULES)))
   return router
 }

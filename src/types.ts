@@ -56,6 +56,14 @@ export type RejectReason =
   | 'HANDLER_TIMEOUT'
   /** `findOrder` found no such order, or its amount or buyer differ from the notification. */
   | 'ORDER_MISMATCH'
+  /**
+   * A key or value holds `&` or `=`. Guanaitong's signed string joins fields with them, so such a
+   * notification could be a re-split of another one (a forgery with a genuine sign); this client
+   * never sends either raw. Checked before anything else.
+   */
+  | 'RESERVED_CHARACTER'
+  /** A field named `appsecret`: the signing rule puts the secret under that name, so the field itself is never signed. */
+  | 'RESERVED_NAME'
 
 /** A verified notification. `tradeNo` is non-empty for a payment, empty for a failure notice. */
 export interface Notification {
@@ -71,7 +79,10 @@ export interface Notification {
   totalAmount: string
   /** `total_amount` in integer fen (分), e.g. 10000. */
   totalFen: number
-  /** `attach`, returned as the shop sent it; empty string when none. */
+  /**
+   * `attach` as the shop passed it to `pay()`: the client percent-encodes `%`, `&` and `=` on the
+   * way out (src/fields.ts) and they are decoded here. `raw.attach` is what arrived. Empty when none.
+   */
   attach: string
   /** `timestamp` of this delivery attempt, Unix seconds. */
   timestamp: number
@@ -248,12 +259,16 @@ export interface GatClient {
   request<T = unknown>(path: string, params?: Record<string, unknown>): Promise<T>
 }
 
-/** What `findOrder` returns for an order the shop knows. */
+/**
+ * What `findOrder` returns for an order the shop knows. Amounts are compared by value, as
+ * database drivers return them: `totalFen: '1250'` (a BIGINT from node-postgres), `1250n`, or
+ * `totalAmount: '12.5000'` (NUMERIC(12,4)) all match a notification of 12.50.
+ */
 export interface OrderSummary {
-  /** The order's amount as a decimal string or integer fen (give one). */
-  totalAmount?: string
-  /** The order's amount in fen. */
-  totalFen?: number
+  /** The order's amount in yuan: a decimal string with any number of decimals, or a number. Give this or `totalFen`. */
+  totalAmount?: string | number
+  /** The order's amount in fen: a whole number, a string of digits, or a bigint. Used when given. */
+  totalFen?: number | string | bigint
   /** The employee who placed the order; compared when given. */
   buyerOpenId?: string
 }
@@ -283,6 +298,17 @@ export interface GuanaitongOptions<Tx = unknown> {
    * `buyer_open_id` from the session and `total_amount` from your own order, never from the body.
    */
   preparePayment?: (req: Request, params: Partial<PayParams>) => Partial<PayParams> | Promise<Partial<PayParams>>
+  /**
+   * Body keys the pay route passes on besides the seed's parameters and `trade_info`. Any other
+   * key is answered 400 naming it. Names are exact: `NOTIFY_URL` is not `notify_url`. Default none.
+   */
+  extraPayParams?: readonly string[]
+  /**
+   * Let the pay route read `application/x-www-form-urlencoded` bodies as well as JSON. Default
+   * false: another site can post a form with the buyer's cookies, but not a JSON body (it needs a
+   * CORS preflight). Turn it on only behind your own CSRF protection.
+   */
+  payFormBodies?: boolean
   /** A ready API client; by default one is made from appId, appSecret, baseUrl, signType, timeoutMs. */
   client?: GatClient
   /** API host for the default client. */
@@ -368,13 +394,14 @@ export type HandleOptions<Tx = unknown> = Omit<SettleOptions<Tx>, 'store' | 'sto
  * Options of the `payRoute()` middleware. With `onPaid` (and `settleOnPay` not false) it settles
  * the order from the pay answer; give it the same `store` as the notification route.
  */
-export type PayRouteOptions<Tx = unknown> = Pick<GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'settleOnPay' | 'now'> &
-  Partial<SettleOptions<Tx>> & {
-    /** The API client that sends the pay. */
-    client: GatClient
-    /** The application id, for the settlement key; required with `onPaid`. */
-    appId?: string
-  }
+export type PayRouteOptions<Tx = unknown> = Pick<
+  GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'extraPayParams' | 'payFormBodies' | 'settleOnPay' | 'now'
+> & Partial<SettleOptions<Tx>> & {
+  /** The API client that sends the pay. */
+  client: GatClient
+  /** The application id, for the settlement key; required with `onPaid`. */
+  appId?: string
+}
 
 /**
  * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis

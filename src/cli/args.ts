@@ -4,6 +4,7 @@
  * streams a command writes to.
  */
 import { parseArgs } from 'node:util'
+import { didYouMean } from '../validate'
 
 export const TOOL = 'express-guanaitong'
 
@@ -70,9 +71,11 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       // Node's messages name the flag, never the value of another one (so no secret leaks here).
       const first = (error as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
-      throw new UsageError(code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'
-        ? `${spec.name} takes no positional arguments; got ${first.replace(/^Unexpected argument '(.*)'\..*$/s, "'$1'")}`
-        : first)
+      if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+        throw new UsageError(`${spec.name} takes no positional arguments; got ${first.replace(/^Unexpected argument '(.*)'\..*$/s, "'$1'")}`)
+      }
+      const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /^Unknown option '--?([^']*)'/.exec(first)?.[1] : undefined
+      throw new UsageError(unknown === undefined ? first : `${first}${didYouMean(unknown, Object.keys(options), (flag) => `"--${flag}"`)}`)
     }
     throw error
   }

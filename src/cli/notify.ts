@@ -4,6 +4,7 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { encodeAttach } from '../fields'
 import { normalizeAmount } from '../money'
 import { SIGN_ALGORITHMS } from '../signature'
 import { encodeForm, signNotification } from '../testing/sign-notification'
@@ -26,7 +27,7 @@ export const notifySpec: CommandSpec = {
     'trade-no': { type: 'string', value: '<no>', description: "Guanaitong's trade number (default a new one)" },
     failed: { type: 'boolean', description: 'send a failure notice: empty trade_no' },
     'buyer-open-id': { type: 'string', value: '<id>', description: 'buyer_open_id (default d87797eea12a2f80ad72ed93214a0908)' },
-    attach: { type: 'string', value: '<text>', description: 'attach, returned as the shop sent it (default none)' },
+    attach: { type: 'string', value: '<text>', description: 'attach as the shop passed it to pay(); sent percent-encoded as the client sends it (default none)' },
     'sign-type': { type: 'string', value: '<sha1|sha256|sha512>', description: 'hash of your application (default sha1)' },
     repeat: { type: 'string', value: '<n>', description: "send it n times one after the other, like Guanaitong's retries (default 1)" },
     concurrency: { type: 'string', value: '<n>', description: 'each time, send n copies at once: concurrent duplicates (default 1)' },
@@ -43,6 +44,11 @@ export const notifySpec: CommandSpec = {
     'express-guanaitong notify --url http://localhost:3000/gat/notify --failed --outer-trade-no ORD1   # GAT_APPID, GAT_APPSECRET set',
     'express-guanaitong notify --url http://localhost:3000/gat/notify --concurrency 5   # duplicates at once',
   ],
+}
+
+/** What Guanaitong would return for a pay this package's client sent: `%`, `&` and `=` encoded (src/fields.ts). */
+function attachFlag(attach: string | undefined): string | undefined {
+  return attach === undefined ? undefined : encodeAttach(attach)
 }
 
 interface Answer {
@@ -161,7 +167,7 @@ export async function runNotify(argv: readonly string[], io: Io): Promise<number
     buyer_open_id: v['buyer-open-id'] ?? 'd87797eea12a2f80ad72ed93214a0908',
     total_amount: amount,
     trade_no: failed ? '' : (v['trade-no'] ?? newTradeNo()),
-    attach: stringFlag(notifySpec, parsed, 'attach', io),
+    attach: attachFlag(stringFlag(notifySpec, parsed, 'attach', io)),
   }
   const shown = Object.entries(base).filter(([, value]) => value !== undefined)
     .map(([key, value]) => `${key}=${value}`).join(' ')

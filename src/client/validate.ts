@@ -1,5 +1,7 @@
 import { ParamError } from '../errors'
+import { encodeAttach, PAY_FIELDS, payFieldLength } from '../fields'
 import { normalizeAmount } from '../money'
+import { refuseReservedCharacters } from '../pay/params'
 import type { Fields } from '../types'
 
 /**
@@ -10,10 +12,10 @@ export const PUBLIC_PARAMS: ReadonlySet<string> = new Set([
   'appid', 'timestamp', 'version', 'access_token', 'sign', 'grant_type', 'appsecret',
 ])
 
-/** The private parameters of /platformDealer/employee/pay listed by the seed. */
-const PAY_FIELDS: ReadonlySet<string> = new Set([
+/** The private parameters of /platformDealer/employee/pay that have their own checks below. */
+const CHECKED_FIELDS: ReadonlySet<string> = new Set([
   'buyer_open_id', 'reason', 'total_amount', 'outer_trade_no', 'asset_type', 'asset_open_id', 'notify_url', 'attach',
-])
+] satisfies Array<keyof typeof PAY_FIELDS>)
 
 /**
  * A lone UTF-16 surrogate cannot be encoded as UTF-8: the form encoder would turn it into U+FFFD
@@ -124,26 +126,52 @@ export function toFields(params: unknown, skip: ReadonlySet<string> = new Set())
   return out
 }
 
+/** A seed parameter within the seed's length limits (src/fields.ts). */
+function checkPayString(field: keyof typeof PAY_FIELDS, value: unknown): string {
+  const [min, max] = payFieldLength(field)
+  return checkString(field, value, min, max)
+}
+
 /**
- * Checks every private parameter of /platformDealer/employee/pay against the seed's limits,
- * so a bad call fails here with the field's name instead of as an opaque upstream code,
- * and nothing is sent. Returns the form fields to sign and send.
+ * `attach` percent-encoded (`%`, `&`, `=`; src/fields.ts), so it cannot re-split the signed
+ * string; the seed's 100 characters apply to what is sent.
+ */
+function checkAttach(value: unknown): string | undefined {
+  const [min, max] = payFieldLength('attach')
+  const attach = checkOptionalString('attach', value, min, Infinity)
+  if (attach === undefined) return undefined
+  const encoded = encodeAttach(attach)
+  const length = charLength(encoded)
+  if (length > max) {
+    throw new ParamError('attach', `must be at most ${max} characters once "%", "&" and "=" are percent-encoded (got ${length})`)
+  }
+  return encoded
+}
+
+/**
+ * Checks every private parameter of /platformDealer/employee/pay against the seed's limits and
+ * the signing rule (no raw `&` or `=`: src/pay/params.ts), so a bad call fails here with the
+ * field's name instead of as an opaque upstream code, and nothing is sent. Returns the form
+ * fields to sign and send, `attach` percent-encoded.
  */
 export function validatePayParams(params: unknown): Fields {
   if (!isPlainObject(params)) throw new ParamError('params', `must be a plain object, got ${describe(params)}`)
   const out: Fields = {
-    buyer_open_id: checkString('buyer_open_id', params.buyer_open_id, 1, 32),
-    reason: checkString('reason', params.reason, 1, 254),
+    buyer_open_id: checkPayString('buyer_open_id', params.buyer_open_id),
+    reason: checkPayString('reason', params.reason),
     total_amount: checkAmount(params.total_amount),
-    outer_trade_no: checkString('outer_trade_no', params.outer_trade_no, 2, 22),
+    outer_trade_no: checkPayString('outer_trade_no', params.outer_trade_no),
     asset_type: checkAssetType(params.asset_type),
-    asset_open_id: checkString('asset_open_id', params.asset_open_id, 1, 32),
+    asset_open_id: checkPayString('asset_open_id', params.asset_open_id),
   }
-  const notifyUrl = checkOptionalString('notify_url', params.notify_url, 1, 254)
+  const [urlMin, urlMax] = payFieldLength('notify_url')
+  const notifyUrl = checkOptionalString('notify_url', params.notify_url, urlMin, urlMax)
   if (notifyUrl !== undefined) out.notify_url = notifyUrl
-  const attach = checkOptionalString('attach', params.attach, 1, 100)
+  const attach = checkAttach(params.attach)
   if (attach !== undefined) out.attach = attach
-  return { ...out, ...toFields(params, PAY_FIELDS) }
+  const fields = { ...out, ...toFields(params, CHECKED_FIELDS) }
+  refuseReservedCharacters(fields)
+  return fields
 }
 
 function checkAmount(value: unknown): string {

@@ -1,7 +1,8 @@
 import type { Request, Response } from 'express'
-import { DEFAULTS } from '../defaults'
+import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
 import { MemoryStore } from '../stores/memory'
 import type { DedupeOptions } from '../types'
+import { checkOptions, DEDUPE_RULES } from '../validate'
 import { guarded } from './answer'
 import { notifyState } from './state'
 
@@ -10,8 +11,9 @@ import { notifyState } from './state'
  * taken and ended in one place, the settlement core, so that the pay answer can share it.
  */
 export function dedupeNotification(options: DedupeOptions = {}) {
+  checkOptions('dedupeNotification()', options, DEDUPE_RULES, '{ store: new RedisStore({ client }) }')
   const dedupe = { store: options.store ?? new MemoryStore(), storeTimeoutMs: options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs }
-  return guarded(options.logger ?? console, async function dedupeWith(_req: Request, res: Response, next) {
+  return guarded(options.logger ?? DEFAULT_LOGGER, async function dedupeWith(_req: Request, res: Response, next) {
     notifyState(res).dedupe = dedupe
     next()
   })

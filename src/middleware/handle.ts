@@ -2,6 +2,8 @@ import type { Request, Response } from 'express'
 import { createSettlement } from '../settle/settle'
 import type { HandleOptions } from '../types'
 import { answerNotification, guarded } from './answer'
+import { checkOptions, HANDLE_RULES } from '../validate'
+import { DEFAULT_LOGGER } from '../defaults'
 import { notifyState } from './state'
 
 /**
@@ -10,7 +12,8 @@ import { notifyState } from './state'
  * Without a `dedupeNotification()` before it, the handler runs on every delivery.
  */
 export function handleNotification(options: HandleOptions) {
-  const logger = options.logger ?? console
+  checkOptions('handleNotification()', options, HANDLE_RULES, '{ onPaid }')
+  const logger = options.logger ?? DEFAULT_LOGGER
   const settle = createSettlement(options)
   return guarded(logger, async function handle(req: Request, res: Response) {
     const state = notifyState(res)

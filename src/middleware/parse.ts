@@ -2,10 +2,12 @@ import type { Request, Response } from 'express'
 import getRawBody from 'raw-body'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Readable } from 'node:stream'
-import { DEFAULTS, parseBytes } from '../defaults'
+import { DEFAULT_LOGGER, DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
 import { NotifyRejection } from '../notify/rejection'
+import { printable } from '../printable'
 import type { ParseOptions } from '../types'
+import { checkOptions, PARSE_RULES } from '../validate'
 import { guarded } from './answer'
 import { notifyState } from './state'
 
@@ -30,7 +32,7 @@ function bodyStream(req: Request): Readable {
   if (encoding === 'identity') return req
   if (encoding === 'gzip') return req.pipe(createGunzip())
   if (encoding === 'deflate') return req.pipe(createInflate())
-  throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `content-encoding "${encoding}" is not supported`)
+  throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `content-encoding "${printable(encoding, 40)}" is not supported`)
 }
 
 const READ_ERRORS: Record<string, NotifyRejection['reason']> = {
@@ -45,9 +47,10 @@ async function readBody(req: Request, limit: number): Promise<Buffer> {
   try {
     return await getRawBody(stream, { limit, length: inflated ? undefined : req.headers['content-length'] })
   } catch (err) {
-    const type = (err as { type?: string }).type ?? ''
-    const reason = READ_ERRORS[type] ?? 'BAD_BODY'
-    const message = reason === 'BODY_TOO_LARGE' ? `body is over the ${limit}-byte limit` : `body could not be read: ${(err as Error).message}`
+    const type = (err as { type?: unknown } | null)?.type
+    const reason = (typeof type === 'string' && READ_ERRORS[type]) || 'BAD_BODY'
+    const detail = printable(err instanceof Error ? err.message : String(err), 120)
+    const message = reason === 'BODY_TOO_LARGE' ? `body is over the ${limit}-byte limit` : `body could not be read: ${detail}`
     throw new NotifyRejection(reason, message, {}, err)
   }
 }
@@ -62,16 +65,17 @@ function alreadyRead(req: Request): boolean {
  * Reads the raw body itself, or takes what an earlier `express.urlencoded()` produced.
  */
 export function parseNotification(options: ParseOptions = {}) {
+  checkOptions('parseNotification()', options, PARSE_RULES, "{ bodyLimit: '64kb' }")
   const limit = parseBytes(options.bodyLimit ?? DEFAULTS.bodyLimit)
   const parameterLimit = options.parameterLimit ?? DEFAULTS.parameterLimit
-  const logger = options.logger ?? console
+  const logger = options.logger ?? DEFAULT_LOGGER
   return guarded(logger, async function parse(req: Request, res: Response, next) {
     if (req.method !== 'POST') {
       throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `method ${req.method} (notifications are POSTed)`)
     }
     const { type, charset } = mediaType(req.headers['content-type'])
     if (type !== FORM) {
-      throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `content type "${type || 'none'}" (Guanaitong posts ${FORM})`)
+      throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `content type "${printable(type || 'none', 60)}" (Guanaitong posts ${FORM})`)
     }
     const decoder = formCharset(charset)
     const state = notifyState(res)

@@ -1,18 +1,38 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
+import { DEFAULT_LOGGER } from '../defaults'
 import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
 import { ConfigError } from '../errors'
 import { paymentFromPayAnswer } from '../settle/pay-answer'
 import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
+import { buildPayParams } from '../pay/params'
+import { printable } from '../printable'
 import type { Logger, PayParams, PayRouteOptions } from '../types'
+import { checkOptions, PAY_ROUTE_RULES } from '../validate'
 
-const parsers: RequestHandler[] = [
-  bodyParser.json({ limit: '16kb' }),
-  bodyParser.urlencoded({ extended: false, limit: '16kb' }),
-]
+const json = bodyParser.json({ limit: '16kb' })
+const form = bodyParser.urlencoded({ extended: false, limit: '16kb' })
+
+/**
+ * The body types the route reads. JSON only by default: a page on another site can POST a form
+ * (or text/plain) to the route with the buyer's cookies and no CORS preflight, while a JSON body
+ * needs one, which the browser refuses unless the shop's CORS policy allows that site.
+ */
+function bodyTypes(req: Request, forms: boolean): void {
+  const header = req.headers['content-type']
+  const hasBody = header !== undefined || Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined
+  if (!hasBody) return
+  const type = (header ?? '').split(';')[0].trim().toLowerCase()
+  if (type === 'application/json' || (forms && type === 'application/x-www-form-urlencoded')) return
+  throw new GuanaitongError(`the pay route takes ${forms ? 'JSON or form' : 'JSON'} bodies, not "${printable(type, 60)}"` +
+    (forms ? '' : ' (a form could be posted from another site; set payFormBodies to accept forms behind your own CSRF protection)'),
+  'UNSUPPORTED_MEDIA_TYPE', 415)
+}
 
 /** Runs the body parsers (they skip a body another parser already read, or of another type). */
-function parseBody(req: Request, res: Response): Promise<void> {
+function parseBody(req: Request, res: Response, forms: boolean): Promise<void> {
+  bodyTypes(req, forms)
+  const parsers: RequestHandler[] = forms ? [json, form] : [json]
   return parsers.reduce<Promise<void>>(
     (previous, parser) => previous.then(() => new Promise((resolve, reject) => {
       parser(req, res, (err?: unknown) => (err ? reject(err) : resolve()))
@@ -50,7 +70,8 @@ function errorAnswer(err: unknown, params: Partial<PayParams>, sending: boolean)
 }
 
 function logFailure(logger: Logger, answer: ErrorAnswer, err: unknown): void {
-  const message = `[express-guanaitong] pay answered ${answer.status}: ${err instanceof Error ? err.message : String(err)}`
+  // body-parser quotes the body in its JSON errors: escaped, a body cannot write a log line of its own.
+  const message = `[express-guanaitong] pay answered ${answer.status}: ${printable(err instanceof Error ? err.message : String(err), 300)}`
   if (answer.status >= 500) logger.error(message, { ...answer.body })
   else logger.warn(message, { ...answer.body })
 }
@@ -93,20 +114,22 @@ function settlesOnPay(options: PayRouteOptions, logger: Logger): SettleAnswer | 
  * reused order number, 502 upstream, 504 on timeout.
  */
 export function payRoute(options: PayRouteOptions): RequestHandler {
-  const { client, preparePayment, notifyUrl } = options
-  const logger = options.logger ?? console
+  checkOptions('payRoute()', options, PAY_ROUTE_RULES, '{ client: createClient({ appId, appSecret }), notifyUrl }')
+  const { client, preparePayment, notifyUrl, extraPayParams } = options
+  const forms = options.payFormBodies ?? false
+  const logger = options.logger ?? DEFAULT_LOGGER
+  if (!notifyUrl) {
+    logger.warn('[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
+      'this shop of these payments, and only the pay answer tells what happened')
+  }
+  const prepare = preparePayment && ((req: Request) => (params: Partial<PayParams>) => preparePayment(req, params))
   const settleAnswer = settlesOnPay(options, logger)
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}
     let sending = false
     const send = async () => {
-      await parseBody(req, res)
-      const body: unknown = req.body
-      if (body && typeof body === 'object' && !Array.isArray(body)) params = { ...(body as Partial<PayParams>) }
-      // Where Guanaitong posts the result is the server's decision, never the browser's.
-      delete params.notify_url
-      if (preparePayment) params = (await preparePayment(req, params)) ?? params
-      if (notifyUrl) params.notify_url = notifyUrl
+      await parseBody(req, res, forms)
+      params = await buildPayParams(req.body, { extraPayParams, notifyUrl }, prepare?.(req))
       sending = true
       const tradeNo = await client.pay(params as PayParams)
       const answer: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express'
-import { DEFAULTS } from '../defaults'
+import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
 import { verifyFields } from '../notify/verify'
-import { checkSecrets } from '../secrets'
+import { checkOptions, checkSecrets, VERIFY_RULES } from '../validate'
 import type { VerifyOptions } from '../types'
 import { guarded } from './answer'
 import { notifyState } from './state'
@@ -11,6 +11,7 @@ import { notifyState } from './state'
  * and leaves the typed notification on `res.locals.guanaitong.notification`.
  */
 export function verifyNotification(options: VerifyOptions) {
+  checkOptions('verifyNotification()', options, VERIFY_RULES, '{ appId, appSecret }')
   const config = {
     appId: options.appId,
     secrets: checkSecrets(options.appSecret),
@@ -18,7 +19,7 @@ export function verifyNotification(options: VerifyOptions) {
     now: options.now ?? Date.now,
     debug: options.debug ?? false,
   }
-  return guarded(options.logger ?? console, async function verify(req: Request, res: Response, next) {
+  return guarded(options.logger ?? DEFAULT_LOGGER, async function verify(req: Request, res: Response, next) {
     const state = notifyState(res)
     if (!state.fields) throw new Error('verifyNotification needs parseNotification before it')
     state.notification = verifyFields(state.fields, config)

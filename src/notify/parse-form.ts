@@ -1,4 +1,5 @@
 import iconv from 'iconv-lite'
+import { printable } from '../printable'
 import type { Fields } from '../types'
 import { NotifyRejection } from './rejection'
 
@@ -18,7 +19,7 @@ export function formCharset(declared: string | undefined): FormCharset {
   if (declared === undefined || declared === '') return 'utf8'
   const charset = CHARSETS[declared.toLowerCase()]
   if (!charset) {
-    throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `charset "${declared}" is not supported (use utf-8, gbk or gb18030)`)
+    throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `charset "${printable(declared, 40)}" is not supported (use utf-8, gbk or gb18030)`)
   }
   return charset
 }
@@ -31,7 +32,7 @@ function decodeUtf8Component(text: string): string {
   try {
     return decodeURIComponent(text)
   } catch {
-    throw new NotifyRejection('BAD_BODY', `invalid percent-escape or UTF-8 sequence in "${text.slice(0, 40)}"`)
+    throw new NotifyRejection('BAD_BODY', `invalid percent-escape or UTF-8 sequence in "${printable(text, 40)}"`)
   }
 }
 
@@ -52,7 +53,7 @@ function decodeLegacyComponent(latin1: string, charset: 'gbk' | 'gb18030'): stri
     else if (c === 0x25) {
       const hi = hexValue(latin1.charCodeAt(i + 1))
       const lo = hexValue(latin1.charCodeAt(i + 2))
-      if (hi < 0 || lo < 0) throw new NotifyRejection('BAD_BODY', `invalid percent-escape in "${latin1.slice(i, i + 3)}"`)
+      if (hi < 0 || lo < 0) throw new NotifyRejection('BAD_BODY', `invalid percent-escape in "${printable(latin1.slice(i, i + 3))}"`)
       bytes[n++] = hi * 16 + lo
       i += 2
     } else bytes[n++] = c
@@ -96,9 +97,9 @@ export function parseForm(body: Buffer, charset: FormCharset = 'utf8', parameter
       const key = charset === 'utf8' ? decodeUtf8Component(rawKey) : decodeLegacyComponent(rawKey, charset)
       if (key === '') throw new NotifyRejection('BAD_BODY', 'a parameter has an empty name')
       if (key.indexOf('[') !== -1 || key.indexOf(']') !== -1) {
-        throw new NotifyRejection('NESTED_KEY', `nested key "${key}" is not part of a Guanaitong notification`)
+        throw new NotifyRejection('NESTED_KEY', `nested key "${printable(key, 40)}" is not part of a Guanaitong notification`)
       }
-      if (key in fields) throw new NotifyRejection('DUPLICATE_KEY', `key "${key}" appears more than once`)
+      if (key in fields) throw new NotifyRejection('DUPLICATE_KEY', `key "${printable(key, 40)}" appears more than once`)
       fields[key] = charset === 'utf8' ? decodeUtf8Component(rawValue) : decodeLegacyComponent(rawValue, charset)
     }
     start = end + 1
@@ -123,10 +124,10 @@ export function fieldsFromParsed(body: unknown, parameterLimit = 100): Fields {
   if (keys.length > parameterLimit) throw new NotifyRejection('TOO_MANY_PARAMETERS', `more than ${parameterLimit} parameters`)
   for (const key of keys) {
     const value = (body as Record<string, unknown>)[key]
-    if (Array.isArray(value)) throw new NotifyRejection('DUPLICATE_KEY', `key "${key}" appears more than once`)
-    if (typeof value !== 'string') throw new NotifyRejection('NESTED_KEY', `key "${key}" is not a plain string value`)
+    if (Array.isArray(value)) throw new NotifyRejection('DUPLICATE_KEY', `key "${printable(key, 40)}" appears more than once`)
+    if (typeof value !== 'string') throw new NotifyRejection('NESTED_KEY', `key "${printable(key, 40)}" is not a plain string value`)
     if (key.indexOf('[') !== -1 || key.indexOf(']') !== -1) {
-      throw new NotifyRejection('NESTED_KEY', `nested key "${key}" is not part of a Guanaitong notification`)
+      throw new NotifyRejection('NESTED_KEY', `nested key "${printable(key, 40)}" is not part of a Guanaitong notification`)
     }
     fields[key] = value
   }

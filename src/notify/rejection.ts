@@ -23,6 +23,8 @@ const STATUS: Record<RejectReason, number> = {
   HANDLER_FAILED: 500,
   HANDLER_TIMEOUT: 503,
   ORDER_MISMATCH: 409,
+  RESERVED_CHARACTER: 400,
+  RESERVED_NAME: 400,
 }
 
 /** Reasons that say something is wrong on the shop's side rather than with the request. */

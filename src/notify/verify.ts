@@ -1,4 +1,6 @@
+import { decodeAttach, findReservedCharacter, SIGNING_NAME } from '../fields'
 import { amountToFen, MAX_FEN, MIN_FEN } from '../money'
+import { printable } from '../printable'
 import { isBlank, maskedCanonicalString, verifySign } from '../signature'
 import type { Fields, Notification } from '../types'
 import { NotifyRejection } from './rejection'
@@ -21,7 +23,7 @@ const DIGITS = /^[0-9]+$/
 function checkTimestamp(raw: string): number {
   if (!SECONDS.test(raw)) {
     const hint = DIGITS.test(raw) && raw.length === 13 ? ' (this looks like milliseconds)' : ''
-    throw new NotifyRejection('BAD_TIMESTAMP', `timestamp "${raw.slice(0, 20)}" is not Unix seconds${hint}`)
+    throw new NotifyRejection('BAD_TIMESTAMP', `timestamp "${printable(raw, 20)}" is not Unix seconds${hint}`)
   }
   return Number(raw)
 }
@@ -48,10 +50,28 @@ function signedOrEmpty(value: string | undefined): string {
 }
 
 /**
- * Checks a parsed notification: required fields, appid, signature, timestamp window, amount.
- * Returns the typed notification or throws a NotifyRejection with the reason.
+ * Refuses what the signature cannot pin down, before anything else is read: `&` or `=` in a key
+ * or value (the same signed string could then be split into other fields: src/fields.ts), and a
+ * field named `appsecret` (the signer replaces it with the secret, so it is never signed).
+ */
+export function checkSignable(fields: Fields): void {
+  const found = findReservedCharacter(fields)
+  if (found) {
+    const where = found.in === 'key' ? `key "${printable(found.key, 40)}"` : `the value of "${printable(found.key, 40)}"`
+    throw new NotifyRejection('RESERVED_CHARACTER', `${where} contains "&" or "=", which Guanaitong's signed string cannot tell ` +
+      'apart from its separators: a re-split of another notification, or not one built from a well-formed pay', { field: printable(found.key, 40) })
+  }
+  if (Object.prototype.hasOwnProperty.call(fields, SIGNING_NAME)) {
+    throw new NotifyRejection('RESERVED_NAME', `a field named "${SIGNING_NAME}" is never covered by the signature`)
+  }
+}
+
+/**
+ * Checks a parsed notification: signable keys and values, required fields, appid, signature,
+ * timestamp window, amount. Returns the typed notification or throws a NotifyRejection with the reason.
  */
 export function verifyFields(fields: Fields, config: VerifyConfig): Notification {
+  checkSignable(fields)
   for (const name of REQUIRED) {
     // A blank value is left out of the signature, so a blank required field would be unsigned.
     if (fields[name] === undefined || isBlank(fields[name])) {
@@ -62,7 +82,7 @@ export function verifyFields(fields: Fields, config: VerifyConfig): Notification
   if (fields.appid !== config.appId) {
     throw new NotifyRejection(
       'APPID_MISMATCH',
-      `appid "${fields.appid.slice(0, 40)}" is not the configured application (check the appId option)`,
+      `appid "${printable(fields.appid, 40)}" is not the configured application (check the appId option)`,
       { outerTradeNo },
     )
   }
@@ -80,7 +100,7 @@ export function verifyFields(fields: Fields, config: VerifyConfig): Notification
   checkWindow(timestamp, config)
   const totalFen = amountToFen(fields.total_amount)
   if (totalFen === null || totalFen < MIN_FEN || totalFen > MAX_FEN) {
-    throw new NotifyRejection('BAD_AMOUNT', `total_amount "${fields.total_amount.slice(0, 20)}" is not a valid amount`, {
+    throw new NotifyRejection('BAD_AMOUNT', `total_amount "${printable(fields.total_amount, 20)}" is not a valid amount`, {
       outerTradeNo,
     })
   }
@@ -91,7 +111,7 @@ export function verifyFields(fields: Fields, config: VerifyConfig): Notification
     buyerOpenId: signedOrEmpty(fields.buyer_open_id),
     totalAmount: fields.total_amount,
     totalFen,
-    attach: signedOrEmpty(fields.attach),
+    attach: decodeAttach(signedOrEmpty(fields.attach)),
     timestamp,
     raw: fields,
   }

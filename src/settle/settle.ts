@@ -1,4 +1,4 @@
-import { DEFAULTS } from '../defaults'
+import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
 import { errorMessage, GuanaitongError } from '../errors'
 import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
@@ -53,7 +53,7 @@ function isTransactional(store: SettleStore): store is TransactionalStore {
  * then mark done or release. It never writes a response: the caller turns the outcome into one.
  */
 export function createSettlement(options: SettleOptions) {
-  const logger: Logger = options.logger ?? console
+  const logger: Logger = options.logger ?? DEFAULT_LOGGER
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
   const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
   const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold

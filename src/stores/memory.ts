@@ -1,7 +1,6 @@
 import { DEFAULTS } from '../defaults'
-import { ConfigError } from '../errors'
 import type { ClaimResult, MemoryStoreOptions, NotifyStore } from '../types'
-import { positiveInteger } from './validate'
+import { checkOptions, MEMORY_STORE_RULES } from '../validate'
 
 /**
  * A key that was claimed at least once and is not done: a live claim, a claim whose lease ran
@@ -70,18 +69,10 @@ export class MemoryStore implements NotifyStore {
   private cursorSize = 0
 
   constructor(options: MemoryStoreOptions = {}) {
-    if (options === null || typeof options !== 'object') {
-      throw new ConfigError('new MemoryStore(options): options must be an object, e.g. { leaseMs: 60000 }')
-    }
-    this.leaseMs = positiveInteger('MemoryStore', 'leaseMs', options.leaseMs, DEFAULTS.leaseMs,
-      'how long a claim lasts before another request may take over')
-    this.retentionMs = positiveInteger('MemoryStore', 'retentionMs', options.retentionMs, DEFAULTS.retentionMs,
-      'how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h)')
-    this.maxEntries = positiveInteger('MemoryStore', 'maxEntries', options.maxEntries, DEFAULTS.maxEntries,
-      'the most keys held in memory')
-    if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new ConfigError('MemoryStore: now must be a function returning epoch milliseconds, e.g. () => Date.now(); omit it to use Date.now')
-    }
+    checkOptions('MemoryStore', options, MEMORY_STORE_RULES, '{ leaseMs: 60000 }')
+    this.leaseMs = options.leaseMs ?? DEFAULTS.leaseMs
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
+    this.maxEntries = options.maxEntries ?? DEFAULTS.maxEntries
     this.clock = options.now ?? Date.now
     this.base = this.clock()
   }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
-import { ConfigError, GuanaitongError } from '../errors'
+import { GuanaitongError } from '../errors'
 import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../types'
+import { checkOptions, MAX_DURATION_MS, REDIS_TOKEN_CACHE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
-import { positiveInteger } from './validate'
 
 
 const GET = new LuaScript(`return redis.call('GET', KEYS[1])`)
@@ -61,23 +61,12 @@ export class RedisTokenCache implements TokenCache {
   private inflight: Promise<CachedToken> | undefined
 
   constructor(options: RedisTokenCacheOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new ConfigError('new RedisTokenCache(options): options are required, e.g. new RedisTokenCache({ client: new Redis(url) })')
-    }
+    checkOptions('RedisTokenCache', options, REDIS_TOKEN_CACHE_RULES, '{ client: new Redis(url) }')
     this.redis = redisAdapter(options.client, 'RedisTokenCache')
-    if (options.prefix !== undefined && typeof options.prefix !== 'string') {
-      throw new ConfigError(`RedisTokenCache: prefix must be a string such as "gat:token:"; got ${String(options.prefix)}`)
-    }
     this.prefix = options.prefix ?? 'gat:token:'
-    this.lockMs = positiveInteger('RedisTokenCache', 'lockMs', options.lockMs, 10_000,
-      'how long a refresh may hold the lock; at least the client timeoutMs')
-    this.waitMs = positiveInteger('RedisTokenCache', 'waitMs', options.waitMs, this.lockMs + 5_000,
-      "how long to wait for another instance's refresh")
-    this.pollMs = positiveInteger('RedisTokenCache', 'pollMs', options.pollMs, 50,
-      'how often a waiting instance looks for the new token')
-    if (options.now !== undefined && typeof options.now !== 'function') {
-      throw new ConfigError('RedisTokenCache: now must be a function returning epoch milliseconds; omit it to use Date.now')
-    }
+    this.lockMs = options.lockMs ?? 10_000
+    this.waitMs = options.waitMs ?? Math.min(this.lockMs + 5_000, MAX_DURATION_MS)
+    this.pollMs = options.pollMs ?? 50
     this.now = options.now ?? Date.now
     this.valueKey = `${this.prefix}current`
     this.lockKey = `${this.prefix}lock`

@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
-import { ConfigError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
+import { checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
-import { describeValue, positiveInteger } from './validate'
 
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
@@ -71,17 +70,10 @@ export class RedisStore implements NotifyStore {
   private readonly keepMs: number
 
   constructor(options: RedisStoreOptions) {
-    if (options === null || typeof options !== 'object') {
-      throw new ConfigError('new RedisStore(options): options are required, e.g. new RedisStore({ client: new Redis(url) })')
-    }
+    checkOptions('RedisStore', options, REDIS_STORE_RULES, '{ client: new Redis(url) }')
     this.redis = redisAdapter(options.client, 'RedisStore')
-    this.leaseMs = positiveInteger('RedisStore', 'leaseMs', options.leaseMs, DEFAULTS.leaseMs,
-      'how long a claim lasts before another request may take over')
-    this.retentionMs = positiveInteger('RedisStore', 'retentionMs', options.retentionMs, DEFAULTS.retentionMs,
-      'how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h)')
-    if (options.prefix !== undefined && (typeof options.prefix !== 'string' || /[{}]/.test(options.prefix))) {
-      throw new ConfigError(`RedisStore: prefix must be a string without { or } such as "gat:" (the store adds a hash tag around each key itself); got ${describeValue(options.prefix)}`)
-    }
+    this.leaseMs = options.leaseMs ?? DEFAULTS.leaseMs
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
     this.prefix = options.prefix ?? 'gat:'
     this.keepMs = Math.max(this.leaseMs, this.retentionMs)
   }

@@ -210,6 +210,8 @@ describe('cli (express-guanaitong command line)', function () {
       ['a bad sign type', ['sign', '--app-secret', SECRET, '--sign-type', 'md5', 'a=1'], /--sign-type must be one of sha1, sha256, sha512/],
       ['a parameter without "="', ['sign', '--app-secret', SECRET, 'appid'], /parameters are key=value/],
       ['a stray argument', ['sandbox', 'now'], /sandbox takes no positional arguments; got 'now'/],
+      ['a misspelt flag', ['notify', '--app-secrte', SECRET], /Unknown option '--app-secrte' \(did you mean "--app-secret"\?\)/],
+      ['a misspelt sandbox flag', ['sandbox', '--time-scal', '1'], /Unknown option '--time-scal' \(did you mean "--time-scale"\?\)/],
       ['a bad time scale', ['sandbox', '--time-scale', 'fast'], /--time-scale must be a number/],
       ['a bad notifications mode', ['sandbox', '--notifications', 'later'], /--notifications must be one of after-answer, before-answer, off/],
       ['an unknown command', ['refund'], /unknown command "refund"/],
@@ -300,6 +302,7 @@ describe('cli (express-guanaitong command line)', function () {
         expect(code, stderr).to.equal(0)
         expect(stdout).to.match(/stopped \(SIGTERM\): 1 payment\(s\), 1 notification attempt\(s\)/)
         expect(stdout + stderr).to.not.contain(shopSecret)
+        expect(stderr, 'no warning on a loopback address').to.not.contain('warning')
       } finally {
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
         shop.closeAllConnections()
@@ -313,7 +316,7 @@ describe('cli (express-guanaitong command line)', function () {
       child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
       try {
         const deadline = Date.now() + 20_000
-        while (!/listening on http/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        while (!/use it as the API host/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
         const baseUrl = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1]
         expect(stdout).to.contain('notifications off')
         const client = createClient({ appId: '20110698', appSecret: SECRET, baseUrl, logger: quiet() })
@@ -328,6 +331,36 @@ describe('cli (express-guanaitong command line)', function () {
         expect(stdout).to.not.contain('notify #1')
       } finally {
         child.kill('SIGKILL')
+      }
+    })
+
+    it('reads its secret from GAT_APPSECRET (as notify does) and warns when it listens on a non-loopback address', async () => {
+      const envSecret = 'sandbox-env-secret-77'
+      const child = start(['sandbox', '--port', '0', '--host', '0.0.0.0'], { GAT_APPSECRET: envSecret })
+      let stdout = ''
+      let stderr = ''
+      child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+      child.stderr!.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+      try {
+        const deadline = Date.now() + 20_000
+        while (!/listening on http:\/\/0\.0\.0\.0:\d+/.test(stdout) || !/warning/.test(stderr)) {
+          if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sandbox did not start as expected:\n${stdout}\n${stderr}`)
+          await new Promise((resolve) => setTimeout(resolve, 50))
+        }
+        expect(stderr).to.match(/warning: the sandbox listens on 0\.0\.0\.0, not a loopback address: .*POST .*notify_url/)
+        const port = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(stdout)![1]
+        const baseUrl = `http://127.0.0.1:${port}`
+        const signedWithEnv = createClient({ appId: APP_ID, appSecret: envSecret, baseUrl, logger: quiet() })
+        expect(await signedWithEnv.getToken()).to.match(/^[0-9a-f]{32}$/)
+        const signedWithDefault = createClient({ appId: APP_ID, appSecret: 'sandbox-secret', baseUrl, logger: quiet() })
+        const refused = await signedWithDefault.getToken().then(() => null, (err: unknown) => err)
+        expect(refused, 'the default secret no longer signs').to.be.instanceOf(Error)
+        child.kill('SIGTERM')
+        const [code] = (await once(child, 'close')) as [number | null]
+        expect(code, stderr).to.equal(0)
+        expect(stdout + stderr).to.not.contain(envSecret)
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
       }
     })
   })

@@ -239,14 +239,14 @@ describe('client/createClient', () => {
   describe('options', () => {
     const base = { appId: '20110698', appSecret: 'secret123' }
     const bad: Array<[string, Record<string, unknown>, RegExp]> = [
-      ['missing appId', { appSecret: 'x' }, /appId is missing/],
-      ['blank appId', { appId: '  ', appSecret: 'x' }, /appId is missing/],
+      ['missing appId', { appSecret: 'x' }, /appId is required/],
+      ['blank appId', { appId: '  ', appSecret: 'x' }, /appId is required/],
       ['missing appSecret', { appId: '1' }, /appSecret is missing or blank/],
       ['blank appSecret', { appId: '1', appSecret: '   ' }, /appSecret is missing or blank/],
       ['appSecret with a newline', { ...base, appSecret: 'secret123\n' }, /probably copied with a newline/],
       ['secret list with a padded entry', { ...base, appSecret: ['ok', ' x'] }, /appSecret\[1\].*newline/],
       ['empty secret list', { ...base, appSecret: [] }, /empty list/],
-      ['unknown signType', { ...base, signType: 'md5' }, /signType "md5" is not supported: use "sha1"/],
+      ['unknown signType', { ...base, signType: 'md5' }, /signType must be one of sha1, sha256, sha512; got a string \("md5"\)/],
       ['ftp baseUrl', { ...base, baseUrl: 'ftp://openapi.guanaitong.com' }, /not an http\(s\) URL/],
       ['relative baseUrl', { ...base, baseUrl: 'openapi.guanaitong.com' }, /not an http\(s\) URL/],
       ['zero timeoutMs', { ...base, timeoutMs: 0 }, /timeoutMs must be a positive number/],

@@ -129,6 +129,34 @@ describe('client/validate: validatePayParams', () => {
   })
 })
 
+describe('client/validate: no raw & or = reaches Guanaitong (the re-split forgery, issue 9)', () => {
+  it('percent-encodes %, & and = in attach, and nothing else', () => {
+    const attach = 'x&outer_trade_no=VICTIM&total_amount=8888.00 100% 测试'
+    const out = validatePayParams({ ...VALID_PAY, attach })
+    expect(out.attach).to.equal('x%26outer_trade_no%3DVICTIM%26total_amount%3D8888.00 100%25 测试')
+  })
+
+  it('counts attach\'s 100 characters after encoding', () => {
+    expect(validatePayParams({ ...VALID_PAY, attach: `${'a'.repeat(97)}&` }).attach).to.have.length(100)
+    rejects({ ...VALID_PAY, attach: `${'a'.repeat(98)}&` }, 'attach', /at most 100 characters once .* percent-encoded \(got 101\)/)
+  })
+
+  for (const field of ['buyer_open_id', 'reason', 'outer_trade_no', 'asset_open_id', 'notify_url']) {
+    for (const c of ['&', '=']) {
+      it(`refuses ${JSON.stringify(c)} in ${field}, naming it`, () => {
+        const value = field === 'notify_url' ? `https://shop.example/n?a${c}b` : `ab${c}cd`
+        rejects({ ...VALID_PAY, [field]: value }, field, /must not contain "&" or "="/)
+      })
+    }
+  }
+
+  it('refuses & or = in an extra parameter\'s value (also inside JSON) and in a parameter name', () => {
+    rejects({ ...VALID_PAY, trade_info: { thirdTradeNo: 'a&b' } }, 'trade_info', /must not contain "&" or "="/)
+    rejects({ ...VALID_PAY, memo: 'k=v' }, 'memo', /must not contain/)
+    rejects({ ...VALID_PAY, 'a=b': 'x' }, 'a=b', /not a valid parameter name/)
+  })
+})
+
 describe('client/validate: checkString', () => {
   it('returns the value within bounds and names the field otherwise', () => {
     expect(checkString('f', 'ab', 2, 3)).to.equal('ab')

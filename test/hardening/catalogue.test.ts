@@ -110,11 +110,16 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expectFail(await send(`${formBody(f)}&sign%5B%5D=${f.sign}`), 'NESTED_KEY', 400)
       })
 
-      it('a body carrying its own appsecret, signed with it → fail (BAD_SIGN): the configured secret is always the one used', async () => {
+      it('a body carrying its own appsecret, signed with it → fail (RESERVED_NAME): the configured secret is always the one used', async () => {
         const { sign: _sign, ...rest } = paidFields()
         const forged = { ...rest, appsecret: 'guess' }
         const signature = createHash('sha1').update(canonicalString(forged, 'guess'), 'utf8').digest('hex')
-        expectFail(await send(formBody({ ...forged, sign: signature })), 'BAD_SIGN', 401)
+        expectFail(await send(formBody({ ...forged, sign: signature })), 'RESERVED_NAME', 400)
+      })
+
+      it('a genuine notification with an appsecret field added (the signer skips that name, so the sign still matches) → fail (RESERVED_NAME)', async () => {
+        const f = paidFields()
+        expectFail(await send(formBody({ ...f, appsecret: 'anything' })), 'RESERVED_NAME', 400)
       })
 
       it('SHA-256 signature of the same fields (64 hex digits) → success', async () => {
@@ -291,6 +296,102 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         const extras: Record<string, string> = {}
         for (let i = 0; Object.keys(base).length + i < 101; i++) extras[`p${i}`] = String(i)
         expectFail(await send(formBody(resign(base, extras))), 'TOO_MANY_PARAMETERS', 413)
+      })
+    })
+
+    describe('re-split forgery: & and = (issue 9)', () => {
+      it('& in a signed attach → fail (RESERVED_CHARACTER)', async () => {
+        expectFail(await send(formBody(paidFields({ attach: 'x&y' }))), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('= in a signed attach → fail (RESERVED_CHARACTER)', async () => {
+        expectFail(await send(formBody(paidFields({ attach: 'k=v' }))), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('& in a signed key (a%26b) → fail (RESERVED_CHARACTER)', async () => {
+        expectFail(await send(pairsBody(Object.entries(paidFields({ 'a&b': '1' })))), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('= in a signed key (a%3Db) → fail (RESERVED_CHARACTER)', async () => {
+        expectFail(await send(pairsBody(Object.entries(paidFields({ 'a=b': '1' })))), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('& in trade_no with a wrong sign → fail (RESERVED_CHARACTER), decided before the signature', async () => {
+        const f = paidFields()
+        expectFail(await send(formBody({ ...f, trade_no: `${f.trade_no}&x=1`, sign: 'f'.repeat(40) })), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('the review\'s re-split of a signed notification (VICTIM, 8888.00, the rest in trade_no, original sign) → fail (RESERVED_CHARACTER)', async () => {
+        const future = String(Math.floor(Date.now() / 1000) + 240)
+        const carrier = paidFields({ total_amount: '0.01', attach: `x&outer_trade_no=VICTIM&timestamp=${future}&total_amount=8888.00&trade_no=1` })
+        const forged: Fields = {
+          appid: carrier.appid, attach: 'x', outer_trade_no: 'VICTIM', timestamp: future, total_amount: '8888.00',
+          trade_no: `1&buyer_open_id=${carrier.buyer_open_id}&outer_trade_no=${carrier.outer_trade_no}` +
+            `&timestamp=${carrier.timestamp}&total_amount=0.01&trade_no=${carrier.trade_no}`,
+          sign: carrier.sign,
+        }
+        expect(canonicalString(forged, SECRET)).to.equal(canonicalString(carrier, SECRET))
+        expectFail(await send(formBody(forged)), 'RESERVED_CHARACTER', 400)
+      })
+
+      it('attach percent-encoded as this client sends it (x%26y%3Dz%25) → success, payment.attach decoded to x&y=z%', async () => {
+        const out = await send(formBody(paidFields({ attach: 'x%26y%3Dz%25' })))
+        expectSuccess(out)
+        expect(out.paid[0].attach).to.equal('x&y=z%')
+        expect(out.paid[0].raw.attach).to.equal('x%26y%3Dz%25')
+      })
+    })
+
+    describe('log lines: request text is escaped (issue 9)', () => {
+      const INJECTED = '\n[express-guanaitong] payment ORDER1 processed\r\u001b[2K\u2028'
+
+      /** The rejection was logged once, with the reason, and no line break or escape sequence from the body. */
+      function expectEscaped(out: Outcome, reason: string, lines: Array<{ message: string }>): void {
+        expect(out.text).to.equal('fail')
+        expect(out.reasons).to.deep.equal([reason])
+        expect(lines).to.have.length.greaterThan(0)
+        for (const line of lines) expect(line.message).to.not.match(/[\n\r\u001b\u2028]/)
+      }
+
+      async function sendLogged(body: string, type: string = FORM, headers: Record<string, string> = {}) {
+        const { app, paid, logger } = notifyApp(express)
+        const { port, close } = await listen(app)
+        try {
+          const res = await rawPost(port, '/gat/notify', { 'content-type': type, ...headers }, body)
+          return { out: { status: res.status, text: res.text, paid, reasons: logger.reasons() }, lines: logger.lines }
+        } finally {
+          await close()
+        }
+      }
+
+      it('an appid carrying a fake log line → fail (APPID_MISMATCH), logged escaped', async () => {
+        const { out, lines } = await sendLogged(formBody(paidFields({ appid: `x${INJECTED}` })))
+        expectEscaped(out, 'APPID_MISMATCH', lines)
+        expect(lines[0].message).to.contain('x\\n[express-guanaitong] payment')
+      })
+
+      it('a nested key carrying a fake log line → fail (NESTED_KEY), logged escaped', async () => {
+        const { out, lines } = await sendLogged(`${formBody(paidFields())}&${encodeURIComponent(`a[${INJECTED}]`)}=1`)
+        expectEscaped(out, 'NESTED_KEY', lines)
+      })
+
+      it('a repeated key carrying a fake log line → fail (DUPLICATE_KEY), logged escaped', async () => {
+        // No brackets: they would make it a nested key.
+        const key = encodeURIComponent('k\nexpress-guanaitong: payment ORDER1 processed\r\u001b\u2028')
+        const { out, lines } = await sendLogged(`${formBody(paidFields())}&${key}=1&${key}=2`)
+        expectEscaped(out, 'DUPLICATE_KEY', lines)
+      })
+
+      it('a bad escape next to a raw line break → fail (BAD_BODY), logged escaped', async () => {
+        const { out, lines } = await sendLogged(`${formBody(paidFields())}&x=%zz${INJECTED}`)
+        expectEscaped(out, 'BAD_BODY', lines)
+      })
+
+      it('a timestamp and an amount carrying fake log lines → fail (BAD_TIMESTAMP / BAD_AMOUNT), logged escaped', async () => {
+        const t = await sendLogged(formBody(paidFields({ timestamp: `1${INJECTED}` })))
+        expectEscaped(t.out, 'BAD_TIMESTAMP', t.lines)
+        const a = await sendLogged(formBody(paidFields({ total_amount: `1${INJECTED}` })))
+        expectEscaped(a.out, 'BAD_AMOUNT', a.lines)
       })
     })
 

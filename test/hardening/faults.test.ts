@@ -306,6 +306,20 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expectMismatch(await mismatch({ ...order, totalAmount: '1,000.00' }), 'amount')
       })
 
+      for (const [what, found] of [
+        ['fen as a string of another value "1000"', { totalFen: '1000' }],
+        ['fen as a bigint of another value 10001n', { totalFen: 10001n }],
+        ['fen as a string with a fraction "10000.5"', { totalFen: '10000.5' }],
+        ['fen as a number with a fraction 10000.5', { totalFen: 10000.5 }],
+        ['amount "100.0050" (a fraction of a fen)', { totalAmount: '100.0050' }],
+        ['amount "100.0100"', { totalAmount: '100.0100' }],
+        ['amount with a sign "+100.00"', { totalAmount: '+100.00' }],
+      ] as const) {
+        it(`order with ${what} → onMismatch (amount), fail`, async () => {
+          expectMismatch(await mismatch(found), 'amount')
+        })
+      }
+
       it('order without an amount → onMismatch (amount), fail', async () => {
         expectMismatch(await mismatch({ buyerOpenId: order.buyerOpenId }), 'amount')
       })
@@ -314,11 +328,17 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expectMismatch(await mismatch({ ...order, buyerOpenId: 'someone-else' }), 'buyer')
       })
 
+      // How databases hand amounts back (issue 9): node-postgres returns BIGINT as a string,
+      // NUMERIC(12,4) keeps four decimals, a driver may give a bigint. Compared by value, never as floats.
       for (const [what, found] of [
         ['amount and buyer', order],
         ['amount in fen', { totalFen: 10000 }],
         ['amount written "100"', { totalAmount: '100' }],
         ['a promise of the order', Promise.resolve(order)],
+        ['fen as a string "10000" (node-postgres BIGINT)', { totalFen: '10000' }],
+        ['fen as a bigint 10000n', { totalFen: 10000n }],
+        ['amount "100.0000" (NUMERIC(12,4))', { totalAmount: '100.0000' }],
+        ['amount as the number 100', { totalAmount: 100 }],
       ] as const) {
         it(`matching order (${what}) → onPaid, success`, async () => {
           const out = await mismatch(found)

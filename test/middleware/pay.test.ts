@@ -41,8 +41,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(sent[0]).to.include({ buyer_open_id: 'from-session', total_amount: '12.50', notify_url: 'https://shop.example/gat/notify' })
     })
 
-    it('takes a form body as well as JSON', async () => {
-      const { app, sent } = setup(async () => '2020070220000016')
+    it('takes a form body only with payFormBodies: true', async () => {
+      const { app, sent } = setup(async () => '2020070220000016', { payFormBodies: true })
       const res = await request(app).post('/gat/pay').type('form').send(order)
       expect(res.status).to.equal(200)
       expect(sent[0]).to.include({ outer_trade_no: 'O100001', reason: '午餐' })
@@ -61,6 +61,95 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(res.status).to.equal(400)
       expect(res.body.code).to.equal('entity.parse.failed')
       expect(sent).to.have.length(0)
+    })
+
+    describe('what reaches Guanaitong (issue 9: allowlist, re-split, CSRF)', () => {
+      for (const [what, type, body] of [
+        ['a form body', 'application/x-www-form-urlencoded', 'outer_trade_no=O100001&asset_type=1'],
+        ['a text/plain body (what a cross-site form with enctype=text/plain sends)', 'text/plain', '{"outer_trade_no":"O100001"}'],
+        ['a multipart body', 'multipart/form-data; boundary=x', '--x--'],
+      ] as const) {
+        it(`refuses ${what} by default with 415, calling neither preparePayment nor the client`, async () => {
+          let prepared = 0
+          const { app, sent } = setup(async () => 'x', { preparePayment: (_req: unknown, p: object) => { prepared++; return p } })
+          const res = await request(app).post('/gat/pay').set('Content-Type', type).send(body)
+          expect(res.status).to.equal(415)
+          expect(res.body.code).to.equal('UNSUPPORTED_MEDIA_TYPE')
+          expect(prepared).to.equal(0)
+          expect(sent).to.have.length(0)
+        })
+      }
+
+      it('takes a request without a body (preparePayment fills everything)', async () => {
+        const { app, sent } = setup(async () => '2020070220000017', { preparePayment: () => ({ ...order, buyer_open_id: 'b', total_amount: '1.00' }) })
+        const res = await request(app).post('/gat/pay')
+        expect(res.status).to.equal(200)
+        expect(sent[0]).to.include({ outer_trade_no: 'O100001' })
+      })
+
+      for (const key of ['NOTIFY_URL', 'notify_url ', ' attach', 'Total_Amount', 'appid', 'sign', 'access_token', 'callback', '__proto__']) {
+        it(`answers 400 naming an unknown body key ${JSON.stringify(key)}, before preparePayment runs`, async () => {
+          let prepared = 0
+          const { app, sent } = setup(async () => 'x', { preparePayment: (_req: unknown, p: object) => { prepared++; return p } })
+          const body = JSON.parse(`{${JSON.stringify(key)}: "v", "outer_trade_no": "O100001"}`)
+          const res = await request(app).post('/gat/pay').send(body)
+          expect(res.status).to.equal(400)
+          expect(res.body).to.include({ code: 'INVALID_PARAM', field: key })
+          expect(res.body.msg).to.contain('extraPayParams')
+          expect(prepared).to.equal(0)
+          expect(sent).to.have.length(0)
+        })
+      }
+
+      it('passes trade_info (the seed example\'s parameter) and the names listed in extraPayParams', async () => {
+        const { app, sent } = setup(async () => 'x', { extraPayParams: ['memo'] })
+        const res = await request(app).post('/gat/pay').send({ ...order, trade_info: { thirdTradeNo: '100001' }, memo: 'm' })
+        expect(res.status).to.equal(200)
+        expect(sent[0]).to.deep.include({ trade_info: { thirdTradeNo: '100001' }, memo: 'm' })
+      })
+
+      it('holds what preparePayment returns to the same names: an unknown key is a 400 naming it, nothing sent', async () => {
+        const { app, sent } = setup(async () => 'x', { preparePayment: (_req: unknown, p: object) => ({ ...p, buyer_open_id: 'b', total_amount: '1', debug_note: 'x' }) })
+        const res = await request(app).post('/gat/pay').send(order)
+        expect(res.status).to.equal(400)
+        expect(res.body.field).to.equal('debug_note')
+        expect(sent).to.have.length(0)
+      })
+
+      for (const [field, value] of [['reason', '午餐&total_amount=0.01'], ['outer_trade_no', 'O1=2'], ['asset_open_id', 'a&b']] as const) {
+        it(`answers 400 naming ${field} when it holds a raw & or = (${JSON.stringify(value)}), nothing sent`, async () => {
+          const { app, sent } = setup(async () => 'x')
+          const res = await request(app).post('/gat/pay').send({ ...order, [field]: value })
+          expect(res.status).to.equal(400)
+          expect(res.body).to.include({ code: 'INVALID_PARAM', field })
+          expect(res.body.msg).to.match(/must not contain "&" or "="/)
+          expect(sent).to.have.length(0)
+        })
+      }
+
+      it('leaves attach to the client, which percent-encodes it', async () => {
+        const { app, sent } = setup(async () => 'x')
+        const res = await request(app).post('/gat/pay').send({ ...order, attach: 'a&b=c' })
+        expect(res.status).to.equal(200)
+        expect(sent[0].attach).to.equal('a&b=c')
+      })
+
+      it('warns once, when built, that without notifyUrl Guanaitong will not notify', () => {
+        const { logger } = setup(async () => 'x', { notifyUrl: undefined })
+        expect(logger.lines.filter((l) => l.level === 'warn' && /notifyUrl is not set/.test(l.message))).to.have.length(1)
+        const withUrl = setup(async () => 'x')
+        expect(withUrl.logger.lines.filter((l) => /notifyUrl is not set/.test(l.message))).to.have.length(0)
+      })
+
+      it('logs a malformed JSON body\'s echo escaped: a body cannot write a log line of its own', async () => {
+        const { app, logger } = setup(async () => 'x')
+        const res = await request(app).post('/gat/pay').set('Content-Type', 'application/json')
+          .send('x\n[express-guanaitong] payment O100001 processed')
+        expect(res.status).to.equal(400)
+        const line = logger.lines.find((l) => /pay answered 400/.test(l.message))
+        expect(line, 'the refusal is logged').to.not.equal(undefined)
+        expect(line!.message).to.not.match(/[\n\r]/)
+      })
     })
 
     const upstream: Array<[string, GatError, number]> = [

@@ -2,6 +2,7 @@
  * Request parsing and parameter checks of the sandbox (see sandbox.ts). Internal: the error
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
+import { payFieldLength, type PayField } from '../../fields'
 import { normalizeAmount } from '../../money'
 import { parseForm as parseStrictForm } from '../../notify/parse-form'
 import { NotifyRejection } from '../../notify/rejection'
@@ -94,8 +95,9 @@ function required(params: Fields, key: string): string {
   return params[key]
 }
 
-function length(key: string, value: string, min: number, max: number): void {
-  // Java String length: UTF-16 code units, which is what `.length` counts.
+/** The seed's limits (src/fields.ts), counted as Java counts a String: UTF-16 code units, which is what `.length` counts. */
+function length(key: PayField, value: string): void {
+  const [min, max] = payFieldLength(key)
   if (value.length < min || value.length > max) {
     const rule = min <= 1 ? `must be at most ${max} characters` : `must be ${min} to ${max} characters`
     throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `${key} ${rule} (got ${value.length})`)
@@ -118,24 +120,24 @@ export interface CheckedPay {
 /** Checks the private parameters against the seed's table, in the table's order. */
 export function checkPayParams(params: Fields): CheckedPay {
   const buyerOpenId = required(params, 'buyer_open_id')
-  length('buyer_open_id', buyerOpenId, 1, 32)
+  length('buyer_open_id', buyerOpenId)
   const reason = required(params, 'reason')
-  length('reason', reason, 1, 254)
+  length('reason', reason)
   const rawAmount = required(params, 'total_amount')
   const amount = normalizeAmount(rawAmount)
   if (!amount.ok) throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `total_amount ${amount.rule}; got ${JSON.stringify(rawAmount)}`)
   const outerTradeNo = required(params, 'outer_trade_no')
-  length('outer_trade_no', outerTradeNo, 2, 22)
+  length('outer_trade_no', outerTradeNo)
   const assetType = required(params, 'asset_type')
   if (assetType !== '1' && assetType !== '4') {
     throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `asset_type must be "1" (points) or "4" (quota); got ${JSON.stringify(assetType)}`)
   }
   const assetOpenId = required(params, 'asset_open_id')
-  length('asset_open_id', assetOpenId, 1, 32)
+  length('asset_open_id', assetOpenId)
   let notifyUrl: string | null = null
   if (present(params, 'notify_url')) {
     notifyUrl = params.notify_url
-    length('notify_url', notifyUrl, 1, 254)
+    length('notify_url', notifyUrl)
     let url: URL | null = null
     try {
       url = new URL(notifyUrl)
@@ -150,7 +152,7 @@ export function checkPayParams(params: Fields): CheckedPay {
   let attach: string | null = null
   if (present(params, 'attach')) {
     attach = params.attach
-    length('attach', attach, 1, 100)
+    length('attach', attach)
   }
   return {
     buyerOpenId,

@@ -2,9 +2,10 @@
  * Options of the sandbox, their defaults, and the checks that refuse a sandbox that could not
  * behave like the platform (a schedule longer than Guanaitong's 24 h, more than 10 attempts, ...).
  */
+import { DEFAULTS } from '../../defaults'
 import { ConfigError } from '../../errors'
-import { SIGN_ALGORITHMS } from '../../signature'
 import type { SignAlgorithm } from '../../types'
+import { checkOptions, durationMs, MAX_DURATION_MS, SANDBOX_RULES } from '../../validate'
 
 /**
  * Delays before each notification attempt, in ms: attempt 1 at once, attempt 2 15 s later, then
@@ -17,8 +18,7 @@ export const DEFAULT_RETRY_SCHEDULE: readonly number[] = Object.freeze([
 ])
 
 /** Guanaitong's documented maximum of notification attempts. */
-export const MAX_NOTIFY_ATTEMPTS = 10
-const DAY_MS = 24 * 3600 * 1000
+export const MAX_NOTIFY_ATTEMPTS: number = DEFAULTS.retryBudget
 
 /** Options of `createSandbox()`. */
 export interface SandboxOptions {
@@ -49,51 +49,29 @@ export interface SandboxOptions {
 /** Every option set and checked. */
 export type SandboxConfig = Required<SandboxOptions>
 
-function positive(name: string, value: number, allowZero = false): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
-    throw new ConfigError(`sandbox option ${name} must be a ${allowZero ? 'non-negative' : 'positive'} finite number; got ${String(value)}`)
-  }
-  return value
-}
-
-/** Fills in the defaults; throws a ConfigError naming the first option that is wrong. */
+/** Fills in the defaults; throws a ConfigError naming the first option that is wrong (src/validate.ts). */
 export function resolveOptions(options: SandboxOptions): SandboxConfig {
-  const appId = options.appId ?? '20110698'
-  const appSecret = options.appSecret ?? 'sandbox-secret'
-  if (typeof appId !== 'string' || appId === '') throw new ConfigError('sandbox option appId must be a non-empty string')
-  if (typeof appSecret !== 'string' || appSecret === '') throw new ConfigError('sandbox option appSecret must be a non-empty string')
-  const signType = options.signType ?? 'sha1'
-  if (!SIGN_ALGORITHMS.includes(signType)) throw new ConfigError(`sandbox option signType must be sha1, sha256 or sha512; got ${String(signType)}`)
-  const port = options.port ?? 0
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`sandbox option port must be an integer 0-65535; got ${String(options.port)}`)
-  }
-  const host = options.host ?? '127.0.0.1'
-  const tokenTtlSec = positive('tokenTtlSec', options.tokenTtlSec ?? 3600)
-  const toleranceSec = positive('toleranceSec', options.toleranceSec ?? 300, true)
-  const timeScale = positive('timeScale', options.timeScale ?? 1, true)
-  const notifyTimeoutMs = positive('notifyTimeoutMs', options.notifyTimeoutMs ?? 5000)
+  checkOptions('createSandbox()', options, SANDBOX_RULES, "{ appId: '20110698', appSecret: 'sandbox-secret' }")
+  const timeScale = options.timeScale ?? 1
   const schedule = options.retrySchedule ?? DEFAULT_RETRY_SCHEDULE
-  if (!Array.isArray(schedule) || schedule.length < 1 || schedule.length > MAX_NOTIFY_ATTEMPTS) {
-    throw new ConfigError(`sandbox option retrySchedule must list 1 to ${MAX_NOTIFY_ATTEMPTS} delays (Guanaitong tries at most ${MAX_NOTIFY_ATTEMPTS} times)`)
-  }
-  schedule.forEach((delay, i) => positive(`retrySchedule[${i}]`, delay, true))
-  if (schedule.reduce((a, b) => a + b, 0) > DAY_MS) {
-    throw new ConfigError('sandbox option retrySchedule must fit within 24 h (Guanaitong retries within 24 hours)')
-  }
-  const now = options.now ?? Date.now
-  if (typeof now !== 'function') throw new ConfigError('sandbox option now must be a function returning epoch ms')
+  // Each delay becomes a timer once scaled: the same cap as every other duration.
+  schedule.forEach((delay, i) => {
+    const scaled = delay * timeScale
+    if (scaled > 0 && durationMs(scaled, `retrySchedule[${i}] × timeScale`)) {
+      throw new ConfigError(`createSandbox(): retrySchedule[${i}] × timeScale is ${scaled} ms, over the ${MAX_DURATION_MS} ms a timer can wait`)
+    }
+  })
   return {
-    appId,
-    appSecret,
-    signType,
-    port,
-    host,
-    tokenTtlSec,
-    toleranceSec,
+    appId: options.appId ?? '20110698',
+    appSecret: options.appSecret ?? 'sandbox-secret',
+    signType: options.signType ?? 'sha1',
+    port: options.port ?? 0,
+    host: options.host ?? '127.0.0.1',
+    tokenTtlSec: options.tokenTtlSec ?? 3600,
+    toleranceSec: options.toleranceSec ?? 300,
     timeScale,
     retrySchedule: Object.freeze([...schedule]),
-    notifyTimeoutMs,
-    now,
+    notifyTimeoutMs: options.notifyTimeoutMs ?? 5000,
+    now: options.now ?? Date.now,
   }
 }

@@ -1,0 +1,83 @@
+/**
+ * The rules for what a pay may carry to Guanaitong, used by the pay route (`buildPayParams`) and
+ * by the client (`refuseReservedCharacters`, through src/client/validate.ts):
+ *
+ * - no raw `&` or `=` in any key or value: Guanaitong's signed string could be re-split at them
+ *   (src/fields.ts). `attach` is the exception: the client percent-encodes it (`encodeAttach`)
+ *   and the notification's `attach` is decoded, so the shop gets back what it passed;
+ * - the pay route passes on only the seed's private parameters and `trade_info`, plus the names a
+ *   shop lists in `extraPayParams`. Names are compared exactly: `NOTIFY_URL` or `"notify_url "` is
+ *   an unknown name, not a spelling of `notify_url`.
+ */
+import { ParamError } from '../errors'
+import { findReservedCharacter, hasReservedCharacter, PAY_FIELDS, type PayField } from '../fields'
+import type { PayParams } from '../types'
+
+/** The parameters the pay route takes from a request body without being told. */
+export const PAY_ROUTE_PARAMS: readonly PayField[] = Object.keys(PAY_FIELDS) as PayField[]
+
+const RESERVED_RULE = 'must not contain "&" or "=": Guanaitong\'s signature joins fields with them, so they would let the fields be re-split'
+
+/** Refuses `&` and `=` in every key, and in every value but `attach` (which the client encodes). */
+export function refuseReservedCharacters(fields: Readonly<Record<string, string>>): void {
+  const { attach: _attach, ...rest } = fields
+  const found = findReservedCharacter(rest)
+  if (found) throw new ParamError(found.key, found.in === 'key' ? `is not a valid parameter name: a name ${RESERVED_RULE}` : RESERVED_RULE)
+}
+
+/** Options of the pay route that shape what it sends. */
+export interface PayParamRules {
+  /** Body keys allowed besides the seed's parameters and `trade_info`. */
+  extraPayParams?: readonly string[]
+  /** Sent as `notify_url`; a `notify_url` from the body is never used. */
+  notifyUrl?: string
+}
+
+function allowedNames(rules: PayParamRules): ReadonlySet<string> {
+  return new Set<string>([...PAY_ROUTE_PARAMS, ...(rules.extraPayParams ?? [])])
+}
+
+/** A 400 for the first key that is not allowed (the README's preparePayment must not receive it). */
+function refuseUnknownKeys(params: object, allowed: ReadonlySet<string>): void {
+  for (const key of Object.keys(params)) {
+    if (!allowed.has(key)) {
+      throw new ParamError(key, 'is not a pay parameter the route passes on (it takes buyer_open_id, reason, total_amount, ' +
+        'outer_trade_no, asset_type, asset_open_id, attach and trade_info); list other names in the extraPayParams option')
+    }
+  }
+}
+
+/**
+ * The keys, and the values that are strings, of what the route is about to send. Numbers cannot
+ * hold either character; objects (`trade_info`) are checked by the client once serialised.
+ */
+function refuseReservedInStrings(params: Record<string, unknown>): void {
+  const strings: Record<string, string> = {}
+  for (const key of Object.keys(params)) strings[key] = typeof params[key] === 'string' ? params[key] as string : ''
+  refuseReservedCharacters(strings)
+}
+
+/**
+ * The pay parameters the route sends, in one call: the allowed keys of the body; then the shop's
+ * `prepare` (preparePayment), whose result is held to the same names; `notify_url` from the
+ * options only. Throws ParamError (400 naming the field) for an unknown key or a raw `&`/`=`.
+ */
+export async function buildPayParams(
+  body: unknown,
+  rules: PayParamRules,
+  prepare?: (params: Partial<PayParams>) => Partial<PayParams> | undefined | Promise<Partial<PayParams> | undefined>,
+): Promise<Partial<PayParams>> {
+  const allowed = allowedNames(rules)
+  let params: Partial<PayParams> = {}
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
+    refuseUnknownKeys(body, allowed)
+    params = { ...(body as Partial<PayParams>) }
+  }
+  // Where Guanaitong posts the result is the server's decision, never the browser's.
+  delete params.notify_url
+  if (prepare) params = (await prepare(params)) ?? params
+  refuseUnknownKeys(params, allowed)
+  if (rules.notifyUrl) params.notify_url = rules.notifyUrl
+  refuseReservedInStrings(params as Record<string, unknown>)
+  return params
+}
