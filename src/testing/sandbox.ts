@@ -30,10 +30,12 @@ import { notificationFields, PaymentBook } from './sandbox/payments'
 import { checkPublicParams } from './sandbox/public-params'
 import { TokenRegistry } from './sandbox/tokens'
 import type {
+  BreakOptions,
   DeliveryState,
   FaultOptions,
   PaymentState,
   PayOutcome,
+  RefuseOptions,
   Respond5xxOptions,
   SandboxDelivery,
   SandboxEvents,
@@ -48,11 +50,13 @@ export { SANDBOX_CODES, type SandboxCode } from './sandbox/form'
 export { DEFAULT_RETRY_SCHEDULE, MAX_NOTIFY_ATTEMPTS, type SandboxOptions } from './sandbox/options'
 export { PAY_PATH, TOKEN_PATH } from './sandbox/http'
 export type {
+  BreakOptions,
   DeliveryState,
   FaultKind,
   FaultOptions,
   PaymentState,
   PayOutcome,
+  RefuseOptions,
   Respond5xxOptions,
   SandboxAttempt,
   SandboxDelivery,
@@ -271,9 +275,28 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.faults.respond5xx(options)
   }
 
-  /** The next matching request(s) never get an answer (until `close()`). */
-  hang(options: FaultOptions = {}): void {
+  /**
+   * The next matching request(s) never get an answer (until `close()`); with `midAnswer`, they
+   * get the headers and half of the body, and then nothing.
+   */
+  hang(options: BreakOptions = {}): void {
     this.faults.hang(options)
+  }
+
+  /**
+   * The connection of the next matching request(s) is closed after the request was read, before
+   * any answer; with `midAnswer`, after the headers and half of the body.
+   */
+  reset(options: BreakOptions = {}): void {
+    this.faults.reset(options)
+  }
+
+  /**
+   * The next matching request(s) get a well-formed refusal `{ code, msg, data: null }` (HTTP 200),
+   * with the code the test chooses.
+   */
+  refuse(options: RefuseOptions): void {
+    this.faults.refuse(options)
   }
 
   /** The next matching request(s) get HTTP 200 with a body that is not valid JSON. */

@@ -76,7 +76,11 @@ export interface SandboxStats {
   notifyAttempts: number
 }
 
-export type FaultKind = '5xx' | 'hang' | 'garble'
+/**
+ * `5xx` a gateway's HTML error page; `hang` no answer; `reset` the connection closed without an
+ * answer; `garble` a 200 whose body is not JSON; `refuse` a well-formed refusal `{code, msg}`.
+ */
+export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse'
 
 /** Where and how often a fault applies. */
 export interface FaultOptions {
@@ -94,6 +98,24 @@ export interface FaultOptions {
 export interface Respond5xxOptions extends FaultOptions {
   /** Status of the HTML error page. Default 502. */
   status?: number
+}
+
+/** Options of `hang()` and `reset()`. */
+export interface BreakOptions extends FaultOptions {
+  /**
+   * Break the connection in the middle of the answer instead of before it: the status line, the
+   * headers (with the full Content-Length) and half of the body are sent first. The body is the
+   * real answer's when `processed`, else the start of one.
+   */
+  midAnswer?: boolean
+}
+
+/** Options of `refuse()`: the code and message of the refusal. */
+export interface RefuseOptions extends FaultOptions {
+  /** The `code` answered; the test chooses it (Guanaitong's codes are not all documented). */
+  code: number
+  /** The `msg` answered. Default 'refused by the sandbox'. */
+  msg?: string
 }
 
 /** Emitted after every answered (or hung) request, for logs and a CLI. */
