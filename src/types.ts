@@ -185,8 +185,8 @@ export interface PayParams {
   buyer_open_id: string
   /** Why the employee pays, 1–254 chars. */
   reason: string
-  /** Amount in yuan: a decimal string (or a number) in [0.01, 99999999.99], at most 2 decimals. */
-  total_amount: string | number
+  /** Amount in yuan: a decimal string in [0.01, 99999999.99], at most 2 decimals, e.g. "100.00". Numbers are refused (binary floats). */
+  total_amount: string
   /** The shop's order number, 2–22 chars, unique per application. */
   outer_trade_no: string
   /** "1" points (积分) or "4" quota (额度). */

@@ -4,6 +4,7 @@
  * streams a command writes to.
  */
 import { parseArgs } from 'node:util'
+import { errorMessage, errorProperty } from '../errors'
 
 export const TOOL = 'express-guanaitong'
 
@@ -66,10 +67,10 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
   try {
     result = parseArgs({ args: [...argv], options, strict: true, allowPositionals: spec.positionals !== undefined })
   } catch (error) {
-    const code = (error as { code?: string }).code
+    const code = errorProperty(error, 'code')
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       // Node's messages name the flag, never the value of another one (so no secret leaks here).
-      const first = (error as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
+      const first = errorMessage(error).split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
       throw new UsageError(code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL'
         ? `${spec.name} takes no positional arguments; got ${first.replace(/^Unexpected argument '(.*)'\..*$/s, "'$1'")}`
         : first)

@@ -3,6 +3,7 @@
  * server is not written in Node, printing each payment and each notification attempt as it
  * happens.
  */
+import { errorMessage, errorProperty } from '../errors'
 import { createSandbox, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
@@ -108,8 +109,8 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
   try {
     await sandbox.start()
   } catch (error) {
-    const code = (error as { code?: string }).code
-    io.err(`error: cannot listen on ${v.host ?? '127.0.0.1'}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use (try --port 0)' : (error as Error).message}`)
+    const code = errorProperty(error, 'code')
+    io.err(`error: cannot listen on ${v.host ?? '127.0.0.1'}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use (try --port 0)' : errorMessage(error)}`)
     return EXIT.FAILED
   }
   io.out(`Guanaitong sandbox listening on ${sandbox.url}`)

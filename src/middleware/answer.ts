@@ -1,4 +1,5 @@
 import type { NextFunction, Request, Response } from 'express'
+import { errorMessage } from '../errors'
 import { NotifyRejection } from '../notify/rejection'
 import type { Logger } from '../types'
 
@@ -24,7 +25,7 @@ export function answerFail(res: Response, logger: Logger, rejection: NotifyRejec
 /** Anything that is not already a rejection is a bug or a handler error: HANDLER_FAILED, with its message. */
 export function asRejection(err: unknown): NotifyRejection {
   if (err instanceof NotifyRejection) return err
-  const message = err instanceof Error ? err.message : String(err)
+  const message = errorMessage(err)
   return new NotifyRejection('HANDLER_FAILED', message, {}, err)
 }
 

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express'
 import { DEFAULTS } from '../defaults'
+import { errorMessage } from '../errors'
 import { completeClaim, keepLease, releaseClaim, type HeldClaim } from '../notify/dedupe'
 import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
@@ -15,7 +16,7 @@ async function callHook(logger: Logger, name: string, hook: () => unknown): Prom
   try {
     await hook()
   } catch (err) {
-    logger.error(`[express-guanaitong] ${name} threw: ${err instanceof Error ? err.message : String(err)}`, { hook: name })
+    logger.error(`[express-guanaitong] ${name} threw: ${errorMessage(err)}`, { hook: name })
   }
 }
 

@@ -4,6 +4,7 @@ import { createGunzip, createInflate } from 'node:zlib'
 import type { Readable } from 'node:stream'
 import { DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
+import { errorMessage, errorProperty } from '../errors'
 import { NotifyRejection } from '../notify/rejection'
 import type { ParseOptions } from '../types'
 import { answerFail, guarded } from './answer'
@@ -45,9 +46,9 @@ async function readBody(req: Request, limit: number): Promise<Buffer> {
   try {
     return await getRawBody(stream, { limit, length: inflated ? undefined : req.headers['content-length'] })
   } catch (err) {
-    const type = (err as { type?: string }).type ?? ''
-    const reason = READ_ERRORS[type] ?? 'BAD_BODY'
-    const message = reason === 'BODY_TOO_LARGE' ? `body is over the ${limit}-byte limit` : `body could not be read: ${(err as Error).message}`
+    const type = errorProperty(err, 'type')
+    const reason = (typeof type === 'string' ? READ_ERRORS[type] : undefined) ?? 'BAD_BODY'
+    const message = reason === 'BODY_TOO_LARGE' ? `body is over the ${limit}-byte limit` : `body could not be read: ${errorMessage(err)}`
     throw new NotifyRejection(reason, message, {}, err)
   }
 }

@@ -1,3 +1,4 @@
+import { errorMessage } from '../errors'
 import type { ClaimResult, Logger, Notification, NotifyStore } from '../types'
 import { NotifyRejection } from './rejection'
 import { withTimeout } from './timeout'
@@ -25,7 +26,7 @@ async function storeCall<T>(operation: string, key: string, storeTimeoutMs: numb
   try {
     return await withTimeout(call(), storeTimeoutMs, () => new Error(`no answer within ${storeTimeoutMs} ms`))
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
+    const message = errorMessage(err)
     throw new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${message}`, { key }, err)
   }
 }
@@ -81,7 +82,7 @@ export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<vo
     await storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner))
   } catch (err) {
     logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
-      reason: 'STORE_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
+      reason: 'STORE_FAILED', key: claim.key, error: errorMessage(err),
     })
   }
 }
@@ -110,7 +111,7 @@ export function keepLease(claim: HeldClaim, logger: Logger): () => void {
       },
       (err: unknown) => {
         logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
-          key: claim.key, error: err instanceof Error ? err.message : String(err),
+          key: claim.key, error: errorMessage(err),
         })
         again(retry)
       },

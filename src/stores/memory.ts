@@ -1,7 +1,7 @@
 import { DEFAULTS } from '../defaults'
 import { ConfigError } from '../errors'
 import type { ClaimResult, MemoryStoreOptions, NotifyStore } from '../types'
-import { positiveInteger } from './validate'
+import { checkKey, positiveInteger } from './validate'
 
 /**
  * A key that was claimed at least once and is not done: a live claim, a claim whose lease ran
@@ -224,10 +224,6 @@ function expired(entry: Entry, now: number): boolean {
 
 function newOwner(): string {
   return globalThis.crypto.randomUUID()
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('MemoryStore: key must be a non-empty string')
 }
 
 /**

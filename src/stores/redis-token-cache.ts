@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { ConfigError, GuanaitongError } from '../errors'
+import { ConfigError, GuanaitongError, ParamError } from '../errors'
 import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../types'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
 import { positiveInteger } from './validate'
@@ -100,7 +100,7 @@ export class RedisTokenCache implements TokenCache {
   /** Stores the token until its `expiresAt`. A token already expired is not stored. */
   async set(token: CachedToken): Promise<void> {
     if (!isCachedToken(token)) {
-      throw new TypeError('RedisTokenCache.set: expected { token: string, expiresAt: number, refreshAt: number }')
+      throw new ParamError('RedisTokenCache.set(token)', 'must be { token: string, expiresAt: number, refreshAt: number }')
     }
     const ttl = Math.floor(token.expiresAt - this.now())
     if (ttl <= 0) return
@@ -134,7 +134,7 @@ export class RedisTokenCache implements TokenCache {
           if (current && current.refreshAt > this.now()) return current
           const token = await fetch()
           if (!isCachedToken(token)) {
-            throw new TypeError('RedisTokenCache.refresh: fetch must resolve with { token: string, expiresAt: number, refreshAt: number }')
+            throw new ParamError('RedisTokenCache.refresh(fetch)', 'fetch must resolve with { token: string, expiresAt: number, refreshAt: number }')
           }
           await this.set(token)
           return token

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
-import { ConfigError } from '../errors'
+import { ConfigError, GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
-import { describeValue, positiveInteger } from './validate'
+import { checkKey, describeValue, positiveInteger } from './validate'
 
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
@@ -139,10 +139,7 @@ export class RedisStore implements NotifyStore {
 
 function toInteger(reply: unknown): number {
   const n = typeof reply === 'number' ? reply : typeof reply === 'string' || typeof reply === 'bigint' ? Number(reply) : NaN
-  if (!Number.isInteger(n)) throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply)}`)
+  if (!Number.isInteger(n)) throw new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply)}`, 'STORE_FAILED', 503)
   return n
 }
 
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('RedisStore: key must be a non-empty string')
-}

@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors'
+import { ConfigError, ParamError } from '../errors'
 
 /** An optional positive whole-number option, or its default; a ConfigError saying what to pass otherwise. */
 export function positiveInteger(store: string, name: string, value: unknown, fallback: number, meaning: string): number {
@@ -7,6 +7,11 @@ export function positiveInteger(store: string, name: string, value: unknown, fal
     throw new ConfigError(`${store}: ${name} must be a positive whole number (${meaning}); got ${describeValue(value)}. Omit it for the default ${fallback}.`)
   }
   return value
+}
+
+/** A notification key as every store takes it: a non-empty string. */
+export function checkKey(key: unknown): void {
+  if (typeof key !== 'string' || key === '') throw new ParamError('key', `must be a non-empty string; got ${describeValue(key)}`)
 }
 
 export function describeValue(value: unknown): string {

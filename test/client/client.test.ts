@@ -46,7 +46,7 @@ describe('client/createClient', () => {
   describe('pay', () => {
     it('sends a signed pay with the token and public parameters, resolves with the trade number', async () => {
       const client = make()
-      const tradeNo = await client.pay(payParams({ total_amount: 100.1, attach: '测试', trade_info: { thirdTradeNo: '100001' } }))
+      const tradeNo = await client.pay(payParams({ total_amount: '100.1', attach: '测试', trade_info: { thirdTradeNo: '100001' } }))
       expect(tradeNo).to.equal('2020070200000001')
       const [req] = fake.seen(PAY)
       expect(req.signOk).to.equal(true)
@@ -71,6 +71,8 @@ describe('client/createClient', () => {
       ['total_amount', { total_amount: NaN }],
       ['total_amount', { total_amount: -1 }],
       ['total_amount', { total_amount: '100000000.00' }],
+      ['total_amount', { total_amount: 1e2 }],
+      ['total_amount', { total_amount: 100 }],
       ['buyer_open_id', { buyer_open_id: 'x'.repeat(33) }],
       ['reason', { reason: '' }],
       ['outer_trade_no', { outer_trade_no: '1' }],

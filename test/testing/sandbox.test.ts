@@ -467,14 +467,14 @@ describe('sandbox: notifications', () => {
   it('records connection errors and answer timeouts as failed attempts', async () => {
     const shop = await receiver((n) => (n === 1 ? null : 'success'))
     await open({ notifyTimeoutMs: 200, retrySchedule: [0, 0] })
-    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'TIMEOUT-1', totalAmount: 3 })
+    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'TIMEOUT-1', totalAmount: '3' })
     const payment = await sandbox.waitForAcknowledged('TIMEOUT-1')
     expect(payment.attempts[0]).to.include({ status: null, body: null })
     expect(payment.attempts[0].error).to.match(/within 200 ms/)
     expect(payment.attempts[1]).to.include({ status: 200, body: 'success', error: null })
 
     await shop.close()
-    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'REFUSED-1', totalAmount: 3 })
+    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'REFUSED-1', totalAmount: '3' })
     const refused = await sandbox.waitForPayment('REFUSED-1', 'abandoned')
     expect(refused.attempts).to.have.length(2)
     for (const a of refused.attempts) expect(a.error).to.be.a('string').and.not.equal('')

@@ -146,8 +146,8 @@ export interface SendNotificationInput {
   /** Where to post. */
   notifyUrl: string
   outerTradeNo: string
-  /** Amount in yuan; normalised to two decimals ("100" → "100.00"). */
-  totalAmount: string | number
+  /** Amount in yuan as a decimal string; normalised to two decimals ("100" → "100.00"). */
+  totalAmount: string
   /** Default 'sandbox-buyer'. */
   buyerOpenId?: string
   attach?: string
