@@ -1,3 +1,5 @@
+import { ParamError } from './errors'
+
 /**
  * Money is a decimal string with at most two decimals and integer fen, never a float.
  * Guanaitong's limits (seed): total_amount in [0.01, 99999999.99].
@@ -16,8 +18,9 @@ export function amountToFen(amount: string): number | null {
   return Number(m[1]) * 100 + Number(decimals.padEnd(2, '0'))
 }
 
-/** `12345` → `"123.45"`. */
+/** `12345` → `"123.45"`. Anything but a whole, non-negative number of fen is a ParamError, never a made-up amount. */
 export function fenToAmount(fen: number): string {
+  if (!Number.isSafeInteger(fen) || fen < 0) throw new ParamError('fen', `must be a whole number of fen ≥ 0; got ${String(fen)}`)
   const yuan = Math.floor(fen / 100)
   const rest = fen % 100
   return `${yuan}.${rest < 10 ? '0' : ''}${rest}`

@@ -97,6 +97,9 @@ function checkCollaborators(options: GuanaitongOptions): void {
   if (threshold !== undefined && !(Number.isInteger(threshold) && threshold >= 1 && threshold <= DEFAULTS.retryBudget)) {
     throw new ConfigError(`retryBudgetThreshold must be a whole number from 1 to ${DEFAULTS.retryBudget}`)
   }
+  if (options.debug !== undefined && typeof options.debug !== 'boolean') {
+    throw new ConfigError(`debug must be true or false; got ${typeof options.debug === 'string' ? JSON.stringify(options.debug) : String(options.debug)}`)
+  }
   checkPath('notifyPath', options.notifyPath ?? DEFAULTS.notifyPath)
   if (options.payPath !== false) checkPath('payPath', options.payPath ?? DEFAULTS.payPath)
 }
