@@ -205,7 +205,11 @@ export interface PayParams {
 export interface GatClient {
   /** The current access token, creating or refreshing it when due. */
   getToken(): Promise<string>
-  /** Validates, signs and sends an employee pay; resolves with Guanaitong's trade number. */
+  /**
+   * Validates, signs and sends an employee pay; resolves with Guanaitong's trade number. Rejects
+   * with a ParamError (nothing sent) or a GatError whose `sent` and `ambiguous` say whether the
+   * employee may have been charged. The pay route treats any other rejection as ambiguous.
+   */
   pay(params: PayParams): Promise<string>
   /** Signs and sends any other API call with the same token handling; resolves with `data`. */
   request<T = unknown>(path: string, params?: Record<string, unknown>): Promise<T>

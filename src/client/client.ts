@@ -9,10 +9,10 @@ import { toFields, validatePayParams } from './validate'
 export const PAY_PATH = '/platformDealer/employee/pay'
 
 /**
- * A failure while getting the access token for a call to `path`, as a GatError saying that
- * nothing of that call was sent (so it is not ambiguous, whatever happened to the token call).
- * A token cache that failed (Redis down, or waiting on another instance's refresh too long) is
- * kind `token-cache`; a failed `/token/create` keeps its kind, code, status and trace id.
+ * A failure while getting the access token, as a GatError with `sent: false`: the call it was for
+ * (`path`, named in the message) was never sent, so it is not ambiguous, whatever happened to the
+ * token call. A token cache that failed (Redis down, or waiting on another instance's refresh too
+ * long) is kind `token-cache`; a failed `/token/create` keeps its kind, code, status and trace id.
  */
 export function tokenFailure(err: unknown, path?: string): GatError {
   const unsent = path === undefined ? '' : `; ${path} was not sent`
