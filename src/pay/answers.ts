@@ -70,11 +70,11 @@ export class PayRejection extends GuanaitongError {
     this.body = body
   }
 
-  /** Context for the log line: the body plus the upstream error's kind, when there is one. */
+  /** Context for the log line: the body plus, for a failed call, how it failed and the HTTP status it got (0: none). */
   get context(): Record<string, unknown> {
     const cause = this.cause
     return cause instanceof GatError
-      ? { reason: this.reason, ...this.body, kind: cause.kind, path: cause.path, sent: cause.sent }
+      ? { reason: this.reason, ...this.body, kind: cause.kind, path: cause.path, sent: cause.sent, upstreamStatus: cause.status }
       : { reason: this.reason, ...this.body }
   }
 }

@@ -171,6 +171,12 @@ describe('pay outcomes: every transport fault × call × moment through the pay 
         const failures = logger.lines.filter((l) => /pay answered/.test(l.message))
         expect(failures).to.have.length(1)
         expect(failures[0].level).to.equal(c.status === 409 ? 'warn' : 'error')
+        // The moment is the one the row names: an HTTP status arrived only during (or with) the answer.
+        const upstreamStatus = failures[0].context?.upstreamStatus
+        if (c.call !== 'token cache') {
+          if (c.when === 'before write' || c.when === 'after write') expect(upstreamStatus, 'no answer had begun').to.equal(0)
+          else expect(upstreamStatus, 'the answer had begun').to.be.above(0)
+        }
 
         const sandbox = target.sandbox
         if (c.charged === null) {

@@ -38,8 +38,9 @@ export function spoil(res: ServerResponse, fault: Fault, traceId?: string, answe
     if (traceId) headers['x-trace-id'] = traceId
     res.writeHead(200, headers)
     res.write(text.slice(0, Math.floor(text.length / 2)))
-    // A hang leaves it there until the client gives up or close() ends it.
-    if (fault.kind === 'reset') res.socket?.destroy()
+    // Closed after what was written is flushed (destroying at once could discard it). A hang
+    // leaves it there until the client gives up or close() ends it.
+    if (fault.kind === 'reset') res.socket?.end()
     return
   }
   // A hang answers nothing: the connection stays open until the client gives up or close() ends it.
