@@ -55,13 +55,11 @@ export interface GatErrorDetails {
   path: string
   /**
    * Whether the request may have reached Guanaitong. False when it certainly did not: the
-   * connection was never made, or the call failed before it (no access token). Default true.
+   * connection was never made, or the call failed before it (no access token). Default true,
+   * except for `token-cache`.
    */
   sent?: boolean
-  /**
-   * Leave it out: the rule below decides. Pass false only for an answer that says what happened
-   * although it is not an `api` error; true is ignored when `sent` is false.
-   */
+  /** Overrides the rule below for a request that was sent; ignored when it was not. Best left out. */
   ambiguous?: boolean
   cause?: unknown
 }
@@ -73,8 +71,12 @@ export interface GatErrorDetails {
  * body) may have been processed.
  */
 function isAmbiguous(d: GatErrorDetails): boolean {
-  if (d.sent === false) return false
+  if (!wasSent(d)) return false
   return d.ambiguous ?? d.kind !== 'api'
+}
+
+function wasSent(d: GatErrorDetails): boolean {
+  return d.sent ?? d.kind !== 'token-cache'
 }
 
 /**
@@ -99,7 +101,7 @@ export class GatError extends GuanaitongError {
     const where = d.traceId ? ` (x-trace-id ${d.traceId})` : ''
     const hint = ambiguous
       ? '; the request may have been processed: look up the outer_trade_no before paying again'
-      : d.sent === false ? '; nothing was sent' : ''
+      : wasSent(d) ? '' : '; nothing was sent'
     super(`Guanaitong ${d.path} failed (${d.kind}${d.code !== null ? ` ${d.code}` : ''}): ${d.msg}${where}${hint}`,
       d.code ?? `GAT_${d.kind.toUpperCase().replace('-', '_')}`, d.status, { cause: d.cause })
     this.name = 'GatError'
@@ -107,7 +109,7 @@ export class GatError extends GuanaitongError {
     this.msg = d.msg
     this.traceId = d.traceId
     this.path = d.path
-    this.sent = d.sent ?? true
+    this.sent = wasSent(d)
     this.ambiguous = ambiguous
   }
 }

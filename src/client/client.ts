@@ -15,7 +15,7 @@ export const PAY_PATH = '/platformDealer/employee/pay'
  * long) is kind `token-cache`; a failed `/token/create` keeps its kind, code, status and trace id.
  */
 export function tokenFailure(err: unknown, path?: string): GatError {
-  const unsent = path === undefined ? '' : `; ${path} was not sent`
+  const unsent = path === undefined ? '' : ` (getting the access token for ${path})`
   if (err instanceof GatError) {
     return new GatError({
       kind: err.kind, code: err.kind === 'api' && typeof err.code === 'number' ? err.code : null, status: err.status,
