@@ -13,6 +13,7 @@ import { Redis } from 'ioredis'
 import request from 'supertest'
 import { MemoryTokenCache } from '../../src/client/token'
 import { OUTER_TRADE_NO_EXISTS_CODE } from '../../src/errors'
+import { PAY_ANSWERS } from '../../src/pay/answers'
 import { guanaitong } from '../../src/router'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { createSandbox, PAY_PATH, TOKEN_PATH, type Sandbox } from '../../src/testing/sandbox'
@@ -193,6 +194,18 @@ describe('pay outcomes: every transport fault × call × moment through the pay 
       }
     })
   }
+
+  it('docs/pay-outcomes.md states the answer table as src/pay/answers.ts has it', () => {
+    const doc = readFileSync(new URL('../../docs/pay-outcomes.md', import.meta.url), 'utf8')
+    for (const [reason, row] of Object.entries(PAY_ANSWERS)) {
+      const line = doc.split('\n').find((l) => l.startsWith(`| \`${reason}\` |`))
+      expect(line, reason).to.be.a('string')
+      const [, status, , level, charged] = line!.split(' | ')
+      if (reason !== 'BAD_REQUEST') expect(status, reason).to.equal(String(row.status))
+      expect(level, reason).to.equal(row.level)
+      expect(charged.startsWith(row.mayHaveCharged ? '**yes**' : 'no'), `${reason}: ${charged}`).to.equal(true)
+    }
+  })
 
   it('docs/pay-outcomes.md shows exactly the rows tested here', () => {
     const doc = readFileSync(new URL('../../docs/pay-outcomes.md', import.meta.url), 'utf8')
