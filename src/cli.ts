@@ -4,6 +4,7 @@
  * src/cli/; this file picks one, prints usage errors (exit 2) and sets the exit code.
  */
 import { version } from '../package.json'
+import { errorMessage } from './errors'
 import { EXIT, processIo, TOOL, UsageError, type Io } from './cli/args'
 import { notifySpec, runNotify } from './cli/notify'
 import { runSandbox, sandboxSpec } from './cli/sandbox'
@@ -80,7 +81,7 @@ main(process.argv.slice(2)).then(
     setTimeout(() => process.exit(code), 1000).unref()
   },
   (error: unknown) => {
-    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`)
+    process.stderr.write(`error: ${errorMessage(error)}\n`)
     process.exitCode = EXIT.FAILED
   },
 )

@@ -1,3 +1,5 @@
+import { ParamError } from './errors'
+
 /**
  * Money is a decimal string with at most two decimals and integer fen, never a float.
  * Guanaitong's limits (seed): total_amount in [0.01, 99999999.99].
@@ -31,8 +33,9 @@ export function decimalToFen(text: string): bigint | null {
   return BigInt(m[1]) * 100n + BigInt(decimals.slice(0, 2).padEnd(2, '0'))
 }
 
-/** `12345` → `"123.45"`. */
+/** `12345` → `"123.45"`. Anything but a whole, non-negative number of fen is a ParamError, never a made-up amount. */
 export function fenToAmount(fen: number): string {
+  if (!Number.isSafeInteger(fen) || fen < 0) throw new ParamError('fen', `must be a whole number of fen ≥ 0; got ${String(fen)}`)
   const yuan = Math.floor(fen / 100)
   const rest = fen % 100
   return `${yuan}.${rest < 10 ? '0' : ''}${rest}`
@@ -43,15 +46,21 @@ export type AmountCheck = { ok: true; amount: string; fen: number } | { ok: fals
 const RULE = 'must be a decimal amount between 0.01 and 99999999.99 with at most 2 decimals (e.g. "100.00")'
 
 /**
- * Normalises an amount given by a shop (a string, or a number that prints as such a decimal)
- * to Guanaitong's two-decimal form: 100.1 → "100.10". Rejects 0, 0.001, 1e2, NaN, -1, 100000000.00.
+ * A JS number is a binary float: 0.1 + 0.2 prints as 0.30000000000000004, and 1e2 or 100.1 only
+ * look like amounts by accident of printing. Amounts come from the shop's order as strings
+ * (a DECIMAL column, or integer fen through fenToAmount), so a number is refused, not guessed at.
+ */
+const NUMBER_RULE = 'must be a decimal string such as "100.00", not a JS number (a binary float): ' +
+  'pass the amount as your database returns a DECIMAL, or integer fen through fenToAmount()'
+
+/**
+ * Normalises an amount string to Guanaitong's two-decimal form: "100.1" → "100.10". Refuses
+ * numbers of any kind, and "0", "0.001", "1e2", "-1", "100000000.00", " 1.00".
  */
 export function normalizeAmount(input: unknown): AmountCheck {
-  let text: string
-  if (typeof input === 'string') text = input
-  else if (typeof input === 'number' && Number.isFinite(input)) text = String(input)
-  else return { ok: false, rule: RULE }
-  const fen = amountToFen(text)
+  if (typeof input === 'number' || typeof input === 'bigint') return { ok: false, rule: NUMBER_RULE }
+  if (typeof input !== 'string') return { ok: false, rule: RULE }
+  const fen = amountToFen(input)
   if (fen === null || fen < MIN_FEN || fen > MAX_FEN) return { ok: false, rule: RULE }
   return { ok: true, amount: fenToAmount(fen), fen }
 }

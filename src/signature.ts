@@ -1,4 +1,5 @@
 import * as nodeCrypto from 'node:crypto'
+import { ConfigError } from './errors'
 import type { SignAlgorithm } from './types'
 
 /**
@@ -65,7 +66,7 @@ export function sign(
   algorithm: SignAlgorithm = 'sha1',
 ): string {
   if (!SIGN_ALGORITHMS.includes(algorithm)) {
-    throw new TypeError(`[express-guanaitong] unknown sign algorithm "${algorithm}": use sha1, sha256 or sha512`)
+    throw new ConfigError(`unknown sign algorithm ${JSON.stringify(algorithm)}: use sha1, sha256 or sha512`)
   }
   return digest(canonicalString(params, appSecret), algorithm)
 }

@@ -233,8 +233,8 @@ export interface PayParams {
   buyer_open_id: string
   /** Why the employee pays, 1–254 chars. */
   reason: string
-  /** Amount in yuan: a decimal string (or a number) in [0.01, 99999999.99], at most 2 decimals. */
-  total_amount: string | number
+  /** Amount in yuan: a decimal string in [0.01, 99999999.99], at most 2 decimals, e.g. "100.00". Numbers are refused (binary floats). */
+  total_amount: string
   /** The shop's order number, 2–22 chars, unique per application. */
   outer_trade_no: string
   /** "1" points (积分) or "4" quota (额度). */
@@ -253,7 +253,11 @@ export interface PayParams {
 export interface GatClient {
   /** The current access token, creating or refreshing it when due. */
   getToken(): Promise<string>
-  /** Validates, signs and sends an employee pay; resolves with Guanaitong's trade number. */
+  /**
+   * Validates, signs and sends an employee pay; resolves with Guanaitong's trade number. Rejects
+   * with a ParamError (nothing sent) or a GatError whose `sent` and `ambiguous` say whether the
+   * employee may have been charged. The pay route treats any other rejection as ambiguous.
+   */
   pay(params: PayParams): Promise<string>
   /** Signs and sends any other API call with the same token handling; resolves with `data`. */
   request<T = unknown>(path: string, params?: Record<string, unknown>): Promise<T>

@@ -7,7 +7,7 @@
  * option name gets a did-you-mean.
  */
 import { DEFAULTS, parseBytes } from './defaults'
-import { ConfigError } from './errors'
+import { ConfigError, ParamError } from './errors'
 import { hasReservedCharacter, PAY_FIELDS } from './fields'
 import { printable } from './printable'
 import { SIGN_ALGORITHMS } from './signature'
@@ -301,6 +301,11 @@ export const retrySchedule: Rule = (value, name) => {
     return `${name} must fit within 24 h (Guanaitong retries within 24 hours)`
   }
   return undefined
+}
+
+/** A settlement key as every store takes it: a non-empty string (a ParamError otherwise). */
+export function checkKey(key: unknown): void {
+  if (typeof key !== 'string' || key === '') throw new ParamError('key', `must be a non-empty string; got ${describeValue(key)}`)
 }
 
 // ------------------------------------------------------------------ checking

@@ -136,7 +136,7 @@ describe('end to end: upstream faults on the pay route', () => {
     app.use('/gat', guanaitong({
       ...APP, logger: recordingLogger(), payPath: '/pay', onPaid: () => {},
       client: createClient({ ...APP, baseUrl: sandbox.url, timeoutMs: 300 }),
-      preparePayment: (_req, p) => ({ ...p, buyer_open_id: 'b1', total_amount: 5 }),
+      preparePayment: (_req, p) => ({ ...p, buyer_open_id: 'b1', total_amount: '5.00' }),
     }))
     server = app.listen(0)
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`

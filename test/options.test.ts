@@ -24,6 +24,8 @@ describe('guanaitong(options) checks options when it is called', () => {
     ['a bad bodyLimit', { bodyLimit: 'lots' }, /bodyLimit must be/],
     ['a retryBudgetThreshold past Guanaitong\'s 10 attempts', { retryBudgetThreshold: 11 }, /from 1 to 10/],
     ['a notifyPath without /', { notifyPath: 'notify' }, /notifyPath must be a path/],
+    ['debug as a string', { debug: 'yes' }, /debug must be true or false; got a string \("yes"\)/],
+    ['debug as a number', { debug: 1 }, /debug must be true or false; got a number \(1\)/],
   ]
   for (const [what, change, message] of cases) {
     it(`throws a ConfigError for ${what}`, () => {

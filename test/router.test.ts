@@ -38,8 +38,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(paid[0].raw.sign).to.equal(fields.sign)
     })
 
-    it('answers a repeat with success without running onPaid again (new timestamp and sign)', async () => {
-      const { app, paid } = setup()
+    it('answers a repeat with success without running onPaid again (new timestamp and sign), logged at debug only', async () => {
+      const { app, paid, logger } = setup()
       const first = paidFields()
       await post(app, formBody(first))
       const retry = signNotification({ ...first, timestamp: String(Number(first.timestamp) + 60), sign: undefined }, SECRET)
@@ -47,6 +47,9 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       const res = await post(app, formBody(retry))
       expect(res.text).to.equal('success')
       expect(paid).to.have.length(1)
+      // bench/README.md: a duplicate is Guanaitong's normal retry, logged at debug, not info.
+      expect(logger.lines.filter((l) => /duplicate/.test(l.message)).map((l) => l.level)).to.deep.equal(['debug'])
+      expect(logger.lines.filter((l) => l.level === 'info')).to.deep.equal([])
     })
 
     it('runs onPaid once for concurrent duplicates; the others answer fail while it runs, success after', async () => {

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { didYouMean } from '../validate'
+import { errorMessage, errorProperty } from '../errors'
 
 export const TOOL = 'express-guanaitong'
 
@@ -67,10 +68,10 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
   try {
     result = parseArgs({ args: [...argv], options, strict: true, allowPositionals: spec.positionals !== undefined })
   } catch (error) {
-    const code = (error as { code?: string }).code
+    const code = errorProperty(error, 'code')
     if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
       // Node's messages name the flag, never the value of another one (so no secret leaks here).
-      const first = (error as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
+      const first = errorMessage(error).split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
       if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
         throw new UsageError(`${spec.name} takes no positional arguments; got ${first.replace(/^Unexpected argument '(.*)'\..*$/s, "'$1'")}`)
       }

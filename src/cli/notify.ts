@@ -5,6 +5,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { encodeAttach } from '../fields'
+import { errorMessage, errorProperty } from '../errors'
 import { normalizeAmount } from '../money'
 import { SIGN_ALGORITHMS } from '../signature'
 import { encodeForm, signNotification } from '../testing/sign-notification'
@@ -65,8 +66,8 @@ interface Answer {
 const BODY_KEEP = 64 * 1024
 
 function errorText(error: unknown): string {
-  const code = (error as { code?: unknown }).code
-  const message = error instanceof Error ? error.message : String(error)
+  const code = errorProperty(error, 'code')
+  const message = errorMessage(error)
   return typeof code === 'string' && !message.includes(code) ? `${code} ${message}` : message
 }
 

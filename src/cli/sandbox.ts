@@ -6,6 +6,7 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { printable } from '../printable'
 import { createSandbox, NOTIFICATION_MODES, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
+import { errorMessage, errorProperty } from '../errors'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
   type CommandSpec, type Io,
@@ -126,8 +127,8 @@ export async function runSandbox(argv: readonly string[], io: Io): Promise<numbe
   try {
     await sandbox.start()
   } catch (error) {
-    const code = (error as { code?: string }).code
-    io.err(`error: cannot listen on ${v.host ?? '127.0.0.1'}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use (try --port 0)' : (error as Error).message}`)
+    const code = errorProperty(error, 'code')
+    io.err(`error: cannot listen on ${v.host ?? '127.0.0.1'}:${port}: ${code === 'EADDRINUSE' ? 'the port is in use (try --port 0)' : errorMessage(error)}`)
     return EXIT.FAILED
   }
   io.out(`Guanaitong sandbox listening on ${sandbox.url}`)

@@ -1,12 +1,33 @@
-import { GatError, TOKEN_INVALID_CODE } from '../errors'
+import { errorMessage, errorProperty, GatError, ParamError, TOKEN_INVALID_CODE } from '../errors'
 import type { ClientOptions, Fields, GatClient, PayParams } from '../types'
 import { apiError, callSigned, type CallConfig } from './call'
 import type { GatResponse } from './http'
 import { resolveClientOptions } from './options'
-import { createToken, TokenManager } from './token'
+import { createToken, TOKEN_PATH, TokenManager } from './token'
 import { toFields, validatePayParams } from './validate'
 
 export const PAY_PATH = '/platformDealer/employee/pay'
+
+/**
+ * A failure while getting the access token, as a GatError with `sent: false`: the call it was for
+ * (`path`, named in the message) was never sent, so it is not ambiguous, whatever happened to the
+ * token call. A token cache that failed (Redis down, or waiting on another instance's refresh too
+ * long) is kind `token-cache`; a failed `/token/create` keeps its kind, code, status and trace id.
+ */
+export function tokenFailure(err: unknown, path?: string): GatError {
+  const unsent = path === undefined ? '' : ` (getting the access token for ${path})`
+  if (err instanceof GatError) {
+    return new GatError({
+      kind: err.kind, code: err.kind === 'api' && typeof err.code === 'number' ? err.code : null, status: err.status,
+      traceId: err.traceId, path: err.path, sent: false, cause: err, msg: `${err.msg}${unsent}`,
+    })
+  }
+  const code = errorProperty(err, 'code')
+  return new GatError({
+    kind: 'token-cache', code: null, status: 0, path: TOKEN_PATH, sent: false, cause: err,
+    msg: `no access token from the token cache (${typeof code === 'string' || typeof code === 'number' ? `${code}: ` : ''}${errorMessage(err)})${unsent}`,
+  })
+}
 
 /** Creates a Guanaitong API client. Options are checked here and throw ConfigError. */
 export function createClient(options: ClientOptions): GatClient {
@@ -28,14 +49,15 @@ export function createClient(options: ClientOptions): GatClient {
    * connections are not retried at all: a pay may have gone through.
    */
   async function send(path: string, fields: Fields): Promise<GatResponse> {
-    const token = await tokens.get()
+    const token = await tokens.get().catch((err: unknown) => { throw tokenFailure(err, path) })
     let res = await callSigned(cfg, path, { ...fields, access_token: token })
     if (res.code === TOKEN_INVALID_CODE) {
       o.logger.warn('[express-guanaitong] access token rejected by Guanaitong; creating a new one and retrying once', {
         path, traceId: res.traceId,
       })
-      await tokens.invalidate(token)
-      const fresh = await tokens.get()
+      // The refused call did nothing; a failure here leaves the retry unsent too.
+      const fresh = await tokens.invalidate(token).then(() => tokens.get())
+        .catch((err: unknown) => { throw tokenFailure(err, path) })
       res = await callSigned(cfg, path, { ...fields, access_token: fresh })
     }
     if (res.code !== 0) throw apiError(path, res)
@@ -43,12 +65,15 @@ export function createClient(options: ClientOptions): GatClient {
   }
 
   function normalisePath(path: string): string {
-    if (typeof path !== 'string' || path === '') throw new TypeError('[express-guanaitong] request path must be a non-empty string like "/platformDealer/employee/pay"')
+    if (typeof path !== 'string' || path === '') throw new ParamError('path', 'must be a non-empty string like "/platformDealer/employee/pay"')
     return path.startsWith('/') ? path : `/${path}`
   }
 
   return {
-    getToken: () => tokens.get(),
+    // A GatError like every other client failure; a failed /token/create is reported as it is.
+    getToken: () => tokens.get().catch((err: unknown) => {
+      throw err instanceof GatError ? err : tokenFailure(err)
+    }),
 
     async request<T = unknown>(path: string, params: Record<string, unknown> = {}): Promise<T> {
       const res = await send(normalisePath(path), toFields(params))
@@ -62,8 +87,7 @@ export function createClient(options: ClientOptions): GatClient {
       if (typeof res.data !== 'string' || res.data === '') {
         throw new GatError({
           kind: 'invalid-response', code: null, status: res.status, traceId: res.traceId, path: PAY_PATH,
-          // code 0 says the pay was accepted; only its trade number is unreadable.
-          ambiguous: true,
+          // code 0 says the pay was accepted; only its trade number is unreadable: ambiguous.
           msg: `pay answered code 0 without a trade number (data: ${JSON.stringify(res.data)})`,
         })
       }

@@ -1,7 +1,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { TLSSocket } from 'node:tls'
-import { GatError } from '../errors'
+import { errorMessage, errorProperty, GatError } from '../errors'
 import type { Fields } from '../types'
 import { httpAgent, httpsAgent } from './agent'
 
@@ -48,13 +48,13 @@ function pathOf(url: string): string {
 }
 
 function errorCode(err: unknown): string | undefined {
-  const code = (err as { code?: unknown } | null)?.code
+  const code = errorProperty(err, 'code')
   return typeof code === 'string' ? code : undefined
 }
 
 /** The error itself, or what it wraps (`cause`, as a `fetch` failure wraps its socket error). */
 function rootOf(err: unknown): unknown {
-  const cause = (err as { cause?: unknown } | null)?.cause
+  const cause = errorProperty(err, 'cause')
   return cause !== undefined && cause !== null ? cause : err
 }
 
@@ -75,26 +75,33 @@ export function neverSent(err: unknown, connected = false): boolean {
   return code !== undefined && NEVER_SENT.has(code)
 }
 
+/**
+ * A time-out or a broken connection. Whether the request was sent decides whether it is
+ * ambiguous (errors.ts): once headers arrived it certainly was; before that, a time-out that
+ * never got a connection, or a connection that could not be made, left nothing sent.
+ */
 function transportError(
   path: string, err: unknown, timedOut: boolean, timeoutMs: number, status: number, traceId: string | undefined, connected: boolean,
 ): GatError {
   if (timedOut) {
     return new GatError({
-      kind: 'timeout', code: null, status, traceId, path, ambiguous: true, cause: err,
-      msg: `no complete answer within ${timeoutMs} ms`,
+      kind: 'timeout', code: null, status, traceId, path, cause: err, sent: status !== 0 || connected,
+      msg: `no complete answer within ${timeoutMs} ms${connected ? '' : ' (no connection was made)'}`,
     })
   }
   const code = errorCode(rootOf(err)) ?? errorCode(err)
-  const reason = code ?? (err instanceof Error ? err.message : String(err))
+  const reason = code ?? errorMessage(err)
   return new GatError({
     kind: 'network', code: null, status, traceId, path, cause: err,
-    // Once headers arrived the request was certainly sent; before that, only a failed connect is safe.
-    ambiguous: status !== 0 || !neverSent(err, connected),
+    sent: status !== 0 || !neverSent(err, connected),
     msg: `connection failed: ${reason}`,
   })
 }
 
-/** Parses a 200 body into {code,msg,data}; anything else (an HTML page behind a proxy, cut JSON) is invalid-response. */
+/**
+ * Parses a 200 body into {code,msg,data}; anything else (an HTML page behind a proxy, cut JSON) is
+ * invalid-response, which is ambiguous: the request reached something that answered 200.
+ */
 export function parseAnswer(path: string, text: string, status: number, traceId?: string): GatResponse {
   const invalid = (why: string) =>
     new GatError({ kind: 'invalid-response', code: null, status, traceId, path, msg: `${why}: ${snippet(text)}` })
@@ -190,7 +197,7 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
       req = secure ? httpsRequest(target, options) : httpRequest(target, options)
     } catch (err) {
       // An unparsable URL or an unsupported protocol: nothing was sent.
-      fail(transportError(path, err, false, timeoutMs, 0, undefined, false))
+      fail(new GatError({ kind: 'network', code: null, status: 0, path, cause: err, sent: false, msg: `cannot send: ${errorMessage(err)}` }))
       return
     }
     const request = req

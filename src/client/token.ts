@@ -1,4 +1,4 @@
-import { GatError } from '../errors'
+import { errorMessage, GatError } from '../errors'
 import type { CachedToken, Logger, TokenCache } from '../types'
 import { apiError, callSigned, type CallConfig } from './call'
 
@@ -112,7 +112,7 @@ export class TokenManager {
     } catch (err) {
       if (!local || this.now() >= local.expiresAt) throw err
       this.logger.warn('[express-guanaitong] token cache unreachable; using this process\'s token until it expires', {
-        error: err instanceof Error ? err.message : String(err),
+        error: errorMessage(err),
       })
       return local.token
     }
@@ -128,7 +128,7 @@ export class TokenManager {
         if (this.now() < this.nextRefreshAttempt) return cached.token
         this.nextRefreshAttempt = this.now() + REFRESH_RETRY_MS
         this.logger.warn('[express-guanaitong] access token refresh failed; using the current token until it expires', {
-          error: err instanceof Error ? err.message : String(err),
+          error: errorMessage(err),
           expiresAt: new Date(cached.expiresAt).toISOString(),
         })
         return cached.token

@@ -4,6 +4,7 @@ import { createGunzip, createInflate } from 'node:zlib'
 import type { Readable } from 'node:stream'
 import { DEFAULT_LOGGER, DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
+import { errorMessage, errorProperty } from '../errors'
 import { NotifyRejection } from '../notify/rejection'
 import { printable } from '../printable'
 import type { ParseOptions } from '../types'
@@ -47,9 +48,9 @@ async function readBody(req: Request, limit: number): Promise<Buffer> {
   try {
     return await getRawBody(stream, { limit, length: inflated ? undefined : req.headers['content-length'] })
   } catch (err) {
-    const type = (err as { type?: unknown } | null)?.type
-    const reason = (typeof type === 'string' && READ_ERRORS[type]) || 'BAD_BODY'
-    const detail = printable(err instanceof Error ? err.message : String(err), 120)
+    const type = errorProperty(err, 'type')
+    const reason = (typeof type === 'string' ? READ_ERRORS[type] : undefined) ?? 'BAD_BODY'
+    const detail = printable(errorMessage(err), 120)
     const message = reason === 'BODY_TOO_LARGE' ? `body is over the ${limit}-byte limit` : `body could not be read: ${detail}`
     throw new NotifyRejection(reason, message, {}, err)
   }

@@ -1,12 +1,12 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
 import { DEFAULT_LOGGER } from '../defaults'
-import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
-import { ConfigError } from '../errors'
-import { paymentFromPayAnswer } from '../settle/pay-answer'
-import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
+import { ConfigError, GuanaitongError } from '../errors'
+import { payAnswer, type PayRejection } from '../pay/answers'
 import { buildPayParams } from '../pay/params'
 import { printable } from '../printable'
+import { paymentFromPayAnswer } from '../settle/pay-answer'
+import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
 import type { Logger, PayParams, PayRouteOptions } from '../types'
 import { checkOptions, PAY_ROUTE_RULES } from '../validate'
 
@@ -41,39 +41,15 @@ function parseBody(req: Request, res: Response, forms: boolean): Promise<void> {
   )
 }
 
-interface ErrorAnswer {
-  status: number
-  body: Record<string, unknown>
-}
-
-/** Maps what went wrong to the status a cashier page can act on. */
-function errorAnswer(err: unknown, params: Partial<PayParams>, sending: boolean): ErrorAnswer {
-  const outerTradeNo = typeof params.outer_trade_no === 'string' ? params.outer_trade_no : undefined
-  if (err instanceof ParamError) return { status: 400, body: { code: err.code, msg: err.msg, field: err.field } }
-  if (err instanceof GatError) {
-    const body = { code: err.code, msg: err.msg, outer_trade_no: outerTradeNo, trace_id: err.traceId }
-    if (err.kind === 'api' && err.code === OUTER_TRADE_NO_EXISTS_CODE) return { status: 409, body }
-    if (err.kind === 'timeout') return { status: 504, body: { ...body, ambiguous: err.ambiguous } }
-    return { status: 502, body: { ...body, ambiguous: err.ambiguous } }
+/** Answers first, then logs: a logger that throws must not leave the cashier page without an answer. */
+function answer(res: Response, logger: Logger, rejection: PayRejection): void {
+  if (!res.headersSent) res.status(rejection.status).json(rejection.body)
+  try {
+    // body-parser quotes the body in its JSON errors: escaped, a body cannot write a log line of its own.
+    logger[rejection.level](printable(rejection.message, 300), rejection.context)
+  } catch {
+    // Nothing left to tell anyone.
   }
-  // body-parser's and the app's own errors (preparePayment may throw one with a 4xx status).
-  const status = (err as { status?: unknown }).status
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    const code = err instanceof GuanaitongError ? err.code : ((err as { type?: string }).type ?? 'BAD_REQUEST')
-    return { status, body: { code, msg: (err as Error).message } }
-  }
-  if (sending) {
-    // The client failed before sending (e.g. its token cache is unreachable): nothing reached Guanaitong.
-    return { status: 503, body: { code: 'UNAVAILABLE', msg: 'the payment could not be sent, nothing was charged; try again', outer_trade_no: outerTradeNo } }
-  }
-  return { status: 500, body: { code: 'INTERNAL', msg: 'the pay request could not be prepared; see the server log' } }
-}
-
-function logFailure(logger: Logger, answer: ErrorAnswer, err: unknown): void {
-  // body-parser quotes the body in its JSON errors: escaped, a body cannot write a log line of its own.
-  const message = `[express-guanaitong] pay answered ${answer.status}: ${printable(err instanceof Error ? err.message : String(err), 300)}`
-  if (answer.status >= 500) logger.error(message, { ...answer.body })
-  else logger.warn(message, { ...answer.body })
 }
 
 type SettleAnswer = (req: Request, params: PayParams, tradeNo: string) => Promise<boolean>
@@ -110,8 +86,8 @@ function settlesOnPay(options: PayRouteOptions, logger: Logger): SettleAnswer | 
 /**
  * `POST /pay`: takes the order from a JSON or form body, lets `preparePayment` fill in what the
  * server must decide (buyer, amount), adds `notify_url`, sends the pay, and settles the order
- * from the answer. Answers `{trade_no, outer_trade_no, settled}`, 400 naming the field, 409 for a
- * reused order number, 502 upstream, 504 on timeout.
+ * from the answer. Answers `{trade_no, outer_trade_no, settled}`, or what pay/answers.ts decides
+ * for the failure.
  */
 export function payRoute(options: PayRouteOptions): RequestHandler {
   checkOptions('payRoute()', options, PAY_ROUTE_RULES, '{ client: createClient({ appId, appSecret }), notifyUrl }')
@@ -132,14 +108,10 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       params = await buildPayParams(req.body, { extraPayParams, notifyUrl }, prepare?.(req))
       sending = true
       const tradeNo = await client.pay(params as PayParams)
-      const answer: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }
-      if (settleAnswer) answer.settled = await settleAnswer(req, params as PayParams, tradeNo)
-      res.status(200).json(answer)
+      const paid: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }
+      if (settleAnswer) paid.settled = await settleAnswer(req, params as PayParams, tradeNo)
+      res.status(200).json(paid)
     }
-    send().catch((err: unknown) => {
-      const answer = errorAnswer(err, params, sending)
-      logFailure(logger, answer, err)
-      if (!res.headersSent) res.status(answer.status).json(answer.body)
-    })
+    send().catch((err: unknown) => answer(res, logger, payAnswer(err, sending ? 'send' : 'prepare', params.outer_trade_no)))
   }
 }

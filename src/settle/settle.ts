@@ -174,7 +174,8 @@ export function createSettlement(options: SettleOptions) {
 
   function duplicate(s: Settlement): SettleOutcome {
     // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
-    logger.debug?.(`[express-guanaitong] ${s.notification.outerTradeNo} was settled before; acknowledged without running the handler`, {
+    const what = s.source === 'pay' ? 'settlement' : 'notification'
+    logger.debug?.(`[express-guanaitong] duplicate ${what} for ${s.notification.outerTradeNo}: settled before, acknowledged without running the handler`, {
       outerTradeNo: s.notification.outerTradeNo, source: s.source,
     })
     return DUPLICATE

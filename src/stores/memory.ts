@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../defaults'
 import type { ClaimResult, MemoryStoreOptions, NotifyStore } from '../types'
-import { checkOptions, MEMORY_STORE_RULES } from '../validate'
+import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../validate'
 
 /**
  * A key that was claimed at least once and is not done: a live claim, a claim whose lease ran
@@ -215,10 +215,6 @@ function expired(entry: Entry, now: number): boolean {
 
 function newOwner(): string {
   return globalThis.crypto.randomUUID()
-}
-
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('MemoryStore: key must be a non-empty string')
 }
 
 /**

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { ConfigError } from '../errors'
+import { ConfigError, errorMessage, GuanaitongError } from '../errors'
 import type { RedisClientLike } from '../types'
 
 
@@ -56,19 +56,29 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
   } else {
     throw new ConfigError(`${owner}: client is neither an ioredis nor a node-redis client (no evalsha/evalSha method): pass new Redis(url) from ioredis or a connected createClient() from redis`)
   }
+  /** The client's own error, wrapped so the stores keep the package's error contract; the original is the cause. */
+  const wrapped = async (command: () => Promise<unknown>): Promise<unknown> => {
+    try {
+      return await command()
+    } catch (err) {
+      throw new GuanaitongError(`${owner}: Redis command failed: ${errorMessage(err)}`, 'REDIS_FAILED', 503, { cause: err })
+    }
+  }
   return {
     kind,
-    async evalScript(script, keys, args) {
+    evalScript(script, keys, args) {
       const argv = args.map(String)
-      try {
-        return await evalSha(script.source, script.sha, keys, argv)
-      } catch (err) {
-        if (!isNoScript(err)) throw err
-        return evalSource(script.source, script.sha, keys, argv)
-      }
+      return wrapped(async () => {
+        try {
+          return await evalSha(script.source, script.sha, keys, argv)
+        } catch (err) {
+          if (!isNoScript(err)) throw err
+          return evalSource(script.source, script.sha, keys, argv)
+        }
+      })
     },
     evalSource(script, keys, args) {
-      return evalSource(script.source, script.sha, keys, args.map(String))
+      return wrapped(() => evalSource(script.source, script.sha, keys, args.map(String)))
     },
   }
 }

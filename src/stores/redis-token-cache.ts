@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { GuanaitongError } from '../errors'
+import { GuanaitongError, ParamError } from '../errors'
 import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../types'
 import { checkOptions, MAX_DURATION_MS, REDIS_TOKEN_CACHE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
@@ -89,7 +89,7 @@ export class RedisTokenCache implements TokenCache {
   /** Stores the token until its `expiresAt`. A token already expired is not stored. */
   async set(token: CachedToken): Promise<void> {
     if (!isCachedToken(token)) {
-      throw new TypeError('RedisTokenCache.set: expected { token: string, expiresAt: number, refreshAt: number }')
+      throw new ParamError('RedisTokenCache.set(token)', 'must be { token: string, expiresAt: number, refreshAt: number }')
     }
     const ttl = Math.floor(token.expiresAt - this.now())
     if (ttl <= 0) return
@@ -123,7 +123,7 @@ export class RedisTokenCache implements TokenCache {
           if (current && current.refreshAt > this.now()) return current
           const token = await fetch()
           if (!isCachedToken(token)) {
-            throw new TypeError('RedisTokenCache.refresh: fetch must resolve with { token: string, expiresAt: number, refreshAt: number }')
+            throw new ParamError('RedisTokenCache.refresh(fetch)', 'fetch must resolve with { token: string, expiresAt: number, refreshAt: number }')
           }
           await this.set(token)
           return token

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
+import { GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
 import { checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
+import { checkKey } from '../validate'
 
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
@@ -131,10 +133,7 @@ export class RedisStore implements NotifyStore {
 
 function toInteger(reply: unknown): number {
   const n = typeof reply === 'number' ? reply : typeof reply === 'string' || typeof reply === 'bigint' ? Number(reply) : NaN
-  if (!Number.isInteger(n)) throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply)}`)
+  if (!Number.isInteger(n)) throw new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply)}`, 'STORE_FAILED', 503)
   return n
 }
 
-function checkKey(key: string): void {
-  if (typeof key !== 'string' || key === '') throw new TypeError('RedisStore: key must be a non-empty string')
-}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore } from '../types'
 
 /** Options a store under test is made with. */
@@ -34,7 +35,7 @@ interface Runner {
 function runner(): Runner {
   const g = globalThis as unknown as Partial<Runner>
   if (typeof g.describe !== 'function' || typeof g.it !== 'function' || typeof g.afterEach !== 'function') {
-    throw new Error('[express-guanaitong] storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file')
+    throw new GuanaitongError('storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file', 'NO_TEST_RUNNER', 500)
   }
   return g as Runner
 }

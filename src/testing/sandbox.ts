@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { OUTER_TRADE_NO_EXISTS_CODE } from '../errors'
+import { GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
 import { normalizeAmount } from '../money'
 import type { Fields, SignAlgorithm } from '../types'
 import { checkPayParams, Refusal, SANDBOX_CODES } from './sandbox/form'
@@ -34,10 +34,12 @@ import {
   type NotificationMode,
 } from './sandbox/types'
 import type {
+  BreakOptions,
   DeliveryState,
   FaultOptions,
   PaymentState,
   PayOutcome,
+  RefuseOptions,
   Respond5xxOptions,
   SandboxDelivery,
   SandboxEvents,
@@ -53,12 +55,14 @@ export { DEFAULT_RETRY_SCHEDULE, MAX_NOTIFY_ATTEMPTS, type SandboxOptions } from
 export { PAY_PATH, TOKEN_PATH } from './sandbox/http'
 export { NOTIFICATION_MODES } from './sandbox/types'
 export type {
+  BreakOptions,
   DeliveryState,
   FaultKind,
   NotificationMode,
   FaultOptions,
   PaymentState,
   PayOutcome,
+  RefuseOptions,
   Respond5xxOptions,
   SandboxAttempt,
   SandboxDelivery,
@@ -128,7 +132,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
 
   /** Starts listening. Rejects when the port is taken or the sandbox was started before. */
   async start(): Promise<void> {
-    if (this.started || this.closed) throw new Error('[express-guanaitong] sandbox: start() may be called once, before close()')
+    if (this.started || this.closed) throw new GuanaitongError('sandbox: start() may be called once, before close()', 'SANDBOX_STATE', 500)
     this.started = true
     const context: RequestContext = {
       counters: this.counters,
@@ -156,7 +160,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   /** Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash). Only after `start()`. */
   get url(): string {
     const address = this.server?.address() as AddressInfo | null | undefined
-    if (!address || typeof address !== 'object') throw new Error('[express-guanaitong] sandbox: url is known once start() resolved')
+    if (!address || typeof address !== 'object') throw new GuanaitongError('sandbox: url is known once start() resolved', 'SANDBOX_STATE', 500)
     const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address
     return `http://${host}:${address.port}`
   }
@@ -184,7 +188,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     await this.notifications.close()
     // Waiters whose condition the last attempts met resolve; the others can only fail now.
     this.waiters.poke()
-    this.waiters.failAll('[express-guanaitong] sandbox closed while waiting')
+    this.waiters.failAll('sandbox closed while waiting')
     const server = this.server
     if (server) {
       const done = new Promise<void>((resolve) => server.close(() => resolve()))
@@ -290,9 +294,28 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.faults.respond5xx(options)
   }
 
-  /** The next matching request(s) never get an answer (until `close()`). */
-  hang(options: FaultOptions = {}): void {
+  /**
+   * The next matching request(s) never get an answer (until `close()`); with `midAnswer`, they
+   * get the headers and half of the body, and then nothing.
+   */
+  hang(options: BreakOptions = {}): void {
     this.faults.hang(options)
+  }
+
+  /**
+   * The connection of the next matching request(s) is closed after the request was read, before
+   * any answer; with `midAnswer`, after the headers and half of the body.
+   */
+  reset(options: BreakOptions = {}): void {
+    this.faults.reset(options)
+  }
+
+  /**
+   * The next matching request(s) get a well-formed refusal `{ code, msg, data: null }` (HTTP 200),
+   * with the code the test chooses.
+   */
+  refuse(options: RefuseOptions): void {
+    this.faults.refuse(options)
   }
 
   /** The next matching request(s) get HTTP 200 with a body that is not valid JSON. */
@@ -313,10 +336,11 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
    */
   sendNotification(input: SendNotificationInput): SandboxPayment {
     this.assertOpen()
-    if (typeof input.outerTradeNo !== 'string' || input.outerTradeNo === '') throw new TypeError('[express-guanaitong] sendNotification needs outerTradeNo')
-    if (this.book.has(input.outerTradeNo)) throw new Error(`[express-guanaitong] sandbox: payment ${input.outerTradeNo} exists already`)
+    if (input === null || typeof input !== 'object') throw new ParamError('sendNotification(input)', 'needs { notifyUrl, outerTradeNo, totalAmount }')
+    if (typeof input.outerTradeNo !== 'string' || input.outerTradeNo === '') throw new ParamError('outerTradeNo', 'is required by sendNotification')
+    if (this.book.has(input.outerTradeNo)) throw new ParamError('outerTradeNo', `${input.outerTradeNo} exists already in the sandbox`)
     const amount = normalizeAmount(input.totalAmount)
-    if (!amount.ok) throw new TypeError(`[express-guanaitong] sendNotification: totalAmount ${amount.rule}`)
+    if (!amount.ok) throw new ParamError('totalAmount', amount.rule)
     const payment = this.book.add({
       outerTradeNo: input.outerTradeNo,
       tradeNo: input.tradeNo ?? this.book.nextTradeNo(),
@@ -349,7 +373,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new Error('[express-guanaitong] sandbox is closed')
+    if (this.closed) throw new GuanaitongError('sandbox is closed', 'SANDBOX_STATE', 500)
   }
 
   /** Starts the payment's notification, unless it has nowhere to go ('unnotified'); resolves after its first attempt. */

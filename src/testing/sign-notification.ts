@@ -1,3 +1,4 @@
+import { ParamError } from '../errors'
 import { sign } from '../signature'
 import type { AppSecret, Fields, SignAlgorithm } from '../types'
 
@@ -32,7 +33,7 @@ export function signNotification(
   if (out.timestamp === undefined) out.timestamp = String(Math.floor(now() / 1000))
   const secret = typeof appSecret === 'string' ? appSecret : appSecret[0]
   if (typeof secret !== 'string' || secret === '') {
-    throw new TypeError('[express-guanaitong] signNotification needs a non-empty appSecret')
+    throw new ParamError('appSecret', 'must be a non-empty string (signNotification)')
   }
   out.sign = sign(out, secret, algorithm)
   return out

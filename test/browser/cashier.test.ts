@@ -125,9 +125,9 @@ describe('example shop: the cashier page in Chromium', function () {
     expect(pageErrors).to.deep.equal([])
   })
 
-  it('shows the message of a pay the router refused (Guanaitong answered a 502 page)', async () => {
+  it('shows the message of a pay Guanaitong refused (a well-formed error code): nothing charged, the employee may retry', async () => {
     const id = await orderId()
-    shop.sandbox!.respond5xx({ path: PAY_PATH })
+    shop.sandbox!.refuse({ path: PAY_PATH, code: 999_912_345, msg: 'refused by the sandbox' })
     await page.locator(`input[name="asset"][value="${POINTS_ASSET}"]`).check()
     await page.locator('#pay').click()
 
@@ -138,6 +138,22 @@ describe('example shop: the cashier page in Chromium', function () {
     expect(shop.orders.get(id)!.status).to.equal('pending')
     expect(shop.sandbox!.getPayment(id), 'the refused pay made no payment').to.equal(undefined)
     expect(await page.locator('#pay').isDisabled(), 'the employee may try again').to.equal(false)
+    expect(pageErrors).to.deep.equal([])
+  })
+
+  it('a 502 page after Guanaitong processed the pay → "outcome unknown", never "refused"; the notification then marks it paid', async () => {
+    const id = await orderId()
+    const paysBefore = shop.sandbox!.stats.payCalls
+    shop.sandbox!.respond5xx({ path: PAY_PATH, processed: true })
+    await page.locator(`input[name="asset"][value="${POINTS_ASSET}"]`).check()
+    await page.locator('#pay').click()
+
+    const message = page.locator('#message.error')
+    await message.waitFor()
+    expect(await message.textContent()).to.match(/支付结果未知 Payment outcome unknown/)
+    await page.locator('#order-status[data-status="paid"]').waitFor({ timeout: 15_000 })
+    expect(shop.orders.get(id)!.status).to.equal('paid')
+    expect(shop.sandbox!.stats.payCalls - paysBefore, 'the ambiguous pay was not re-sent').to.equal(1)
     expect(pageErrors).to.deep.equal([])
   })
 })

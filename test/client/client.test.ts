@@ -46,7 +46,7 @@ describe('client/createClient', () => {
   describe('pay', () => {
     it('sends a signed pay with the token and public parameters, resolves with the trade number', async () => {
       const client = make()
-      const tradeNo = await client.pay(payParams({ total_amount: 100.1, attach: '测试', trade_info: { thirdTradeNo: '100001' } }))
+      const tradeNo = await client.pay(payParams({ total_amount: '100.1', attach: '测试', trade_info: { thirdTradeNo: '100001' } }))
       expect(tradeNo).to.equal('2020070200000001')
       const [req] = fake.seen(PAY)
       expect(req.signOk).to.equal(true)
@@ -71,6 +71,8 @@ describe('client/createClient', () => {
       ['total_amount', { total_amount: NaN }],
       ['total_amount', { total_amount: -1 }],
       ['total_amount', { total_amount: '100000000.00' }],
+      ['total_amount', { total_amount: 1e2 }],
+      ['total_amount', { total_amount: 100 }],
       ['buyer_open_id', { buyer_open_id: 'x'.repeat(33) }],
       ['reason', { reason: '' }],
       ['outer_trade_no', { outer_trade_no: '1' }],
@@ -102,9 +104,46 @@ describe('client/createClient', () => {
       const client = make()
       const err = await caught(client.pay(payParams()))
       expect(err).to.be.instanceOf(GatError).with.property('kind', 'http')
+      // The token call failed: the pay itself was never sent, so it is not ambiguous.
+      expect(err).to.include({ path: TOKEN, sent: false, ambiguous: false })
+      expect(err.message).to.contain(`(getting the access token for ${PAY})`).and.match(/; nothing was sent$/)
       expect(fake.seen(PAY)).to.have.length(0)
       expect(await client.pay(payParams())).to.be.a('string')
       expect(fake.seen(TOKEN)).to.have.length(2)
+    })
+
+    it('a token call that times out → the pay rejects timeout, not sent, not ambiguous', async () => {
+      fake.script(TOKEN, { hang: true })
+      const err = await caught(make({ timeoutMs: 200 }).pay(payParams()))
+      expect(err).to.include({ kind: 'timeout', path: TOKEN, sent: false, ambiguous: false })
+      expect(fake.seen(PAY)).to.have.length(0)
+    })
+
+    it('a token cache that throws (anything, even undefined) → GatError token-cache, not sent, the original as cause', async () => {
+      for (const thrown of [new Error('Connection is closed.'), undefined, 'down']) {
+        const cache = new MemoryTokenCache()
+        cache.get = async () => { throw thrown }
+        const client = make({ tokenCache: cache })
+        for (const call of [client.pay(payParams()), client.getToken()]) {
+          const err = await caught(call)
+          expect(err).to.be.instanceOf(GatError)
+          expect(err).to.include({ kind: 'token-cache', code: 'GAT_TOKEN_CACHE', sent: false, ambiguous: false, status: 0 })
+          expect(err.message).to.match(/^\[express-guanaitong\] /)
+          expect(err.cause).to.equal(thrown)
+        }
+      }
+      expect(fake.requests).to.have.length(0)
+    })
+
+    it('1000210004, then the token cache fails on the retry → token-cache, not sent; the refused pay was the only one', async () => {
+      const cache = new MemoryTokenCache()
+      const client = make({ tokenCache: cache })
+      await client.getToken()
+      fake.revokeTokens()
+      cache.invalidate = async () => { throw new Error('Connection is closed.') }
+      const err = await caught(client.pay(payParams()))
+      expect(err).to.include({ kind: 'token-cache', sent: false, ambiguous: false })
+      expect(fake.seen(PAY)).to.have.length(1)
     })
 
     it('1000210004 → the token is dropped, one new token is created and the call retried once', async () => {
@@ -179,13 +218,13 @@ describe('client/createClient', () => {
       ['HTML with status 200', { body: '<html>login</html>', headers: { 'x-trace-id': 't-x' } }, 'invalid-response'],
       ['code 0 without a trade number', { json: { code: 0, msg: 'OK', data: null }, headers: { 'x-trace-id': 't-x' } }, 'invalid-response'],
     ] as const) {
-      it(`${name} → GatError ${kind} with the trace id, not retried`, async () => {
+      it(`${name} → GatError ${kind} with the trace id, ambiguous, not retried`, async () => {
         const client = make()
         await client.getToken()
         fake.script(PAY, answer)
         const err = await caught(client.pay(payParams()))
         expect(err).to.be.instanceOf(GatError)
-        expect(err).to.include({ kind, traceId: 't-x', path: PAY })
+        expect(err).to.include({ kind, traceId: 't-x', path: PAY, sent: true, ambiguous: true })
         expect(fake.seen(PAY)).to.have.length(1)
       })
     }

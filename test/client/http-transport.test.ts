@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import http from 'node:http'
 import https from 'node:https'
+import net from 'node:net'
 import type { AddressInfo, Socket } from 'node:net'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -156,14 +157,14 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     await until('the stalled socket to close', () => server!.closed === 1)
   })
 
-  it('a non-200 whose body stalls is still an http error once the timer fires', async () => {
+  it('a non-200 whose body stalls is still an http error once the timer fires (sent, so ambiguous)', async () => {
     server = await Counting.start((req, res) => {
       req.resume()
       res.writeHead(502, { 'content-type': 'text/html' })
       res.write('<html>')
     })
     const e = await caught(postForm(`${server.url}/x`, {}, 150))
-    expect(e).to.include({ kind: 'http', status: 502, ambiguous: false })
+    expect(e).to.include({ kind: 'http', status: 502, sent: true, ambiguous: true })
     await until('the stalled socket to close', () => server!.closed === 1)
   })
 
@@ -235,7 +236,7 @@ describe('client/http: transport (node:http, keep-alive)', () => {
 
   it('an unsupported protocol → network, nothing sent', async () => {
     const e = await caught(postForm('ftp://127.0.0.1/x', {}, 2000))
-    expect(e.kind).to.equal('network')
+    expect(e).to.include({ kind: 'network', sent: false, ambiguous: false })
   })
 
   describe('https', () => {
@@ -245,6 +246,21 @@ describe('client/http: transport (node:http, keep-alive)', () => {
       expect(e).to.include({ kind: 'network', ambiguous: false, status: 0 })
       expect(e.msg).to.contain('DEPTH_ZERO_SELF_SIGNED_CERT')
       expect(server.requests).to.equal(0)
+    })
+
+    it('a handshake that never completes → timeout, not sent, so not ambiguous', async () => {
+      const sockets = new Set<Socket>()
+      const silent = net.createServer((socket) => sockets.add(socket))
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
+      try {
+        const e = await caught(postForm(`https://127.0.0.1:${(silent.address() as AddressInfo).port}/x`, {}, 200))
+        expect(e).to.include({ kind: 'timeout', sent: false, ambiguous: false, status: 0 })
+        expect(e.msg).to.contain('no connection was made')
+        expect(sockets.size).to.equal(1)
+      } finally {
+        for (const s of sockets) s.destroy()
+        await new Promise<void>((r) => silent.close(() => r()))
+      }
     })
 
     describe('with the certificate trusted', () => {

@@ -36,7 +36,8 @@ describe('client/http: postForm', () => {
     expect(e.traceId).to.equal('t-500')
     expect(e.msg).to.contain('HTTP 500').and.contain('502 Bad Gateway')
     expect(e.message).to.contain('x-trace-id t-500')
-    expect(e.ambiguous).to.equal(false)
+    // It reached something that answered: the call may have been processed behind it.
+    expect(e).to.include({ sent: true, ambiguous: true })
   })
 
   it('a non-200 that carries valid JSON is still http (the official client rejects any non-200)', async () => {

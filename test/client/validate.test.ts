@@ -33,21 +33,28 @@ describe('client/validate: validatePayParams', () => {
     for (const v of Object.values(out)) expect(v).to.be.a('string')
   })
 
-  it('sends 100.1 (a number) as "100.10" and a numeric asset_type as a string', () => {
-    const out = validatePayParams({ ...VALID_PAY, total_amount: 100.1, asset_type: 4 })
+  it('sends "100.1" as "100.10" and a numeric asset_type as a string', () => {
+    const out = validatePayParams({ ...VALID_PAY, total_amount: '100.1', asset_type: 4 })
     expect(out.total_amount).to.equal('100.10')
     expect(out.asset_type).to.equal('4')
   })
 
-  for (const amount of [0, '0', '0.00', 0.001, '0.001', '1e2', NaN, -1, '-1', '100000000.00', 100000000, ' 1.00', '1,00', {}, true]) {
+  for (const amount of ['0', '0.00', '0.001', '1e2', '-1', '100000000.00', ' 1.00', '1,00', {}, true]) {
     it(`rejects total_amount ${typeof amount === 'string' ? JSON.stringify(amount) : String(amount)}`, () => {
       rejects({ ...VALID_PAY, total_amount: amount }, 'total_amount', /0\.01 and 99999999\.99/)
     })
   }
 
+  // Money is decimal strings: a JS number is a binary float, refused whatever it looks like.
+  for (const amount of [1e2, 100, 100.1, 0.1 + 0.2, 99999999.99, 0, 0.001, NaN, -1, 100000000, 10n]) {
+    it(`rejects the number ${String(amount)} as total_amount, saying to pass a decimal string`, () => {
+      rejects({ ...VALID_PAY, total_amount: amount }, 'total_amount', /decimal string .* not a JS number/)
+    })
+  }
+
   it('accepts the amount bounds 0.01 and 99999999.99', () => {
     expect(validatePayParams({ ...VALID_PAY, total_amount: '0.01' }).total_amount).to.equal('0.01')
-    expect(validatePayParams({ ...VALID_PAY, total_amount: 99999999.99 }).total_amount).to.equal('99999999.99')
+    expect(validatePayParams({ ...VALID_PAY, total_amount: '99999999.99' }).total_amount).to.equal('99999999.99')
   })
 
   it('requires every mandatory field, naming it', () => {

@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import request from 'supertest'
 import { GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../src/errors'
+import { tokenFailure } from '../../src/client/client'
 import { guanaitong } from '../../src/router'
 import type { GatClient, PayParams } from '../../src/types'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, recordingLogger } from '../helpers'
@@ -156,25 +157,65 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       ['a reused outer_trade_no', new GatError({ kind: 'api', code: OUTER_TRADE_NO_EXISTS_CODE, msg: '外部交易号已存在', status: 200, path: '/p' }), 409],
       ['another API error', new GatError({ kind: 'api', code: 1001, msg: 'nope', status: 200, path: '/p', traceId: 'tr-1' }), 502],
       ['an HTML error page', new GatError({ kind: 'http', code: null, msg: '502 Bad Gateway', status: 502, path: '/p' }), 502],
-      ['a timeout', new GatError({ kind: 'timeout', code: null, msg: 'no answer', status: 0, path: '/p', ambiguous: true }), 504],
+      ['a timeout', new GatError({ kind: 'timeout', code: null, msg: 'no answer', status: 0, path: '/p' }), 504],
     ]
     for (const [what, err, status] of upstream) {
-      it(`answers ${status} for ${what}`, async () => {
+      it(`answers ${status} for ${what}, ambiguous only when no well-formed answer came`, async () => {
         const { app } = setup(async () => { throw err })
         const res = await request(app).post('/gat/pay').send(order)
         expect(res.status).to.equal(status)
         expect(res.body.code).to.equal(err.code)
         expect(res.body.outer_trade_no).to.equal('O100001')
-        if (status === 504) expect(res.body.ambiguous).to.equal(true)
+        expect(res.body.ambiguous).to.equal(err.kind !== 'api')
       })
     }
 
-    it('answers 503 when the client fails before sending (e.g. its token cache is down)', async () => {
-      const { app } = setup(async () => { throw new Error('redis: connection is closed') })
+    it('answers 503 "nothing was charged" when the client failed before sending (e.g. its token cache is down)', async () => {
+      const cacheDown = tokenFailure(new Error('redis: connection is closed'), '/platformDealer/employee/pay')
+      const { app } = setup(async () => { throw cacheDown })
       const res = await request(app).post('/gat/pay').send(order)
       expect(res.status).to.equal(503)
-      expect(res.body).to.include({ code: 'UNAVAILABLE', outer_trade_no: 'O100001' })
+      expect(res.body).to.include({ code: 'UNAVAILABLE', outer_trade_no: 'O100001', ambiguous: false })
+      expect(res.body.msg).to.match(/nothing was charged/)
       expect(JSON.stringify(res.body)).to.not.contain('redis')
+    })
+
+    it('a custom client that rejects with something other than a GatError → 502 ambiguous: nobody knows whether it paid', async () => {
+      for (const thrown of [new Error('wrapper broke'), undefined, null, 'text', Object.create(null)]) {
+        const { app, logger } = setup(async () => { throw thrown })
+        const res = await request(app).post('/gat/pay').send(order)
+        expect(res.status).to.equal(502)
+        expect(res.body).to.include({ code: 'UNKNOWN', ambiguous: true, outer_trade_no: 'O100001' })
+        expect(logger.lines.filter((l) => l.level === 'error')).to.have.length(1)
+      }
+    })
+
+    it('preparePayment rejecting with undefined, null or a non-Error → 500, and the server keeps answering', async () => {
+      const rejections: unknown[] = [undefined, null, 'nope', 42, { status: 'x' }, Object.create(null), Symbol('s')]
+      for (const thrown of rejections) {
+        const { app, sent, logger } = setup(async () => 'x', { preparePayment: () => Promise.reject(thrown) })
+        const res = await request(app).post('/gat/pay').send(order)
+        expect(res.status, String(typeof thrown)).to.equal(500)
+        expect(res.body).to.deep.equal({ code: 'INTERNAL', msg: 'the pay request could not be prepared; see the server log' })
+        expect(sent).to.have.length(0)
+        expect(logger.lines.filter((l) => l.level === 'error')).to.have.length(1)
+      }
+      const { app } = setup(async () => '2020070220000099', { preparePayment: () => { throw undefined } })
+      expect((await request(app).post('/gat/pay').send(order)).status).to.equal(500)
+    })
+
+    it('a logger that throws does not keep the answer from the cashier page', async () => {
+      const { client } = scriptedClient(async () => { throw new ParamError('reason', 'is required') })
+      const throwing = () => { throw new Error('logger down') }
+      const app = express()
+      app.use('/gat', guanaitong({
+        appId: APP_ID, appSecret: SECRET, client, onPaid: () => {},
+        logger: { warn: throwing, error: throwing, info: throwing, debug: throwing },
+        preparePayment: (_req, params) => params,
+      }))
+      const res = await request(app).post('/gat/pay').send(order)
+      expect(res.status).to.equal(400)
+      expect(res.body.field).to.equal('reason')
     })
 
     it('passes a 4xx thrown by preparePayment through (e.g. not logged in), and hides other errors', async () => {

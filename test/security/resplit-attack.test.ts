@@ -54,7 +54,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         preparePayment: (_req, params) => {
           const order = orders.get(String(params.outer_trade_no))
           if (!order) throw Object.assign(new Error('no such order'), { status: 404 })
-          return { ...params, buyer_open_id: BUYER, total_amount: order.totalAmount, reason: order.title }
+          return { ...params, buyer_open_id: BUYER, total_amount: String(order.totalAmount), reason: order.title }
         },
         findOrder: (outerTradeNo) => orders.get(outerTradeNo) ?? null,
         onPaid: (p) => { paid.push(p) },

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { expect } from 'chai'
-import { ConfigError } from '../../src/errors'
+import { ConfigError, ParamError } from '../../src/errors'
 import { MemoryStore } from '../../src/stores/memory'
 import { storeConformance } from '../../src/testing/conformance'
 
@@ -199,10 +199,10 @@ describe('MemoryStore', () => {
     expect(r.owner).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   })
 
-  it('rejects a non-string key', async () => {
+  it('rejects a non-string key with a ParamError naming it', async () => {
     const s = new MemoryStore()
     let error: unknown
     try { await s.claim(42 as never) } catch (err) { error = err }
-    expect(error).to.be.instanceOf(TypeError)
+    expect(error).to.be.instanceOf(ParamError).with.property('field', 'key')
   })
 })

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
-import { ConfigError } from '../../src/errors'
+import { ConfigError, GuanaitongError } from '../../src/errors'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
@@ -181,7 +181,7 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
-    it('propagates other Redis errors unchanged', async () => {
+    it('reports other Redis errors as a GuanaitongError REDIS_FAILED, the original as cause and in the message', async () => {
       const failure = new Error('READONLY You can\'t write against a read only replica.')
       const fake = { evalsha: async () => { throw failure }, eval: async () => 1 }
       const store = new RedisStore({ client: fake })
@@ -191,7 +191,9 @@ describe('RedisStore (real Redis)', () => {
       } catch (err) {
         error = err
       }
-      expect(error).to.equal(failure)
+      expect(error).to.be.instanceOf(GuanaitongError).with.property('code', 'REDIS_FAILED')
+      expect((error as Error).cause).to.equal(failure)
+      expect((error as Error).message).to.equal("[express-guanaitong] RedisStore: Redis command failed: READONLY You can't write against a read only replica.")
     })
   })
 

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
-import { OUTER_TRADE_NO_EXISTS_CODE, TOKEN_INVALID_CODE } from '../../src/errors'
+import { OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/errors'
 import { sign, verifySign } from '../../src/signature'
 import {
   createSandbox,
@@ -467,14 +467,14 @@ describe('sandbox: notifications', () => {
   it('records connection errors and answer timeouts as failed attempts', async () => {
     const shop = await receiver((n) => (n === 1 ? null : 'success'))
     await open({ notifyTimeoutMs: 200, retrySchedule: [0, 0] })
-    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'TIMEOUT-1', totalAmount: 3 })
+    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'TIMEOUT-1', totalAmount: '3' })
     const payment = await sandbox.waitForAcknowledged('TIMEOUT-1')
     expect(payment.attempts[0]).to.include({ status: null, body: null })
     expect(payment.attempts[0].error).to.match(/within 200 ms/)
     expect(payment.attempts[1]).to.include({ status: 200, body: 'success', error: null })
 
     await shop.close()
-    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'REFUSED-1', totalAmount: 3 })
+    sandbox.sendNotification({ notifyUrl: shop.url, outerTradeNo: 'REFUSED-1', totalAmount: '3' })
     const refused = await sandbox.waitForPayment('REFUSED-1', 'abandoned')
     expect(refused.attempts).to.have.length(2)
     for (const a of refused.attempts) expect(a.error).to.be.a('string').and.not.equal('')
@@ -633,6 +633,56 @@ describe('sandbox: faults', () => {
     await garbled.text()
     expect(sandbox.stats.tokensIssued).to.equal(2)
     sandbox.clearFaults()
+  })
+
+  it('reset closes the connection after reading the request, without an answer (optionally after processing)', async () => {
+    await open()
+    const accessToken = await token()
+    const events: Array<[string | null, number]> = []
+    sandbox.on('request', (e) => events.push([e.fault, e.status]))
+    sandbox.reset({ path: PAY_PATH })
+    const dropped = payParams(accessToken)
+    expect(await call(PAY_PATH, dropped).then(() => 'answered', () => 'reset')).to.equal('reset')
+    expect(sandbox.getPayment(dropped.outer_trade_no)).to.equal(undefined)
+    sandbox.reset({ path: PAY_PATH, processed: true })
+    const made = payParams(accessToken)
+    expect(await call(PAY_PATH, made).then(() => 'answered', () => 'reset')).to.equal('reset')
+    expect(sandbox.getPayment(made.outer_trade_no)!.tradeNo).to.match(/^\d{16}$/)
+    expect(events).to.deep.equal([['reset', 0], ['reset', 0]])
+  })
+
+  it('midAnswer sends the status, headers and half the body, then hangs or resets', async () => {
+    await open()
+    const accessToken = await token()
+    for (const kind of ['hang', 'reset'] as const) {
+      sandbox[kind]({ path: PAY_PATH, processed: true, midAnswer: true })
+      const params = payParams(accessToken)
+      const res = await fetch(`${sandbox.url}${PAY_PATH}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: encodeForm({ ...params, sign: sign(params, SECRET) }),
+        signal: AbortSignal.timeout(300),
+      })
+      expect(res.status).to.equal(200)
+      expect(res.headers.get('x-trace-id')).to.match(/^[0-9a-f]{16}$/)
+      const full = Number(res.headers.get('content-length'))
+      const body = await res.text().then(() => 'complete', (e: Error) => e.name)
+      expect(body, kind).to.equal(kind === 'hang' ? 'TimeoutError' : 'TypeError')
+      expect(full).to.be.above(20)
+      expect(sandbox.getPayment(params.outer_trade_no)).to.not.equal(undefined)
+    }
+  })
+
+  it('refuse answers a well-formed refusal with the code the test picks, and a trace id', async () => {
+    await open()
+    sandbox.refuse({ path: TOKEN_PATH, code: 999_912_345, msg: 'no' })
+    const refused = await call(TOKEN_PATH, tokenParams())
+    expect(refused.status).to.equal(200)
+    expect(refused.json).to.deep.equal({ code: 999_912_345, msg: 'no', data: null })
+    expect(refused.traceId).to.match(/^[0-9a-f]{16}$/)
+    expect(sandbox.stats.tokensIssued).to.equal(0)
+    expect((await call(TOKEN_PATH, tokenParams())).json.code).to.equal(0)
+    expect(() => sandbox.refuse({ code: 0 })).to.throw(ParamError)
   })
 })
 

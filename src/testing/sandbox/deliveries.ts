@@ -2,6 +2,7 @@
  * The notification retry loop: each delivery posts on the retry schedule until the shop
  * acknowledges it, the schedule runs out (abandoned) or the sandbox closes (cancelled).
  */
+import { errorMessage } from '../../errors'
 import type { Fields } from '../../types'
 import { defined, encodeForm, signNotification } from '../sign-notification'
 import { elapsedMs } from './elapsed'
@@ -31,7 +32,7 @@ interface Sleep {
 }
 
 function describeError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error)
+  if (!(error instanceof Error)) return errorMessage(error)
   // fetch throws a bare "fetch failed"; the reason (ECONNREFUSED, ...) is in its cause.
   const cause = (error as { cause?: unknown }).cause
   if (cause instanceof Error) {

@@ -2,7 +2,8 @@
  * Faults a test asks for: spoilt answers to the next requests (see respond.ts for what they look
  * like) and pays whose notification reports a failed payment.
  */
-import type { FaultKind, FaultOptions, PayOutcome, Respond5xxOptions } from './types'
+import { ParamError } from '../../errors'
+import type { BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions } from './types'
 
 export interface Fault {
   kind: FaultKind
@@ -10,8 +11,13 @@ export interface Fault {
   /** Requests it still applies to; Infinity until cleared. */
   remaining: number
   processed: boolean
-  /** HTTP status answered; 0 for a hang, which answers nothing. */
+  /** HTTP status answered; 0 when nothing is (a hang or reset before the answer). */
   status: number
+  /** `hang`/`reset`: break the connection halfway through the answer instead of before it. */
+  midAnswer: boolean
+  /** `refuse`: the code and message answered. */
+  code: number | null
+  msg: string | null
 }
 
 export class Faults {
@@ -21,18 +27,18 @@ export class Faults {
   private readonly failingAssets = new Set<string>()
 
   failNextPays(n: number): void {
-    if (!Number.isInteger(n) || n < 0) throw new TypeError('[express-guanaitong] failNextPays(n) needs a non-negative integer')
+    if (!Number.isInteger(n) || n < 0) throw new ParamError('failNextPays(n)', 'needs a non-negative integer')
     this.failNext = n
   }
 
   setPayOutcome(outcome: PayOutcome): void {
-    if (outcome !== 'paid' && outcome !== 'failed') throw new TypeError("[express-guanaitong] setPayOutcome takes 'paid' or 'failed'")
+    if (outcome !== 'paid' && outcome !== 'failed') throw new ParamError('setPayOutcome(outcome)', "takes 'paid' or 'failed'")
     this.outcome = outcome
   }
 
   /** Like an asset without enough balance: every pay with it fails, for the sandbox's lifetime. */
   failPaysWithAsset(assetOpenId: string): void {
-    if (typeof assetOpenId !== 'string' || assetOpenId === '') throw new TypeError('[express-guanaitong] failPaysWithAsset needs an asset_open_id')
+    if (typeof assetOpenId !== 'string' || assetOpenId === '') throw new ParamError('failPaysWithAsset(assetOpenId)', 'needs an asset_open_id')
     this.failingAssets.add(assetOpenId)
   }
 
@@ -48,16 +54,26 @@ export class Faults {
 
   respond5xx(options: Respond5xxOptions): void {
     const status = options.status ?? 502
-    if (!Number.isInteger(status) || status < 500 || status > 599) throw new TypeError('[express-guanaitong] respond5xx status must be 500-599')
+    if (!Number.isInteger(status) || status < 500 || status > 599) throw new ParamError('respond5xx({ status })', 'must be 500-599')
     this.add('5xx', options, status)
   }
 
-  hang(options: FaultOptions): void {
-    this.add('hang', options, 0)
+  hang(options: BreakOptions): void {
+    this.add('hang', options, options.midAnswer ? 200 : 0, { midAnswer: options.midAnswer === true })
+  }
+
+  reset(options: BreakOptions): void {
+    this.add('reset', options, options.midAnswer ? 200 : 0, { midAnswer: options.midAnswer === true })
   }
 
   garble(options: FaultOptions): void {
     this.add('garble', options, 200)
+  }
+
+  refuse(options: RefuseOptions): void {
+    if (!Number.isInteger(options?.code) || options.code === 0) throw new ParamError('refuse({ code })', 'must be a non-zero integer')
+    if (options.msg !== undefined && typeof options.msg !== 'string') throw new ParamError('refuse({ msg })', 'must be a string')
+    this.add('refuse', options, 200, { code: options.code, msg: options.msg ?? 'refused by the sandbox' })
   }
 
   /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. Failing assets stay: they are the sandbox's data, not a fault. */
@@ -76,11 +92,14 @@ export class Faults {
     return fault
   }
 
-  private add(kind: FaultKind, options: FaultOptions, status: number): void {
+  private add(kind: FaultKind, options: FaultOptions, status: number, extra: Partial<Pick<Fault, 'midAnswer' | 'code' | 'msg'>> = {}): void {
     const times = options.times ?? 1
     if (!(times === Infinity || (Number.isInteger(times) && times > 0))) {
-      throw new TypeError('[express-guanaitong] fault times must be a positive integer or Infinity')
+      throw new ParamError('fault times', 'must be a positive integer or Infinity')
     }
-    this.queue.push({ kind, path: options.path, remaining: times, processed: options.processed ?? false, status })
+    this.queue.push({
+      kind, path: options.path, remaining: times, processed: options.processed ?? false, status,
+      midAnswer: false, code: null, msg: null, ...extra,
+    })
   }
 }

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { finished } from 'node:stream/promises'
 import type { Fields } from '../../types'
 import { Refusal, SANDBOX_CODES } from './form'
 import { readParams } from './body'
@@ -44,17 +45,20 @@ export async function handleRequest(context: RequestContext, req: IncomingMessag
   }
 
   if (fault && !fault.processed) {
+    // The whole request is read first: every fault happens after the client wrote it.
     req.resume()
-    spoil(res, fault)
-    finish(fault.status, null, null, null)
+    await finished(req).catch(() => undefined)
+    const refusalTrace = fault.kind === 'refuse' ? randomBytes(8).toString('hex') : undefined
+    spoil(res, fault, refusalTrace)
+    finish(fault.status, fault.code, fault.msg, refusalTrace ?? null)
     return
   }
 
   const traceId = randomBytes(8).toString('hex')
   const answer = await answerCall(context, req, method, path, target)
   if (fault) {
-    spoil(res, fault, traceId)
-    finish(fault.status, null, null, fault.kind === 'garble' ? traceId : null)
+    spoil(res, fault, traceId, JSON.stringify(answer.body))
+    finish(fault.status, fault.code, fault.msg, fault.kind === '5xx' || fault.status === 0 ? null : traceId)
     return
   }
   writeJson(res, answer.status, JSON.stringify(answer.body), traceId)

@@ -20,17 +20,43 @@ export function writeJson(res: ServerResponse, status: number, text: string, tra
   res.end(text)
 }
 
+/** The start of an answer the application gave: what a client has read when the connection breaks mid-answer. */
+const UNPROCESSED_ANSWER = '{"code":0,"msg":"OK","data":"20200702200000000000"}'
+
 /**
- * Answers with the fault instead of the real answer. A garbled answer carries the trace id when
- * the request was processed, as the application did answer; a 5xx page never does.
+ * Answers with the fault instead of the real answer (`answer`, the JSON text the application
+ * gave when the request was processed). A garbled, refused or half-sent answer carries the trace
+ * id when the request was processed, as the application did answer; a 5xx page never does.
  */
-export function spoil(res: ServerResponse, fault: Fault, traceId?: string): void {
+export function spoil(res: ServerResponse, fault: Fault, traceId?: string, answer?: string): void {
+  if (fault.midAnswer) {
+    const text = answer ?? UNPROCESSED_ANSWER
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/json;charset=UTF-8',
+      'content-length': Buffer.byteLength(text),
+    }
+    if (traceId) headers['x-trace-id'] = traceId
+    res.writeHead(200, headers)
+    res.write(text.slice(0, Math.floor(text.length / 2)))
+    // Closed after what was written is flushed (destroying at once could discard it). A hang
+    // leaves it there until the client gives up or close() ends it.
+    if (fault.kind === 'reset') res.socket?.end()
+    return
+  }
   // A hang answers nothing: the connection stays open until the client gives up or close() ends it.
   if (fault.kind === 'hang') return
+  if (fault.kind === 'reset') {
+    res.socket?.destroy()
+    return
+  }
   if (fault.kind === '5xx') {
     const page = BAD_GATEWAY_PAGE(fault.status)
     res.writeHead(fault.status, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) })
     res.end(page)
+    return
+  }
+  if (fault.kind === 'refuse') {
+    writeJson(res, 200, JSON.stringify({ code: fault.code, msg: fault.msg, data: null }), traceId)
     return
   }
   writeJson(res, 200, BROKEN_JSON, traceId)

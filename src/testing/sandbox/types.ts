@@ -80,7 +80,11 @@ export interface SandboxStats {
   notifyAttempts: number
 }
 
-export type FaultKind = '5xx' | 'hang' | 'garble'
+/**
+ * `5xx` a gateway's HTML error page; `hang` no answer; `reset` the connection closed without an
+ * answer; `garble` a 200 whose body is not JSON; `refuse` a well-formed refusal `{code, msg}`.
+ */
+export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse'
 
 /** Where and how often a fault applies. */
 export interface FaultOptions {
@@ -98,6 +102,24 @@ export interface FaultOptions {
 export interface Respond5xxOptions extends FaultOptions {
   /** Status of the HTML error page. Default 502. */
   status?: number
+}
+
+/** Options of `hang()` and `reset()`. */
+export interface BreakOptions extends FaultOptions {
+  /**
+   * Break the connection in the middle of the answer instead of before it: the status line, the
+   * headers (with the full Content-Length) and half of the body are sent first. The body is the
+   * real answer's when `processed`, else the start of one.
+   */
+  midAnswer?: boolean
+}
+
+/** Options of `refuse()`: the code and message of the refusal. */
+export interface RefuseOptions extends FaultOptions {
+  /** The `code` answered; the test chooses it (Guanaitong's codes are not all documented). */
+  code: number
+  /** The `msg` answered. Default 'refused by the sandbox'. */
+  msg?: string
 }
 
 /** Emitted after every answered (or hung) request, for logs and a CLI. */
@@ -128,8 +150,8 @@ export interface SendNotificationInput {
   /** Where to post. */
   notifyUrl: string
   outerTradeNo: string
-  /** Amount in yuan; normalised to two decimals ("100" → "100.00"). */
-  totalAmount: string | number
+  /** Amount in yuan as a decimal string; normalised to two decimals ("100" → "100.00"). */
+  totalAmount: string
   /** Default 'sandbox-buyer'. */
   buyerOpenId?: string
   attach?: string

@@ -2,9 +2,13 @@
  * Waiting, for tests, until a payment or delivery reaches a state. A waiter is checked again
  * whenever a delivery moves on (`poke`), not on a polling timer, so it resolves as soon as it can.
  */
+import { GuanaitongError } from '../../errors'
 import type { Deliveries } from './deliveries'
 import type { PaymentBook } from './payments'
 import type { DeliveryState, PaymentState, SandboxAttempt, SandboxDelivery, SandboxPayment } from './types'
+
+/** The code of every failed wait: the state it waited for cannot be reached (any more). */
+const WAIT_FAILED = 'SANDBOX_WAIT_FAILED'
 
 interface Waiter {
   /** True once the waiter settled (resolved or rejected). */
@@ -34,7 +38,7 @@ export class Waiters {
       if (!payment) return undefined
       if (state === undefined || payment.state === state) return payment
       if (payment.state !== 'pending') {
-        throw new Error(`[express-guanaitong] sandbox: payment ${outerTradeNo} is ${payment.state}, not ${state} (${payment.attempts.length} attempts; last: ${lastAttempt(payment.attempts)})`)
+        throw new GuanaitongError(`sandbox: payment ${outerTradeNo} is ${payment.state}, not ${state} (${payment.attempts.length} attempts; last: ${lastAttempt(payment.attempts)})`, WAIT_FAILED, 500)
       }
       return undefined
     }, () => {
@@ -48,7 +52,7 @@ export class Waiters {
       const d = this.deliveries.find(id)
       if (!d || d.state === 'pending') return undefined
       if (state === undefined || d.state === state) return d
-      throw new Error(`[express-guanaitong] sandbox: delivery ${id} is ${d.state}, not ${state} (last: ${lastAttempt(d.attempts)})`)
+      throw new GuanaitongError(`sandbox: delivery ${id} is ${d.state}, not ${state} (last: ${lastAttempt(d.attempts)})`, WAIT_FAILED, 500)
     }, () => `it is ${this.deliveries.find(id)?.state ?? 'unknown'}`)
   }
 
@@ -63,9 +67,9 @@ export class Waiters {
     for (const waiter of [...this.waiters]) waiter.check()
   }
 
-  /** Rejects every waiter still waiting, each with its own Error. */
+  /** Rejects every waiter still waiting, each with its own error. */
   failAll(message: string): void {
-    for (const waiter of [...this.waiters]) waiter.fail(new Error(message))
+    for (const waiter of [...this.waiters]) waiter.fail(new GuanaitongError(message, WAIT_FAILED, 500))
     this.waiters.clear()
   }
 
@@ -105,12 +109,12 @@ export class Waiters {
       }
       if (waiter.check()) return
       if (this.isOver()) {
-        waiter.fail(new Error(`[express-guanaitong] sandbox is closed; waiting for ${what}: ${status()}`))
+        waiter.fail(new GuanaitongError(`sandbox is closed; waiting for ${what}: ${status()}`, WAIT_FAILED, 500))
         return
       }
       this.waiters.add(waiter)
       timer = setTimeout(() => {
-        waiter.fail(new Error(`[express-guanaitong] sandbox: timed out after ${timeoutMs} ms waiting for ${what}: ${status()}`))
+        waiter.fail(new GuanaitongError(`sandbox: timed out after ${timeoutMs} ms waiting for ${what}: ${status()}`, WAIT_FAILED, 500))
       }, timeoutMs)
     })
   }
