@@ -1,6 +1,7 @@
 import { createClient } from './client'
 import { DEFAULTS, parseBytes } from './defaults'
 import { ConfigError } from './errors'
+import { toLogger } from './observe/log'
 import { checkSecrets } from './secrets'
 import { SIGN_ALGORITHMS } from './signature'
 import { MemoryStore } from './stores/memory'
@@ -88,7 +89,7 @@ function checkCollaborators(options: GuanaitongOptions): void {
   }
   const logger = options.logger
   if (logger !== undefined && !(logger && typeof logger.warn === 'function' && typeof logger.error === 'function')) {
-    throw new ConfigError('logger must have warn() and error() methods (console, pino and winston do)')
+    throw new ConfigError('logger must have warn() and error() methods (console, pino and bunyan loggers do)')
   }
   if (options.bodyLimit !== undefined && Number.isNaN(parseBytes(options.bodyLimit))) {
     throw new ConfigError('bodyLimit must be a positive number of bytes or a size like "64kb"')
@@ -113,7 +114,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
   })
   const payPath = options.payPath ?? DEFAULTS.payPath
   if (payPath !== false && !options.preparePayment) {
-    logger.warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
+    toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "Secure pay pattern")')
   }
   return {

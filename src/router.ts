@@ -1,6 +1,7 @@
 import express, { type Router } from 'express'
 import { dedupeNotification } from './middleware/dedupe'
 import { handleNotification } from './middleware/handle'
+import { observeNotification } from './middleware/observe'
 import { parseNotification } from './middleware/parse'
 import { payRoute } from './middleware/pay'
 import { verifyNotification } from './middleware/verify'
@@ -16,6 +17,7 @@ export function guanaitong(options: GuanaitongOptions): Router {
   const router = express.Router()
   router.post(
     resolved.notifyPath,
+    observeNotification(),
     parseNotification(resolved),
     verifyNotification(resolved),
     dedupeNotification(resolved),

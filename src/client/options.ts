@@ -2,7 +2,8 @@ import { DEFAULTS } from '../defaults'
 import { ConfigError } from '../errors'
 import { checkSecrets } from '../secrets'
 import { SIGN_ALGORITHMS } from '../signature'
-import type { ClientOptions, Logger, SignAlgorithm, TokenCache } from '../types'
+import { QUIET_CONSOLE, toLogger, type Log } from '../observe/log'
+import type { ClientOptions, SignAlgorithm, TokenCache } from '../types'
 import { MemoryTokenCache } from './token'
 
 export const DEFAULT_BASE_URL: string = DEFAULTS.baseUrl
@@ -18,13 +19,7 @@ export interface ResolvedClientOptions {
   timeoutMs: number
   tokenCache: TokenCache
   now: () => number
-  logger: Logger
-}
-
-/** Only problems reach the console by default; token chatter stays quiet unless a logger is given. */
-const DEFAULT_LOGGER: Logger = {
-  warn: (message, context) => console.warn(message, context ?? ''),
-  error: (message, context) => console.error(message, context ?? ''),
+  logger: Log
 }
 
 function checkBaseUrl(value: unknown): string {
@@ -75,9 +70,9 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   }
 
   if (options.now !== undefined && typeof options.now !== 'function') throw new ConfigError('now must be a function returning epoch milliseconds')
-  const logger = options.logger ?? DEFAULT_LOGGER
-  if (typeof logger?.warn !== 'function' || typeof logger?.error !== 'function') {
-    throw new ConfigError('logger must have warn() and error() methods: console, pino and winston loggers fit')
+  const logger = options.logger
+  if (logger !== undefined && (typeof logger?.warn !== 'function' || typeof logger?.error !== 'function')) {
+    throw new ConfigError('logger must have warn() and error() methods: console, pino and bunyan loggers fit')
   }
 
   return {
@@ -88,6 +83,7 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     timeoutMs,
     tokenCache: checkTokenCache(options.tokenCache),
     now: options.now ?? Date.now,
-    logger,
+    // Only problems reach the console by default; token chatter stays quiet unless a logger is given.
+    logger: toLogger(logger, QUIET_CONSOLE),
   }
 }

@@ -4,18 +4,22 @@ import { completeClaim, keepLease, releaseClaim, type HeldClaim } from '../notif
 import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
 import { withTimeout } from '../notify/timeout'
-import type { HandleOptions, Logger, Notification } from '../types'
+import { toLogger, type Log } from '../observe/log'
+import { traceHandler } from '../observe/telemetry'
+import type { HandleOptions, Notification } from '../types'
 import { answerFail, answerSuccess, asRejection, guarded } from './answer'
 import { notifyState } from './state'
 
 type Handler = (n: Notification, req: Request) => unknown
 
 /** Calls a hook the shop gave for alerting; its own failure is logged, never changes the answer. */
-async function callHook(logger: Logger, name: string, hook: () => unknown): Promise<void> {
+async function callHook(logger: Log, n: Notification, name: string, hook: () => unknown): Promise<void> {
   try {
     await hook()
   } catch (err) {
-    logger.error(`[express-guanaitong] ${name} threw: ${err instanceof Error ? err.message : String(err)}`, { hook: name })
+    logger.error(`[express-guanaitong] ${name} threw: ${err instanceof Error ? err.message : String(err)}`, {
+      outerTradeNo: n.outerTradeNo, reason: 'HOOK_FAILED', hook: name,
+    })
   }
 }
 
@@ -25,7 +29,7 @@ async function callHook(logger: Logger, name: string, hook: () => unknown): Prom
  * next attempt runs it again.
  */
 export function handleNotification(options: HandleOptions) {
-  const logger = options.logger ?? console
+  const logger = toLogger(options.logger)
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
   const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold
   const { onPaid, onPayFailed, findOrder, onMismatch, onRetryBudgetLow } = options
@@ -39,7 +43,7 @@ export function handleNotification(options: HandleOptions) {
       reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,
       buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
     })
-    if (onMismatch) await callHook(logger, 'onMismatch', () => onMismatch(mismatch, req))
+    if (onMismatch) await callHook(logger, n, 'onMismatch', () => onMismatch(mismatch, req))
     throw new NotifyRejection('ORDER_MISMATCH', `${mismatch.problem} for ${n.outerTradeNo}`, { outerTradeNo: n.outerTradeNo })
   }
 
@@ -48,7 +52,7 @@ export function handleNotification(options: HandleOptions) {
     const handler: Handler | undefined = n.tradeNo === '' ? onPayFailed : onPaid
     if (handler) await handler(n, req)
     else logger.warn(`[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`, {
-      outerTradeNo: n.outerTradeNo,
+      outerTradeNo: n.outerTradeNo, reason: 'PAY_FAILED_UNHANDLED',
     })
   }
 
@@ -63,7 +67,7 @@ export function handleNotification(options: HandleOptions) {
     } else await releaseClaim(claim, logger)
     if (onRetryBudgetLow && claim.attempt >= threshold) {
       const info = { notification: n, attempt: claim.attempt, budget: DEFAULTS.retryBudget, reason: rejection.reason }
-      await callHook(logger, 'onRetryBudgetLow', () => onRetryBudgetLow(info, req))
+      await callHook(logger, n, 'onRetryBudgetLow', () => onRetryBudgetLow(info, req))
     }
   }
 
@@ -73,7 +77,7 @@ export function handleNotification(options: HandleOptions) {
     if (!n) throw new Error('handleNotification needs verifyNotification before it')
     const claim = state.claim
     const stopLease = claim ? keepLease(claim, logger) : undefined
-    const work = run(n, req)
+    const work = traceHandler('notify', () => run(n, req))
     try {
       await withTimeout(work, handlerTimeoutMs, timedOut)
     } catch (err) {
@@ -92,12 +96,12 @@ export function handleNotification(options: HandleOptions) {
  * The handler finished, so the answer is `success` whatever happens here: answering `fail` would
  * make Guanaitong retry and run the handler a second time.
  */
-async function markDone(claim: HeldClaim, n: Notification, logger: Logger): Promise<void> {
+async function markDone(claim: HeldClaim, n: Notification, logger: Log): Promise<void> {
   try {
     if (!(await completeClaim(claim))) {
       logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +
         'another request may have run it too (raise the store lease, or keep onPaid idempotent on tradeNo)', {
-        outerTradeNo: n.outerTradeNo,
+        outerTradeNo: n.outerTradeNo, reason: 'LEASE_LOST',
       })
     }
   } catch (err) {

@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream'
 import { DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
 import { NotifyRejection } from '../notify/rejection'
+import { toLogger } from '../observe/log'
 import type { ParseOptions } from '../types'
 import { answerFail, guarded } from './answer'
 import { notifyState } from './state'
@@ -64,7 +65,7 @@ function alreadyRead(req: Request): boolean {
 export function parseNotification(options: ParseOptions = {}) {
   const limit = parseBytes(options.bodyLimit ?? DEFAULTS.bodyLimit)
   const parameterLimit = options.parameterLimit ?? DEFAULTS.parameterLimit
-  const logger = options.logger ?? console
+  const logger = toLogger(options.logger)
   return guarded(logger, async function parse(req: Request, res: Response, next) {
     if (req.method !== 'POST') {
       return answerFail(res, logger, new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `method ${req.method} (notifications are POSTed)`))

@@ -1,7 +1,8 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
 import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
-import type { Logger, PayParams, PayRouteOptions } from '../types'
+import { toLogger, type Log } from '../observe/log'
+import type { PayParams, PayRouteOptions } from '../types'
 
 const parsers: RequestHandler[] = [
   bodyParser.json({ limit: '16kb' }),
@@ -46,7 +47,7 @@ function errorAnswer(err: unknown, params: Partial<PayParams>, sending: boolean)
   return { status: 500, body: { code: 'INTERNAL', msg: 'the pay request could not be prepared; see the server log' } }
 }
 
-function logFailure(logger: Logger, answer: ErrorAnswer, err: unknown): void {
+function logFailure(logger: Log, answer: ErrorAnswer, err: unknown): void {
   const message = `[express-guanaitong] pay answered ${answer.status}: ${err instanceof Error ? err.message : String(err)}`
   if (answer.status >= 500) logger.error(message, { ...answer.body })
   else logger.warn(message, { ...answer.body })
@@ -59,7 +60,7 @@ function logFailure(logger: Logger, answer: ErrorAnswer, err: unknown): void {
  */
 export function payRoute(options: PayRouteOptions): RequestHandler {
   const { client, preparePayment, notifyUrl } = options
-  const logger = options.logger ?? console
+  const logger = toLogger(options.logger)
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}
     let sending = false

@@ -1,5 +1,6 @@
 import type { Response } from 'express'
 import type { HeldClaim } from '../notify/dedupe'
+import type { NotifyAnswer } from '../observe/telemetry'
 import type { Fields, Notification } from '../types'
 
 /** What the notification middleware pass to each other, kept on `res.locals.guanaitong`. */
@@ -10,6 +11,8 @@ export interface NotifyState {
   notification?: Notification
   /** Set by `dedupeNotification` when this request owns the notification. */
   claim?: HeldClaim
+  /** Set by the router's observer: reports the answer, which ends the notification's span. */
+  answered?: (answer: NotifyAnswer) => void
 }
 
 export function notifyState(res: Response): NotifyState {

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
 import { DEFAULTS } from '../defaults'
 import { verifyFields } from '../notify/verify'
+import { toLogger } from '../observe/log'
 import { checkSecrets } from '../secrets'
 import type { VerifyOptions } from '../types'
 import { guarded } from './answer'
@@ -18,7 +19,7 @@ export function verifyNotification(options: VerifyOptions) {
     now: options.now ?? Date.now,
     debug: options.debug ?? false,
   }
-  return guarded(options.logger ?? console, async function verify(req: Request, res: Response, next) {
+  return guarded(toLogger(options.logger), async function verify(req: Request, res: Response, next) {
     const state = notifyState(res)
     if (!state.fields) throw new Error('verifyNotification needs parseNotification before it')
     state.notification = verifyFields(state.fields, config)

@@ -1,4 +1,6 @@
-import type { ClaimResult, Logger, Notification, NotifyStore } from '../types'
+import type { Log } from '../observe/log'
+import { traceStep } from '../observe/telemetry'
+import type { ClaimResult, Notification, NotifyStore } from '../types'
 import { NotifyRejection } from './rejection'
 import { withTimeout } from './timeout'
 
@@ -18,6 +20,8 @@ export interface HeldClaim {
   owner: string
   attempt: number
   storeTimeoutMs: number
+  /** For log lines: every line about a notification names its order. */
+  outerTradeNo: string
 }
 
 /** Runs one store call under the store timeout; an error or a hang becomes STORE_FAILED. */
@@ -72,16 +76,18 @@ function releaseLateClaim(store: NotifyStore, key: string, pending: Promise<Clai
  * may then run the handler again: the shop's handler must stay idempotent on the trade number.
  */
 export function completeClaim(claim: HeldClaim): Promise<boolean> {
-  return storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner))
+  return traceStep('guanaitong.store.complete',
+    () => storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner)))
 }
 
 /** Frees the claim so Guanaitong's next attempt can run the handler; a failure is only logged, the lease expires anyway. */
-export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<void> {
+export async function releaseClaim(claim: HeldClaim, logger: Log): Promise<void> {
   try {
-    await storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner))
+    await traceStep('guanaitong.store.release',
+      () => storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner)))
   } catch (err) {
     logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
-      reason: 'STORE_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
+      outerTradeNo: claim.outerTradeNo, reason: 'STORE_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
     })
   }
 }
@@ -90,7 +96,7 @@ export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<vo
  * Renews the lease while a handler runs longer than a third of it, so another instance does not
  * start the same payment. One unref'd timer per running handler; none when the store cannot extend.
  */
-export function keepLease(claim: HeldClaim, logger: Logger): () => void {
+export function keepLease(claim: HeldClaim, logger: Log): () => void {
   const { store } = claim
   if (!store.extend) return noop
   // A third of the lease: one renewal can fail (and be retried sooner) before the lease lapses.
@@ -106,11 +112,13 @@ export function keepLease(claim: HeldClaim, logger: Logger): () => void {
     store.extend!(claim.key, claim.owner).then(
       (owned) => {
         if (owned) return again(every)
-        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, { key: claim.key })
+        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, {
+          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_LOST', key: claim.key,
+        })
       },
       (err: unknown) => {
         logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
-          key: claim.key, error: err instanceof Error ? err.message : String(err),
+          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_RENEWAL_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
         })
         again(retry)
       },
