@@ -11,6 +11,11 @@ export const DEFAULTS = {
   notifyPath: '/notify',
   payPath: '/pay',
   leaseMs: 60_000,
+  /**
+   * How long a lease keeps being renewed for a handler that runs past `handlerTimeoutMs`: long
+   * enough for any real onPaid to finish, short enough that a hung one frees its payment.
+   */
+  leaseRenewalCapMs: 10 * 60 * 1000,
   /** Guanaitong retries for 24 h; an hour more covers clock skew and the last attempt's duration. */
   retentionMs: 25 * 60 * 60 * 1000,
   maxEntries: 100_000,

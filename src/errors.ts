@@ -89,3 +89,13 @@ export class GatError extends GuanaitongError {
 export const TOKEN_INVALID_CODE = 1000210004
 /** Guanaitong's code for an `outer_trade_no` that was used before. */
 export const OUTER_TRADE_NO_EXISTS_CODE = 1001220005
+
+/** The message of anything thrown: an Error's message, a string as is, anything else as text. Never throws. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message
+  try {
+    return String(err)
+  } catch {
+    return Object.prototype.toString.call(err)
+  }
+}

@@ -5,13 +5,14 @@ import { toLogger } from './observe/log'
 import { checkSecrets } from './secrets'
 import { SIGN_ALGORITHMS } from './signature'
 import { MemoryStore } from './stores/memory'
-import type { GatClient, GuanaitongOptions, Logger, NotifyStore } from './types'
+import type { GatClient, GuanaitongOptions, Logger, SettleStore } from './types'
 
 /** Options after defaults: what the router and its middleware are built from. */
 export interface ResolvedOptions extends GuanaitongOptions {
   appSecret: readonly string[]
   client: GatClient
-  store: NotifyStore
+  store: SettleStore
+  settleOnPay: boolean
   logger: Logger
   toleranceSec: number
   now: () => number
@@ -29,7 +30,7 @@ const KNOWN: ReadonlyArray<keyof GuanaitongOptions> = [
   'appId', 'appSecret', 'notifyUrl', 'onPaid', 'onPayFailed', 'preparePayment', 'client', 'baseUrl', 'signType',
   'timeoutMs', 'tokenCache', 'store', 'toleranceSec', 'now', 'handlerTimeoutMs', 'storeTimeoutMs', 'bodyLimit',
   'parameterLimit', 'logger', 'debug', 'notifyPath', 'payPath', 'findOrder', 'onMismatch', 'onRetryBudgetLow',
-  'retryBudgetThreshold',
+  'retryBudgetThreshold', 'settleOnPay',
 ]
 /** Options that configure the default client, meaningless next to a ready `client`. */
 const CLIENT_OPTIONS = ['baseUrl', 'signType', 'timeoutMs', 'tokenCache'] as const
@@ -84,9 +85,12 @@ function checkCollaborators(options: GuanaitongOptions): void {
     if (extra.length) throw new ConfigError(`${extra.join(', ')} configure the default client: pass them to createClient() instead`)
   }
   const store = options.store
-  if (store !== undefined && !(store && ['claim', 'complete', 'release'].every((m) => typeof (store as never)[m] === 'function'))) {
-    throw new ConfigError('store must implement NotifyStore (claim, complete, release): use MemoryStore or RedisStore')
+  const isClaimStore = (s: object) => ['claim', 'complete', 'release'].every((m) => typeof (s as never)[m] === 'function')
+  const isTransactional = (s: object) => (s as { transactional?: unknown }).transactional === true && typeof (s as { settle?: unknown }).settle === 'function'
+  if (store !== undefined && !(store && typeof store === 'object' && (isClaimStore(store) || isTransactional(store)))) {
+    throw new ConfigError('store must implement NotifyStore (claim, complete, release) or TransactionalStore (settle): use MemoryStore, RedisStore, PostgresStore or MysqlStore')
   }
+  if (options.settleOnPay !== undefined && typeof options.settleOnPay !== 'boolean') throw new ConfigError('settleOnPay must be true or false')
   const logger = options.logger
   if (logger !== undefined && !(logger && typeof logger.warn === 'function' && typeof logger.error === 'function')) {
     throw new ConfigError('logger must have warn() and error() methods (console, pino and bunyan loggers do)')
@@ -132,6 +136,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     debug: options.debug ?? false,
     notifyPath: options.notifyPath ?? DEFAULTS.notifyPath,
     payPath,
+    settleOnPay: options.settleOnPay ?? true,
     retryBudgetThreshold: options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold,
   }
 }

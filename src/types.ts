@@ -127,6 +127,43 @@ export interface NotifyStore {
   readonly retentionMs: number
 }
 
+/** What a transactional store's `settle` found or did. */
+export interface TransactionalResult {
+  /** `done`: settled before, the work did not run; `busy`: another caller holds the key right now; `completed`: the work ran and committed with the done-marker. */
+  status: 'done' | 'busy' | 'completed'
+}
+
+/**
+ * A store that commits the done-marker in the same database transaction as the shop's own writes
+ * (`PostgresStore`, `MysqlStore`), so a payment's effects happen exactly once.
+ */
+export interface TransactionalStore<Tx = unknown> {
+  /** Tells the settlement core to call `settle` instead of claim/complete/release. */
+  readonly transactional: true
+  /** How long a done-marker is kept, in ms. */
+  readonly retentionMs: number
+  /**
+   * Settles `key` exactly once: `done` without calling `work` when it was settled before; `busy`
+   * at once, never waiting, when another transaction holds it; otherwise BEGIN, `work(tx, attempt)`,
+   * done-marker, COMMIT, and `completed` only after the COMMIT succeeded. Rejects with `work`'s own
+   * error after a ROLLBACK when `work` rejects, and with a `GuanaitongError` when the database fails.
+   */
+  settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult>
+}
+
+/** Any store the router settles through. */
+export type SettleStore<Tx = unknown> = NotifyStore | TransactionalStore<Tx>
+
+/** The third argument of `onPaid` and `onPayFailed`: which channel settles, and how. */
+export interface SettleContext<Tx = unknown> {
+  /** `notify`: Guanaitong's notification; `pay`: the synchronous answer to the pay call (`settleOnPay`). */
+  source: 'pay' | 'notify'
+  /** Attempts of this settlement that reached the handler so far, this one included (1 for the first). */
+  attempt: number
+  /** The connection inside the store's transaction (a pg `PoolClient`, a mysql2 `PoolConnection`); undefined for other stores. */
+  tx?: Tx
+}
+
 /** Options common to the stores. */
 export interface StoreOptions {
   /** How long a claim lasts before another request may take over, in ms. Default 60 000. */
@@ -235,17 +272,25 @@ export interface OrderSummary {
 }
 
 /** Options of `guanaitong()`. */
-export interface GuanaitongOptions {
+export interface GuanaitongOptions<Tx = unknown> {
   /** Guanaitong application id. Notifications for another appid are rejected. */
   appId: string
   /** Application secret, or a list during a rotation (sign with the first, verify with any). */
   appSecret: AppSecret
   /** The public URL of this router's notify route, sent as `notify_url` with each pay. */
   notifyUrl?: string
-  /** Runs once per successful payment. Resolve when the order is updated; throw to have Guanaitong retry. */
-  onPaid: (payment: Payment, req: Request) => unknown
+  /**
+   * Runs once per successful payment, from the pay answer or the notification, whichever settles
+   * first. Resolve when the order is updated; throw to have the notification retry.
+   */
+  onPaid: (payment: Payment, req: Request, ctx: SettleContext<Tx>) => unknown
   /** Runs once per failure notice (empty `trade_no`). Without it, failure notices are acknowledged and logged. */
-  onPayFailed?: (notice: PayFailedNotice, req: Request) => unknown
+  onPayFailed?: (notice: PayFailedNotice, req: Request, ctx: SettleContext<Tx>) => unknown
+  /**
+   * Settle the order from the pay answer itself: when Guanaitong answers the pay with a trade
+   * number, run `onPaid` at once (same store key as the notification, so once in all). Default true.
+   */
+  settleOnPay?: boolean
   /**
    * Fills or overrides the pay parameters from the request before they are sent: set
    * `buyer_open_id` from the session and `total_amount` from your own order, never from the body.
@@ -261,8 +306,11 @@ export interface GuanaitongOptions {
   timeoutMs?: number
   /** Token cache of the default client. */
   tokenCache?: TokenCache
-  /** Where notifications are de-duplicated. Default a new `MemoryStore`. Use `RedisStore` on several instances. */
-  store?: NotifyStore
+  /**
+   * Where settlements are de-duplicated. Default a new `MemoryStore`. Use `RedisStore` on several
+   * instances, `PostgresStore`/`MysqlStore` for exactly-once in your own database.
+   */
+  store?: SettleStore<Tx>
   /** Allowed clock difference for `timestamp`, both directions, seconds. Default 300 (Guanaitong's 5 minutes). */
   toleranceSec?: number
   /** Clock in ms, for tests. Default `Date.now`. */
@@ -320,17 +368,26 @@ export type ParseOptions = Pick<GuanaitongOptions, 'bodyLimit' | 'parameterLimit
 /** Options of the `verifyNotification()` middleware. */
 export type VerifyOptions = Pick<GuanaitongOptions, 'appId' | 'appSecret' | 'toleranceSec' | 'now' | 'debug' | 'logger'>
 /** Options of the `dedupeNotification()` middleware. */
-export type DedupeOptions = Pick<GuanaitongOptions, 'store' | 'storeTimeoutMs' | 'logger'>
-/** Options of the `handleNotification()` middleware. */
-export type HandleOptions = Pick<
-  GuanaitongOptions,
-  'onPaid' | 'onPayFailed' | 'handlerTimeoutMs' | 'logger' | 'findOrder' | 'onMismatch' | 'onRetryBudgetLow' | 'retryBudgetThreshold'
+export type DedupeOptions<Tx = unknown> = Pick<GuanaitongOptions<Tx>, 'store' | 'storeTimeoutMs' | 'logger'>
+/** What the settlement core needs: the handlers, their checks, and where it de-duplicates. */
+export type SettleOptions<Tx = unknown> = Pick<
+  GuanaitongOptions<Tx>,
+  'onPaid' | 'onPayFailed' | 'handlerTimeoutMs' | 'storeTimeoutMs' | 'logger' | 'findOrder' | 'onMismatch' |
+  'onRetryBudgetLow' | 'retryBudgetThreshold' | 'store'
 >
-/** Options of the `payRoute()` middleware. */
-export type PayRouteOptions = Pick<GuanaitongOptions, 'preparePayment' | 'notifyUrl' | 'logger'> & {
-  /** The API client that sends the pay. */
-  client: GatClient
-}
+/** Options of the `handleNotification()` middleware. Its store comes from a `dedupeNotification()` before it. */
+export type HandleOptions<Tx = unknown> = Omit<SettleOptions<Tx>, 'store' | 'storeTimeoutMs'>
+/**
+ * Options of the `payRoute()` middleware. With `onPaid` (and `settleOnPay` not false) it settles
+ * the order from the pay answer; give it the same `store` as the notification route.
+ */
+export type PayRouteOptions<Tx = unknown> = Pick<GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'settleOnPay' | 'now'> &
+  Partial<SettleOptions<Tx>> & {
+    /** The API client that sends the pay. */
+    client: GatClient
+    /** The application id, for the settlement key; required with `onPaid`. */
+    appId?: string
+  }
 
 /**
  * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis

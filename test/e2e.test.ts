@@ -3,7 +3,7 @@ import type { Server } from 'node:http'
 import request from 'supertest'
 import { createClient } from '../src/client'
 import { guanaitong } from '../src/router'
-import { createSandbox, type Sandbox } from '../src/testing/sandbox'
+import { createSandbox, SANDBOX_CODES, type Sandbox } from '../src/testing/sandbox'
 import type { Payment } from '../src/types'
 import { EXPRESS_VERSIONS, recordingLogger } from './helpers'
 
@@ -66,13 +66,14 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(sandbox.stats.tokenCalls).to.equal(1)
     })
 
-    it('a fail answer → the sandbox retries with a fresh sign → processed once', async () => {
+    it('onPaid fails on the pay answer and the first notification → the sandbox retries with a fresh sign → processed once', async () => {
       let calls = 0
       onPaid = async (p) => { calls++; if (calls < 3) throw new Error('database busy'); paid.push(p) }
       const body = order()
-      await request(base).post('/gat/pay').send(body).expect(200)
+      const res = await request(base).post('/gat/pay').send(body).expect(200)
+      expect(res.body.settled).to.equal(false)
       const payment = await sandbox.waitForAcknowledged(body.outer_trade_no)
-      expect(payment.attempts.map((a) => a.body)).to.deep.equal(['fail', 'fail', 'success'])
+      expect(payment.attempts.map((a) => a.body)).to.deep.equal(['fail', 'success'])
       expect(paid).to.have.length(1)
     })
 
@@ -86,10 +87,11 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(paid).to.have.length(1)
     })
 
-    it('a failed payment reaches onPayFailed with an empty tradeNo, not onPaid', async () => {
+    it('a failed payment answers 502 without settling, and its notice reaches onPayFailed with an empty tradeNo, not onPaid', async () => {
       sandbox.setPayOutcome('failed')
       const body = order()
-      await request(base).post('/gat/pay').send(body).expect(200)
+      const res = await request(base).post('/gat/pay').send(body).expect(502)
+      expect(res.body).to.include({ code: SANDBOX_CODES.PAY_FAILED, ambiguous: false })
       await sandbox.waitForAcknowledged(body.outer_trade_no)
       expect(paid).to.have.length(0)
       expect(failedNotices.map((n) => [n.outerTradeNo, n.tradeNo])).to.deep.equal([[body.outer_trade_no, '']])

@@ -7,7 +7,7 @@ import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
 import { NotifyRejection } from '../notify/rejection'
 import { toLogger } from '../observe/log'
 import type { ParseOptions } from '../types'
-import { answerFail, guarded } from './answer'
+import { guarded } from './answer'
 import { notifyState } from './state'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -68,7 +68,7 @@ export function parseNotification(options: ParseOptions = {}) {
   const logger = toLogger(options.logger)
   return guarded(logger, async function parse(req: Request, res: Response, next) {
     if (req.method !== 'POST') {
-      return answerFail(res, logger, new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `method ${req.method} (notifications are POSTed)`))
+      throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `method ${req.method} (notifications are POSTed)`)
     }
     const { type, charset } = mediaType(req.headers['content-type'])
     if (type !== FORM) {

@@ -1,8 +1,13 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
 import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
+import { ConfigError } from '../errors'
 import { toLogger, type Log } from '../observe/log'
+import { traceNotify } from '../observe/telemetry'
+import { paymentFromPayAnswer } from '../settle/pay-answer'
+import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
 import type { PayParams, PayRouteOptions } from '../types'
+import { notifyAnswer } from './answer'
 
 const parsers: RequestHandler[] = [
   bodyParser.json({ limit: '16kb' }),
@@ -53,14 +58,51 @@ function logFailure(logger: Log, answer: ErrorAnswer, err: unknown): void {
   else logger.warn(message, { ...answer.body })
 }
 
+type SettleAnswer = (req: Request, params: PayParams, tradeNo: string) => Promise<boolean>
+
+/**
+ * Settles the order from the pay answer (`settleOnPay`), through the same core and store key as
+ * the notification. Resolves whether it settled; never rejects: the employee has paid either way,
+ * and a pay left unsettled here is settled by the notification.
+ */
+function settlesOnPay(options: PayRouteOptions, logger: Log): SettleAnswer | undefined {
+  if (!options.onPaid || options.settleOnPay === false) return undefined
+  const { appId, store, storeTimeoutMs } = options
+  if (typeof appId !== 'string' || appId === '') throw new ConfigError('payRoute with onPaid needs appId, to settle under the notification\'s key')
+  const settle = createSettlement({ ...options, onPaid: options.onPaid })
+  const now = options.now ?? Date.now
+  return async (req, params, tradeNo) => {
+    let outcome!: SettleOutcome
+    // A `guanaitong.notify` span with source `pay`, like a notification's (docs/observability.md).
+    await traceNotify('pay', async () => {
+      try {
+        const notification = paymentFromPayAnswer(appId, params, tradeNo, now())
+        outcome = await settle({ notification, req, source: 'pay', store, storeTimeoutMs })
+      } catch (err) {
+        outcome = { answer: 'fail', rejection: asRejection(err) }
+      }
+      return notifyAnswer(outcome, params.outer_trade_no)
+    })
+    if (outcome.answer === 'success') return true
+    const { rejection } = outcome
+    logger.warn(`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
+      `(${rejection.reason}: ${rejection.detail}); the notification will settle it`, {
+      reason: rejection.reason, outerTradeNo: params.outer_trade_no, tradeNo, source: 'pay',
+    })
+    return false
+  }
+}
+
 /**
  * `POST /pay`: takes the order from a JSON or form body, lets `preparePayment` fill in what the
- * server must decide (buyer, amount), adds `notify_url`, sends the pay. Answers `{trade_no}`,
- * 400 naming the field, 409 for a reused order number, 502 upstream, 504 on timeout.
+ * server must decide (buyer, amount), adds `notify_url`, sends the pay, and settles the order
+ * from the answer. Answers `{trade_no, outer_trade_no, settled}`, 400 naming the field, 409 for a
+ * reused order number, 502 upstream, 504 on timeout.
  */
 export function payRoute(options: PayRouteOptions): RequestHandler {
   const { client, preparePayment, notifyUrl } = options
   const logger = toLogger(options.logger)
+  const settleAnswer = settlesOnPay(options, logger)
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}
     let sending = false
@@ -74,7 +116,9 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       if (notifyUrl) params.notify_url = notifyUrl
       sending = true
       const tradeNo = await client.pay(params as PayParams)
-      res.status(200).json({ trade_no: tradeNo, outer_trade_no: params.outer_trade_no })
+      const answer: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }
+      if (settleAnswer) answer.settled = await settleAnswer(req, params as PayParams, tradeNo)
+      res.status(200).json(answer)
     }
     send().catch((err: unknown) => {
       const answer = errorAnswer(err, params, sending)

@@ -1,7 +1,6 @@
 import type { Response } from 'express'
-import type { HeldClaim } from '../notify/dedupe'
 import type { NotifyAnswer } from '../observe/telemetry'
-import type { Fields, Notification } from '../types'
+import type { Fields, Notification, SettleStore } from '../types'
 
 /** What the notification middleware pass to each other, kept on `res.locals.guanaitong`. */
 export interface NotifyState {
@@ -9,9 +8,9 @@ export interface NotifyState {
   fields?: Fields
   /** Set by `verifyNotification`. */
   notification?: Notification
-  /** Set by `dedupeNotification` when this request owns the notification. */
-  claim?: HeldClaim
-  /** Set by the router's observer: reports the answer, which ends the notification's span. */
+  /** Set by `dedupeNotification`: where `handleNotification` settles, and how long it waits for the store. */
+  dedupe?: { store: SettleStore; storeTimeoutMs: number }
+  /** Set by the router's observer (observe.ts): takes the answer, which ends the notification's span. */
   answered?: (answer: NotifyAnswer) => void
 }
 

@@ -29,6 +29,10 @@ import { resolveOptions, type SandboxConfig, type SandboxOptions } from './sandb
 import { notificationFields, PaymentBook } from './sandbox/payments'
 import { checkPublicParams } from './sandbox/public-params'
 import { TokenRegistry } from './sandbox/tokens'
+import {
+  NOTIFICATION_MODES,
+  type NotificationMode,
+} from './sandbox/types'
 import type {
   DeliveryState,
   FaultOptions,
@@ -47,9 +51,11 @@ import type { FieldsInput } from './sign-notification'
 export { SANDBOX_CODES, type SandboxCode } from './sandbox/form'
 export { DEFAULT_RETRY_SCHEDULE, MAX_NOTIFY_ATTEMPTS, type SandboxOptions } from './sandbox/options'
 export { PAY_PATH, TOKEN_PATH } from './sandbox/http'
+export { NOTIFICATION_MODES } from './sandbox/types'
 export type {
   DeliveryState,
   FaultKind,
+  NotificationMode,
   FaultOptions,
   PaymentState,
   PayOutcome,
@@ -97,6 +103,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   private readonly notifications: Deliveries
   private readonly waiters: Waiters
   private readonly faults = new Faults()
+  private notificationMode: NotificationMode = 'after-answer'
 
   constructor(options: SandboxOptions = {}) {
     super()
@@ -266,6 +273,18 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     this.faults.setPayOutcome(outcome)
   }
 
+  /**
+   * When a pay's notification goes out: `after-answer` (default), `before-answer` (its first
+   * attempt is answered before the pay is: the race between the two channels), or `off` (never,
+   * like a notify URL Guanaitong cannot reach; the payment is recorded as 'unnotified').
+   */
+  setNotifications(mode: NotificationMode): void {
+    if (!NOTIFICATION_MODES.includes(mode)) {
+      throw new TypeError(`[express-guanaitong] sandbox notifications must be one of ${NOTIFICATION_MODES.join(', ')}; got ${String(mode)}`)
+    }
+    this.notificationMode = mode
+  }
+
   /** Answers the next matching request(s) with an HTML error page (a gateway's 502 by default). */
   respond5xx(options: Respond5xxOptions = {}): void {
     this.faults.respond5xx(options)
@@ -333,9 +352,12 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     if (this.closed) throw new Error('[express-guanaitong] sandbox is closed')
   }
 
-  /** Starts the payment's notification, unless it has nowhere to go ('unnotified'). */
-  private deliver(payment: SandboxPayment): void {
-    if (payment.notifyUrl !== null) this.notifications.start(payment.notifyUrl, notificationFields(payment, this.appId), payment)
+  /** Starts the payment's notification, unless it has nowhere to go ('unnotified'); resolves after its first attempt. */
+  private deliver(payment: SandboxPayment): Promise<void> {
+    if (payment.notifyUrl === null) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.notifications.start(payment.notifyUrl!, notificationFields(payment, this.appId), payment, resolve)
+    })
   }
 
   /** A listener that throws must not break the sandbox; its error is rethrown asynchronously so a test still sees it. */
@@ -362,16 +384,23 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     return { access_token: accessToken, expires_in: this.tokenTtlSec }
   }
 
-  private pay(params: Fields): string {
+  /**
+   * The answer agrees with the notification (the seed: "与同步返回结果一致"): a paid pay answers its
+   * trade number, a failed one answers PAY_FAILED and its notice carries an empty `trade_no`.
+   */
+  private async pay(params: Fields): Promise<string> {
     checkPublicParams(params, this.config)
     this.tokens.check(params.access_token)
     const checked = checkPayParams(params)
     if (this.book.has(checked.outerTradeNo)) throw new Refusal(OUTER_TRADE_NO_EXISTS_CODE, '外部交易号已存在')
     const outcome = this.faults.nextPayOutcome(checked.assetOpenId)
-    const payment = this.book.add({ ...checked, tradeNo: this.book.nextTradeNo(), outcome, source: 'pay', params: { ...params } })
+    const notifyUrl = this.notificationMode === 'off' ? null : checked.notifyUrl
+    const payment = this.book.add({ ...checked, notifyUrl, tradeNo: this.book.nextTradeNo(), outcome, source: 'pay', params: { ...params } })
     this.counters.paymentsCreated += 1
     this.emitSafe('pay', { payment })
-    this.deliver(payment)
+    const delivered = this.deliver(payment)
+    if (this.notificationMode === 'before-answer') await delivered
+    if (outcome === 'failed') throw new Refusal(SANDBOX_CODES.PAY_FAILED, '支付失败 (sandbox: setPayOutcome/failNextPays/failPaysWithAsset)')
     return payment.tradeNo
   }
 }

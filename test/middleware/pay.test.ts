@@ -37,7 +37,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       const { app, sent } = setup(async () => '2020070220000015')
       const res = await request(app).post('/gat/pay').send({ ...order, total_amount: '0.01', notify_url: 'https://evil.example' })
       expect(res.status).to.equal(200)
-      expect(res.body).to.deep.equal({ trade_no: '2020070220000015', outer_trade_no: 'O100001' })
+      expect(res.body).to.deep.equal({ trade_no: '2020070220000015', outer_trade_no: 'O100001', settled: true })
       expect(sent[0]).to.include({ buyer_open_id: 'from-session', total_amount: '12.50', notify_url: 'https://shop.example/gat/notify' })
     })
 

@@ -480,15 +480,15 @@ describe('sandbox: notifications', () => {
     for (const a of refused.attempts) expect(a.error).to.be.a('string').and.not.equal('')
   })
 
-  it('sends an empty trade_no for a failed payment (failNextPays / setPayOutcome), still validly signed', async () => {
+  it('a failed payment (failNextPays / setPayOutcome) answers PAY_FAILED and notifies an empty trade_no, still validly signed', async () => {
     const shop = await receiver(() => 'success')
     await open()
     const accessToken = await token()
     sandbox.failNextPays(1)
     const failed = payParams(accessToken, { notify_url: shop.url })
     const pay = await call(PAY_PATH, failed)
-    expect(pay.json.code).to.equal(0)
-    expect(pay.json.data).to.match(/^\d{16}$/)
+    // The answer agrees with the notification: no trade number for a payment that failed.
+    expect(pay.json).to.include({ code: SANDBOX_CODES.PAY_FAILED, data: null })
     const paid = payParams(accessToken, { notify_url: shop.url })
     expect((await call(PAY_PATH, paid)).json.code).to.equal(0)
     await sandbox.waitIdle()
@@ -504,7 +504,7 @@ describe('sandbox: notifications', () => {
 
     sandbox.setPayOutcome('failed')
     const later = payParams(accessToken, { notify_url: shop.url })
-    expect((await call(PAY_PATH, later)).json.code).to.equal(0)
+    expect((await call(PAY_PATH, later)).json.code).to.equal(SANDBOX_CODES.PAY_FAILED)
     await sandbox.waitForAcknowledged(later.outer_trade_no)
     expect(byNo(later.outer_trade_no).fields.trade_no).to.equal('')
   })
@@ -683,6 +683,7 @@ describe('sandbox: failPaysWithAsset', () => {
       const client = createClient({ appId: 'A1', appSecret: 's', baseUrl: sandbox.url })
       sandbox.failPaysWithAsset('broke')
       const pay = (no: string, asset: string) => client.pay({ buyer_open_id: 'b', reason: 'r', total_amount: '1.00', outer_trade_no: no, asset_type: '4', asset_open_id: asset })
+        .catch((err: { code?: unknown }) => { if (err.code !== SANDBOX_CODES.PAY_FAILED) throw err })
       await pay('F1', 'broke')
       await pay('F2', 'rich')
       await pay('F3', 'broke')

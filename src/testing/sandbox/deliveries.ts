@@ -80,7 +80,8 @@ export class Deliveries {
     return this.running.size
   }
 
-  start(url: string, base: NotificationBase, payment: SandboxPayment | null): SandboxDelivery {
+  /** @param firstAttemptDone called once the first attempt has its answer (or none), or the loop ended without one. */
+  start(url: string, base: NotificationBase, payment: SandboxPayment | null, firstAttemptDone: () => void = noop): SandboxDelivery {
     const delivery: SandboxDelivery = {
       id: ++this.seq,
       url,
@@ -89,7 +90,8 @@ export class Deliveries {
       attempts: payment ? payment.attempts : [],
     }
     this.list.push(delivery)
-    const run = this.run(delivery, base, payment).finally(() => {
+    const run = this.run(delivery, base, payment, firstAttemptDone).finally(() => {
+      firstAttemptDone()
       this.running.delete(run)
       this.changed()
     })
@@ -114,7 +116,7 @@ export class Deliveries {
    * no case folding (the seed: "返回success(不要带任何其他源码内容)"). Guanaitong documents only
    * the body, so the HTTP status is recorded but not required to be 200.
    */
-  private async run(delivery: SandboxDelivery, base: NotificationBase, payment: SandboxPayment | null): Promise<void> {
+  private async run(delivery: SandboxDelivery, base: NotificationBase, payment: SandboxPayment | null, firstAttemptDone: () => void): Promise<void> {
     const { retrySchedule, timeScale, appSecret, signType, now } = this.config
     for (let i = 0; i < retrySchedule.length; i++) {
       await this.sleep(retrySchedule[i] * timeScale)
@@ -141,6 +143,7 @@ export class Deliveries {
       delivery.attempts.push(attempt)
       if (acknowledged) setState(delivery, payment, 'acknowledged')
       this.emit('attempt', { delivery, payment, attempt })
+      firstAttemptDone()
       if (acknowledged) {
         this.emit('acknowledged', { delivery, payment, attempt })
         return
@@ -199,3 +202,5 @@ export class Deliveries {
     })
   }
 }
+
+function noop() {}

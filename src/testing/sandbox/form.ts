@@ -30,6 +30,11 @@ export const SANDBOX_CODES = Object.freeze({
   UNKNOWN_APPID: 999900004,
   /** The body could not be read: wrong content type or charset, bad percent-escape, too large. */
   BAD_REQUEST: 999900005,
+  /**
+   * The pay was refused (`setPayOutcome('failed')`, `failNextPays`, `failPaysWithAsset`), like an
+   * asset without balance. Guanaitong's own codes for this are not documented.
+   */
+  PAY_FAILED: 999900006,
   /** No such API path in the sandbox (answered with HTTP 404). */
   NOT_FOUND: 999900404,
   /** The API exists but only takes POST (answered with HTTP 405). */

@@ -21,7 +21,7 @@ export interface RequestContext {
   counters: SandboxStats
   takeFault(path: string): Fault | null
   createToken(params: Fields): unknown
-  pay(params: Fields): unknown
+  pay(params: Fields): unknown | Promise<unknown>
   answered(event: SandboxRequestEvent): void
 }
 
@@ -72,7 +72,7 @@ async function answerCall(context: RequestContext, req: IncomingMessage, method:
   }
   try {
     const params = await readParams(req, target)
-    const data = path === TOKEN_PATH ? context.createToken(params) : context.pay(params)
+    const data = path === TOKEN_PATH ? context.createToken(params) : await context.pay(params)
     return { status: 200, body: { code: 0, msg: 'OK', data } }
   } catch (error) {
     // The platform refuses with HTTP 200 and the reason in `code`; anything else is a sandbox bug.

@@ -2,6 +2,10 @@
 import type { Fields } from '../../types'
 
 export type PayOutcome = 'paid' | 'failed'
+/** When a pay's notification goes out, relative to the pay's answer; `off` never. */
+export type NotificationMode = 'after-answer' | 'before-answer' | 'off'
+/** Every `NotificationMode`. */
+export const NOTIFICATION_MODES: readonly NotificationMode[] = Object.freeze(['after-answer', 'before-answer', 'off'])
 /** Where a notification delivery stands. `cancelled`: the sandbox was closed before it settled. */
 export type DeliveryState = 'pending' | 'acknowledged' | 'abandoned' | 'cancelled'
 /** A payment's notification state; `unnotified` when it had no notify_url. */

@@ -1,17 +1,9 @@
+import { NotifyRejection } from '../notify/rejection'
+import { withTimeout } from '../notify/timeout'
+import { errorMessage } from '../errors'
 import type { Log } from '../observe/log'
 import { traceStep } from '../observe/telemetry'
-import type { ClaimResult, Notification, NotifyStore } from '../types'
-import { NotifyRejection } from './rejection'
-import { withTimeout } from './timeout'
-
-/**
- * The de-duplication key: application, outcome and the shop's order number. Never the
- * timestamp or sign, which change on every retry. The appid is the configured one (verified)
- * and holds no colon, so the key is unambiguous whatever the order number contains.
- */
-export function notificationKey(n: Notification): string {
-  return `${n.appId}:${n.tradeNo === '' ? 'failed' : 'paid'}:${n.outerTradeNo}`
-}
+import type { ClaimResult, NotifyStore } from '../types'
 
 /** A claim this request holds, and what it needs to settle it. */
 export interface HeldClaim {
@@ -20,7 +12,7 @@ export interface HeldClaim {
   owner: string
   attempt: number
   storeTimeoutMs: number
-  /** For log lines: every line about a notification names its order. */
+  /** For log lines: every line about a payment names its order. */
   outerTradeNo: string
 }
 
@@ -29,8 +21,7 @@ async function storeCall<T>(operation: string, key: string, storeTimeoutMs: numb
   try {
     return await withTimeout(call(), storeTimeoutMs, () => new Error(`no answer within ${storeTimeoutMs} ms`))
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err)
-    throw new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${message}`, { key }, err)
+    throw new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${errorMessage(err)}`, { key }, err)
   }
 }
 
@@ -44,7 +35,11 @@ function isClaimResult(result: unknown): result is ClaimResult {
 }
 
 /** Claims the key, turning a store error, a hang or a malformed answer into STORE_FAILED. */
-export async function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+export function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+  return traceStep('guanaitong.store.claim', () => claim(store, key, storeTimeoutMs))
+}
+
+async function claim(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
   // A store that throws synchronously rejects this promise like any other failure.
   const pending = new Promise<ClaimResult>((resolve) => resolve(store.claim(key)))
   let result: unknown
@@ -87,38 +82,51 @@ export async function releaseClaim(claim: HeldClaim, logger: Log): Promise<void>
       () => storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner)))
   } catch (err) {
     logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
-      outerTradeNo: claim.outerTradeNo, reason: 'STORE_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
+      outerTradeNo: claim.outerTradeNo, reason: 'STORE_FAILED', key: claim.key, error: errorMessage(err),
     })
   }
 }
 
 /**
- * Renews the lease while a handler runs longer than a third of it, so another instance does not
- * start the same payment. One unref'd timer per running handler; none when the store cannot extend.
+ * Renews the lease while the handler runs, so another instance does not start the same payment.
+ * It goes on past the handler timeout (the answer was `fail`, but the handler may still finish and
+ * a retry must not run it alongside), until `stop()` or `maxMs`. One unref'd timer per running
+ * handler; none when the store cannot extend.
  */
-export function keepLease(claim: HeldClaim, logger: Log): () => void {
+export function keepLease(claim: HeldClaim, logger: Log, maxMs: number): () => void {
   const { store } = claim
-  if (!store.extend) return noop
+  if (typeof store.extend !== 'function') return noop
+  const extend = store.extend.bind(store)
   // A third of the lease: one renewal can fail (and be retried sooner) before the lease lapses.
   const every = Math.max(10, Math.floor(store.leaseMs / 3))
   const retry = Math.max(10, Math.floor(every / 3))
+  const giveUpAt = Date.now() + maxMs
   let timer: NodeJS.Timeout | undefined
   // A failed renewal (a Redis stall) is retried at the next tick: giving up would let the lease
   // lapse while the handler still runs, and a duplicate would run it a second time.
   const again = (delay: number) => {
-    if (timer) timer = setTimeout(renew, delay).unref()
+    if (!timer) return
+    if (Date.now() + delay > giveUpAt) {
+      logger.warn(`[express-guanaitong] handler for ${claim.key} still running after ${maxMs} ms; no longer renewing its lease`, {
+        outerTradeNo: claim.outerTradeNo, reason: 'HANDLER_TIMEOUT', key: claim.key,
+      })
+      return
+    }
+    timer = setTimeout(renew, delay).unref()
   }
   const renew = () => {
-    store.extend!(claim.key, claim.owner).then(
+    // A custom store may throw synchronously or return a plain value: both land in this promise,
+    // never as an uncaught exception from a timer.
+    new Promise<unknown>((resolve) => resolve(extend(claim.key, claim.owner))).then(
       (owned) => {
-        if (owned) return again(every)
+        if (owned === true) return again(every)
         logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, {
           outerTradeNo: claim.outerTradeNo, reason: 'LEASE_LOST', key: claim.key,
         })
       },
       (err: unknown) => {
         logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
-          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_RENEWAL_FAILED', key: claim.key, error: err instanceof Error ? err.message : String(err),
+          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_RENEWAL_FAILED', key: claim.key, error: errorMessage(err),
         })
         again(retry)
       },

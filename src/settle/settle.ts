@@ -1,0 +1,222 @@
+import { DEFAULTS } from '../defaults'
+import { errorMessage, GuanaitongError } from '../errors'
+import { compareOrder } from '../notify/order-check'
+import { NotifyRejection } from '../notify/rejection'
+import { withTimeout } from '../notify/timeout'
+import { toLogger, type Log } from '../observe/log'
+import { traceHandler, traceStep } from '../observe/telemetry'
+import type {
+  Notification, NotifyStore, SettleContext, SettleOptions, SettleStore, TransactionalStore,
+} from '../types'
+import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from './claim'
+import { fireHook } from './hooks'
+import { notificationKey } from './key'
+
+type ShopRequest = Parameters<SettleOptions['onPaid']>[1]
+
+/** One payment to settle, from either channel. */
+export interface Settlement {
+  /** The verified notification, or the payment built from the pay answer. */
+  notification: Notification
+  /** The request it came with, handed to the shop's callbacks. */
+  req: ShopRequest
+  /** Which channel: Guanaitong's notification, or the answer to our pay call. */
+  source: SettleContext['source']
+  /** Where to de-duplicate; without one the handler simply runs. */
+  store?: SettleStore
+  /** Longest a store call may take, ms; default the settlement's `storeTimeoutMs`. */
+  storeTimeoutMs?: number
+}
+
+/**
+ * What settling came to. `success`: the handler finished and its done-marker is stored (`settled`),
+ * or it had finished before (`duplicate`). `fail`: nothing was settled; `rejection` says why.
+ */
+export type SettleOutcome =
+  | { answer: 'success'; how: 'settled' | 'duplicate' }
+  | { answer: 'fail'; rejection: NotifyRejection }
+
+const SETTLED: SettleOutcome = { answer: 'success', how: 'settled' }
+const DUPLICATE: SettleOutcome = { answer: 'success', how: 'duplicate' }
+
+/** Anything that is not already a rejection is a handler error: HANDLER_FAILED, with its message. */
+export function asRejection(err: unknown): NotifyRejection {
+  if (err instanceof NotifyRejection) return err
+  return new NotifyRejection('HANDLER_FAILED', errorMessage(err), {}, err)
+}
+
+function isTransactional(store: SettleStore): store is TransactionalStore {
+  return (store as Partial<TransactionalStore>).transactional === true
+}
+
+/**
+ * The settlement core, shared by the notification route and the pay answer. Read top to bottom:
+ * claim the key, check the order, run the handler under its timeout while the lease is renewed,
+ * then mark done or release. It never writes a response: the caller turns the outcome into one.
+ */
+export function createSettlement(options: SettleOptions) {
+  const logger: Log = toLogger(options.logger)
+  const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
+  const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
+  const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold
+  const { onPaid, onPayFailed, findOrder, onMismatch, onRetryBudgetLow } = options
+  const timedOut = () => new NotifyRejection('HANDLER_TIMEOUT', `handler did not finish within ${handlerTimeoutMs} ms`)
+
+  return async function settle(s: Settlement): Promise<SettleOutcome> {
+    try {
+      if (!s.store) {
+        await withTimeout(runHandler(s, { source: s.source, attempt: 1 }), handlerTimeoutMs, timedOut)
+        return SETTLED
+      }
+      return isTransactional(s.store) ? await inTransaction(s, s.store) : await withClaim(s, s.store)
+    } catch (err) {
+      return { answer: 'fail', rejection: asRejection(err) }
+    }
+  }
+
+  async function withClaim(s: Settlement, store: NotifyStore): Promise<SettleOutcome> {
+    const key = notificationKey(s.notification)
+    const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
+    const result = await claimKey(store, key, storeMs)
+    if (result.status === 'done') return duplicate(s)
+    if (result.status === 'busy') throw inProgress(s.notification)
+    const claim: HeldClaim = {
+      store, key, owner: result.owner, attempt: result.attempt, storeTimeoutMs: storeMs, outerTradeNo: s.notification.outerTradeNo,
+    }
+    const stopLease = keepLease(claim, logger, DEFAULTS.leaseRenewalCapMs)
+    const work = runHandler(s, { source: s.source, attempt: claim.attempt })
+    try {
+      await withTimeout(work, handlerTimeoutMs, timedOut)
+    } catch (err) {
+      const rejection = asRejection(err)
+      if (rejection.reason === 'HANDLER_TIMEOUT') {
+        // Answered `fail`, but the handler may still finish: keep its claim (and lease) until it
+        // does, so a retry meanwhile cannot run it alongside, and one after it reads `success`.
+        work.then(
+          () => { stopLease(); return markDone(claim, s.notification) },
+          () => { stopLease(); return releaseClaim(claim, logger) },
+        )
+      } else {
+        stopLease()
+        await releaseClaim(claim, logger)
+      }
+      warnRetryBudget(s, claim.attempt, rejection)
+      return { answer: 'fail', rejection }
+    }
+    stopLease()
+    await markDone(claim, s.notification)
+    return SETTLED
+  }
+
+  /**
+   * The store runs the handler inside its transaction. The store timeout bounds the wait for a
+   * connection and the claim, the handler timeout everything after the handler started. A claim
+   * that arrives after its time-out was answered `fail` runs nothing: the transaction rolls back.
+   */
+  async function inTransaction(s: Settlement, store: TransactionalStore): Promise<SettleOutcome> {
+    const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
+    let abandoned = false
+    let handlerFailed = false
+    let attempt = 0
+    let markStarted!: () => void
+    const started = new Promise<'started'>((resolve) => { markStarted = () => resolve('started') })
+    const pending = new Promise<Awaited<ReturnType<TransactionalStore['settle']>>>((resolve) => resolve(
+      traceStep('guanaitong.store.settle', () => store.settle(notificationKey(s.notification), (tx, n) => {
+        if (abandoned) throw new NotifyRejection('STORE_FAILED', `claimed after the ${storeMs} ms store timeout; rolled back`)
+        attempt = n
+        markStarted()
+        return runHandler(s, { source: s.source, attempt: n, tx }).catch((err: unknown) => {
+          handlerFailed = true
+          throw err
+        })
+      })),
+    ))
+    pending.catch(() => {}) // its failure is read below, or after a time-out is answered
+    const storeTimedOut = () => new NotifyRejection('STORE_FAILED', `store settle: no answer within ${storeMs} ms`)
+    try {
+      const first = await withTimeout(Promise.race([pending, started]), storeMs, storeTimedOut)
+      const result = first === 'started' ? await withTimeout(pending, handlerTimeoutMs, timedOut) : first
+      if (result.status === 'done') return duplicate(s)
+      if (result.status === 'busy') throw inProgress(s.notification)
+      return SETTLED
+    } catch (err) {
+      abandoned = true
+      const rejection = handlerFailed || err instanceof NotifyRejection ? asRejection(err) : storeFailed(err)
+      if (attempt > 0) warnRetryBudget(s, attempt, rejection)
+      return { answer: 'fail', rejection }
+    }
+  }
+
+  /**
+   * The order check and the shop's handler, in a `guanaitong.handler` span they run inside (the
+   * shop's own spans nest under it), timed and counted in flight until they settle.
+   */
+  function runHandler(s: Settlement, ctx: SettleContext): Promise<void> {
+    return traceHandler(s.source, () => checkAndHandle(s, ctx))
+  }
+
+  async function checkAndHandle(s: Settlement, ctx: SettleContext): Promise<void> {
+    const n = s.notification
+    await checkOrder(n, s.req)
+    const handler = n.tradeNo === '' ? onPayFailed : onPaid
+    if (handler) await handler(n, s.req, ctx)
+    else logger.warn(`[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`, {
+      outerTradeNo: n.outerTradeNo, reason: 'PAY_FAILED_UNHANDLED',
+    })
+  }
+
+  async function checkOrder(n: Notification, req: ShopRequest): Promise<void> {
+    if (!findOrder || n.tradeNo === '') return
+    const mismatch = compareOrder(n, await findOrder(n.outerTradeNo, req))
+    if (!mismatch) return
+    logger.error(`[express-guanaitong] notification for ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
+      reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,
+      buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
+    })
+    if (onMismatch) fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, req))
+    throw new NotifyRejection('ORDER_MISMATCH', `${mismatch.problem} for ${n.outerTradeNo}`, { outerTradeNo: n.outerTradeNo })
+  }
+
+  /** Alerts before Guanaitong's retries run out; counts only what the notification channel spends. */
+  function warnRetryBudget(s: Settlement, attempt: number, rejection: NotifyRejection): void {
+    if (!onRetryBudgetLow || s.source !== 'notify' || attempt < threshold) return
+    const info = { notification: s.notification, attempt, budget: DEFAULTS.retryBudget, reason: rejection.reason }
+    fireHook(logger, s.notification.outerTradeNo, 'onRetryBudgetLow', () => onRetryBudgetLow(info, s.req))
+  }
+
+  function duplicate(s: Settlement): SettleOutcome {
+    // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
+    logger.debug?.(`[express-guanaitong] ${s.notification.outerTradeNo} was settled before; acknowledged without running the handler`, {
+      outerTradeNo: s.notification.outerTradeNo, reason: 'DUPLICATE', source: s.source,
+    })
+    return DUPLICATE
+  }
+
+  /**
+   * The handler finished, so the outcome is `success` whatever happens here: answering `fail`
+   * would make Guanaitong retry and run the handler a second time.
+   */
+  async function markDone(claim: HeldClaim, n: Notification): Promise<void> {
+    try {
+      if (!(await completeClaim(claim))) {
+        logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +
+          'another request may have run it too (raise the store lease, or keep onPaid idempotent on tradeNo)', {
+          outerTradeNo: n.outerTradeNo, reason: 'LEASE_LOST',
+        })
+      }
+    } catch {
+      logger.error(`[express-guanaitong] handler finished for ${n.outerTradeNo} but the done-marker was not stored; ` +
+        'a later duplicate may run it again', { reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo })
+    }
+  }
+}
+
+function inProgress(n: Notification): NotifyRejection {
+  return new NotifyRejection('IN_PROGRESS',
+    `${n.outerTradeNo} is being settled by another request; Guanaitong will retry`, { outerTradeNo: n.outerTradeNo })
+}
+
+function storeFailed(err: unknown): NotifyRejection {
+  const detail = err instanceof GuanaitongError && err.cause !== undefined ? errorMessage(err.cause) : errorMessage(err)
+  return new NotifyRejection('STORE_FAILED', `store settle failed: ${detail}`, {}, err)
+}

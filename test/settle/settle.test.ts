@@ -1,0 +1,191 @@
+/**
+ * The settlement core on its own: hooks that hang or throw, a handler slower than its time-out
+ * and its lease, a store whose extend() misbehaves, and the transactional branch.
+ */
+import { expect } from 'chai'
+import { MemoryStore } from '../../src/stores/memory'
+import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
+import type { NotifyStore, Notification, SettleOptions, TransactionalStore } from '../../src/types'
+import { APP_ID, recordingLogger, sleep } from '../helpers'
+
+let seq = 0
+function payment(overrides: Partial<Notification> = {}): Notification {
+  seq += 1
+  return {
+    appId: APP_ID, outerTradeNo: `S${Date.now() % 1e8}${seq}`, tradeNo: `20180709${String(seq).padStart(8, '0')}`,
+    buyerOpenId: 'buyer', totalAmount: '12.50', totalFen: 1250, attach: '', timestamp: Math.floor(Date.now() / 1000),
+    raw: {}, ...overrides,
+  }
+}
+
+const req = {} as Settlement['req']
+const reasonOf = (o: SettleOutcome) => (o.answer === 'fail' ? o.rejection.reason : o.how)
+const never = () => new Promise<never>(() => {})
+
+function settlement(options: Partial<SettleOptions> = {}) {
+  const logger = recordingLogger()
+  const settle = createSettlement({ onPaid: () => {}, logger, ...options })
+  return { settle, logger }
+}
+
+describe('settlement core', () => {
+  describe('hooks never delay or change an answer', () => {
+    it('an onMismatch that never resolves: ORDER_MISMATCH is answered at once', async () => {
+      const { settle } = settlement({ findOrder: () => null, onMismatch: never })
+      const started = Date.now()
+      const outcome = await settle({ notification: payment(), req, source: 'notify', store: new MemoryStore() })
+      expect(reasonOf(outcome)).to.equal('ORDER_MISMATCH')
+      expect(Date.now() - started).to.be.below(1000)
+    })
+
+    it('an onRetryBudgetLow that never resolves, or throws, leaves the answer as it was', async () => {
+      for (const hook of [never, () => { throw new Error('pager down') }, () => Promise.reject(new Error('pager down'))]) {
+        const store = new MemoryStore()
+        const { settle, logger } = settlement({
+          retryBudgetThreshold: 1, onRetryBudgetLow: hook, onPaid: () => { throw new Error('db down') },
+        })
+        const outcome = await settle({ notification: payment(), req, source: 'notify', store })
+        expect(reasonOf(outcome)).to.equal('HANDLER_FAILED')
+        await sleep(5)
+        if (hook !== never) expect(logger.lines.map((l) => l.message).join('\n')).to.contain('onRetryBudgetLow threw: pager down')
+      }
+    })
+
+    it('a throwing onMismatch does not change ORDER_MISMATCH', async () => {
+      const { settle, logger } = settlement({ findOrder: () => ({ totalFen: 1 }), onMismatch: () => { throw new Error('x') } })
+      const outcome = await settle({ notification: payment(), req, source: 'notify', store: new MemoryStore() })
+      expect(reasonOf(outcome)).to.equal('ORDER_MISMATCH')
+      expect(logger.lines.some((l) => l.message.includes('onMismatch threw: x'))).to.equal(true)
+    })
+  })
+
+  describe('a handler slower than handlerTimeoutMs and the lease', () => {
+    it('keeps its lease renewed until it settles: a retry past the lease gets IN_PROGRESS, then success; onPaid ran once', async () => {
+      const store = new MemoryStore({ leaseMs: 150 })
+      let runs = 0
+      const { settle } = settlement({
+        handlerTimeoutMs: 50,
+        onPaid: async () => { runs += 1; await sleep(700) },
+      })
+      const n = payment()
+      const first = await settle({ notification: n, req, source: 'notify', store })
+      expect(reasonOf(first)).to.equal('HANDLER_TIMEOUT')
+      await sleep(400) // well past the 150 ms lease
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('IN_PROGRESS')
+      await sleep(500)
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('duplicate')
+      expect(runs).to.equal(1)
+    })
+  })
+
+  describe("a custom store's extend()", () => {
+    function withExtend(extend: NotifyStore['extend']): NotifyStore {
+      const inner = new MemoryStore({ leaseMs: 60 })
+      return {
+        claim: (k) => inner.claim(k), complete: (k, o) => inner.complete(k, o), release: (k, o) => inner.release(k, o),
+        extend, leaseMs: inner.leaseMs, retentionMs: inner.retentionMs,
+      }
+    }
+
+    it('throwing synchronously is logged and retried, never an uncaught exception; the handler still settles', async () => {
+      let calls = 0
+      const store = withExtend(() => { calls += 1; throw new Error('sync boom') })
+      const { settle, logger } = settlement({ onPaid: () => sleep(150) })
+      expect(reasonOf(await settle({ notification: payment(), req, source: 'notify', store }))).to.equal('settled')
+      expect(calls).to.be.greaterThan(0)
+      expect(logger.lines.some((l) => String(l.context?.error).includes('sync boom'))).to.equal(true)
+    })
+
+    it('returning a plain true (not a promise) keeps renewing', async () => {
+      let calls = 0
+      const store = withExtend((() => { calls += 1; return true }) as unknown as NotifyStore['extend'])
+      const { settle } = settlement({ onPaid: () => sleep(150) })
+      expect(reasonOf(await settle({ notification: payment(), req, source: 'notify', store }))).to.equal('settled')
+      expect(calls).to.be.greaterThan(1)
+    })
+  })
+
+  describe('a transactional store', () => {
+    /** An in-memory TransactionalStore: a done set, a held set, and a log of what each settle did. */
+    function memoryTransactions(options: { commitFails?: boolean; claimDelayMs?: number } = {}) {
+      const done = new Set<string>()
+      const held = new Set<string>()
+      const attempts = new Map<string, number>()
+      const log: string[] = []
+      const store: TransactionalStore<{ writes: string[] }> = {
+        transactional: true,
+        retentionMs: 1000,
+        async settle(key, work) {
+          if (options.claimDelayMs) await sleep(options.claimDelayMs)
+          if (done.has(key)) return { status: 'done' }
+          if (held.has(key)) return { status: 'busy' }
+          held.add(key)
+          const attempt = (attempts.get(key) ?? 0) + 1
+          attempts.set(key, attempt)
+          const tx = { writes: [] as string[] }
+          try {
+            await work(tx, attempt)
+            if (options.commitFails) throw new Error('connection lost at COMMIT')
+            done.add(key)
+            log.push(`commit ${tx.writes.join(',')}`)
+            return { status: 'completed' }
+          } catch (err) {
+            log.push('rollback')
+            throw err
+          } finally {
+            held.delete(key)
+          }
+        },
+      }
+      return { store, log }
+    }
+
+    it('runs the handler with ctx.tx inside the transaction and answers success after the commit; a duplicate reads done', async () => {
+      const { store, log } = memoryTransactions()
+      const seen: unknown[] = []
+      const { settle } = settlement({ onPaid: (p, _r, ctx) => { seen.push(ctx); (ctx.tx as { writes: string[] }).writes.push(p.outerTradeNo) } })
+      const n = payment()
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('settled')
+      expect(reasonOf(await settle({ notification: n, req, source: 'pay', store }))).to.equal('duplicate')
+      expect(log).to.deep.equal([`commit ${n.outerTradeNo}`])
+      expect(seen).to.deep.equal([{ source: 'notify', attempt: 1, tx: { writes: [n.outerTradeNo] } }])
+    })
+
+    it('a handler that throws rolls back and answers HANDLER_FAILED; the next attempt runs it again', async () => {
+      const { store, log } = memoryTransactions()
+      let calls = 0
+      const { settle } = settlement({ onPaid: () => { calls += 1; if (calls === 1) throw new Error('constraint') } })
+      const n = payment()
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('HANDLER_FAILED')
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('settled')
+      expect(log).to.deep.equal(['rollback', 'commit '])
+    })
+
+    it('a duplicate while the first holds the key answers IN_PROGRESS at once', async () => {
+      const { store } = memoryTransactions()
+      const { settle } = settlement({ onPaid: () => sleep(200) })
+      const n = payment()
+      const first = settle({ notification: n, req, source: 'notify', store })
+      await sleep(20)
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('IN_PROGRESS')
+      expect(reasonOf(await first)).to.equal('settled')
+    })
+
+    it('a failed COMMIT answers STORE_FAILED, never success', async () => {
+      const { store } = memoryTransactions({ commitFails: true })
+      const { settle } = settlement()
+      const outcome = await settle({ notification: payment(), req, source: 'notify', store })
+      expect(reasonOf(outcome)).to.equal('STORE_FAILED')
+    })
+
+    it('a claim slower than storeTimeoutMs answers STORE_FAILED, and when it arrives it rolls back without running the handler', async () => {
+      const { store, log } = memoryTransactions({ claimDelayMs: 150 })
+      let calls = 0
+      const { settle } = settlement({ storeTimeoutMs: 50, onPaid: () => { calls += 1 } })
+      expect(reasonOf(await settle({ notification: payment(), req, source: 'notify', store }))).to.equal('STORE_FAILED')
+      await sleep(200)
+      expect(calls).to.equal(0)
+      expect(log).to.deep.equal(['rollback'])
+    })
+  })
+})
