@@ -5,10 +5,12 @@
 import { SpanKind, SpanStatusCode, metrics, trace } from '@opentelemetry/api'
 import { expect } from 'chai'
 import request from 'supertest'
+import type { Server } from 'node:http'
 import { createClient } from '../../src/client'
 import { guanaitong } from '../../src/router'
+import { createSettlement, type Settlement } from '../../src/settle/settle'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
-import type { GuanaitongOptions, NotifyStore, RejectReason } from '../../src/types'
+import type { GuanaitongOptions, Notification, NotifyStore, RejectReason, TransactionalStore } from '../../src/types'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, sleep, unusedClient } from '../helpers'
 import { count, parentOf, points, registerMeterProvider, registerSdk, spansNamed, type Sdk } from './otel-sdk'
 
@@ -185,6 +187,69 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
       metrics.disable()
       metrics.setGlobalMeterProvider(sdk.meterProvider)
     }
+  })
+
+  it('the pay answer settles: guanaitong.notify with source pay over claim, handler (the shop span inside) and complete; the notification is then a DUPLICATE', async () => {
+    const sandbox = createSandbox({ appId: APP_ID, appSecret: SECRET, timeScale: 0.001 })
+    await sandbox.start()
+    const app = express()
+    const server: Server = app.listen(0, '127.0.0.1')
+    await new Promise((ready) => server.once('listening', ready))
+    const shopUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    const shopTracer = trace.getTracer('the-shop')
+    try {
+      app.use('/gat', guanaitong({
+        appId: APP_ID, appSecret: SECRET, baseUrl: sandbox.url, notifyUrl: `${shopUrl}/gat/notify`, logger: recordingLogger(),
+        preparePayment: (_req, params) => ({ ...params, buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', total_amount: '9.90' }),
+        onPaid: (_p, _req, ctx) => { shopTracer.startActiveSpan(`shop.markPaid.${ctx.source}`, (span) => span.end()) },
+      }))
+      const outer = `PS${Date.now() % 1e9}`
+      const res = await request(shopUrl).post('/gat/pay').send({ outer_trade_no: outer, reason: '午餐', asset_type: '1', asset_open_id: 'a5fad9894edd0d2202639248fa0461ec' })
+      expect(res.body).to.include({ settled: true })
+      await sandbox.waitForAcknowledged(outer)
+      const spans = sdk.spans.getFinishedSpans()
+      const notifies = spansNamed(spans, 'guanaitong.notify')
+      expect(notifies.map((s) => [s.attributes['guanaitong.source'], s.attributes['guanaitong.reason'], s.attributes['guanaitong.outer_trade_no']]))
+        .to.deep.equal([['pay', 'HANDLED', outer], ['notify', 'DUPLICATE', outer]])
+      const pay = notifies[0]
+      const [handler] = spansNamed(spans, 'guanaitong.handler')
+      expect(handler.attributes['guanaitong.source']).to.equal('pay')
+      for (const child of [handler, ...spansNamed(spans, 'guanaitong.store.claim').slice(0, 1), ...spansNamed(spans, 'guanaitong.store.complete')]) {
+        expect(parentOf(child), child.name).to.equal(pay.spanContext().spanId)
+      }
+      expect(parentOf(spansNamed(spans, 'shop.markPaid.pay')[0])).to.equal(handler.spanContext().spanId)
+      expect(spansNamed(spans, 'shop.markPaid.notify')).to.have.length(0)
+    } finally {
+      server.close()
+      await sandbox.close()
+    }
+  })
+
+  it('a transactional store: guanaitong.store.settle, with the handler span inside the transaction', async () => {
+    const store: TransactionalStore = {
+      transactional: true, retentionMs: 1000,
+      async settle(_key, work) {
+        await work({}, 1)
+        return { status: 'completed' }
+      },
+    }
+    const notification: Notification = {
+      appId: APP_ID, outerTradeNo: `TX${Date.now() % 1e9}`, tradeNo: '2018070900000001', buyerOpenId: 'b', totalAmount: '1.00',
+      totalFen: 100, attach: '', timestamp: Math.floor(Date.now() / 1000), raw: {},
+    }
+    const settle = createSettlement({ onPaid: () => {}, logger: recordingLogger() })
+    const outcome = await trace.getTracer('the-shop').startActiveSpan('shop.request', async (root) => {
+      try {
+        return await settle({ notification, req: {} as Settlement['req'], source: 'notify', store })
+      } finally {
+        root.end()
+      }
+    })
+    expect(outcome).to.deep.include({ answer: 'success' })
+    const spans = sdk.spans.getFinishedSpans()
+    const [settleSpan] = spansNamed(spans, 'guanaitong.store.settle')
+    expect(parentOf(settleSpan)).to.equal(spansNamed(spans, 'shop.request')[0].spanContext().spanId)
+    expect(parentOf(spansNamed(spans, 'guanaitong.handler')[0])).to.equal(settleSpan.spanContext().spanId)
   })
 
   describe('Guanaitong API calls, against the sandbox', () => {
