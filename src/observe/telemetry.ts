@@ -84,22 +84,51 @@ function createInstruments(meter: Meter): Instruments {
 // Looked up per operation and kept per provider: an app may register its SDK after building the
 // router (ESM hoists imports), and a MeterProvider registered late is not proxied by the API.
 let tracing: { provider: TracerProvider; tracer: Tracer } | undefined
-let metering: { provider: MeterProvider; instruments: Instruments } | undefined
+let metering: { provider: MeterProvider; instruments: Instruments | undefined } | undefined
+let noTracerProvider: { api: Otel; provider: TracerProvider } | undefined
 
-function tracerOf(api: Otel): Tracer {
+/**
+ * The tracer, or undefined while no tracer provider is registered. The API then hands out
+ * no-op spans: creating them, and a context for each, is most of what tracing costs without an
+ * SDK, for nothing (no context manager runs either).
+ */
+function tracerOf(api: Otel): Tracer | undefined {
   const provider = api.trace.getTracerProvider()
+  // The API's global proxy hands out this provider's tracers until an SDK registers its own.
+  if (noTracerProvider?.api !== api) noTracerProvider = { api, provider: new api.ProxyTracerProvider().getDelegate() }
+  const delegate = (provider as { getDelegate?: () => TracerProvider }).getDelegate?.()
+  if (delegate === noTracerProvider.provider) return undefined
   if (tracing?.provider !== provider) tracing = { provider, tracer: provider.getTracer(INSTRUMENTATION_NAME) }
   return tracing.tracer
 }
 
-function instrumentsOf(api: Otel): Instruments {
+/** The instruments, or undefined while no meter provider is registered (every instrument would be a no-op). */
+function instrumentsOf(api: Otel): Instruments | undefined {
   const provider = api.metrics.getMeterProvider()
-  if (metering?.provider !== provider) metering = { provider, instruments: createInstruments(provider.getMeter(INSTRUMENTATION_NAME)) }
+  if (metering?.provider !== provider) {
+    const meter = provider.getMeter(INSTRUMENTATION_NAME)
+    metering = { provider, instruments: meter === api.createNoopMeter() ? undefined : createInstruments(meter) }
+  }
   return metering.instruments
 }
 
-function markFailed(api: Otel, span: Span, message: string, err?: unknown): void {
-  if (!span.isRecording()) return
+/** What is listening: undefined when nothing is (no API, or the API without an SDK), the cheap case. */
+interface Observers {
+  api: Otel
+  tracer: Tracer | undefined
+  instruments: Instruments | undefined
+}
+
+function observers(): Observers | undefined {
+  const api = otel()
+  if (!api) return undefined
+  const tracer = tracerOf(api)
+  const instruments = instrumentsOf(api)
+  return tracer || instruments ? { api, tracer, instruments } : undefined
+}
+
+function markFailed(api: Otel, span: Span | undefined, message: string, err?: unknown): void {
+  if (!span?.isRecording()) return
   if (err instanceof Error) span.recordException(err)
   span.setStatus({ code: api.SpanStatusCode.ERROR, message })
 }
@@ -109,30 +138,31 @@ function errorMessage(err: unknown): string {
 }
 
 /**
- * Runs `work` in a new span (a child of the active one) made current for everything it starts,
- * so the shop's own spans and outgoing requests nest under it. `finish` sees the outcome, then
- * the span ends; the result or error passes through unchanged.
+ * Runs `work` in a new span (a child of the active one, when tracing) made current for everything
+ * it starts, so the shop's own spans and outgoing requests nest under it. `finish` sees the
+ * outcome, then the span ends; the result or error passes through unchanged.
  */
 function inSpan<T>(
-  api: Otel, name: string, options: SpanOptions, work: () => Promise<T>,
-  finish: (span: Span, value: T | undefined, failure: { error: unknown } | undefined) => void,
+  o: Observers, name: string, options: SpanOptions, work: () => Promise<T>,
+  finish: (span: Span | undefined, value: T | undefined, failure: { error: unknown } | undefined) => void,
 ): Promise<T> {
-  const span = tracerOf(api).startSpan(name, options)
+  const { api, tracer } = o
+  const span = tracer?.startSpan(name, options)
   let pending: Promise<T>
   try {
-    pending = api.context.with(api.trace.setSpan(api.context.active(), span), work)
+    pending = span ? api.context.with(api.trace.setSpan(api.context.active(), span), work) : work()
   } catch (error) {
     pending = Promise.reject(error)
   }
   return pending.then(
     (value) => {
       finish(span, value, undefined)
-      span.end()
+      span?.end()
       return value
     },
     (error: unknown) => {
       finish(span, undefined, { error })
-      span.end()
+      span?.end()
       throw error
     },
   )
@@ -152,16 +182,16 @@ export function traceNotify(source: NotifySource, work: () => Promise<NotifyAnsw
 }
 
 function spanNotify(source: NotifySource, work: () => Promise<NotifyAnswer>): Promise<NotifyAnswer> {
-  const api = otel()
-  if (!api) return work()
-  return inSpan(api, 'guanaitong.notify', { attributes: { [ATTR.source]: source } }, work, (span, answer, failure) => {
+  const o = observers()
+  if (!o) return work()
+  return inSpan(o, 'guanaitong.notify', { attributes: { [ATTR.source]: source } }, work, (span, answer, failure) => {
     const outcome = answer ?? { outcome: 'fail', reason: 'INTERNAL' }
     const attributes = answerAttributes(source, outcome)
-    instrumentsOf(api).notifications.add(1, attributes)
-    if (!span.isRecording()) return
+    o.instruments?.notifications.add(1, attributes)
+    if (!span?.isRecording()) return
     span.setAttributes(attributes)
     if (answer?.outerTradeNo !== undefined) span.setAttribute(ATTR.outerTradeNo, answer.outerTradeNo)
-    if (outcome.outcome === 'fail') markFailed(api, span, failure ? errorMessage(failure.error) : outcome.reason, failure?.error)
+    if (outcome.outcome === 'fail') markFailed(o.api, span, failure ? errorMessage(failure.error) : outcome.reason, failure?.error)
   })
 }
 
@@ -170,26 +200,28 @@ function spanNotify(source: NotifySource, work: () => Promise<NotifyAnswer>): Pr
  * its duration, and the settlements-in-flight count while it runs.
  */
 export function traceHandler<T>(source: NotifySource, work: () => Promise<T>): Promise<T> {
-  const api = otel()
-  if (!api) return work()
-  const instruments = instrumentsOf(api)
+  const o = observers()
+  if (!o) return work()
+  const { instruments } = o
   const attributes = { [ATTR.source]: source }
   const started = performance.now()
-  instruments.settlementsActive.add(1, attributes)
-  return inSpan(api, 'guanaitong.handler', { attributes }, work, (span, _value, failure) => {
-    instruments.settlementsActive.add(-1, attributes)
-    const outcome = failure ? 'fail' : 'success'
-    instruments.handlerDuration.record((performance.now() - started) / 1000, { ...attributes, [ATTR.outcome]: outcome })
-    if (failure) markFailed(api, span, errorMessage(failure.error), failure.error)
+  instruments?.settlementsActive.add(1, attributes)
+  return inSpan(o, 'guanaitong.handler', { attributes }, work, (span, _value, failure) => {
+    if (instruments) {
+      instruments.settlementsActive.add(-1, attributes)
+      const outcome = failure ? 'fail' : 'success'
+      instruments.handlerDuration.record((performance.now() - started) / 1000, { ...attributes, [ATTR.outcome]: outcome })
+    }
+    if (failure) markFailed(o.api, span, errorMessage(failure.error), failure.error)
   })
 }
 
 /** A step of settling a notification, e.g. `guanaitong.store.claim`: a child span, ERROR when it throws. */
 export function traceStep<T>(name: string, work: () => Promise<T>): Promise<T> {
-  const api = otel()
-  if (!api) return work()
-  return inSpan(api, name, {}, work, (span, _value, failure) => {
-    if (failure) markFailed(api, span, errorMessage(failure.error), failure.error)
+  const o = observers()
+  if (!o?.tracer) return work()
+  return inSpan(o, name, {}, work, (span, _value, failure) => {
+    if (failure) markFailed(o.api, span, errorMessage(failure.error), failure.error)
   })
 }
 
@@ -214,35 +246,34 @@ export function traceApi<T extends ApiAnswer>(path: string, work: () => Promise<
 }
 
 function spanApi<T extends ApiAnswer>(path: string, work: () => Promise<T>): Promise<T> {
-  const api = otel()
-  if (!api) return work()
+  const o = observers()
+  if (!o) return work()
   const started = performance.now()
-  const options: SpanOptions = { kind: api.SpanKind.CLIENT, attributes: { [ATTR.apiPath]: path } }
-  return inSpan(api, 'guanaitong.api', options, work, (span, answer, failure) => {
+  const options: SpanOptions = { kind: o.api.SpanKind.CLIENT, attributes: { [ATTR.apiPath]: path } }
+  return inSpan(o, 'guanaitong.api', options, work, (span, answer, failure) => {
     const details = answer
       ? { type: answer.code === 0 ? undefined : 'api', status: answer.status, code: answer.code, traceId: answer.traceId }
       : failureDetails(failure!.error)
     const attributes: Attributes = { [ATTR.apiPath]: path }
     if (details.code !== undefined) attributes[ATTR.apiCode] = details.code
     if (details.type !== undefined) attributes[ATTR.errorType] = details.type
-    const instruments = instrumentsOf(api)
-    instruments.apiCalls.add(1, attributes)
-    instruments.apiDuration.record((performance.now() - started) / 1000, attributes)
-    if (!span.isRecording()) return
+    o.instruments?.apiCalls.add(1, attributes)
+    o.instruments?.apiDuration.record((performance.now() - started) / 1000, attributes)
+    if (!span?.isRecording()) return
     span.setAttributes(attributes)
     if (details.status !== undefined) span.setAttribute(ATTR.httpStatus, details.status)
     if (details.traceId !== undefined) span.setAttribute(ATTR.traceId, details.traceId)
-    if (failure) markFailed(api, span, errorMessage(failure.error), failure.error)
-    else if (details.type) markFailed(api, span, `code ${answer!.code}${answer!.msg ? `: ${answer!.msg}` : ''}`)
+    if (failure) markFailed(o.api, span, errorMessage(failure.error), failure.error)
+    else if (details.type) markFailed(o.api, span, `code ${answer!.code}${answer!.msg ? `: ${answer!.msg}` : ''}`)
   })
 }
 
 /** Creating an access token upstream: a `guanaitong.token.refresh` span and the refreshes counter. */
 export function traceTokenRefresh<T>(work: () => Promise<T>): Promise<T> {
-  const api = otel()
-  if (!api) return work()
-  return inSpan(api, 'guanaitong.token.refresh', {}, work, (span, _value, failure) => {
-    instrumentsOf(api).tokenRefreshes.add(1, { [ATTR.outcome]: failure ? 'fail' : 'success' })
-    if (failure) markFailed(api, span, errorMessage(failure.error), failure.error)
+  const o = observers()
+  if (!o) return work()
+  return inSpan(o, 'guanaitong.token.refresh', {}, work, (span, _value, failure) => {
+    o.instruments?.tokenRefreshes.add(1, { [ATTR.outcome]: failure ? 'fail' : 'success' })
+    if (failure) markFailed(o.api, span, errorMessage(failure.error), failure.error)
   })
 }

@@ -175,20 +175,6 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
     expect(max).to.be.within(0.025, 5)
   })
 
-  it('a meter provider registered after the router was built still receives its metrics', async () => {
-    const app = notifyApp(express)
-    metrics.disable()
-    const late = registerMeterProvider()
-    try {
-      await post(app, formBody(paidFields())).expect('success')
-      expect(count(await late.collect(), 'guanaitong.notifications', { 'guanaitong.outcome': 'success' })).to.equal(1)
-    } finally {
-      await late.meterProvider.shutdown()
-      metrics.disable()
-      metrics.setGlobalMeterProvider(sdk.meterProvider)
-    }
-  })
-
   it('the pay answer settles: guanaitong.notify with source pay over claim, handler (the shop span inside) and complete; the notification is then a DUPLICATE', async () => {
     const sandbox = createSandbox({ appId: APP_ID, appSecret: SECRET, timeScale: 0.001 })
     await sandbox.start()
@@ -331,5 +317,40 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
       expect(garbled.attributes).to.deep.include({ 'http.response.status_code': 200, 'error.type': 'invalid-response' })
       expect(garbled.attributes['guanaitong.trace_id']).to.be.a('string').and.equal(traceIds.get('/platformDealer/employee/pay')?.[0])
     })
+  })
+})
+
+describe('observability: an SDK registered after the router was built (ESM hoists the imports above the SDK setup)', () => {
+  it('the router built first records spans and metrics once the SDK is registered', async () => {
+    const app = notifyApp(express)
+    // Nothing registered yet: a notification is answered as usual and leaves nothing behind.
+    await post(app, formBody(paidFields())).expect('success')
+    const sdk = registerSdk()
+    try {
+      const fields = paidFields()
+      await post(app, formBody(fields)).expect('success')
+      const [notify] = spansNamed(sdk.spans.getFinishedSpans(), 'guanaitong.notify')
+      expect(notify?.attributes['guanaitong.outer_trade_no']).to.equal(fields.outer_trade_no)
+      expect(count(await sdk.collect(), 'guanaitong.notifications', { 'guanaitong.outcome': 'success' })).to.equal(1)
+    } finally {
+      await sdk.unregister()
+    }
+  })
+
+  it('a meter provider swapped for another one is followed', async () => {
+    const app = notifyApp(express)
+    const first = registerMeterProvider()
+    await post(app, formBody(paidFields())).expect('success')
+    metrics.disable()
+    const second = registerMeterProvider()
+    try {
+      await post(app, formBody(paidFields())).expect('success')
+      expect(count(await first.collect(), 'guanaitong.notifications')).to.equal(1)
+      expect(count(await second.collect(), 'guanaitong.notifications')).to.equal(1)
+    } finally {
+      await first.meterProvider.shutdown()
+      await second.meterProvider.shutdown()
+      metrics.disable()
+    }
   })
 })
