@@ -117,6 +117,7 @@ const micro = await runJson('./micro.js', [], ['--expose-gc'])
 const ceilingResult = await ceiling()
 const notify = await notifyScenarios()
 const consoleResult = await consoleLogger()
+const otelResult = await otelScenarios(RUN)
 const payResults = await pay()
 
 writeResults({
@@ -130,5 +131,6 @@ writeResults({
   notifyMemory: notify.memory,
   notifyRedis: notify.redis,
   consoleLogger: consoleResult,
+  otel: otelResult,
   pay: payResults,
 })

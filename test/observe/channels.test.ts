@@ -3,6 +3,7 @@
  * way an APM tool subscribes: no OpenTelemetry SDK involved.
  */
 import { expect } from 'chai'
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { tracingChannel } from 'node:diagnostics_channel'
 import request from 'supertest'
 import { createClient } from '../../src/client'
@@ -77,6 +78,24 @@ describe('observability: diagnostics_channel TracingChannel events', () => {
       sub.stop()
       await sandbox.close()
     }
+  })
+
+  it('a store bound to guanaitong:notify start (as APM tools do) is visible inside onPaid', async () => {
+    const store = new AsyncLocalStorage<{ source: unknown }>()
+    const start = tracingChannel('guanaitong:notify').start
+    start.bindStore(store, (context) => ({ source: (context as { source: unknown }).source }))
+    const seen: unknown[] = []
+    try {
+      const app = express()
+      app.use('/gat', guanaitong({
+        appId: APP_ID, appSecret: SECRET, client: unusedClient, payPath: false, logger: recordingLogger(),
+        onPaid: async () => { await new Promise((resolve) => setImmediate(resolve)); seen.push(store.getStore()) },
+      }))
+      await request(app).post('/gat/notify').type('form').send(formBody(paidFields())).expect(200, 'success')
+    } finally {
+      start.unbindStore(store)
+    }
+    expect(seen).to.deep.equal([{ source: 'notify' }])
   })
 
   it('no subscriber: notifications are answered the same', async () => {

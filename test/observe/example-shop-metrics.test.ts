@@ -59,6 +59,7 @@ describe('observability: the example shop with OTEL=1 serves Prometheus metrics'
     const settled = lines.find((l) => l.includes('guanaitong_source="pay"'))
     expect(settled, text).to.be.a('string')
     expect(settled).to.contain('guanaitong_outcome="success"').and.contain('guanaitong_reason="HANDLED"').and.match(/ 1$/)
+    expect(settled).to.contain('otel_scope_name="express-guanaitong"')
     expect(lines.every((l) => l.includes('guanaitong_outcome="success"')), text).to.equal(true)
     expect(text).to.match(/^guanaitong_api_calls_total\{guanaitong_api_path="\/platformDealer\/employee\/pay",guanaitong_api_code="0".*\} 1$/m)
   })

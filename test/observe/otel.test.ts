@@ -145,6 +145,28 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
     expect(parentOf(spansNamed(spans, 'guanaitong.store.release')[0])).to.equal(notify.spanContext().spanId)
   })
 
+  it('no span carries the secret: a debug sign dump, a handler error, API failures', async () => {
+    const secret = 'Sekrit-otel-4b1d-never-on-a-span'
+    const app = notifyApp(express, { appSecret: secret, debug: true, onPaid: () => { throw new Error('db down') } })
+    await post(app, formBody({ ...paidFields({}, secret), sign: '0'.repeat(40) })).expect('fail')
+    await post(app, formBody(paidFields({}, secret))).expect('fail')
+    const sandbox = createSandbox({ appId: APP_ID, appSecret: secret })
+    await sandbox.start()
+    try {
+      const gat = createClient({ appId: APP_ID, appSecret: secret, baseUrl: sandbox.url, logger: recordingLogger(), timeoutMs: 2000 })
+      await gat.getToken()
+      sandbox.respond5xx({ path: '/platformDealer/employee/pay' })
+      await gat.request('/platformDealer/employee/pay', {}).catch(() => {})
+    } finally {
+      await sandbox.close()
+    }
+    const spans = sdk.spans.getFinishedSpans()
+    expect(spans.map((s) => s.name)).to.include.members(['guanaitong.notify', 'guanaitong.handler', 'guanaitong.api', 'guanaitong.token.refresh'])
+    const everything = JSON.stringify(spans.map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, status: s.status })))
+    expect(everything).to.contain('db down')
+    expect(everything).to.not.contain(secret)
+  })
+
   it('metrics: handler duration in seconds by outcome, settlements in flight while a handler runs', async () => {
     let release!: () => void
     const gate = new Promise<void>((resolve) => { release = resolve })
@@ -281,8 +303,10 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
       expect(grew('guanaitong.api.calls', { 'guanaitong.api.path': '/platformDealer/employee/pay', 'guanaitong.api.code': 0 })).to.equal(1)
       expect(grew('guanaitong.api.calls', { 'guanaitong.api.path': '/token/create', 'guanaitong.api.code': 0 })).to.equal(1)
       expect(grew('guanaitong.token.refreshes', { 'guanaitong.outcome': 'success' })).to.equal(1)
-      const duration = points(after, 'guanaitong.api.duration', { 'guanaitong.api.path': '/platformDealer/employee/pay' })
+      const duration = points(after, 'guanaitong.api.duration', { 'guanaitong.api.path': '/platformDealer/employee/pay', 'guanaitong.api.code': 0 })
       expect(duration).to.have.length(1)
+      const recorded = (data: typeof after) => (points(data, 'guanaitong.api.duration', { 'guanaitong.api.path': '/platformDealer/employee/pay', 'guanaitong.api.code': 0 })[0]?.value as { count: number } | undefined)?.count ?? 0
+      expect(recorded(after) - recorded(before)).to.equal(1)
       expect(after.find((m) => m.descriptor.name === 'guanaitong.api.duration')?.descriptor.unit).to.equal('s')
     })
 
@@ -301,10 +325,12 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
       expect(pays[1].status.code).to.not.equal(SpanStatusCode.ERROR)
     })
 
-    it('a 5xx page and a garbled answer are ERROR spans with the HTTP status and the kind of failure', async () => {
+    it('a 5xx page and a garbled answer are ERROR spans with the HTTP status and the kind of failure, counted by error.type', async () => {
       const gat = client()
       await gat.getToken()
       sdk.spans.reset()
+      const failedCalls = async (type: string) => count(await sdk.collect(), 'guanaitong.api.calls', { 'guanaitong.api.path': '/platformDealer/employee/pay', 'error.type': type })
+      const before = { http: await failedCalls('http'), invalid: await failedCalls('invalid-response') }
       sandbox.respond5xx({ path: '/platformDealer/employee/pay', status: 503 })
       await gat.pay(payParams(`OX${Date.now() % 1e9}`)).then(() => expect.fail('resolved'), () => {})
       // Processed, then spoilt: the application answered, so the header carries its trace id.
@@ -316,6 +342,8 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
       expect(garbled.status.code).to.equal(SpanStatusCode.ERROR)
       expect(garbled.attributes).to.deep.include({ 'http.response.status_code': 200, 'error.type': 'invalid-response' })
       expect(garbled.attributes['guanaitong.trace_id']).to.be.a('string').and.equal(traceIds.get('/platformDealer/employee/pay')?.[0])
+      expect(await failedCalls('http')).to.equal(before.http + 1)
+      expect(await failedCalls('invalid-response')).to.equal(before.invalid + 1)
     })
   })
 })
