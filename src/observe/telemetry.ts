@@ -61,7 +61,7 @@ interface Instruments {
 function createInstruments(meter: Meter): Instruments {
   return {
     notifications: meter.createCounter('guanaitong.notifications', {
-      description: 'Notifications answered, by outcome and reason', unit: '{notification}',
+      description: 'Notifications answered and pay answers settled, by source, outcome and reason', unit: '{notification}',
     }),
     handlerDuration: meter.createHistogram('guanaitong.handler.duration', {
       description: 'How long onPaid / onPayFailed ran', unit: 's', advice: { explicitBucketBoundaries: HANDLER_BUCKETS },
