@@ -8,6 +8,8 @@ export default defineConfig([
     entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
+    // import.meta.url in the CommonJS build: src/observe/otel.ts requires @opentelemetry/api relative to the package.
+    shims: true,
   },
   // The command line is run, never imported: one ESM build is enough.
   { ...common, entry: { cli: 'src/cli.ts' }, format: ['esm'] },

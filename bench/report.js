@@ -1,5 +1,6 @@
 // Turns the bench's raw results into the table, the targets and bench/results.{json,md}.
 import { writeFileSync } from 'node:fs'
+import { otelLines } from './otel.js'
 
 const round = (n, digits = 2) => (n === null || n === undefined ? null : Math.round(n * 10 ** digits) / 10 ** digits)
 const ms = (n) => (n === null || n === undefined ? '–' : n.toFixed(2))
@@ -20,6 +21,7 @@ function rows(r) {
   }
   const c = r.consoleLogger
   add('notify-memory, 30 % dup, console logger', c, `logger: console (the default); onPaid ${c.onPaidCalls}× for ${c.total} requests`)
+  for (const line of otelLines(r.otel)) add(line.scenario, line.run, line.note)
   const p = r.pay
   add('pay route, max', p.routeMax, 'router → sandbox (3 processes)')
   add('sandbox direct, max', p.directMax, 'pre-signed requests (2 processes)')
@@ -74,6 +76,11 @@ function targets(r) {
       `${ms(mem.p99 - 1.2 * base.p99)} ms over`,
       `The tail follows throughput at 50 connections (p99 ≈ queue depth × service time) plus GC pauses; ${cpu(mem)}.${busy(mem)}`))
   }
+  const api = r.otel.api.vsNone
+  list.push(target('notify-memory with @opentelemetry/api installed and no SDK ≥ 0.98 × without it', api.rps >= 0.98,
+    `${api.rps.toFixed(3)} × (${Math.round(r.otel.api.rps)} vs ${Math.round(r.otel.none.rps)} req/s; per-round median ${api.pairedRps.toFixed(3)} ×), CPU per request ${api.cpu.toFixed(3)} ×`,
+    `${((0.98 - api.rps) * 100).toFixed(1)} points below`,
+    `The three servers ran in turns; the per-round median and the CPU per request are less swayed by other work on the machine, and bench/otel-micro.js measures the time the instrumentation adds per notification directly.`))
   const redis = r.notifyRedis
   if (redis.skipped) list.push({ name: 'notify-redis throughput ≥ 0.70 × baseline', met: null, measured: `skipped: ${redis.skipped}` })
   else {

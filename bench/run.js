@@ -1,15 +1,11 @@
 // `npm run bench`: every server in its own child process, the load generator (autocannon) in
 // another. Prints a table; writes bench/results.json and bench/results.md. See bench/README.md.
 import os from 'node:os'
-import { load, peakRssMb, runJson, startServer } from './proc.js'
+import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
+import { otelScenarios } from './otel.js'
+import { runJson, startServer } from './proc.js'
 import { writeResults } from './report.js'
 
-const WARMUP_SEC = Number(process.env.BENCH_WARMUP ?? 3)
-const DURATION_SEC = Number(process.env.BENCH_DURATION ?? 10)
-/** Baseline, notify-memory and notify-redis are measured in turns: ROUNDS runs of ROUND_SEC each. */
-const ROUNDS = 3
-const ROUND_SEC = Math.max(2, Math.round(DURATION_SEC / 2.5))
-const CONNECTIONS = 50
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
  * pay route's throughput measured just before, so neither side queues and p50 shows the hop itself.
@@ -17,69 +13,6 @@ const CONNECTIONS = 50
 const PAY_RATE = Number(process.env.BENCH_PAY_RATE ?? 0)
 /** Order numbers must be new to Redis and to each sandbox: every bench run has its own prefix. */
 const RUN = Date.now().toString(36).slice(-5).toUpperCase()
-
-/** Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out). */
-const RATES = { ceiling: 50_000, pay: 4_000 }
-const pool = (kind, seconds, rate) => Math.ceil(seconds * (rate ? rate * 1.1 : RATES[kind] ?? 14_000))
-
-const log = (message) => process.stderr.write(`[bench] ${message}\n`)
-const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
-const commandCount = (report) => sum(Object.values(report.commands ?? {}), (n) => n)
-
-/** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
-function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
-  return load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate), prefix: `${config.prefix}W` })
-}
-
-/**
- * One measured run against a warm server: the loader's numbers, plus the server's own CPU time per
- * request (it stays meaningful when client and server compete for the cores) and its peak RSS.
- */
-async function measure(server, config, seconds = DURATION_SEC, poolKind = config.kind) {
-  const before = await server.report()
-  const loadAvg = os.loadavg()[0]
-  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate) })
-  const after = await server.report()
-  return {
-    ...result,
-    cpuUs: after.cpuUs - before.cpuUs,
-    cpuUsPerRequest: result.total ? Math.round((after.cpuUs - before.cpuUs) / result.total) : null,
-    onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
-    redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
-    peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
-    loadAvg: Math.round(loadAvg * 100) / 100,
-    before,
-    after,
-  }
-}
-
-/** Runs taken in turns with other scenarios, as one: summed throughput, median p50/p99 over the rounds. */
-function combine(runs) {
-  const total = sum(runs, (r) => r.total)
-  const durationSec = sum(runs, (r) => r.durationSec)
-  const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
-  const redisCommands = counted('redisCommands')
-  return {
-    rps: total / durationSec,
-    total,
-    durationSec,
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
-    onPaidCalls: counted('onPaidCalls'),
-    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: Math.round((redisCommands / total) * 100) / 100 }),
-    non2xx: sum(runs, (r) => r.non2xx),
-    errors: sum(runs, (r) => r.errors),
-    timeouts: sum(runs, (r) => r.timeouts),
-    notSuccess: sum(runs, (r) => r.notSuccess ?? 0),
-    generatedLate: sum(runs, (r) => r.generatedLate),
-    peakRssMb: runs.at(-1).peakRssMb,
-    loadAvg: Math.max(...runs.map((r) => r.loadAvg)),
-    sent: runs.at(-1).sent,
-    rounds: runs.map(({ rps, p50, p99, cpuUsPerRequest, loadAvg }) => ({ rps, p50, p99, cpuUsPerRequest, loadAvg })),
-  }
-}
 
 /** 30 % of the requests repeat one of the last 5 000 notifications sent with `prefix` (still in the store). */
 const duplicatesOf = (prefix, sent) => ({ prefix, last: sent - CONNECTIONS, window: 5000, share: 0.3 })
@@ -205,6 +138,7 @@ const micro = await runJson('./micro.js', [], ['--expose-gc'])
 const ceilingResult = await ceiling()
 const notify = await notifyScenarios()
 const consoleResult = await consoleLogger()
+const otelResult = await otelScenarios(RUN)
 const payResults = await pay()
 const paySettleResults = await paySettle(payResults.rate)
 
@@ -219,6 +153,7 @@ writeResults({
   notifyMemory: notify.memory,
   notifyRedis: notify.redis,
   consoleLogger: consoleResult,
+  otel: otelResult,
   pay: payResults,
   paySettle: paySettleResults,
 })

@@ -1,4 +1,3 @@
-import type { Logger } from './types'
 
 /** Every default in one place, so the README table and the code cannot drift apart. */
 export const DEFAULTS = {
@@ -26,14 +25,6 @@ export const DEFAULTS = {
   retryBudgetThreshold: 7,
 } as const
 
-/**
- * The logger of the router, each middleware and the client when none is given: warnings and
- * errors to the console; debug and info (duplicates acknowledged, tokens created) stay quiet.
- */
-export const DEFAULT_LOGGER: Logger = {
-  warn: (message, context) => console.warn(message, context ?? ''),
-  error: (message, context) => console.error(message, context ?? ''),
-}
 
 const UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 * 1024 }
 const SIZE = /^(\d+)\s*(b|kb|mb)?$/i

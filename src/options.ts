@@ -1,8 +1,9 @@
 import { createClient } from './client'
-import { DEFAULT_LOGGER, DEFAULTS, parseBytes } from './defaults'
+import { DEFAULTS, parseBytes } from './defaults'
 import { ConfigError } from './errors'
+import { toLogger } from './observe/log'
 import { MemoryStore } from './stores/memory'
-import type { GatClient, GuanaitongOptions, Logger, SettleStore } from './types'
+import type { GatClient, GuanaitongOptions, SettleStore } from './types'
 import { checkOptions, checkSecrets, ROUTER_RULES } from './validate'
 
 /** Options after defaults: what the router and its middleware are built from. */
@@ -11,7 +12,6 @@ export interface ResolvedOptions extends GuanaitongOptions {
   client: GatClient
   store: SettleStore
   settleOnPay: boolean
-  logger: Logger
   toleranceSec: number
   now: () => number
   handlerTimeoutMs: number
@@ -35,14 +35,14 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     const extra = CLIENT_OPTIONS.filter((name) => options[name] !== undefined)
     if (extra.length) throw new ConfigError(`guanaitong(): ${extra.join(', ')} configure the default client: pass them to createClient() instead`)
   }
-  const logger = options.logger ?? DEFAULT_LOGGER
+  const logger = options.logger
   const client = options.client ?? createClient({
     appId: options.appId, appSecret, baseUrl: options.baseUrl, signType: options.signType,
     timeoutMs: options.timeoutMs, tokenCache: options.tokenCache, now: options.now, logger,
   })
   const payPath = options.payPath ?? DEFAULTS.payPath
   if (payPath !== false && !options.preparePayment) {
-    logger.warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
+    toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "Secure pay pattern")')
   }
   return {

@@ -1,6 +1,7 @@
 import express, { type Router } from 'express'
 import { dedupeNotification } from './middleware/dedupe'
 import { handleNotification } from './middleware/handle'
+import { observeNotification } from './middleware/observe'
 import { parseNotification } from './middleware/parse'
 import { payRoute } from './middleware/pay'
 import { verifyNotification } from './middleware/verify'
@@ -19,6 +20,7 @@ export function guanaitong(options: GuanaitongOptions): Router {
   const router = express.Router()
   router.post(
     resolved.notifyPath,
+    observeNotification(),
     parseNotification(only(PARSE_RULES)),
     verifyNotification(only(VERIFY_RULES)),
     dedupeNotification(only(DEDUPE_RULES)),

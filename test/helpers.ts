@@ -37,10 +37,10 @@ export interface LogLine {
   context?: Record<string, unknown>
 }
 
-/** A logger that records lines, for asserting reason codes and that nothing leaks the secret. */
+/** A pino-style logger `(fields, message)` that records lines, for asserting reason codes and that nothing leaks the secret. */
 export function recordingLogger(): Logger & { lines: LogLine[]; reasons(): unknown[] } {
   const lines: LogLine[] = []
-  const at = (level: string) => (message: string, context?: Record<string, unknown>) => {
+  const at = (level: string) => (context: Record<string, unknown>, message: string) => {
     lines.push({ level, message, context })
   }
   return {
@@ -49,7 +49,8 @@ export function recordingLogger(): Logger & { lines: LogLine[]; reasons(): unkno
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
-    reasons: () => lines.map((l) => l.context?.reason).filter(Boolean),
+    // Problems only: debug lines carry a reason too (DUPLICATE), but are not rejections.
+    reasons: () => lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.context?.reason).filter(Boolean),
   }
 }
 

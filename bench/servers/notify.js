@@ -1,12 +1,25 @@
 // The router's notify route: parse, verify, dedupe, a no-op onPaid.
 // `node notify.js memory` uses the default MemoryStore; `node notify.js redis` a RedisStore on
 // 127.0.0.1:6379 (prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
+// BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
+// `--require hide-otel.cjs`, the package finds no OpenTelemetry API at all.
+import { createRequire } from 'node:module'
 import express from 'express'
 import * as gat from '../../dist/index.js'
 import { APP_ID, APP_SECRET } from '../config.js'
 import { announce } from './control.js'
 
 const kind = process.argv[2] ?? 'memory'
+if (process.env.BENCH_OTEL === 'sdk') await import('./otel-sdk.js')
+/** Whether the package can load @opentelemetry/api here (it resolves it the same way). */
+const otelApi = (() => {
+  try {
+    createRequire(import.meta.url).resolve('@opentelemetry/api')
+    return true
+  } catch {
+    return false
+  }
+})()
 let paid = 0
 const commands = {}
 let redis = null
@@ -59,4 +72,4 @@ async function cleanRedis() {
   await redis.quit()
 }
 
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, ...(redis ? { commands: { ...commands } } : {}) }), cleanRedis))
+const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}) }), cleanRedis))

@@ -12,7 +12,7 @@ import express, { type Express, type Request } from 'express'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { amountToFen, guanaitong, type Logger } from '../../src/index'
+import { amountToFen, guanaitong, type LogFields, type Logger } from '../../src/index'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/testing/index'
 
 /** An asset the employee can pay with. The shop keeps its own list: listing assets is not part of this package. */
@@ -108,7 +108,12 @@ function publicAsset(asset: Asset) {
 
 export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   const logger: Logger = options.logger ?? console
-  const info = (message: string) => (logger.info ? logger.info(message) : logger.warn(message))
+  // The shop logs as the router does: (fields, message) for pino and friends, message first for console.
+  const log = (level: 'info' | 'warn' | 'error', fields: LogFields, message: string) => {
+    const method = (logger[level] ?? logger.warn).bind(logger)
+    if (logger === console) console[level](message, fields)
+    else method(fields, message)
+  }
   const orders = new Map<string, Order>()
   const handled = { paid: 0, failed: 0 }
   const buyerOpenId = options.buyerOpenId ?? DEMO_BUYER_OPEN_ID
@@ -175,18 +180,18 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       const order = orders.get(payment.outerTradeNo)
       if (!order) {
         // Acknowledged: retrying would not help. (The CLI's `notify` makes these.)
-        logger.warn(`[shop] payment ${payment.tradeNo} for an order this shop does not know: ${payment.outerTradeNo}`)
+        log('warn', { outerTradeNo: payment.outerTradeNo }, `[shop] payment ${payment.tradeNo} for an order this shop does not know: ${payment.outerTradeNo}`)
         return
       }
       if (payment.totalFen !== amountToFen(order.amount)) {
-        logger.error(`[shop] order ${order.id}: paid ${payment.totalAmount}, expected ${order.amount}; left for review`)
+        log('error', { outerTradeNo: order.id }, `[shop] order ${order.id}: paid ${payment.totalAmount}, expected ${order.amount}; left for review`)
         return
       }
       order.status = 'paid'
       order.tradeNo = payment.tradeNo
       order.paidAt = new Date().toISOString()
       order.message = null
-      info(`[shop] order ${order.id} paid: trade_no ${payment.tradeNo}, ${payment.totalAmount}`)
+      log('info', { outerTradeNo: order.id }, `[shop] order ${order.id} paid: trade_no ${payment.tradeNo}, ${payment.totalAmount}`)
     },
     onPayFailed: (notice) => {
       handled.failed += 1
@@ -194,7 +199,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       if (!order || order.status === 'paid') return
       order.status = 'failed'
       order.message = '关爱通通知：支付失败 Guanaitong reported that the payment failed'
-      info(`[shop] order ${order.id}: payment failed`)
+      log('info', { outerTradeNo: order.id }, `[shop] order ${order.id}: payment failed`)
     },
   }))
 

@@ -4,7 +4,8 @@
  * With GAT_APPID, GAT_APPSECRET and GAT_BASE_URL set it talks to real Guanaitong (also set
  * GAT_NOTIFY_URL to a public URL of /gat/notify, and GAT_BUYER_OPEN_ID, GAT_POINTS_ASSET_ID,
  * GAT_QUOTA_ASSET_ID to a real test employee and their assets); otherwise it starts an embedded
- * sandbox (SANDBOX_TIME_SCALE speeds up its retries, default 1).
+ * sandbox (SANDBOX_TIME_SCALE speeds up its retries, default 1). OTEL=1 starts OpenTelemetry and
+ * serves Prometheus metrics at /metrics (see otel.ts).
  */
 import { startShop, type Asset, type ShopOptions } from './app'
 
@@ -31,8 +32,14 @@ if (set.length === real.length) {
   options.sandbox = { timeScale }
 }
 
+// Loaded only when asked for: the shop runs without the OpenTelemetry SDK too.
+const telemetry = env.OTEL === '1' ? (await import('./otel')).startTelemetry() : null
 const shop = await startShop(options)
 console.log(`[shop] cashier page on ${shop.url}`)
+if (telemetry) {
+  shop.app.get('/metrics', telemetry.metrics)
+  console.log(`[shop] OpenTelemetry on: Prometheus metrics at ${shop.url}/metrics`)
+}
 if (shop.sandbox) {
   console.log(`[shop] embedded Guanaitong sandbox on ${shop.sandbox.url} (app id ${shop.sandbox.appId}, the sandbox's default secret)`)
   console.log(`[shop] try: npx express-guanaitong notify --url ${shop.url}/gat/notify --app-id ${shop.sandbox.appId} --app-secret sandbox-secret`)
@@ -45,6 +52,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(130)
     stopping = true
-    shop.close().then(() => process.exit(0), () => process.exit(1))
+    shop.close().then(() => telemetry?.shutdown()).then(() => process.exit(0), () => process.exit(1))
   })
 }

@@ -1,4 +1,5 @@
 import { GatError } from '../errors'
+import { traceApi } from '../observe/telemetry'
 import { sign } from '../signature'
 import type { Fields, SignAlgorithm } from '../types'
 import { postForm, type GatResponse } from './http'
@@ -35,7 +36,7 @@ export function signedFields(cfg: CallConfig, params: Fields): Fields {
 
 /** Signs and posts; the answer's code is not judged here. */
 export function callSigned(cfg: CallConfig, path: string, params: Fields): Promise<GatResponse> {
-  return postForm(cfg.baseUrl + path, signedFields(cfg, params), cfg.timeoutMs)
+  return traceApi(path, () => postForm(cfg.baseUrl + path, signedFields(cfg, params), cfg.timeoutMs))
 }
 
 /** A non-zero code as a GatError, keeping the trace id for Guanaitong support. */

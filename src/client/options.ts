@@ -1,5 +1,6 @@
-import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
-import type { ClientOptions, Logger, SignAlgorithm, TokenCache } from '../types'
+import { DEFAULTS } from '../defaults'
+import { toLogger, type Log } from '../observe/log'
+import type { ClientOptions, SignAlgorithm, TokenCache } from '../types'
 import { checkOptions, checkSecrets, CLIENT_RULES } from '../validate'
 import { MemoryTokenCache } from './token'
 
@@ -11,7 +12,7 @@ export interface ResolvedClientOptions {
   timeoutMs: number
   tokenCache: TokenCache
   now: () => number
-  logger: Logger
+  logger: Log
 }
 
 /** Validates createClient's options once, at construction (src/validate.ts), so a misconfiguration fails at startup, not at the first payment. */
@@ -26,6 +27,6 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     timeoutMs: options.timeoutMs ?? DEFAULTS.timeoutMs,
     tokenCache: options.tokenCache ?? new MemoryTokenCache(),
     now: options.now ?? Date.now,
-    logger: options.logger ?? DEFAULT_LOGGER,
+    logger: toLogger(options.logger),
   }
 }

@@ -1,5 +1,7 @@
 import { errorMessage, GatError } from '../errors'
-import type { CachedToken, Logger, TokenCache } from '../types'
+import type { Log } from '../observe/log'
+import { traceTokenRefresh } from '../observe/telemetry'
+import type { CachedToken, TokenCache } from '../types'
 import { apiError, callSigned, type CallConfig } from './call'
 
 export const TOKEN_PATH = '/token/create'
@@ -77,7 +79,7 @@ export interface TokenManagerOptions {
   /** Creates a token upstream (createToken in production, a stub in tests). */
   create: () => Promise<CachedToken>
   now: () => number
-  logger: Logger
+  logger: Log
 }
 
 function usable(token: CachedToken | null): token is CachedToken {
@@ -89,7 +91,7 @@ export class TokenManager {
   private readonly cache: TokenCache
   private readonly create: () => Promise<CachedToken>
   private readonly now: () => number
-  private readonly logger: Logger
+  private readonly logger: Log
   private inflight: Promise<CachedToken> | null = null
   private nextRefreshAttempt = 0
   private lastKnown: CachedToken | null = null
@@ -167,8 +169,11 @@ export class TokenManager {
   private async createAndStore(): Promise<CachedToken> {
     const current = await this.cache.get()
     if (usable(current) && this.now() < current.refreshAt) return current
-    const token = await this.create()
-    await this.cache.set(token)
+    const token = await traceTokenRefresh(async () => {
+      const created = await this.create()
+      await this.cache.set(created)
+      return created
+    })
     this.logger.debug?.('[express-guanaitong] access token created', {
       refreshAt: new Date(token.refreshAt).toISOString(),
       expiresAt: new Date(token.expiresAt).toISOString(),

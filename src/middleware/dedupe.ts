@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express'
-import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
+import { DEFAULTS } from '../defaults'
+import { toLogger } from '../observe/log'
 import { MemoryStore } from '../stores/memory'
 import type { DedupeOptions } from '../types'
 import { checkOptions, DEDUPE_RULES } from '../validate'
@@ -13,7 +14,7 @@ import { notifyState } from './state'
 export function dedupeNotification(options: DedupeOptions = {}) {
   checkOptions('dedupeNotification()', options, DEDUPE_RULES, '{ store: new RedisStore({ client }) }')
   const dedupe = { store: options.store ?? new MemoryStore(), storeTimeoutMs: options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs }
-  return guarded(options.logger ?? DEFAULT_LOGGER, async function dedupeWith(_req: Request, res: Response, next) {
+  return guarded(toLogger(options.logger), async function dedupeWith(_req: Request, res: Response, next) {
     notifyState(res).dedupe = dedupe
     next()
   })

@@ -1,9 +1,9 @@
 import type { Request, Response } from 'express'
+import { toLogger } from '../observe/log'
 import { createSettlement } from '../settle/settle'
 import type { HandleOptions } from '../types'
 import { answerNotification, guarded } from './answer'
 import { checkOptions, HANDLE_RULES } from '../validate'
-import { DEFAULT_LOGGER } from '../defaults'
 import { notifyState } from './state'
 
 /**
@@ -13,7 +13,7 @@ import { notifyState } from './state'
  */
 export function handleNotification(options: HandleOptions) {
   checkOptions('handleNotification()', options, HANDLE_RULES, '{ onPaid }')
-  const logger = options.logger ?? DEFAULT_LOGGER
+  const logger = toLogger(options.logger)
   const settle = createSettlement(options)
   return guarded(logger, async function handle(req: Request, res: Response) {
     const state = notifyState(res)

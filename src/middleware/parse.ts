@@ -2,11 +2,12 @@ import type { Request, Response } from 'express'
 import getRawBody from 'raw-body'
 import { createGunzip, createInflate } from 'node:zlib'
 import type { Readable } from 'node:stream'
-import { DEFAULT_LOGGER, DEFAULTS, parseBytes } from '../defaults'
+import { DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
 import { errorMessage, errorProperty } from '../errors'
 import { NotifyRejection } from '../notify/rejection'
 import { printable } from '../printable'
+import { toLogger } from '../observe/log'
 import type { ParseOptions } from '../types'
 import { checkOptions, PARSE_RULES } from '../validate'
 import { guarded } from './answer'
@@ -69,7 +70,7 @@ export function parseNotification(options: ParseOptions = {}) {
   checkOptions('parseNotification()', options, PARSE_RULES, "{ bodyLimit: '64kb' }")
   const limit = parseBytes(options.bodyLimit ?? DEFAULTS.bodyLimit)
   const parameterLimit = options.parameterLimit ?? DEFAULTS.parameterLimit
-  const logger = options.logger ?? DEFAULT_LOGGER
+  const logger = toLogger(options.logger)
   return guarded(logger, async function parse(req: Request, res: Response, next) {
     if (req.method !== 'POST') {
       throw new NotifyRejection('UNSUPPORTED_MEDIA_TYPE', `method ${req.method} (notifications are POSTed)`)

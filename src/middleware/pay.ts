@@ -1,14 +1,16 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
-import { DEFAULT_LOGGER } from '../defaults'
 import { ConfigError, GuanaitongError } from '../errors'
+import { toLogger, type Log } from '../observe/log'
+import { traceNotify } from '../observe/telemetry'
 import { payAnswer, type PayRejection } from '../pay/answers'
 import { buildPayParams } from '../pay/params'
 import { printable } from '../printable'
 import { paymentFromPayAnswer } from '../settle/pay-answer'
 import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
-import type { Logger, PayParams, PayRouteOptions } from '../types'
+import type { PayParams, PayRouteOptions } from '../types'
 import { checkOptions, PAY_ROUTE_RULES } from '../validate'
+import { notifyAnswer } from './answer'
 
 const json = bodyParser.json({ limit: '16kb' })
 const form = bodyParser.urlencoded({ extended: false, limit: '16kb' })
@@ -42,7 +44,7 @@ function parseBody(req: Request, res: Response, forms: boolean): Promise<void> {
 }
 
 /** Answers first, then logs: a logger that throws must not leave the cashier page without an answer. */
-function answer(res: Response, logger: Logger, rejection: PayRejection): void {
+function answer(res: Response, logger: Log, rejection: PayRejection): void {
   if (!res.headersSent) res.status(rejection.status).json(rejection.body)
   try {
     // body-parser quotes the body in its JSON errors: escaped, a body cannot write a log line of its own.
@@ -59,20 +61,24 @@ type SettleAnswer = (req: Request, params: PayParams, tradeNo: string) => Promis
  * the notification. Resolves whether it settled; never rejects: the employee has paid either way,
  * and a pay left unsettled here is settled by the notification.
  */
-function settlesOnPay(options: PayRouteOptions, logger: Logger): SettleAnswer | undefined {
+function settlesOnPay(options: PayRouteOptions, logger: Log): SettleAnswer | undefined {
   if (!options.onPaid || options.settleOnPay === false) return undefined
   const { appId, store, storeTimeoutMs } = options
   if (typeof appId !== 'string' || appId === '') throw new ConfigError('payRoute with onPaid needs appId, to settle under the notification\'s key')
   const settle = createSettlement({ ...options, onPaid: options.onPaid })
   const now = options.now ?? Date.now
   return async (req, params, tradeNo) => {
-    let outcome: SettleOutcome
-    try {
-      const notification = paymentFromPayAnswer(appId, params, tradeNo, now())
-      outcome = await settle({ notification, req, source: 'pay', store, storeTimeoutMs })
-    } catch (err) {
-      outcome = { answer: 'fail', rejection: asRejection(err) }
-    }
+    let outcome!: SettleOutcome
+    // A `guanaitong.notify` span with source `pay`, like a notification's (docs/observability.md).
+    await traceNotify('pay', async () => {
+      try {
+        const notification = paymentFromPayAnswer(appId, params, tradeNo, now())
+        outcome = await settle({ notification, req, source: 'pay', store, storeTimeoutMs })
+      } catch (err) {
+        outcome = { answer: 'fail', rejection: asRejection(err) }
+      }
+      return notifyAnswer(outcome, params.outer_trade_no)
+    })
     if (outcome.answer === 'success') return true
     const { rejection } = outcome
     logger.warn(`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
@@ -93,7 +99,7 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
   checkOptions('payRoute()', options, PAY_ROUTE_RULES, '{ client: createClient({ appId, appSecret }), notifyUrl }')
   const { client, preparePayment, notifyUrl, extraPayParams } = options
   const forms = options.payFormBodies ?? false
-  const logger = options.logger ?? DEFAULT_LOGGER
+  const logger = toLogger(options.logger)
   if (!notifyUrl) {
     logger.warn('[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
       'this shop of these payments, and only the pay answer tells what happened')

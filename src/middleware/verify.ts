@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express'
-import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
+import { DEFAULTS } from '../defaults'
 import { verifyFields } from '../notify/verify'
+import { toLogger } from '../observe/log'
 import { checkOptions, checkSecrets, VERIFY_RULES } from '../validate'
 import type { VerifyOptions } from '../types'
 import { guarded } from './answer'
@@ -19,7 +20,7 @@ export function verifyNotification(options: VerifyOptions) {
     now: options.now ?? Date.now,
     debug: options.debug ?? false,
   }
-  return guarded(options.logger ?? DEFAULT_LOGGER, async function verify(req: Request, res: Response, next) {
+  return guarded(toLogger(options.logger), async function verify(req: Request, res: Response, next) {
     const state = notifyState(res)
     if (!state.fields) throw new Error('verifyNotification needs parseNotification before it')
     state.notification = verifyFields(state.fields, config)

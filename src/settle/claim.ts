@@ -1,7 +1,9 @@
 import { NotifyRejection } from '../notify/rejection'
 import { withTimeout } from '../notify/timeout'
-import type { ClaimResult, Logger, NotifyStore } from '../types'
 import { errorMessage } from '../errors'
+import type { Log } from '../observe/log'
+import { traceStep } from '../observe/telemetry'
+import type { ClaimResult, NotifyStore } from '../types'
 
 /** A claim this request holds, and what it needs to settle it. */
 export interface HeldClaim {
@@ -10,6 +12,8 @@ export interface HeldClaim {
   owner: string
   attempt: number
   storeTimeoutMs: number
+  /** For log lines: every line about a payment names its order. */
+  outerTradeNo: string
 }
 
 /** Runs one store call under the store timeout; an error or a hang becomes STORE_FAILED. */
@@ -31,7 +35,11 @@ function isClaimResult(result: unknown): result is ClaimResult {
 }
 
 /** Claims the key, turning a store error, a hang or a malformed answer into STORE_FAILED. */
-export async function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+export function claimKey(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
+  return traceStep('guanaitong.store.claim', () => claim(store, key, storeTimeoutMs))
+}
+
+async function claim(store: NotifyStore, key: string, storeTimeoutMs: number): Promise<ClaimResult> {
   // A store that throws synchronously rejects this promise like any other failure.
   const pending = new Promise<ClaimResult>((resolve) => resolve(store.claim(key)))
   let result: unknown
@@ -63,16 +71,18 @@ function releaseLateClaim(store: NotifyStore, key: string, pending: Promise<Clai
  * may then run the handler again: the shop's handler must stay idempotent on the trade number.
  */
 export function completeClaim(claim: HeldClaim): Promise<boolean> {
-  return storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner))
+  return traceStep('guanaitong.store.complete',
+    () => storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner)))
 }
 
 /** Frees the claim so Guanaitong's next attempt can run the handler; a failure is only logged, the lease expires anyway. */
-export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<void> {
+export async function releaseClaim(claim: HeldClaim, logger: Log): Promise<void> {
   try {
-    await storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner))
+    await traceStep('guanaitong.store.release',
+      () => storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner)))
   } catch (err) {
     logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
-      reason: 'STORE_FAILED', key: claim.key, error: errorMessage(err),
+      outerTradeNo: claim.outerTradeNo, reason: 'STORE_FAILED', key: claim.key, error: errorMessage(err),
     })
   }
 }
@@ -83,7 +93,7 @@ export async function releaseClaim(claim: HeldClaim, logger: Logger): Promise<vo
  * a retry must not run it alongside), until `stop()` or `maxMs`. One unref'd timer per running
  * handler; none when the store cannot extend.
  */
-export function keepLease(claim: HeldClaim, logger: Logger, maxMs: number): () => void {
+export function keepLease(claim: HeldClaim, logger: Log, maxMs: number): () => void {
   const { store } = claim
   if (typeof store.extend !== 'function') return noop
   const extend = store.extend.bind(store)
@@ -98,7 +108,7 @@ export function keepLease(claim: HeldClaim, logger: Logger, maxMs: number): () =
     if (!timer) return
     if (Date.now() + delay > giveUpAt) {
       logger.warn(`[express-guanaitong] handler for ${claim.key} still running after ${maxMs} ms; no longer renewing its lease`, {
-        key: claim.key, reason: 'HANDLER_TIMEOUT',
+        outerTradeNo: claim.outerTradeNo, reason: 'HANDLER_TIMEOUT', key: claim.key,
       })
       return
     }
@@ -110,11 +120,13 @@ export function keepLease(claim: HeldClaim, logger: Logger, maxMs: number): () =
     new Promise<unknown>((resolve) => resolve(extend(claim.key, claim.owner))).then(
       (owned) => {
         if (owned === true) return again(every)
-        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, { key: claim.key })
+        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, {
+          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_LOST', key: claim.key,
+        })
       },
       (err: unknown) => {
         logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
-          key: claim.key, error: errorMessage(err),
+          outerTradeNo: claim.outerTradeNo, reason: 'LEASE_RENEWAL_FAILED', key: claim.key, error: errorMessage(err),
         })
         again(retry)
       },

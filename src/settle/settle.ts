@@ -1,10 +1,12 @@
-import { DEFAULT_LOGGER, DEFAULTS } from '../defaults'
+import { DEFAULTS } from '../defaults'
 import { errorMessage, GuanaitongError } from '../errors'
 import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
 import { withTimeout } from '../notify/timeout'
+import { toLogger, type Log } from '../observe/log'
+import { traceHandler, traceStep } from '../observe/telemetry'
 import type {
-  Logger, Notification, NotifyStore, SettleContext, SettleOptions, SettleStore, TransactionalStore,
+  Notification, NotifyStore, SettleContext, SettleOptions, SettleStore, TransactionalStore,
 } from '../types'
 import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from './claim'
 import { fireHook } from './hooks'
@@ -53,7 +55,7 @@ function isTransactional(store: SettleStore): store is TransactionalStore {
  * then mark done or release. It never writes a response: the caller turns the outcome into one.
  */
 export function createSettlement(options: SettleOptions) {
-  const logger: Logger = options.logger ?? DEFAULT_LOGGER
+  const logger: Log = toLogger(options.logger)
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
   const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
   const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold
@@ -78,7 +80,9 @@ export function createSettlement(options: SettleOptions) {
     const result = await claimKey(store, key, storeMs)
     if (result.status === 'done') return duplicate(s)
     if (result.status === 'busy') throw inProgress(s.notification)
-    const claim: HeldClaim = { store, key, owner: result.owner, attempt: result.attempt, storeTimeoutMs: storeMs }
+    const claim: HeldClaim = {
+      store, key, owner: result.owner, attempt: result.attempt, storeTimeoutMs: storeMs, outerTradeNo: s.notification.outerTradeNo,
+    }
     const stopLease = keepLease(claim, logger, DEFAULTS.leaseRenewalCapMs)
     const work = runHandler(s, { source: s.source, attempt: claim.attempt })
     try {
@@ -117,7 +121,7 @@ export function createSettlement(options: SettleOptions) {
     let markStarted!: () => void
     const started = new Promise<'started'>((resolve) => { markStarted = () => resolve('started') })
     const pending = new Promise<Awaited<ReturnType<TransactionalStore['settle']>>>((resolve) => resolve(
-      store.settle(notificationKey(s.notification), (tx, n) => {
+      traceStep('guanaitong.store.settle', () => store.settle(notificationKey(s.notification), (tx, n) => {
         if (abandoned) throw new NotifyRejection('STORE_FAILED', `claimed after the ${storeMs} ms store timeout; rolled back`)
         attempt = n
         markStarted()
@@ -125,7 +129,7 @@ export function createSettlement(options: SettleOptions) {
           handlerFailed = true
           throw err
         })
-      }),
+      })),
     ))
     pending.catch(() => {}) // its failure is read below, or after a time-out is answered
     const storeTimedOut = () => new NotifyRejection('STORE_FAILED', `store settle: no answer within ${storeMs} ms`)
@@ -143,13 +147,21 @@ export function createSettlement(options: SettleOptions) {
     }
   }
 
-  async function runHandler(s: Settlement, ctx: SettleContext): Promise<void> {
+  /**
+   * The order check and the shop's handler, in a `guanaitong.handler` span they run inside (the
+   * shop's own spans nest under it), timed and counted in flight until they settle.
+   */
+  function runHandler(s: Settlement, ctx: SettleContext): Promise<void> {
+    return traceHandler(s.source, () => checkAndHandle(s, ctx))
+  }
+
+  async function checkAndHandle(s: Settlement, ctx: SettleContext): Promise<void> {
     const n = s.notification
     await checkOrder(n, s.req)
     const handler = n.tradeNo === '' ? onPayFailed : onPaid
     if (handler) await handler(n, s.req, ctx)
     else logger.warn(`[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`, {
-      outerTradeNo: n.outerTradeNo,
+      outerTradeNo: n.outerTradeNo, reason: 'PAY_FAILED_UNHANDLED',
     })
   }
 
@@ -161,7 +173,7 @@ export function createSettlement(options: SettleOptions) {
       reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,
       buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
     })
-    if (onMismatch) fireHook(logger, 'onMismatch', () => onMismatch(mismatch, req))
+    if (onMismatch) fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, req))
     throw new NotifyRejection('ORDER_MISMATCH', `${mismatch.problem} for ${n.outerTradeNo}`, { outerTradeNo: n.outerTradeNo })
   }
 
@@ -169,14 +181,14 @@ export function createSettlement(options: SettleOptions) {
   function warnRetryBudget(s: Settlement, attempt: number, rejection: NotifyRejection): void {
     if (!onRetryBudgetLow || s.source !== 'notify' || attempt < threshold) return
     const info = { notification: s.notification, attempt, budget: DEFAULTS.retryBudget, reason: rejection.reason }
-    fireHook(logger, 'onRetryBudgetLow', () => onRetryBudgetLow(info, s.req))
+    fireHook(logger, s.notification.outerTradeNo, 'onRetryBudgetLow', () => onRetryBudgetLow(info, s.req))
   }
 
   function duplicate(s: Settlement): SettleOutcome {
     // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
     const what = s.source === 'pay' ? 'settlement' : 'notification'
     logger.debug?.(`[express-guanaitong] duplicate ${what} for ${s.notification.outerTradeNo}: settled before, acknowledged without running the handler`, {
-      outerTradeNo: s.notification.outerTradeNo, source: s.source,
+      outerTradeNo: s.notification.outerTradeNo, reason: 'DUPLICATE', source: s.source,
     })
     return DUPLICATE
   }
@@ -190,7 +202,7 @@ export function createSettlement(options: SettleOptions) {
       if (!(await completeClaim(claim))) {
         logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +
           'another request may have run it too (raise the store lease, or keep onPaid idempotent on tradeNo)', {
-          outerTradeNo: n.outerTradeNo,
+          outerTradeNo: n.outerTradeNo, reason: 'LEASE_LOST',
         })
       }
     } catch {

@@ -17,8 +17,8 @@ const POINTS_ASSET = 'a5fad9894edd0d2202639248fa0461ec'
 /** Keeps the shop's and router's log lines for failure messages instead of printing them. */
 function quietLogger(): Logger & { lines: string[] } {
   const lines: string[] = []
-  const at = (level: string) => (message: string) => {
-    lines.push(`${level} ${message}`)
+  const at = (level: string) => (fields: object, message: string) => {
+    lines.push(`${level} ${message} ${JSON.stringify(fields)}`)
   }
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
 }

@@ -247,7 +247,7 @@ describe('client/createClient', () => {
     it('a failed refresh keeps paying with the still-valid token and logs a warning', async () => {
       const warnings: string[] = []
       fake.expiresIn = 1000
-      const client = make({ logger: { warn: (m) => warnings.push(m), error: () => {} } })
+      const client = make({ logger: { warn: (_fields, m) => warnings.push(m), error: () => {} } })
       await client.getToken()
       clock = T0 + 900_000
       fake.script(TOKEN, { status: 502, body: 'bad gateway' })

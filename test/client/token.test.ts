@@ -1,14 +1,16 @@
 import { expect } from 'chai'
 import { GatError } from '../../src/errors'
 import { createToken, MemoryTokenCache, REFRESH_RETRY_MS, TokenManager } from '../../src/client/token'
-import type { CachedToken, Logger, TokenCache } from '../../src/types'
+import type { Log } from '../../src/observe/log'
+import type { CachedToken, TokenCache } from '../../src/types'
 import { FakeGat } from './fake-gat'
 
 const T0 = 1_700_000_000_000
 
-function recordingLogger(): Logger & { warnings: string[] } {
+function recordingLogger(): Log & { warnings: string[] } {
   const warnings: string[] = []
-  return { warnings, warn: (m) => warnings.push(m), error: () => {} }
+  const none = () => {}
+  return { warnings, debug: none, info: none, warn: (m) => warnings.push(m), error: none }
 }
 
 /** A cache without `refresh`, so the manager must de-duplicate on its own. */

@@ -96,8 +96,8 @@ counter.on('error', (err) => process.stderr.write(`count redis: ${err.message}\n
 const logger: Logger = {
   debug: () => undefined,
   info: () => undefined,
-  warn: (message, context) => log('warn', message, context),
-  error: (message, context) => log('error', message, context),
+  warn: (context, message) => log('warn', message, context),
+  error: (context, message) => log('error', message, context),
 }
 function log(level: string, message: string, context: Record<string, unknown> = {}): void {
   const reason = typeof context.reason === 'string' ? context.reason : '-'

@@ -1,0 +1,97 @@
+import type { LogFields, Logger } from '../types'
+
+/**
+ * How the package's own code logs: the message first, then the fields. `toLogger` turns the
+ * shop's logger (pino/bunyan style, fields first) into one; every method is always there.
+ */
+export interface Log {
+  debug(message: string, fields?: LogFields): void
+  info(message: string, fields?: LogFields): void
+  warn(message: string, fields?: LogFields): void
+  error(message: string, fields?: LogFields): void
+}
+
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const
+type Level = (typeof LEVELS)[number]
+
+/** The name structured loggers get through `child()`, and the prefix plain-text lines keep. */
+export const LOGGER_NAME = 'express-guanaitong'
+const PREFIX = `[${LOGGER_NAME}] `
+
+function noop() {}
+
+/**
+ * A log call never throws: a logger that fails (a closed stream, a broken transport) must not
+ * change or hold an answer Guanaitong or the cashier page is waiting for.
+ */
+function safe(write: (message: string, fields?: LogFields) => void) {
+  return (message: string, fields?: LogFields) => {
+    try {
+      write(message, fields)
+    } catch {
+      // Nowhere left to report it.
+    }
+  }
+}
+
+/** Console prints its arguments in order, so it keeps the readable message-first order. */
+function consoleLog(levels: readonly Level[]): Log {
+  const at = (level: Level) => {
+    if (!levels.includes(level)) return noop
+    return safe((message: string, fields?: LogFields) => {
+      if (fields === undefined) console[level](message)
+      else console[level](message, fields)
+    })
+  }
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+/**
+ * `logger.child({ name })` when the logger has one, so its lines say where they come from.
+ * Bunyan refuses to rename a child: then the logger itself, and its lines keep the prefix.
+ */
+function named(logger: Logger): Logger | undefined {
+  if (typeof logger.child !== 'function') return undefined
+  try {
+    const child = logger.child({ name: LOGGER_NAME })
+    return child && typeof child.warn === 'function' && typeof child.error === 'function' ? child : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function structuredLog(logger: Logger): Log {
+  const child = named(logger)
+  const target = child ?? logger
+  const text = child ? (message: string) => (message.startsWith(PREFIX) ? message.slice(PREFIX.length) : message) : (message: string) => message
+  // Looked up on every call: pino swaps a logger's level methods when its level changes.
+  const at = (level: Level) => safe((message: string, fields?: LogFields) => {
+    target[level]?.(fields ?? {}, text(message))
+  })
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+}
+
+const adapted = new WeakMap<Logger, Log>()
+const CONSOLE = consoleLog(LEVELS)
+/**
+ * The default of the router, each middleware and the client: warnings and errors to the console;
+ * debug and info (duplicates acknowledged, tokens created) stay quiet.
+ */
+export const QUIET_CONSOLE = consoleLog(['warn', 'error'])
+
+/**
+ * The shop's logger as the package logs to it: console as is, anything else called
+ * `(fields, message)` through `child({ name: 'express-guanaitong' })` where it can. One adapter per
+ * logger, so each is asked for its child once. `fallback` is used when no logger was given.
+ * `named(logger)` may call the shop's `child()`: a throwing one falls back to the logger itself.
+ */
+export function toLogger(logger: Logger | undefined, fallback: Log = QUIET_CONSOLE): Log {
+  if (logger === undefined) return fallback
+  if (logger === (console as unknown)) return CONSOLE
+  let log = adapted.get(logger)
+  if (!log) {
+    log = structuredLog(logger)
+    adapted.set(logger, log)
+  }
+  return log
+}
