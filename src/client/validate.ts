@@ -15,6 +15,9 @@ const PAY_FIELDS: ReadonlySet<string> = new Set([
   'buyer_open_id', 'reason', 'total_amount', 'outer_trade_no', 'asset_type', 'asset_open_id', 'notify_url', 'attach',
 ])
 
+/** The seed's limits on `outer_trade_no`, in characters; the pay route checks it before `preparePayment`. */
+export const OUTER_TRADE_NO_LENGTH = [2, 22] as const
+
 /**
  * A lone UTF-16 surrogate cannot be encoded as UTF-8: the form encoder would turn it into U+FFFD
  * while the signature was computed over the original, so Guanaitong would see a bad sign.
@@ -135,7 +138,7 @@ export function validatePayParams(params: unknown): Fields {
     buyer_open_id: checkString('buyer_open_id', params.buyer_open_id, 1, 32),
     reason: checkString('reason', params.reason, 1, 254),
     total_amount: checkAmount(params.total_amount),
-    outer_trade_no: checkString('outer_trade_no', params.outer_trade_no, 2, 22),
+    outer_trade_no: checkString('outer_trade_no', params.outer_trade_no, ...OUTER_TRADE_NO_LENGTH),
     asset_type: checkAssetType(params.asset_type),
     asset_open_id: checkString('asset_open_id', params.asset_open_id, 1, 32),
   }

@@ -1,6 +1,7 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
 import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
+import { checkString, OUTER_TRADE_NO_LENGTH } from '../client/validate'
 import type { Logger, PayParams, PayRouteOptions } from '../types'
 
 const parsers: RequestHandler[] = [
@@ -69,7 +70,9 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       if (body && typeof body === 'object' && !Array.isArray(body)) params = { ...(body as Partial<PayParams>) }
       // Where Guanaitong posts the result is the server's decision, never the browser's.
       delete params.notify_url
-      if (preparePayment) params = (await preparePayment(req, params)) ?? params
+      // The order number is what a shop looks its order up by: checked before preparePayment sees it.
+      const outerTradeNo = checkString('outer_trade_no', params.outer_trade_no, ...OUTER_TRADE_NO_LENGTH)
+      if (preparePayment) params = (await preparePayment(req, { ...params, outer_trade_no: outerTradeNo })) ?? params
       if (notifyUrl) params.notify_url = notifyUrl
       sending = true
       const tradeNo = await client.pay(params as PayParams)
