@@ -1,7 +1,8 @@
 import express5 from 'express'
 import express4 from 'express4'
+import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/quiet-logger'
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
-import type { Fields, Logger } from '../src/types'
+import type { Fields } from '../src/types'
 
 export const APP_ID = '20110698'
 export const SECRET = 'secret123'
@@ -31,26 +32,12 @@ export function formBody(fields: Fields): string {
   return encodeForm(fields)
 }
 
-export interface LogLine {
-  level: string
-  message: string
-  context?: Record<string, unknown>
-}
+export type LogLine = LoggedLine
 
 /** A logger that records lines, for asserting reason codes and that nothing leaks the secret. */
-export function recordingLogger(): Logger & { lines: LogLine[]; reasons(): unknown[] } {
-  const lines: LogLine[] = []
-  const at = (level: string) => (message: string, context?: Record<string, unknown>) => {
-    lines.push({ level, message, context })
-  }
-  return {
-    lines,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    reasons: () => lines.map((l) => l.context?.reason).filter(Boolean),
-  }
+export function recordingLogger(): QuietLogger & { reasons(): unknown[] } {
+  const logger = quietLogger()
+  return Object.assign(logger, { reasons: () => logger.lines.map((l) => l.context?.reason).filter(Boolean) })
 }
 
 export function sleep(ms: number): Promise<void> {

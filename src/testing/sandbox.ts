@@ -97,6 +97,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   private readonly notifications: Deliveries
   private readonly waiters: Waiters
   private readonly faults = new Faults()
+  private deliveryTarget: string | null = null
 
   constructor(options: SandboxOptions = {}) {
     super()
@@ -329,13 +330,29 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     return this.notifications.start(url, base, null)
   }
 
+  /**
+   * From now on, delivers the notification of each pay to `url` instead of the pay's
+   * `notify_url` (still recorded as the payment's `notifyUrl`); `null` goes back to the pay's own.
+   * `sendNotification` keeps the URL it is given.
+   * For a shop whose router is configured with its public URL, or whose port is known only once
+   * it listens. A pay without `notify_url` is still not notified. Deliveries already started keep
+   * their target.
+   */
+  deliverTo(url: string | null): void {
+    if (url !== null && !/^https?:\/\/\S+$/.test(String(url))) {
+      throw new TypeError(`[express-guanaitong] sandbox.deliverTo needs an http(s) URL or null; got ${JSON.stringify(url)}`)
+    }
+    this.deliveryTarget = url
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new Error('[express-guanaitong] sandbox is closed')
   }
 
-  /** Starts the payment's notification, unless it has nowhere to go ('unnotified'). */
-  private deliver(payment: SandboxPayment): void {
-    if (payment.notifyUrl !== null) this.notifications.start(payment.notifyUrl, notificationFields(payment, this.appId), payment)
+  /** Starts the payment's notification to `url`, unless the payment has nowhere to go ('unnotified'). */
+  private deliver(payment: SandboxPayment, url = payment.notifyUrl): void {
+    if (payment.notifyUrl === null || url === null) return
+    this.notifications.start(url, notificationFields(payment, this.appId), payment)
   }
 
   /** A listener that throws must not break the sandbox; its error is rethrown asynchronously so a test still sees it. */
@@ -371,7 +388,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     const payment = this.book.add({ ...checked, tradeNo: this.book.nextTradeNo(), outcome, source: 'pay', params: { ...params } })
     this.counters.paymentsCreated += 1
     this.emitSafe('pay', { payment })
-    this.deliver(payment)
+    this.deliver(payment, this.deliveryTarget ?? payment.notifyUrl)
     return payment.tradeNo
   }
 }
