@@ -31,7 +31,11 @@ if (set.length === real.length) {
   options.sandbox = { timeScale }
 }
 
-const shop = await startShop(options)
+const shop = await startShop(options).catch((error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EADDRINUSE') throw error
+  console.error(`[shop] port ${port} is in use by another program: set PORT to another port, e.g. PORT=3001 npm start (PORT=0 picks a free one)`)
+  process.exit(1)
+})
 console.log(`[shop] cashier page on ${shop.url}`)
 if (shop.sandbox) {
   console.log(`[shop] embedded Guanaitong sandbox on ${shop.sandbox.url} (app id ${shop.sandbox.appId}, the sandbox's default secret)`)
@@ -40,11 +44,19 @@ if (shop.sandbox) {
   console.log(`[shop] using Guanaitong at ${env.GAT_BASE_URL}`)
 }
 
+// `npm start` execs this process (package.json), so npm's SIGTERM reaches it; close the
+// server and the sandbox, then exit. A second signal exits at once.
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(130)
     stopping = true
-    shop.close().then(() => process.exit(0), () => process.exit(1))
+    shop.close().then(() => {
+      console.log(`[shop] ${signal}: stopped`)
+      process.exit(0)
+    }, (error: unknown) => {
+      console.error(`[shop] ${signal}: could not stop cleanly:`, error)
+      process.exit(1)
+    })
   })
 }
