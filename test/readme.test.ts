@@ -14,7 +14,7 @@
  */
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { packed, root, scratch } from './packed'
@@ -108,6 +108,47 @@ async function execute(file: string, lang: Block['lang'], server: boolean, timeo
   clearTimeout(timer)
   return { ...ran, output, answer }
 }
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+function slug(heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+}
+
+function anchorsOf(doc: string): Set<string> {
+  const text = readFileSync(join(root, doc), 'utf8').replace(/^```[\s\S]*?^```/gm, '')
+  return new Set([...text.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) => slug(m[1])))
+}
+
+describe('README and docs links', () => {
+  const pages = ['README.md', 'CONTRIBUTING.md', 'examples/README.md', ...DOCS.filter((d) => d.startsWith('docs/'))]
+
+  it('every relative link points at a file that exists, and at a heading that exists', () => {
+    const broken: string[] = []
+    for (const page of pages) {
+      const text = readFileSync(join(root, page), 'utf8').replace(/^```[\s\S]*?^```/gm, '')
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        if (/^[a-z]+:/.test(target)) continue
+        const [file, anchor] = target.split('#')
+        const linked = file ? join(page, '..', file) : page
+        if (!existsSync(join(root, linked))) {
+          broken.push(`${page}: ${target} (no such file)`)
+          continue
+        }
+        const anchors = anchor ? anchorsOf(linked) : new Set<string>()
+        if (anchor && !anchors.has(anchor)) broken.push(`${page}: ${target} (no such heading)`)
+      }
+    }
+    expect(broken).to.deep.equal([])
+  })
+
+  it('every README heading named in the package\'s messages exists', () => {
+    const headings = new Set([...readFileSync(join(root, 'README.md'), 'utf8').matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) => m[1].trim()))
+    const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'))
+    const named = sources.flatMap((f) => [...readFileSync(join(root, 'src', f), 'utf8').matchAll(/README, "([^"]+)"/g)].map((m) => ({ f, heading: m[1] })))
+    expect(named.length, 'messages that name a README heading').to.be.greaterThan(0)
+    expect(named.filter((n) => !headings.has(n.heading)).map((n) => `src/${n.f}: "${n.heading}"`)).to.deep.equal([])
+  })
+})
 
 describe('README and docs code blocks, against the packed package', function () {
   this.timeout(300_000)

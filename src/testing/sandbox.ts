@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { OUTER_TRADE_NO_EXISTS_CODE } from '../errors'
+import { ConfigError, OUTER_TRADE_NO_EXISTS_CODE } from '../errors'
 import { normalizeAmount } from '../money'
 import type { Fields, SignAlgorithm } from '../types'
 import { checkPayParams, Refusal, SANDBOX_CODES } from './sandbox/form'
@@ -340,7 +340,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
    */
   deliverTo(url: string | null): void {
     if (url !== null && !/^https?:\/\/\S+$/.test(String(url))) {
-      throw new TypeError(`[express-guanaitong] sandbox.deliverTo needs an http(s) URL or null; got ${JSON.stringify(url)}`)
+      throw new ConfigError(`sandbox.deliverTo needs an http(s) URL or null; got ${JSON.stringify(url)}`)
     }
     this.deliveryTarget = url
   }

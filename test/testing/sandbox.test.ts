@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
-import { OUTER_TRADE_NO_EXISTS_CODE, TOKEN_INVALID_CODE } from '../../src/errors'
+import { ConfigError, OUTER_TRADE_NO_EXISTS_CODE, TOKEN_INVALID_CODE } from '../../src/errors'
 import { sign, verifySign } from '../../src/signature'
 import {
   createSandbox,
@@ -412,7 +412,7 @@ describe('sandbox: notifications', () => {
     const own = await receiver(() => 'success')
     await open()
     const accessToken = await token()
-    expect(() => sandbox.deliverTo('shop.example/notify'), 'not a URL').to.throw(TypeError, /http\(s\) URL/)
+    expect(() => sandbox.deliverTo('shop.example/notify'), 'not a URL').to.throw(ConfigError, /http\(s\) URL/)
 
     sandbox.deliverTo(shop.url)
     const redirected = payParams(accessToken, { notify_url: 'https://shop.example.com/gat/notify' })
