@@ -43,7 +43,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
   const payPath = options.payPath ?? DEFAULTS.payPath
   if (payPath !== false && !options.preparePayment) {
     toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
-      'set preparePayment to fill them from your session and order (see the README, "Secure pay pattern")')
+      'set preparePayment to fill them from your session and order (see the README, "The secure pay pattern")')
   }
   return {
     ...options,

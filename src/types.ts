@@ -262,6 +262,18 @@ export interface PayParams {
   [extra: string]: unknown
 }
 
+/**
+ * What `preparePayment` receives: the pay request's body fields as the browser sent them. Only
+ * `outer_trade_no` has been checked (a 2–22 character string, Guanaitong's limit), so the shop can
+ * look its order up with it; every other field is whatever the browser sent, hence `unknown`.
+ */
+export interface PayRequestFields {
+  /** The shop's order number named by the browser, checked to be a 2–22 character string. */
+  outer_trade_no: string
+  /** Any other body field, unchecked. */
+  [field: string]: unknown
+}
+
 /** The API client returned by `createClient()`. */
 export interface GatClient {
   /** The current access token, creating or refreshing it when due. */
@@ -311,10 +323,12 @@ export interface GuanaitongOptions<Tx = unknown> {
    */
   settleOnPay?: boolean
   /**
-   * Fills or overrides the pay parameters from the request before they are sent: set
-   * `buyer_open_id` from the session and `total_amount` from your own order, never from the body.
+   * Builds the pay parameters from the request before they are sent: set `buyer_open_id` from the
+   * session and `total_amount` from your own order (looked up by `params.outer_trade_no`), never
+   * from the body. What it returns is sent (after the client's checks); throw an error with a 4xx
+   * `status` to refuse.
    */
-  preparePayment?: (req: Request, params: Partial<PayParams>) => Partial<PayParams> | Promise<Partial<PayParams>>
+  preparePayment?: (req: Request, params: PayRequestFields) => Partial<PayParams> | Promise<Partial<PayParams>>
   /**
    * Body keys the pay route passes on besides the seed's parameters and `trade_info`. Any other
    * key is answered 400 naming it. Names are exact: `NOTIFY_URL` is not `notify_url`. Default none.

@@ -1,7 +1,8 @@
 import express5 from 'express'
 import express4 from 'express4'
+import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/quiet-logger'
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
-import type { Fields, Logger } from '../src/types'
+import type { Fields } from '../src/types'
 
 export const APP_ID = '20110698'
 export const SECRET = 'secret123'
@@ -31,27 +32,14 @@ export function formBody(fields: Fields): string {
   return encodeForm(fields)
 }
 
-export interface LogLine {
-  level: string
-  message: string
-  context?: Record<string, unknown>
-}
+export type LogLine = LoggedLine
 
 /** A pino-style logger `(fields, message)` that records lines, for asserting reason codes and that nothing leaks the secret. */
-export function recordingLogger(): Logger & { lines: LogLine[]; reasons(): unknown[] } {
-  const lines: LogLine[] = []
-  const at = (level: string) => (context: Record<string, unknown>, message: string) => {
-    lines.push({ level, message, context })
-  }
-  return {
-    lines,
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    // Problems only: debug lines carry a reason too (DUPLICATE), but are not rejections.
-    reasons: () => lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.context?.reason).filter(Boolean),
-  }
+export function recordingLogger(): QuietLogger & { reasons(): unknown[] } {
+  const logger = quietLogger()
+  // Problems only: debug lines carry a reason too (DUPLICATE), but are not rejections.
+  const reasons = () => logger.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => l.context?.reason).filter(Boolean)
+  return Object.assign(logger, { reasons })
 }
 
 export function sleep(ms: number): Promise<void> {

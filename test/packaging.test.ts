@@ -1,61 +1,139 @@
 import { expect } from 'chai'
 import { execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { packed, root, scratch, type Packed } from './packed'
+import { typecheck } from './typecheck'
 
-const root = resolve(import.meta.dirname, '..')
-// Inside the repository, so the unpacked package resolves its dependencies from our node_modules.
-const work = join(root, '.tmp', 'packaging')
+const example = `{ appid: '20110698', outer_trade_no: '1000000005', total_amount: '100.00',
+  buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', trade_no: '2018070920000005', timestamp: '1531120153' }`
+const EXPECTED_SIGN = '5ad48cf46541f84b9e5741dfac48227d40b322aa'
+const SOME_EXPORTS = ['createClient', 'verifySign', 'MemoryStore', 'RedisStore', 'RedisTokenCache', 'GatError',
+  'parseNotification', 'verifyNotification', 'dedupeNotification', 'handleNotification']
+const TESTING_EXPORTS = ['createSandbox', 'signNotification', 'storeConformance', 'quietLogger']
 
-const probe = (format: 'esm' | 'cjs') => {
-  const load = format === 'esm'
-    ? `import guanaitong, * as gat from 'express-guanaitong'
-       import * as testing from 'express-guanaitong/testing'`
-    : `const gat = require('express-guanaitong'); const guanaitong = gat.default
-       const testing = require('express-guanaitong/testing')`
-  return `${load}
-    const example = { appid: '20110698', outer_trade_no: '1000000005', total_amount: '100.00',
-      buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', trade_no: '2018070920000005', timestamp: '1531120153' }
-    const router = guanaitong({ appId: '1', appSecret: 's', onPaid() {}, payPath: false })
-    console.log(JSON.stringify({
-      sign: gat.sign(example, 'secret123'),
-      router: typeof router,
-      named: gat.guanaitong === guanaitong,
-      exports: ['createClient', 'verifySign', 'MemoryStore', 'RedisStore', 'RedisTokenCache', 'GatError',
-        'parseNotification', 'verifyNotification', 'dedupeNotification', 'handleNotification'].filter((n) => !gat[n]),
-      testing: ['createSandbox', 'signNotification', 'storeConformance'].filter((n) => typeof testing[n] !== 'function'),
-    }))`
+function run(file: string, source: string): any {
+  writeFileSync(file, source)
+  return JSON.parse(execFileSync(process.execPath, [file], { cwd: scratch }).toString().trim().split('\n').pop()!)
 }
 
 describe('packaging: the packed tarball', function () {
-  this.timeout(60_000)
-  let tarball: string
+  this.timeout(300_000)
+  let pkg: Packed
 
   before(() => {
-    if (!existsSync(join(root, 'dist', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)')
-    rmSync(work, { recursive: true, force: true })
-    mkdirSync(join(work, 'node_modules', 'express-guanaitong'), { recursive: true })
-    const name = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', work], { cwd: root })
-      .toString().trim().split('\n').pop()!
-    tarball = join(work, name)
-    execFileSync('tar', ['xzf', tarball, '-C', join(work, 'node_modules', 'express-guanaitong'), '--strip-components=1'])
+    pkg = packed()
   })
-  after(() => rmSync(work, { recursive: true, force: true }))
 
-  for (const format of ['esm', 'cjs'] as const) {
-    it(`loads from ${format === 'esm' ? 'an ESM' : 'a CommonJS'} file with every export, and signs the worked example`, () => {
-      const file = join(work, format === 'esm' ? 'probe.mjs' : 'probe.cjs')
-      writeFileSync(file, probe(format))
-      const out = JSON.parse(execFileSync(process.execPath, [file], { cwd: work }).toString().trim().split('\n').pop()!)
-      expect(out).to.deep.equal({ sign: '5ad48cf46541f84b9e5741dfac48227d40b322aa', router: 'function', named: true, exports: [], testing: [] })
-    })
-  }
+  it('is built by prepack on a fresh copy and ships exactly dist, the docs, README, LICENSE and package.json', () => {
+    const docs = readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
+    const entry = (base: string) => [`${base}.cjs`, `${base}.cjs.map`, `${base}.d.cts`, `${base}.d.ts`, `${base}.js`, `${base}.js.map`]
+    const expected = [
+      'LICENSE', 'README.md', 'package.json', ...docs,
+      'dist/api.d.cts', 'dist/cli.js', 'dist/cli.js.map', ...entry('dist/index'), ...entry('dist/testing/index'),
+      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts',
+    ].sort()
+    const files = pkg.files.map((f) => f.replace(/^dist\/types-[\w-]+\.d\.(c?)ts$/, 'dist/types-[hash].d.$1ts')).sort()
+    expect(files).to.deep.equal(expected)
+    const manifest = JSON.parse(execFileSync('tar', ['xzOf', pkg.tarball, 'package/package.json']).toString())
+    expect(manifest).to.include({ license: 'MIT' })
+    expect(manifest.repository.url).to.match(/^git\+https:\/\/github\.com\//)
+    expect(manifest.homepage).to.be.a('string')
+    expect(manifest.bugs.url).to.be.a('string')
+    expect(manifest.keywords).to.include('guanaitong')
+  })
 
-  it('ships type declarations for both entries and formats, and nothing from src or test', () => {
-    const list = execFileSync('tar', ['tzf', tarball]).toString()
-    for (const file of ['index.d.ts', 'index.d.cts', 'testing/index.d.ts', 'testing/index.d.cts', 'cli.js']) {
-      expect(list).to.contain(`package/dist/${file}`)
+  it('from CommonJS, require() is the router factory with every export on it, and signs the worked example', () => {
+    const out = run(join(scratch, 'probe.cjs'), `
+      const guanaitong = require('express-guanaitong')
+      const { createClient, sign } = require('express-guanaitong')
+      const testing = require('express-guanaitong/testing')
+      const router = guanaitong({ appId: '1', appSecret: 's', onPaid() {}, payPath: false })
+      console.log(JSON.stringify({
+        factory: typeof guanaitong,
+        router: typeof router,
+        named: guanaitong.guanaitong === guanaitong && guanaitong.default === guanaitong && typeof createClient,
+        sign: sign(${example}, 'secret123'),
+        missing: ${JSON.stringify(SOME_EXPORTS)}.filter((n) => !guanaitong[n]),
+        testing: ${JSON.stringify(TESTING_EXPORTS)}.filter((n) => typeof testing[n] !== 'function'),
+        names: Object.keys(guanaitong).sort(),
+      }))`)
+    expect(out).to.deep.include({ factory: 'function', router: 'function', named: 'function', sign: EXPECTED_SIGN, missing: [], testing: [] })
+    const esm = run(join(scratch, 'names.mjs'), `
+      import * as gat from 'express-guanaitong'
+      console.log(JSON.stringify(Object.keys(gat).sort()))`)
+    expect(out.names, 'the same exports as the ESM build').to.deep.equal(esm)
+  })
+
+  it('from ESM, has a default export and named exports', () => {
+    const out = run(join(scratch, 'probe.mjs'), `
+      import guanaitong, * as gat from 'express-guanaitong'
+      import * as testing from 'express-guanaitong/testing'
+      const router = guanaitong({ appId: '1', appSecret: 's', onPaid() {}, payPath: false })
+      console.log(JSON.stringify({
+        router: typeof router,
+        named: gat.guanaitong === guanaitong,
+        sign: gat.sign(${example}, 'secret123'),
+        missing: ${JSON.stringify(SOME_EXPORTS)}.filter((n) => !gat[n]),
+        testing: ${JSON.stringify(TESTING_EXPORTS)}.filter((n) => typeof testing[n] !== 'function'),
+      }))`)
+    expect(out).to.deep.equal({ router: 'function', named: true, sign: EXPECTED_SIGN, missing: [], testing: [] })
+  })
+
+  describe('types: a strict consumer compiles under each module resolution', () => {
+    // Each consumer uses the factory, a named value, a type and the testing entry, with one
+    // deliberate type error (@ts-expect-error): were the types \`any\`, that line would not compile.
+    const body = `
+const options: GuanaitongOptions = {
+  appId: '20110698',
+  appSecret: 'secret',
+  preparePayment: (_req, params) => ({ ...params, total_amount: '1.00', reason: params.outer_trade_no.trim() }),
+  onPaid: async (payment: Payment) => { payment.totalFen.toFixed(0) },
+}
+export const router = guanaitong(options)
+export const client = createClient({ appId: '1', appSecret: 's' })
+export const sandbox = createSandbox({ timeScale: 0.001 })
+export const lines: LoggedLine[] = quietLogger().lines
+// @ts-expect-error appId must be a string
+guanaitong({ appId: 1, appSecret: 's', onPaid: () => {} })
+`
+    const requireImports = `import guanaitong = require('express-guanaitong')
+import testing = require('express-guanaitong/testing')
+const { createClient } = guanaitong
+type GuanaitongOptions = guanaitong.GuanaitongOptions
+type Payment = guanaitong.Payment
+const { createSandbox, quietLogger } = testing
+type LoggedLine = testing.LoggedLine`
+    const esImports = `import guanaitong, { createClient, type GuanaitongOptions, type Payment } from 'express-guanaitong'
+import { createSandbox, quietLogger, type LoggedLine } from 'express-guanaitong/testing'`
+    const node10 = { module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '5.0' }
+    const consumers: Array<{ name: string; dir: 'cjs' | 'esm'; file: string; compilerOptions: Record<string, unknown>; imports: string }> = [
+      { name: 'node10 (module commonjs), import = require()', dir: 'cjs', file: 'node10.ts', compilerOptions: node10, imports: requireImports },
+      {
+        name: 'node10 (module commonjs), default and named imports with esModuleInterop', dir: 'cjs', file: 'node10-interop.ts',
+        compilerOptions: { ...node10, esModuleInterop: true }, imports: esImports,
+      },
+      { name: 'node16, a CommonJS file', dir: 'cjs', file: 'node16.cts', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, imports: requireImports },
+      {
+        name: 'node16, a CommonJS file with default and named imports', dir: 'cjs', file: 'node16-interop.cts',
+        compilerOptions: { module: 'node16', moduleResolution: 'node16', esModuleInterop: true }, imports: esImports,
+      },
+      { name: 'node16, an ES module', dir: 'esm', file: 'node16.mts', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, imports: esImports },
+      { name: 'nodenext, an ES module', dir: 'esm', file: 'nodenext.ts', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' }, imports: esImports },
+      { name: 'bundler (module esnext)', dir: 'esm', file: 'bundler.ts', compilerOptions: { module: 'esnext', moduleResolution: 'bundler' }, imports: esImports },
+    ]
+
+    for (const consumer of consumers) {
+      it(consumer.name, () => {
+        const dir = join(scratch, 'consumers', consumer.dir)
+        mkdirSync(dir, { recursive: true })
+        writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: consumer.dir === 'esm' ? 'module' : 'commonjs' }))
+        writeFileSync(join(dir, consumer.file), `${consumer.imports}\n${body}`)
+        const errors = typecheck([join(dir, consumer.file)], {
+          strict: true, target: 'es2022', lib: ['es2022'], types: ['node'], ...consumer.compilerOptions,
+        }, pkg.installed)
+        expect(errors, errors.join('\n')).to.deep.equal([])
+      })
     }
-    expect(list).to.not.match(/package\/(src|test)\//)
   })
 })

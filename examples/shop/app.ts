@@ -12,7 +12,7 @@ import express, { type Express, type Request } from 'express'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { amountToFen, guanaitong, type LogFields, type Logger } from '../../src/index'
+import { amountToFen, fenToAmount, guanaitong, type LogFields, type Logger, type OrderMismatch } from '../../src/index'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/testing/index'
 
 /** An asset the employee can pay with. The shop keeps its own list: listing assets is not part of this package. */
@@ -21,7 +21,10 @@ export interface Asset {
   asset_type: '1' | '4'
   asset_open_id: string
   name: string
-  /** For display only. */
+  /**
+   * For display: a decimal amount, or "?" when unknown. This demo shop keeps it itself and takes
+   * each payment off it; listing real balances is not part of this package.
+   */
   balance: string
   /** Sandbox mode only: the sandbox reports this asset's payments as failed. */
   sandboxFails?: boolean
@@ -37,6 +40,8 @@ export interface Order {
   amount: string
   buyerOpenId: string
   status: OrderStatus
+  /** The asset chosen for the payment (set when it is sent). */
+  assetOpenId: string | null
   assetName: string | null
   tradeNo: string | null
   message: string | null
@@ -77,6 +82,8 @@ export interface Shop {
   orders: Map<string, Order>
   /** How many times onPaid / onPayFailed ran. */
   handled: { paid: number; failed: number }
+  /** Notifications `findOrder` disagreed with (unknown order, other amount or buyer): answered `fail`, left for review. */
+  mismatches: OrderMismatch[]
   close(): Promise<void>
 }
 
@@ -116,6 +123,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   }
   const orders = new Map<string, Order>()
   const handled = { paid: 0, failed: 0 }
+  const mismatches: OrderMismatch[] = []
   const buyerOpenId = options.buyerOpenId ?? DEMO_BUYER_OPEN_ID
 
   let sandbox: Sandbox | null = null
@@ -165,6 +173,12 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       if (order.status === 'failed') throw refuse(409, '此订单支付失败，请新建订单 This order\'s payment failed: start a new order')
       const asset = assets.find((a) => a.asset_open_id === params.asset_open_id)
       if (!asset) throw refuse(400, '请选择您的一项资产 Choose one of your assets')
+      // The demo's own balance; the sandbox's failing asset is let through to show Guanaitong's failure notice.
+      const balanceFen = amountToFen(asset.balance)
+      if (!asset.sandboxFails && balanceFen !== null && balanceFen < amountToFen(order.amount)!) {
+        throw refuse(409, `余额不足 Not enough balance on ${asset.name}`)
+      }
+      order.assetOpenId = asset.asset_open_id
       order.assetName = asset.name
       return {
         outer_trade_no: order.id,
@@ -175,22 +189,27 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
         asset_open_id: asset.asset_open_id,
       }
     },
+    // A notification for an order this shop does not know, or for another amount or buyer, never
+    // reaches onPaid: the router answers `fail` and calls onMismatch (see the README's Security).
+    findOrder: (outerTradeNo) => {
+      const order = orders.get(outerTradeNo)
+      return order ? { totalAmount: order.amount, buyerOpenId: order.buyerOpenId } : null
+    },
+    onMismatch: (mismatch) => {
+      // A real shop alerts someone; the router has logged it with ORDER_MISMATCH.
+      mismatches.push(mismatch)
+    },
     onPaid: (payment) => {
       handled.paid += 1
-      const order = orders.get(payment.outerTradeNo)
-      if (!order) {
-        // Acknowledged: retrying would not help. (The CLI's `notify` makes these.)
-        log('warn', { outerTradeNo: payment.outerTradeNo }, `[shop] payment ${payment.tradeNo} for an order this shop does not know: ${payment.outerTradeNo}`)
-        return
-      }
-      if (payment.totalFen !== amountToFen(order.amount)) {
-        log('error', { outerTradeNo: order.id }, `[shop] order ${order.id}: paid ${payment.totalAmount}, expected ${order.amount}; left for review`)
-        return
-      }
+      const order = orders.get(payment.outerTradeNo)!
+      if (order.status === 'paid') return
       order.status = 'paid'
       order.tradeNo = payment.tradeNo
       order.paidAt = new Date().toISOString()
       order.message = null
+      const asset = assets.find((a) => a.asset_open_id === order.assetOpenId)
+      const balanceFen = asset ? amountToFen(asset.balance) : null
+      if (asset && balanceFen !== null) asset.balance = fenToAmount(balanceFen - payment.totalFen)
       log('info', { outerTradeNo: order.id }, `[shop] order ${order.id} paid: trade_no ${payment.tradeNo}, ${payment.totalAmount}`)
     },
     onPayFailed: (notice) => {
@@ -198,7 +217,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       const order = orders.get(notice.outerTradeNo)
       if (!order || order.status === 'paid') return
       order.status = 'failed'
-      order.message = '关爱通通知：支付失败 Guanaitong reported that the payment failed'
+      order.message = '关爱通通知此次支付未成功 Guanaitong reported that the payment did not go through'
       log('info', { outerTradeNo: order.id }, `[shop] order ${order.id}: payment failed`)
     },
   }))
@@ -217,6 +236,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       amount: MENU.amount,
       buyerOpenId: employeeOf(req).openId,
       status: 'pending',
+      assetOpenId: null,
       assetName: null,
       tradeNo: null,
       message: null,
@@ -245,6 +265,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     sandbox,
     orders,
     handled,
+    mismatches,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve())

@@ -34,7 +34,11 @@ if (set.length === real.length) {
 
 // Loaded only when asked for: the shop runs without the OpenTelemetry SDK too.
 const telemetry = env.OTEL === '1' ? (await import('./otel')).startTelemetry() : null
-const shop = await startShop(options)
+const shop = await startShop(options).catch((error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EADDRINUSE') throw error
+  console.error(`[shop] port ${port} is in use by another program: set PORT to another port, e.g. PORT=3001 npm start (PORT=0 picks a free one)`)
+  process.exit(1)
+})
 console.log(`[shop] cashier page on ${shop.url}`)
 if (telemetry) {
   shop.app.get('/metrics', telemetry.metrics)
@@ -47,11 +51,19 @@ if (shop.sandbox) {
   console.log(`[shop] using Guanaitong at ${env.GAT_BASE_URL}`)
 }
 
+// `npm start` execs this process (package.json), so npm's SIGTERM reaches it; close the
+// server and the sandbox, then exit. A second signal exits at once.
 let stopping = false
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.on(signal, () => {
     if (stopping) process.exit(130)
     stopping = true
-    shop.close().then(() => telemetry?.shutdown()).then(() => process.exit(0), () => process.exit(1))
+    shop.close().then(() => telemetry?.shutdown()).then(() => {
+      console.log(`[shop] ${signal}: stopped`)
+      process.exit(0)
+    }, (error: unknown) => {
+      console.error(`[shop] ${signal}: could not stop cleanly:`, error)
+      process.exit(1)
+    })
   })
 }

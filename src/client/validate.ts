@@ -127,7 +127,8 @@ export function toFields(params: unknown, skip: ReadonlySet<string> = new Set())
 }
 
 /** A seed parameter within the seed's length limits (src/fields.ts). */
-function checkPayString(field: keyof typeof PAY_FIELDS, value: unknown): string {
+/** A pay parameter against the seed's length limits (src/fields.ts); a ParamError naming it otherwise. */
+export function checkPayString(field: keyof typeof PAY_FIELDS, value: unknown): string {
   const [min, max] = payFieldLength(field)
   return checkString(field, value, min, max)
 }

@@ -8,7 +8,7 @@ import { buildPayParams } from '../pay/params'
 import { printable } from '../printable'
 import { paymentFromPayAnswer } from '../settle/pay-answer'
 import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
-import type { PayParams, PayRouteOptions } from '../types'
+import type { PayParams, PayRequestFields, PayRouteOptions } from '../types'
 import { checkOptions, PAY_ROUTE_RULES } from '../validate'
 import { notifyAnswer } from './answer'
 
@@ -104,7 +104,7 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
     logger.warn('[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
       'this shop of these payments, and only the pay answer tells what happened')
   }
-  const prepare = preparePayment && ((req: Request) => (params: Partial<PayParams>) => preparePayment(req, params))
+  const prepare = preparePayment && ((req: Request) => (params: PayRequestFields) => preparePayment(req, params))
   const settleAnswer = settlesOnPay(options, logger)
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}

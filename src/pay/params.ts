@@ -11,7 +11,8 @@
  */
 import { ParamError } from '../errors'
 import { findReservedCharacter, hasReservedCharacter, PAY_FIELDS, type PayField } from '../fields'
-import type { PayParams } from '../types'
+import type { PayParams, PayRequestFields } from '../types'
+import { checkPayString } from '../client/validate'
 
 /** The parameters the pay route takes from a request body without being told. */
 export const PAY_ROUTE_PARAMS: readonly PayField[] = Object.keys(PAY_FIELDS) as PayField[]
@@ -65,7 +66,7 @@ function refuseReservedInStrings(params: Record<string, unknown>): void {
 export async function buildPayParams(
   body: unknown,
   rules: PayParamRules,
-  prepare?: (params: Partial<PayParams>) => Partial<PayParams> | undefined | Promise<Partial<PayParams> | undefined>,
+  prepare?: (params: PayRequestFields) => Partial<PayParams> | undefined | Promise<Partial<PayParams> | undefined>,
 ): Promise<Partial<PayParams>> {
   const allowed = allowedNames(rules)
   let params: Partial<PayParams> = {}
@@ -75,7 +76,11 @@ export async function buildPayParams(
   }
   // Where Guanaitong posts the result is the server's decision, never the browser's.
   delete params.notify_url
-  if (prepare) params = (await prepare(params)) ?? params
+  if (prepare) {
+    // The order number is what a shop looks its order up by: checked before preparePayment sees it.
+    const outerTradeNo = checkPayString('outer_trade_no', params.outer_trade_no)
+    params = (await prepare({ ...params, outer_trade_no: outerTradeNo })) ?? params
+  }
   refuseUnknownKeys(params, allowed)
   if (rules.notifyUrl) params.notify_url = rules.notifyUrl
   refuseReservedInStrings(params as Record<string, unknown>)

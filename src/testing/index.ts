@@ -2,3 +2,5 @@ export { createSandbox, Sandbox, SANDBOX_CODES, DEFAULT_RETRY_SCHEDULE, MAX_NOTI
 export type * from './sandbox'
 export { signNotification, encodeForm } from './sign-notification'
 export { storeConformance } from './conformance'
+export { quietLogger } from './quiet-logger'
+export type { LoggedLine, QuietLogger } from './quiet-logger'

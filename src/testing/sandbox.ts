@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
+import { ConfigError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
 import { normalizeAmount } from '../money'
 import type { Fields, SignAlgorithm } from '../types'
 import { checkPayParams, Refusal, SANDBOX_CODES } from './sandbox/form'
@@ -108,6 +108,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   private readonly waiters: Waiters
   private readonly faults = new Faults()
   private notificationMode: NotificationMode = 'after-answer'
+  private deliveryTarget: string | null = null
 
   constructor(options: SandboxOptions = {}) {
     super()
@@ -372,15 +373,30 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     return this.notifications.start(url, base, null)
   }
 
+  /**
+   * From now on, delivers the notification of each pay to `url` instead of the pay's
+   * `notify_url` (still recorded as the payment's `notifyUrl`); `null` goes back to the pay's own.
+   * `sendNotification` keeps the URL it is given.
+   * For a shop whose router is configured with its public URL, or whose port is known only once
+   * it listens. A pay without `notify_url` is still not notified. Deliveries already started keep
+   * their target.
+   */
+  deliverTo(url: string | null): void {
+    if (url !== null && !/^https?:\/\/\S+$/.test(String(url))) {
+      throw new ConfigError(`sandbox.deliverTo needs an http(s) URL or null; got ${JSON.stringify(url)}`)
+    }
+    this.deliveryTarget = url
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new GuanaitongError('sandbox is closed', 'SANDBOX_STATE', 500)
   }
 
-  /** Starts the payment's notification, unless it has nowhere to go ('unnotified'); resolves after its first attempt. */
-  private deliver(payment: SandboxPayment): Promise<void> {
-    if (payment.notifyUrl === null) return Promise.resolve()
+  /** Starts the payment's notification to `url`, unless it has nowhere to go ('unnotified'); resolves after its first attempt. */
+  private deliver(payment: SandboxPayment, url = payment.notifyUrl): Promise<void> {
+    if (payment.notifyUrl === null || url === null) return Promise.resolve()
     return new Promise((resolve) => {
-      this.notifications.start(payment.notifyUrl!, notificationFields(payment, this.appId), payment, resolve)
+      this.notifications.start(url, notificationFields(payment, this.appId), payment, resolve)
     })
   }
 
@@ -422,7 +438,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
     const payment = this.book.add({ ...checked, notifyUrl, tradeNo: this.book.nextTradeNo(), outcome, source: 'pay', params: { ...params } })
     this.counters.paymentsCreated += 1
     this.emitSafe('pay', { payment })
-    const delivered = this.deliver(payment)
+    const delivered = this.deliver(payment, this.deliveryTarget ?? payment.notifyUrl)
     if (this.notificationMode === 'before-answer') await delivered
     if (outcome === 'failed') throw new Refusal(SANDBOX_CODES.PAY_FAILED, '支付失败 (sandbox: setPayOutcome/failNextPays/failPaysWithAsset)')
     return payment.tradeNo

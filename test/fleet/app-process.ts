@@ -128,7 +128,7 @@ app.use('/gat', guanaitong({
     ...params,
     buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908',
     total_amount: '12.34',
-    reason: params.reason ?? 'fleet test',
+    reason: typeof params.reason === 'string' ? params.reason : 'fleet test',
     asset_type: '1',
     asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
   }),

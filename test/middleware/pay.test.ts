@@ -50,10 +50,39 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     })
 
     it('answers 400 {code, msg, field} for invalid input', async () => {
-      const { app } = setup(async (p) => { throw new ParamError('outer_trade_no', 'must be 2–22 characters') })
-      const res = await request(app).post('/gat/pay').send({ ...order, outer_trade_no: 'x' })
+      const { app } = setup(async (p) => { throw new ParamError('asset_open_id', 'must be at most 32 characters') })
+      const res = await request(app).post('/gat/pay').send({ ...order, asset_open_id: 'x'.repeat(33) })
       expect(res.status).to.equal(400)
-      expect(res.body).to.deep.equal({ code: 'INVALID_PARAM', msg: 'outer_trade_no must be 2–22 characters', field: 'outer_trade_no' })
+      expect(res.body).to.deep.equal({ code: 'INVALID_PARAM', msg: 'asset_open_id must be at most 32 characters', field: 'asset_open_id' })
+    })
+
+    for (const [what, value] of [['missing', undefined], ['a number', 1000000005], ['one character', 'x'], ['blank', '  ']] as const) {
+      it(`answers 400 naming outer_trade_no when it is ${what}, before preparePayment sees it`, async () => {
+        const seen: unknown[] = []
+        const { app, sent } = setup(async () => 'x', {
+          preparePayment: (_req: unknown, params: { outer_trade_no: string }) => {
+            seen.push(params.outer_trade_no)
+            return params
+          },
+        })
+        const res = await request(app).post('/gat/pay').send({ ...order, outer_trade_no: value })
+        expect(res.status).to.equal(400)
+        expect(res.body).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
+        expect(seen, 'preparePayment was not called').to.deep.equal([])
+        expect(sent).to.have.length(0)
+      })
+    }
+
+    it('hands preparePayment the checked outer_trade_no as a string (a form body too)', async () => {
+      const seen: unknown[] = []
+      const { app } = setup(async () => 'T1', {
+        preparePayment: (_req: unknown, params: Record<string, unknown> & { outer_trade_no: string }) => {
+          seen.push(params.outer_trade_no.toUpperCase())
+          return { ...params, buyer_open_id: 'from-session', total_amount: '12.50' }
+        },
+      })
+      await request(app).post('/gat/pay').type('form').send({ ...order, outer_trade_no: 'o100002' }).expect(200)
+      expect(seen).to.deep.equal(['O100002'])
     })
 
     it('answers 400 for a malformed JSON body without calling the client', async () => {

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
-import { OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/errors'
+import { ConfigError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/errors'
 import { sign, verifySign } from '../../src/signature'
 import {
   createSandbox,
@@ -405,6 +405,32 @@ describe('sandbox: notifications', () => {
     expect(stamps[1] - stamps[0]).to.be.at.least(59)
     expect(new Set(shop.received.map((r) => r.fields.sign)).size).to.equal(3)
     expect(payment.attempts.map((a) => a.fields.timestamp)).to.deep.equal(shop.received.map((r) => r.fields.timestamp))
+  })
+
+  it('deliverTo(url) sends each later pay\'s notification there, recording the pay\'s notify_url; null goes back', async () => {
+    const shop = await receiver(() => 'success')
+    const own = await receiver(() => 'success')
+    await open()
+    const accessToken = await token()
+    expect(() => sandbox.deliverTo('shop.example/notify'), 'not a URL').to.throw(ConfigError, /http\(s\) URL/)
+
+    sandbox.deliverTo(shop.url)
+    const redirected = payParams(accessToken, { notify_url: 'https://shop.example.com/gat/notify' })
+    expect((await call(PAY_PATH, redirected)).json.code).to.equal(0)
+    const unnotified = payParams(accessToken)
+    expect((await call(PAY_PATH, unnotified)).json.code).to.equal(0)
+    const payment = await sandbox.waitForAcknowledged(redirected.outer_trade_no)
+    expect(payment.notifyUrl).to.equal('https://shop.example.com/gat/notify')
+    expect(sandbox.deliveries.find((d) => d.outerTradeNo === redirected.outer_trade_no)?.url).to.equal(shop.url)
+    expect(shop.received.map((r) => r.fields.outer_trade_no)).to.deep.equal([redirected.outer_trade_no])
+    expect(sandbox.getPayment(unnotified.outer_trade_no)?.state, 'a pay without notify_url is not notified').to.equal('unnotified')
+
+    sandbox.deliverTo(null)
+    const back = payParams(accessToken, { notify_url: own.url })
+    expect((await call(PAY_PATH, back)).json.code).to.equal(0)
+    await sandbox.waitForAcknowledged(back.outer_trade_no)
+    expect(own.received.map((r) => r.fields.outer_trade_no)).to.deep.equal([back.outer_trade_no])
+    expect(shop.received).to.have.length(1)
   })
 
   it('retries until the body is exactly success, recording every attempt', async () => {

@@ -104,12 +104,15 @@ function waitForNotification(started = Date.now()) {
       stopPolling()
       showOrder(res.data)
       say(`支付成功 Paid with ${res.data.assetName || 'Guanaitong'} · 关爱通交易号 trade no. ${res.data.tradeNo}`, 'ok')
+      $('new-order').hidden = false
+      await loadSession() // the balance went down
       return
     }
     if (res.ok && res.data.status === 'failed') {
       stopPolling()
       showOrder(res.data)
-      say(`支付失败：${res.data.message || '关爱通通知支付未成功'}。请新建订单重试 Start a new order to try again.`, 'error')
+      // The status badge already says 支付失败; the message says why and what to do.
+      say(`${res.data.message || '关爱通通知此次支付未成功 Guanaitong reported that the payment did not go through'} — 请新建订单重试 start a new order to try again.`, 'error')
       $('new-order').hidden = false
       return
     }
@@ -167,13 +170,12 @@ async function newOrder() {
   refreshButton()
 }
 
-async function init() {
-  $('pay-form').addEventListener('submit', pay)
-  $('new-order').addEventListener('click', newOrder)
+/** The employee and their assets with their balances; false when the shop could not be asked. */
+async function loadSession() {
   const session = await api('GET', '/session')
   if (!session.ok) {
     say(`无法加载 Could not load the session (HTTP ${session.status})`, 'error')
-    return
+    return false
   }
   $('employee').textContent = session.data.employee.name
   if (session.data.mode === 'sandbox') {
@@ -181,7 +183,14 @@ async function init() {
     $('mode').textContent = '沙箱 sandbox'
   }
   renderAssets(session.data.assets)
-  await newOrder()
+  refreshButton()
+  return true
+}
+
+async function init() {
+  $('pay-form').addEventListener('submit', pay)
+  $('new-order').addEventListener('click', newOrder)
+  if (await loadSession()) await newOrder()
 }
 
 init()

@@ -1,0 +1,84 @@
+/**
+ * Runs after tsup. Makes `require('express-guanaitong')` the router factory itself, with every
+ * named export as a property (as `require('express')` is), and gives it matching types:
+ *
+ * - dist/index.cjs: tsup's CommonJS build exports an object ({ default, guanaitong, … }); one line
+ *   at its end replaces `module.exports` by the factory carrying those exports.
+ * - dist/index.d.cts: tsup's declarations (ESM syntax: named exports and `default`) move to
+ *   dist/api.d.cts; the new index.d.cts is the `export =` form CommonJS types need: the factory
+ *   merged with a namespace holding every export.
+ *
+ * The ESM build (dist/index.js, index.d.ts) is left as tsup wrote it.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import ts from 'typescript'
+
+/** The export that `require()` returns. */
+const FACTORY = 'guanaitong'
+const dist = resolve(import.meta.dirname, '..', 'dist')
+
+function patchRuntime(file: string): void {
+  const code = readFileSync(file, 'utf8')
+  const marker = '\n//# sourceMappingURL='
+  const at = code.lastIndexOf(marker)
+  if (at < 0) throw new Error(`${file}: no sourceMappingURL comment to insert before`)
+  const line = `\n// require('express-guanaitong') is the router factory, every export on it (scripts/cjs-entry.ts).\n` +
+    `module.exports = Object.assign(module.exports.${FACTORY}, module.exports);`
+  // Appended after the last mapped line, so the source map stays right.
+  writeFileSync(file, code.slice(0, at) + line + code.slice(at))
+}
+
+/** Whether an alias, or any alias it points through, was exported with `export type`. */
+function exportedAsType(checker: ts.TypeChecker, symbol: ts.Symbol): boolean {
+  let at: ts.Symbol | undefined = symbol
+  while (at && at.flags & ts.SymbolFlags.Alias) {
+    if (at.declarations?.some(ts.isTypeOnlyImportOrExportDeclaration)) return true
+    at = checker.getImmediateAliasedSymbol(at)
+  }
+  return false
+}
+
+/** Every export of the declaration file, and whether it can only be re-exported as a type. */
+function exportsOf(file: string): Array<{ name: string; typeOnly: boolean }> {
+  const program = ts.createProgram([file], { noEmit: true, skipLibCheck: true, module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 })
+  const checker = program.getTypeChecker()
+  const source = program.getSourceFile(file)
+  const moduleSymbol = source && checker.getSymbolAtLocation(source)
+  if (!moduleSymbol) throw new Error(`${file}: not a module`)
+  return checker.getExportsOfModule(moduleSymbol).map((symbol) => {
+    const target = checker.getAliasedSymbol(symbol)
+    const typeOnly = exportedAsType(checker, symbol) || !(target.flags & ts.SymbolFlags.Value)
+    const declaration = target.declarations?.[0]
+    if (typeOnly && declaration && (ts.isTypeAliasDeclaration(declaration) || ts.isInterfaceDeclaration(declaration) || ts.isClassDeclaration(declaration)) && declaration.typeParameters?.length) {
+      throw new Error(`${symbol.name} is a generic type exported as a type only: scripts/cjs-entry.ts cannot alias it yet`)
+    }
+    return { name: symbol.name, typeOnly }
+  })
+}
+
+function writeTypes(apiFile: string, indexFile: string): void {
+  const members = exportsOf(apiFile).filter((e) => e.name !== 'default')
+  if (!members.some((e) => e.name === FACTORY)) throw new Error(`${apiFile} does not export ${FACTORY}`)
+  const lines = members.map(({ name, typeOnly }) =>
+    // An import alias may not point at an `export type`; a type alias may.
+    typeOnly ? `  export type ${name} = api.${name}` : `  export import ${name} = api.${name}`)
+  writeFileSync(indexFile, `// CommonJS types: require('express-guanaitong') is the router factory, every export on it.
+// Written by scripts/cjs-entry.ts from api.d.cts (tsup's declarations).
+import * as api from './api.cjs'
+
+/**
+ * The router a shop mounts: \`app.use('/gat', guanaitong({ appId, appSecret, notifyUrl, onPaid }))\`.
+ * \`POST /notify\` takes Guanaitong's notifications; \`POST /pay\` starts a payment.
+ */
+declare function ${FACTORY}(...args: Parameters<typeof api.${FACTORY}>): ReturnType<typeof api.${FACTORY}>
+declare namespace ${FACTORY} {
+${lines.join('\n')}
+}
+export = ${FACTORY}
+`)
+}
+
+patchRuntime(join(dist, 'index.cjs'))
+renameSync(join(dist, 'index.d.cts'), join(dist, 'api.d.cts'))
+writeTypes(join(dist, 'api.d.cts'), join(dist, 'index.d.cts'))
