@@ -40,7 +40,7 @@ function exportedAsType(checker: ts.TypeChecker, symbol: ts.Symbol): boolean {
 }
 
 /** Every export of the declaration file, and whether it can only be re-exported as a type. */
-function exportsOf(file: string): Array<{ name: string; typeOnly: boolean }> {
+function exportsOf(file: string): Array<{ name: string; typeOnly: boolean; typeParameters: string[]; typeArguments: string[] }> {
   const program = ts.createProgram([file], { noEmit: true, skipLibCheck: true, module: ts.ModuleKind.Node16, moduleResolution: ts.ModuleResolutionKind.Node16 })
   const checker = program.getTypeChecker()
   const source = program.getSourceFile(file)
@@ -50,19 +50,26 @@ function exportsOf(file: string): Array<{ name: string; typeOnly: boolean }> {
     const target = checker.getAliasedSymbol(symbol)
     const typeOnly = exportedAsType(checker, symbol) || !(target.flags & ts.SymbolFlags.Value)
     const declaration = target.declarations?.[0]
-    if (typeOnly && declaration && (ts.isTypeAliasDeclaration(declaration) || ts.isInterfaceDeclaration(declaration) || ts.isClassDeclaration(declaration)) && declaration.typeParameters?.length) {
-      throw new Error(`${symbol.name} is a generic type exported as a type only: scripts/cjs-entry.ts cannot alias it yet`)
+    // A generic type keeps its parameters (and their defaults): `type X<Tx = unknown> = api.X<Tx>`.
+    const generic = typeOnly && declaration && (ts.isTypeAliasDeclaration(declaration) || ts.isInterfaceDeclaration(declaration) || ts.isClassDeclaration(declaration))
+      ? declaration.typeParameters ?? []
+      : []
+    return {
+      name: symbol.name,
+      typeOnly,
+      typeParameters: generic.map((parameter) => parameter.getText()),
+      typeArguments: generic.map((parameter) => parameter.name.text),
     }
-    return { name: symbol.name, typeOnly }
   })
 }
 
 function writeTypes(apiFile: string, indexFile: string): void {
   const members = exportsOf(apiFile).filter((e) => e.name !== 'default')
   if (!members.some((e) => e.name === FACTORY)) throw new Error(`${apiFile} does not export ${FACTORY}`)
-  const lines = members.map(({ name, typeOnly }) =>
+  const list = (items: string[]) => (items.length ? `<${items.join(', ')}>` : '')
+  const lines = members.map(({ name, typeOnly, typeParameters, typeArguments }) =>
     // An import alias may not point at an `export type`; a type alias may.
-    typeOnly ? `  export type ${name} = api.${name}` : `  export import ${name} = api.${name}`)
+    typeOnly ? `  export type ${name}${list(typeParameters)} = api.${name}${list(typeArguments)}` : `  export import ${name} = api.${name}`)
   writeFileSync(indexFile, `// CommonJS types: require('express-guanaitong') is the router factory, every export on it.
 // Written by scripts/cjs-entry.ts from api.d.cts (tsup's declarations).
 import * as api from './api.cjs'
