@@ -2,6 +2,7 @@ import { createClient } from './client'
 import { DEFAULTS, parseBytes } from './defaults'
 import { ConfigError } from './errors'
 import { checkSecrets } from './secrets'
+import { hasUnsettledLedger } from './settle/unsettled'
 import { SIGN_ALGORITHMS } from './signature'
 import { MemoryStore } from './stores/memory'
 import type { GatClient, GuanaitongOptions, Logger, SettleStore } from './types'
@@ -23,18 +24,20 @@ export interface ResolvedOptions extends GuanaitongOptions {
   notifyPath: string
   payPath: string | false
   retryBudgetThreshold: number
+  unsettledAfterMs: number
+  sweepEveryMs: number | false
 }
 
 const KNOWN: ReadonlyArray<keyof GuanaitongOptions> = [
   'appId', 'appSecret', 'notifyUrl', 'onPaid', 'onPayFailed', 'preparePayment', 'client', 'baseUrl', 'signType',
   'timeoutMs', 'tokenCache', 'store', 'toleranceSec', 'now', 'handlerTimeoutMs', 'storeTimeoutMs', 'bodyLimit',
   'parameterLimit', 'logger', 'debug', 'notifyPath', 'payPath', 'findOrder', 'onMismatch', 'onRetryBudgetLow',
-  'retryBudgetThreshold', 'settleOnPay',
+  'retryBudgetThreshold', 'settleOnPay', 'onUnsettled', 'unsettledAfterMs', 'sweepEveryMs',
 ]
 /** Options that configure the default client, meaningless next to a ready `client`. */
 const CLIENT_OPTIONS = ['baseUrl', 'signType', 'timeoutMs', 'tokenCache'] as const
-const FUNCTIONS = ['onPaid', 'onPayFailed', 'preparePayment', 'findOrder', 'onMismatch', 'onRetryBudgetLow', 'now'] as const
-const POSITIVE = ['toleranceSec', 'handlerTimeoutMs', 'storeTimeoutMs', 'timeoutMs', 'parameterLimit'] as const
+const FUNCTIONS = ['onPaid', 'onPayFailed', 'preparePayment', 'findOrder', 'onMismatch', 'onRetryBudgetLow', 'now', 'onUnsettled'] as const
+const POSITIVE = ['toleranceSec', 'handlerTimeoutMs', 'storeTimeoutMs', 'timeoutMs', 'parameterLimit', 'unsettledAfterMs'] as const
 
 function suggestion(name: string): string {
   const lower = name.toLowerCase().replace(/[_-]/g, '')
@@ -90,6 +93,13 @@ function checkCollaborators(options: GuanaitongOptions): void {
     throw new ConfigError('store must implement NotifyStore (claim, complete, release) or TransactionalStore (settle): use MemoryStore, RedisStore, PostgresStore or MysqlStore')
   }
   if (options.settleOnPay !== undefined && typeof options.settleOnPay !== 'boolean') throw new ConfigError('settleOnPay must be true or false')
+  if (options.onUnsettled !== undefined && store !== undefined && !hasUnsettledLedger(store)) {
+    throw new ConfigError('onUnsettled needs a store that keeps the unsettled ledger (MemoryStore, RedisStore); this store has no watchUnsettled/takeDueUnsettled')
+  }
+  const every = options.sweepEveryMs
+  if (every !== undefined && every !== false && !(typeof every === 'number' && Number.isFinite(every) && every > 0)) {
+    throw new ConfigError('sweepEveryMs must be a positive number of milliseconds, or false to run sweepUnsettled() from your own scheduler')
+  }
   const logger = options.logger
   if (logger !== undefined && !(logger && typeof logger.warn === 'function' && typeof logger.error === 'function')) {
     throw new ConfigError('logger must have warn() and error() methods (console, pino and winston do)')
@@ -137,5 +147,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     payPath,
     settleOnPay: options.settleOnPay ?? true,
     retryBudgetThreshold: options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold,
+    unsettledAfterMs: options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs,
+    sweepEveryMs: options.sweepEveryMs ?? DEFAULTS.sweepEveryMs,
   }
 }

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
 import { ConfigError } from '../errors'
-import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
+import type { ClaimResult, NotifyStore, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
+import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from './unsettled-record'
 import { describeValue, positiveInteger } from './validate'
 
 
@@ -50,6 +51,60 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
 
+// The unsettled ledger: two keys under one hash tag, so one Redis Cluster slot holds both:
+//   <prefix>{unsettled}:due      sorted set: member = unsettled key, score = deadline (epoch ms)
+//   <prefix>{unsettled}:records  hash: unsettled key -> the record as JSON, without its deadline
+// A notification key always holds ":paid:" or ":failed:", so it never maps to these names.
+
+/** KEYS: due, records. ARGV: key, deadline, json. */
+const WATCH = new LuaScript(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`)
+
+/** KEYS: due, records. ARGV: key. */
+const RESOLVE = new LuaScript(`
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`)
+
+/**
+ * KEYS: due, records. ARGV: now, limit, leaseUntil. Returns json, deadline, json, deadline, …
+ * of the due records, soonest first, and moves each one's deadline to leaseUntil. A member
+ * without a record (never written that way, but harmless) is dropped.
+ */
+const TAKE_DUE = new LuaScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i = 1, #due, 2 do
+  local json = redis.call('HGET', KEYS[2], due[i])
+  if json then
+    redis.call('ZADD', KEYS[1], ARGV[3], due[i])
+    out[#out + 1] = json
+    out[#out + 1] = due[i + 1]
+  else
+    redis.call('ZREM', KEYS[1], due[i])
+  end
+end
+return out
+`)
+
+/** KEYS: due, records. ARGV: limit. Returns json, deadline, … soonest first. */
+const LIST = new LuaScript(`
+local due = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local out = {}
+for i = 1, #due, 2 do
+  local json = redis.call('HGET', KEYS[2], due[i])
+  if json then
+    out[#out + 1] = json
+    out[#out + 1] = due[i + 1]
+  end
+end
+return out
+`)
+
 /**
  * Notification store in Redis, for several instances behind a load balancer. Each call is one
  * Lua script, so one round trip (EVALSHA; EVAL once if Redis does not have the script yet), and
@@ -61,8 +116,11 @@ return 1
  *
  * An owner whose lease ran out keeps the key until another request claims it: until then its
  * `complete`, `release` and `extend` still succeed. After a takeover they return false.
+ *
+ * It also keeps the unsettled ledger (pays not settled yet), shared by every instance on the
+ * same prefix: a sorted set by deadline and a hash of records, in one Cluster slot.
  */
-export class RedisStore implements NotifyStore {
+export class RedisStore implements NotifyStore, UnsettledLedger {
   readonly leaseMs: number
   readonly retentionMs: number
   readonly prefix: string
@@ -135,6 +193,42 @@ export class RedisStore implements NotifyStore {
     checkKey(key)
     return toInteger(await this.redis.evalScript(EXTEND, this.keysOf(key), [String(owner), this.leaseMs, this.keepMs])) === 1
   }
+
+  /** The ledger's two keys: the deadline index and the records. */
+  get unsettledKeys(): [due: string, records: string] {
+    return [`${this.prefix}{unsettled}:due`, `${this.prefix}{unsettled}:records`]
+  }
+
+  async watchUnsettled(record: UnsettledRecord): Promise<void> {
+    const checked = checkUnsettledRecord('RedisStore', record)
+    await this.redis.evalScript(WATCH, this.unsettledKeys, [checked.key, checked.deadline, encodeUnsettled(checked)])
+  }
+
+  async resolveUnsettled(key: string): Promise<void> {
+    checkLedgerKey('RedisStore', key)
+    await this.redis.evalScript(RESOLVE, this.unsettledKeys, [key])
+  }
+
+  async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('RedisStore', limit)
+    return decodePairs(await this.redis.evalScript(LIST, this.unsettledKeys, [most]))
+  }
+
+  async takeDueUnsettled(now: number, limit: number, leaseMs: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('RedisStore', limit)
+    checkTake('RedisStore', now, leaseMs)
+    return decodePairs(await this.redis.evalScript(TAKE_DUE, this.unsettledKeys, [now, most, now + leaseMs]))
+  }
+}
+
+/** A script's flat reply `json, deadline, json, deadline, …` as records. */
+function decodePairs(reply: unknown): UnsettledRecord[] {
+  if (!Array.isArray(reply) || reply.length % 2 !== 0) {
+    throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`)
+  }
+  const records: UnsettledRecord[] = []
+  for (let i = 0; i < reply.length; i += 2) records.push(decodeUnsettled(String(reply[i]), toInteger(reply[i + 1])))
+  return records
 }
 
 function toInteger(reply: unknown): number {
