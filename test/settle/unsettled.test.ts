@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import request from 'supertest'
 import { DEFAULTS } from '../../src/defaults'
 import { ConfigError } from '../../src/errors'
+import * as main from '../../src/index'
 import { guanaitong } from '../../src/router'
 import { listUnsettled, sweepUnsettled } from '../../src/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
@@ -392,6 +393,10 @@ describe('unsettled pays: options', () => {
     expect(() => guanaitong({ ...base, unsettledAfterMs: 0 })).to.throw(ConfigError, /unsettledAfterMs must be a positive number/)
     expect(() => guanaitong({ ...base, sweepEveryMs: true as never })).to.throw(ConfigError, /sweepEveryMs must be a positive number/)
     expect(() => guanaitong({ ...base, onUnsettled: () => undefined, sweepEveryMs: false })).to.not.throw()
+  })
+  it('sweepUnsettled and listUnsettled come from the main entry', () => {
+    expect(main.sweepUnsettled).to.equal(sweepUnsettled)
+    expect(main.listUnsettled).to.equal(listUnsettled)
   })
   it('sweepUnsettled and listUnsettled refuse a store without the ledger', async () => {
     const noLedger = { leaseMs: 1, retentionMs: 1, claim: async () => ({ status: 'busy' as const }), complete: async () => true, release: async () => true }
