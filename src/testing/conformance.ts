@@ -446,6 +446,13 @@ export function storeConformance(
       assert.equal(new Set(taken).size, 50, 'a record was taken twice')
     })
 
+    ledgerTest('unsettled ledger: 600 concurrent resolves remove exactly their records', async (s, base) => {
+      const records = Array.from({ length: 700 }, (_, i) => record(base, i))
+      await Promise.all(records.map((r) => s.watchUnsettled(r)))
+      await Promise.all(records.slice(0, 600).map((r) => s.resolveUnsettled(r.key)))
+      assert.deepEqual(keysOf(await s.takeDueUnsettled(base + 2000, 2000, 1000)), keysOf(records.slice(600)))
+    })
+
     ledgerTest('unsettled ledger: refuses a record without a key or with a fractional deadline, storing nothing', async (s, base) => {
       const bad = [record(base, 100, { key: '' }), record(base, 100.5)]
       for (const r of bad) await assert.rejects(s.watchUnsettled(r), `${JSON.stringify(r)} must be refused`)
