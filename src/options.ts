@@ -130,11 +130,17 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     logger.warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "Secure pay pattern")')
   }
+  const store = options.store ?? new MemoryStore()
+  const unsettledAfterMs = options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs
+  if (hasUnsettledLedger(store) && unsettledAfterMs > store.retentionMs) {
+    logger.warn(`[express-guanaitong] unsettledAfterMs (${unsettledAfterMs}) is longer than the store's retentionMs (${store.retentionMs}): ` +
+      'a sweep can no longer see that an order was settled once its done-marker expired, and may report it')
+  }
   return {
     ...options,
     appSecret,
     client,
-    store: options.store ?? new MemoryStore(),
+    store,
     logger,
     toleranceSec: options.toleranceSec ?? DEFAULTS.toleranceSec,
     now: options.now ?? Date.now,
@@ -147,7 +153,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     payPath,
     settleOnPay: options.settleOnPay ?? true,
     retryBudgetThreshold: options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold,
-    unsettledAfterMs: options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs,
+    unsettledAfterMs,
     sweepEveryMs: options.sweepEveryMs ?? DEFAULTS.sweepEveryMs,
   }
 }

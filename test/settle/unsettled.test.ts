@@ -394,6 +394,14 @@ describe('unsettled pays: options', () => {
     expect(() => guanaitong({ ...base, sweepEveryMs: true as never })).to.throw(ConfigError, /sweepEveryMs must be a positive number/)
     expect(() => guanaitong({ ...base, onUnsettled: () => undefined, sweepEveryMs: false })).to.not.throw()
   })
+  it('warns when unsettledAfterMs outlasts the done-markers the sweep checks against', () => {
+    const logger = recordingLogger()
+    guanaitong({ ...base, logger, store: new MemoryStore({ retentionMs: HOUR }), unsettledAfterMs: 2 * HOUR })
+    expect(logger.lines.map((l) => l.message).join('\n')).to.match(/unsettledAfterMs \(7200000\) is longer than the store's retentionMs \(3600000\)/)
+    const quiet = recordingLogger()
+    guanaitong({ ...base, logger: quiet, store: new MemoryStore() })
+    expect(quiet.lines).to.deep.equal([])
+  })
   it('sweepUnsettled and listUnsettled come from the main entry', () => {
     expect(main.sweepUnsettled).to.equal(sweepUnsettled)
     expect(main.listUnsettled).to.equal(listUnsettled)
