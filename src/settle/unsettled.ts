@@ -55,7 +55,7 @@ export function forgetUnsettled(store: SettleStore | undefined, n: Notification,
   })
 }
 
-/** The most records `listUnsettled`, for an admin page: soonest deadline first. */
+/** The pays the store's ledger holds, soonest deadline first, at most `limit` (default 1 000): for an admin page. */
 export async function listUnsettled(store: SettleStore, options: { limit?: number } = {}): Promise<UnsettledRecord[]> {
   return ledgerOf(store, 'listUnsettled').listUnsettled(options.limit ?? DEFAULTS.unsettledListLimit)
 }
@@ -121,29 +121,31 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
   if (typeof options.onUnsettled !== 'function') {
     throw new GuanaitongError('sweepUnsettled: onUnsettled must be a function (record) => unknown', 'INVALID_OPTION', 500)
   }
-  const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
-  const hookTimeoutMs = options.hookTimeoutMs ?? DEFAULTS.unsettledHookTimeoutMs
-  const retryAfterMs = options.retryAfterMs ?? DEFAULTS.unsettledRetryMs
-  const now = (options.now ?? Date.now)()
+  const storeTimeoutMs = positive(options, 'storeTimeoutMs', DEFAULTS.storeTimeoutMs)
+  const hookTimeoutMs = positive(options, 'hookTimeoutMs', DEFAULTS.unsettledHookTimeoutMs)
+  const retryAfterMs = positive(options, 'retryAfterMs', DEFAULTS.unsettledRetryMs)
+  const limit = positive(options, 'limit', DEFAULTS.sweepLimit)
+  const now = Math.floor((options.now ?? Date.now)())
   // Long enough for this sweep to finish with the record (two probes of a claim and a release
   // each, then the hook) before another sweep may take it again.
-  const leaseMs = 5 * storeTimeoutMs + hookTimeoutMs + retryAfterMs
+  const leaseMs = Math.ceil(5 * storeTimeoutMs + hookTimeoutMs + retryAfterMs)
   let due: UnsettledRecord[]
   try {
-    due = await bounded(() => store.takeDueUnsettled(now, options.limit ?? DEFAULTS.sweepLimit, leaseMs), storeTimeoutMs)
+    due = await bounded(() => store.takeDueUnsettled(now, limit, leaseMs), storeTimeoutMs)
   } catch (err) {
     throw new GuanaitongError(`sweepUnsettled: could not take the due records: ${errorMessage(err)}`, 'STORE_FAILED', 503, { cause: err })
   }
-  const reported = await Promise.all(due.map((record) => settle(record)))
+  const reported = await Promise.all(due.map((record) => report(record)))
   return due.filter((_, i) => reported[i])
 
-  async function settle(record: UnsettledRecord): Promise<boolean> {
+  /** Reports the record unless it was settled meanwhile; resolves whether it did. */
+  async function report(record: UnsettledRecord): Promise<boolean> {
     let state: Probe
     try {
       state = await settledMeanwhile(options.store, record, logger, storeTimeoutMs)
     } catch (err) {
       logger.error(`[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${errorMessage(err)}; ` +
-        `trying again in ${retryAfterMs} ms`, { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
+        `it comes due again ${leaseMs} ms after this sweep took it`, { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
       return false
     }
     if (state === 'busy') return false
@@ -158,7 +160,7 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
       await bounded(() => options.onUnsettled({ ...record }), hookTimeoutMs)
     } catch (err) {
       logger.error(`[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${errorMessage(err)}; ` +
-        `it is reported again in ${retryAfterMs} ms`, { hook: 'onUnsettled', outerTradeNo: record.outerTradeNo })
+        `it comes due again ${leaseMs} ms after this sweep took it`, { hook: 'onUnsettled', outerTradeNo: record.outerTradeNo })
       return false
     }
     await resolve(record)
@@ -174,6 +176,18 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
         'a later sweep may report it again', { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
     }
   }
+}
+
+/** A positive number from the sweep options (whole for `limit`), or its default. */
+function positive(options: SweepOptions, name: 'storeTimeoutMs' | 'hookTimeoutMs' | 'retryAfterMs' | 'limit', fallback: number): number {
+  const value = options[name]
+  if (value === undefined) return fallback
+  const whole = name === 'limit'
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (whole && !Number.isSafeInteger(value))) {
+    throw new GuanaitongError(`sweepUnsettled: ${name} must be a positive ${whole ? 'whole number' : 'number of ms'}; got ${String(value)}`,
+      'INVALID_OPTION', 500)
+  }
+  return value
 }
 
 /**

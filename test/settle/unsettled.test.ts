@@ -406,6 +406,13 @@ describe('unsettled pays: options', () => {
     expect(main.sweepUnsettled).to.equal(sweepUnsettled)
     expect(main.listUnsettled).to.equal(listUnsettled)
   })
+  it('sweepUnsettled checks its numbers', async () => {
+    for (const bad of [{ limit: 0 }, { limit: 1.5 }, { hookTimeoutMs: -1 }, { retryAfterMs: Number.NaN }, { storeTimeoutMs: '5' as never }]) {
+      await sweepUnsettled({ store: new MemoryStore(), onUnsettled: () => undefined, ...bad }).then(
+        () => expect.fail(`${JSON.stringify(bad)} accepted`), (err: Error) => expect(err.message).to.match(/must be a positive/))
+    }
+    expect(await sweepUnsettled({ store: new MemoryStore(), onUnsettled: () => undefined, storeTimeoutMs: 1500.5 })).to.deep.equal([])
+  })
   it('sweepUnsettled and listUnsettled refuse a store without the ledger', async () => {
     const noLedger = { leaseMs: 1, retentionMs: 1, claim: async () => ({ status: 'busy' as const }), complete: async () => true, release: async () => true }
     await sweepUnsettled({ store: noLedger as never, onUnsettled: () => undefined }).then(
