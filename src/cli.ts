@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `express-guanaitong` command line: `sandbox`, `notify`, `sign`. Each command lives in
+ * The `express-guanaitong` command line: `sandbox`, `notify`, `sign`, `unsettled`. Each command lives in
  * src/cli/; this file picks one, prints usage errors (exit 2) and sets the exit code.
  */
 import { version } from '../package.json'
@@ -9,11 +9,13 @@ import { EXIT, processIo, TOOL, UsageError, type Io } from './cli/args'
 import { notifySpec, runNotify } from './cli/notify'
 import { runSandbox, sandboxSpec } from './cli/sandbox'
 import { runSign, signSpec } from './cli/sign'
+import { runUnsettled, unsettledSpec } from './cli/unsettled'
 
 const COMMANDS = {
   sandbox: { spec: sandboxSpec, run: runSandbox },
   notify: { spec: notifySpec, run: runNotify },
   sign: { spec: signSpec, run: runSign },
+  unsettled: { spec: unsettledSpec, run: runUnsettled },
 } as const
 
 type CommandName = keyof typeof COMMANDS

@@ -23,6 +23,21 @@ export const DEFAULTS = {
   /** Guanaitong's documented maximum number of notification attempts. */
   retryBudget: 10,
   retryBudgetThreshold: 7,
+  /**
+   * How long a pay may stay unsettled before `onUnsettled`: Guanaitong's notification retries run
+   * for 24 h, so a pay still open an hour past that will not be settled by them.
+   */
+  unsettledAfterMs: 25 * 60 * 60 * 1000,
+  /** How often the router looks for unsettled pays that came due. */
+  sweepEveryMs: 60_000,
+  /** A due record a sweep could not report (the hook failed, or the order is being settled right now) is taken again this much later. */
+  unsettledRetryMs: 5 * 60 * 1000,
+  /** Longest `onUnsettled` may take before the sweep counts it as failed and retries later. */
+  unsettledHookTimeoutMs: 30_000,
+  /** Most due records one sweep takes. */
+  sweepLimit: 100,
+  /** Most records `listUnsettled` returns unless told otherwise. */
+  unsettledListLimit: 1000,
 } as const
 
 

@@ -2,6 +2,7 @@ import { createClient } from './client'
 import { DEFAULTS, parseBytes } from './defaults'
 import { ConfigError } from './errors'
 import { toLogger } from './observe/log'
+import { hasUnsettledLedger } from './settle/unsettled'
 import { MemoryStore } from './stores/memory'
 import type { GatClient, GuanaitongOptions, SettleStore } from './types'
 import { checkOptions, checkSecrets, ROUTER_RULES } from './validate'
@@ -22,6 +23,8 @@ export interface ResolvedOptions extends GuanaitongOptions {
   notifyPath: string
   payPath: string | false
   retryBudgetThreshold: number
+  unsettledAfterMs: number
+  sweepEveryMs: number | false
 }
 
 /** Options that configure the default client, meaningless next to a ready `client`. */
@@ -45,11 +48,20 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "The secure pay pattern")')
   }
+  const store = options.store ?? new MemoryStore()
+  if (options.onUnsettled !== undefined && !hasUnsettledLedger(store)) {
+    throw new ConfigError('guanaitong(): onUnsettled needs a store that keeps the unsettled ledger (MemoryStore, RedisStore); this store has no watchUnsettled/takeDueUnsettled')
+  }
+  const unsettledAfterMs = options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs
+  if (hasUnsettledLedger(store) && unsettledAfterMs > store.retentionMs) {
+    toLogger(logger).warn(`[express-guanaitong] unsettledAfterMs (${unsettledAfterMs}) is longer than the store's retentionMs (${store.retentionMs}): ` +
+      'a sweep can no longer see that an order was settled once its done-marker expired, and may report it')
+  }
   return {
     ...options,
     appSecret,
     client,
-    store: options.store ?? new MemoryStore(),
+    store,
     logger,
     toleranceSec: options.toleranceSec ?? DEFAULTS.toleranceSec,
     now: options.now ?? Date.now,
@@ -62,5 +74,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     payPath,
     settleOnPay: options.settleOnPay ?? true,
     retryBudgetThreshold: options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold,
+    unsettledAfterMs,
+    sweepEveryMs: options.sweepEveryMs ?? DEFAULTS.sweepEveryMs,
   }
 }

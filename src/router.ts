@@ -6,12 +6,14 @@ import { parseNotification } from './middleware/parse'
 import { payRoute } from './middleware/pay'
 import { verifyNotification } from './middleware/verify'
 import { resolveOptions } from './options'
+import { hasUnsettledLedger, startSweeping } from './settle/unsettled'
 import type { GuanaitongOptions } from './types'
 import { DEDUPE_RULES, HANDLE_RULES, PARSE_RULES, PAY_ROUTE_RULES, pickOptions, VERIFY_RULES, type Rules } from './validate'
 
 /**
  * The router a shop mounts: `app.use('/gat', guanaitong({ appId, appSecret, notifyUrl, onPaid }))`.
- * `POST /notify` takes Guanaitong's notifications; `POST /pay` starts a payment.
+ * `POST /notify` takes Guanaitong's notifications; `POST /pay` starts a payment. With
+ * `onUnsettled`, a timer (unref'd) sweeps the store's unsettled ledger every `sweepEveryMs`.
  */
 export function guanaitong(options: GuanaitongOptions): Router {
   const resolved = resolveOptions(options)
@@ -27,5 +29,9 @@ export function guanaitong(options: GuanaitongOptions): Router {
     handleNotification(only(HANDLE_RULES)),
   )
   if (resolved.payPath !== false) router.post(resolved.payPath, payRoute(only(PAY_ROUTE_RULES)))
+  const { onUnsettled, store, sweepEveryMs } = resolved
+  if (onUnsettled && sweepEveryMs !== false && hasUnsettledLedger(store)) {
+    startSweeping({ store, onUnsettled, everyMs: sweepEveryMs, logger: resolved.logger, storeTimeoutMs: resolved.storeTimeoutMs, now: resolved.now })
+  }
   return router
 }

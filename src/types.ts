@@ -162,6 +162,91 @@ export interface TransactionalStore<Tx = unknown> {
   settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult>
 }
 
+/** Why a pay is watched in the unsettled ledger. */
+export type UnsettledReason =
+  /** The pay may have reached Guanaitong but no answer said what became of it (`GatError.ambiguous`: a time-out, a cut connection). */
+  | 'AMBIGUOUS'
+  /** The pay was answered with a trade number and the pay route does not settle from its answer (`settleOnPay: false`, or no `onPaid`): only the notification will. */
+  | 'AWAITING_NOTIFICATION'
+  /** The pay was answered with a trade number but settling from the answer failed (`settled: false`), for this reason. */
+  | RejectReason
+
+/**
+ * A pay that may have charged the employee and that no settlement has confirmed yet. It is
+ * removed when the order is settled (its payment or a failure notice, from either channel),
+ * and handed to `onUnsettled` once still open at `deadline`.
+ */
+export interface UnsettledRecord {
+  /** The order's payment settlement key (`notificationKey` with a trade number): `<appid>:paid:<outer_trade_no>`. One record per order. */
+  key: string
+  /** The application the pay was sent for. */
+  appId: string
+  /** The shop's order number, as sent in the pay. */
+  outerTradeNo: string
+  /** `total_amount` as sent, normalized to two decimals, e.g. "19.90". */
+  totalAmount: string
+  /** `total_amount` in integer fen, e.g. 1990. */
+  totalFen: number
+  /** The employee the pay was sent for. */
+  buyerOpenId: string
+  /** Guanaitong's trade number from the pay answer; null when no answer was read (`AMBIGUOUS`). */
+  tradeNo: string | null
+  /** Why it is watched. */
+  reason: UnsettledReason
+  /** When the pay was answered (or gave up), epoch ms. */
+  since: number
+  /** When it is reported if still unsettled, epoch ms. A sweep that took it and could not report it moves this on. */
+  deadline: number
+}
+
+/**
+ * The unsettled-pay ledger, kept by stores that implement it (`MemoryStore`, `RedisStore`):
+ * records ordered by deadline. The pay route writes them, the settlement core removes them, a
+ * sweep reports the ones that came due. Run `storeConformance()` to check an implementation.
+ *
+ * A SQL store would keep one table with an index on the deadline:
+ *   CREATE TABLE gat_unsettled (key VARCHAR(64) PRIMARY KEY, deadline BIGINT NOT NULL, record TEXT NOT NULL);
+ *   CREATE INDEX gat_unsettled_deadline ON gat_unsettled (deadline, key);
+ * `watchUnsettled` an upsert, `resolveUnsettled` a DELETE, `listUnsettled` ORDER BY deadline, key LIMIT n,
+ * and `takeDueUnsettled` one transaction: SELECT … WHERE deadline <= now ORDER BY deadline, key
+ * LIMIT n FOR UPDATE SKIP LOCKED, then UPDATE … SET deadline = now + leaseMs for the rows read.
+ */
+export interface UnsettledLedger {
+  /** Adds the record, or replaces the one with the same `key`. */
+  watchUnsettled(record: UnsettledRecord): Promise<void>
+  /** Removes the record with this key; nothing happens when there is none. */
+  resolveUnsettled(key: string): Promise<void>
+  /** Up to `limit` records (default 1 000), soonest deadline first (ties by key). Changes nothing. */
+  listUnsettled(limit?: number): Promise<UnsettledRecord[]>
+  /**
+   * Atomically takes up to `limit` records whose deadline is at or before `now`, soonest first,
+   * and moves each one's deadline to `now + leaseMs`, so no other sweep (on any instance) takes
+   * it before then. Returns them with the deadline they had. A record is removed only by
+   * `resolveUnsettled`, once reported: a sweep that dies meanwhile loses nothing.
+   */
+  takeDueUnsettled(now: number, limit: number, leaseMs: number): Promise<UnsettledRecord[]>
+}
+
+/** Options of `sweepUnsettled()`. */
+export interface SweepOptions {
+  /** The store the router uses; it must keep the unsettled ledger (`MemoryStore`, `RedisStore`). */
+  store: SettleStore & UnsettledLedger
+  /** Called once per record still unsettled at its deadline. Throw (or take longer than `hookTimeoutMs`) to have it reported again later. */
+  onUnsettled: (record: UnsettledRecord) => unknown
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number
+  /** Most records this sweep takes. Default 100. */
+  limit?: number
+  /** Where failures are logged. Default `console`. */
+  logger?: Logger
+  /** Longest `onUnsettled` may take before it counts as failed, ms. Default 30 000. */
+  hookTimeoutMs?: number
+  /** How much later a record that could not be reported is taken again, ms (after the sweep's own time bound for it). Default 300 000. */
+  retryAfterMs?: number
+  /** Longest a store call may take, ms. Default 5 000. */
+  storeTimeoutMs?: number
+}
+
 /** Any store the router settles through. */
 export type SettleStore<Tx = unknown> = NotifyStore | TransactionalStore<Tx>
 
@@ -383,6 +468,21 @@ export interface GuanaitongOptions<Tx = unknown> {
   onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
   /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
   retryBudgetThreshold?: number
+  /**
+   * Called for a pay that may have charged the employee and is still not settled
+   * `unsettledAfterMs` later: an ambiguous pay (a time-out) or one answered `settled: false`,
+   * with no notification since. Once per record across instances; throw to be called again
+   * later. Needs a store with the unsettled ledger (`MemoryStore`, `RedisStore`). See
+   * docs/unsettled-pays.md.
+   */
+  onUnsettled?: (record: UnsettledRecord) => unknown
+  /** How long a pay may stay unsettled before `onUnsettled`, ms. Default 25 h (Guanaitong retries notifications for 24 h). */
+  unsettledAfterMs?: number
+  /**
+   * How often the router sweeps for unsettled pays that came due, ms, when `onUnsettled` is set.
+   * `false`: no timer; call `sweepUnsettled()` from your own scheduler. Default 60 000.
+   */
+  sweepEveryMs?: number | false
 }
 
 /** Passed to `onMismatch`. */
@@ -426,7 +526,7 @@ export type HandleOptions<Tx = unknown> = Omit<SettleOptions<Tx>, 'store' | 'sto
  * the order from the pay answer; give it the same `store` as the notification route.
  */
 export type PayRouteOptions<Tx = unknown> = Pick<
-  GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'extraPayParams' | 'payFormBodies' | 'settleOnPay' | 'now'
+  GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'extraPayParams' | 'payFormBodies' | 'settleOnPay' | 'now' | 'unsettledAfterMs'
 > & Partial<SettleOptions<Tx>> & {
   /** The API client that sends the pay. */
   client: GatClient

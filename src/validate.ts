@@ -387,6 +387,7 @@ export const PAY_ROUTE_RULES: Rules = {
   payFormBodies: bool,
   // Settling on the pay answer: the settlement core's options, all optional here.
   settleOnPay: bool,
+  unsettledAfterMs: durationMs,
   appId,
   now: fn,
   store,
@@ -416,6 +417,8 @@ export const ROUTER_RULES: Rules = {
   client,
   notifyPath: path,
   payPath: pathOrFalse,
+  onUnsettled: fn,
+  sweepEveryMs: (value, name) => (value === false ? undefined : durationMs(value, name)),
 }
 
 export const MEMORY_STORE_RULES: Rules = {

@@ -1,6 +1,7 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
-import { ConfigError, GuanaitongError } from '../errors'
+import { DEFAULTS } from '../defaults'
+import { ConfigError, errorMessage, GatError, GuanaitongError } from '../errors'
 import { toLogger, type Log } from '../observe/log'
 import { traceNotify } from '../observe/telemetry'
 import { payAnswer, type PayRejection } from '../pay/answers'
@@ -8,7 +9,8 @@ import { buildPayParams } from '../pay/params'
 import { printable } from '../printable'
 import { paymentFromPayAnswer } from '../settle/pay-answer'
 import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
-import type { PayParams, PayRequestFields, PayRouteOptions } from '../types'
+import { hasUnsettledLedger, unsettledKey, watchUnsettled } from '../settle/unsettled'
+import type { PayParams, PayRequestFields, PayRouteOptions, RejectReason, UnsettledReason } from '../types'
 import { checkOptions, PAY_ROUTE_RULES } from '../validate'
 import { notifyAnswer } from './answer'
 
@@ -54,7 +56,8 @@ function answer(res: Response, logger: Log, rejection: PayRejection): void {
   }
 }
 
-type SettleAnswer = (req: Request, params: PayParams, tradeNo: string) => Promise<boolean>
+/** Resolves undefined when the order was settled, else why not. */
+type SettleAnswer = (req: Request, params: PayParams, tradeNo: string) => Promise<RejectReason | undefined>
 
 /**
  * Settles the order from the pay answer (`settleOnPay`), through the same core and store key as
@@ -79,13 +82,53 @@ function settlesOnPay(options: PayRouteOptions, logger: Log): SettleAnswer | und
       }
       return notifyAnswer(outcome, params.outer_trade_no)
     })
-    if (outcome.answer === 'success') return true
+    if (outcome.answer === 'success') return undefined
     const { rejection } = outcome
     logger.warn(`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
       `(${rejection.reason}: ${rejection.detail}); the notification will settle it`, {
       reason: rejection.reason, outerTradeNo: params.outer_trade_no, tradeNo, source: 'pay',
     })
-    return false
+    return rejection.reason
+  }
+}
+
+type WatchPay = (params: PayParams, tradeNo: string | null, reason: UnsettledReason) => Promise<void>
+
+/**
+ * Records a pay that may have charged the employee and is not settled, in the store's unsettled
+ * ledger, to be reported if nothing settles it within `unsettledAfterMs`. Undefined when the
+ * store keeps no ledger. Never rejects: what it records must not change the pay's answer.
+ */
+function watchesPay(options: PayRouteOptions, logger: Log): WatchPay | undefined {
+  const { appId, store } = options
+  if (!hasUnsettledLedger(store) || typeof appId !== 'string' || appId === '') return undefined
+  const afterMs = options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs
+  const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
+  const now = options.now ?? Date.now
+  return async (params, tradeNo, reason) => {
+    const since = now()
+    let payment
+    try {
+      payment = paymentFromPayAnswer(appId, params, tradeNo ?? '', since)
+    } catch (err) {
+      // The client checked the amount before sending, so this is a bug; the pay is logged whole.
+      logger.error(`[express-guanaitong] could not record the unsettled pay ${params.outer_trade_no}: ${errorMessage(err)}`, {
+        reason: 'STORE_FAILED', outerTradeNo: params.outer_trade_no, unsettledReason: reason, tradeNo,
+      })
+      return
+    }
+    await watchUnsettled(store, {
+      key: unsettledKey(payment),
+      appId,
+      outerTradeNo: payment.outerTradeNo,
+      totalAmount: payment.totalAmount,
+      totalFen: payment.totalFen,
+      buyerOpenId: payment.buyerOpenId,
+      tradeNo,
+      reason,
+      since,
+      deadline: since + afterMs,
+    }, logger, storeTimeoutMs)
   }
 }
 
@@ -106,6 +149,7 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
   }
   const prepare = preparePayment && ((req: Request) => (params: PayRequestFields) => preparePayment(req, params))
   const settleAnswer = settlesOnPay(options, logger)
+  const watch = watchesPay(options, logger)
   return function pay(req: Request, res: Response): void {
     let params: Partial<PayParams> = {}
     let sending = false
@@ -115,9 +159,16 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       sending = true
       const tradeNo = await client.pay(params as PayParams)
       const paid: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }
-      if (settleAnswer) paid.settled = await settleAnswer(req, params as PayParams, tradeNo)
+      // Without settling here, only the notification settles the order: watch it until then.
+      const unsettled = settleAnswer ? await settleAnswer(req, params as PayParams, tradeNo) : 'AWAITING_NOTIFICATION'
+      if (settleAnswer) paid.settled = unsettled === undefined
+      if (unsettled !== undefined) await watch?.(params as PayParams, tradeNo, unsettled)
       res.status(200).json(paid)
     }
-    send().catch((err: unknown) => answer(res, logger, payAnswer(err, sending ? 'send' : 'prepare', params.outer_trade_no)))
+    send().catch(async (err: unknown) => {
+      const rejection = payAnswer(err, sending ? 'send' : 'prepare', params.outer_trade_no)
+      if (rejection.mayHaveCharged) await watch?.(params as PayParams, null, 'AMBIGUOUS')
+      answer(res, logger, rejection)
+    })
   }
 }

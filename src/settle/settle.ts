@@ -11,6 +11,7 @@ import type {
 import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from './claim'
 import { fireHook } from './hooks'
 import { notificationKey } from './key'
+import { forgetUnsettled } from './unsettled'
 
 type ShopRequest = Parameters<SettleOptions['onPaid']>[1]
 
@@ -78,7 +79,10 @@ export function createSettlement(options: SettleOptions) {
     const key = notificationKey(s.notification)
     const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
     const result = await claimKey(store, key, storeMs)
-    if (result.status === 'done') return duplicate(s)
+    if (result.status === 'done') {
+      forgetUnsettled(store, s.notification, logger)
+      return duplicate(s)
+    }
     if (result.status === 'busy') throw inProgress(s.notification)
     const claim: HeldClaim = {
       store, key, owner: result.owner, attempt: result.attempt, storeTimeoutMs: storeMs, outerTradeNo: s.notification.outerTradeNo,
@@ -131,7 +135,11 @@ export function createSettlement(options: SettleOptions) {
         })
       })),
     ))
-    pending.catch(() => {}) // its failure is read below, or after a time-out is answered
+    pending.then(
+      // Settled now or before, also when it completes after its time-out was answered `fail`.
+      (result) => { if (result?.status === 'completed' || result?.status === 'done') forgetUnsettled(store, s.notification, logger) },
+      () => {}, // its failure is read below, or after a time-out is answered
+    )
     const storeTimedOut = () => new NotifyRejection('STORE_FAILED', `store settle: no answer within ${storeMs} ms`)
     try {
       const first = await withTimeout(Promise.race([pending, started]), storeMs, storeTimedOut)
@@ -195,9 +203,11 @@ export function createSettlement(options: SettleOptions) {
 
   /**
    * The handler finished, so the outcome is `success` whatever happens here: answering `fail`
-   * would make Guanaitong retry and run the handler a second time.
+   * would make Guanaitong retry and run the handler a second time. The order is settled for the
+   * shop either way, so it leaves the unsettled ledger.
    */
   async function markDone(claim: HeldClaim, n: Notification): Promise<void> {
+    forgetUnsettled(claim.store, n, logger)
     try {
       if (!(await completeClaim(claim))) {
         logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +

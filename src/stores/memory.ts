@@ -1,6 +1,8 @@
 import { DEFAULTS } from '../defaults'
-import type { ClaimResult, MemoryStoreOptions, NotifyStore } from '../types'
+import { GuanaitongError } from '../errors'
+import type { ClaimResult, MemoryStoreOptions, NotifyStore, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../validate'
+import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord } from './unsettled-record'
 
 /**
  * A key that was claimed at least once and is not done: a live claim, a claim whose lease ran
@@ -46,8 +48,11 @@ const SWEEP_PER_CALL = 8
  * - An owner keeps its key after its lease ran out as long as no other request claimed it in
  *   between: its `complete`, `release` and `extend` still succeed then. Once another request
  *   took over, they return false and leave the new claim alone.
+ * - The unsettled ledger (pays that may have charged the employee and are not settled yet) holds
+ *   at most `maxEntries` records too; past that, `watchUnsettled` rejects (the pay route logs the
+ *   record) rather than drop one. Records are few: most are settled within seconds.
  */
-export class MemoryStore implements NotifyStore {
+export class MemoryStore implements NotifyStore, UnsettledLedger {
   readonly leaseMs: number
   readonly retentionMs: number
   /** The most keys held (live claims excepted, see the class notes). */
@@ -76,6 +81,9 @@ export class MemoryStore implements NotifyStore {
     this.clock = options.now ?? Date.now
     this.base = this.clock()
   }
+
+  /** Unsettled pays by key; their deadlines are epoch ms (the caller's clock), not store-relative. */
+  private readonly unsettled = new Map<string, UnsettledRecord>()
 
   /** Keys held right now, expired ones not yet swept included. */
   get size(): number {
@@ -143,6 +151,42 @@ export class MemoryStore implements NotifyStore {
     held.leaseUntil = now + this.leaseMs
     held.keepUntil = now + Math.max(this.leaseMs, this.retentionMs)
     return true
+  }
+
+  async watchUnsettled(record: UnsettledRecord): Promise<void> {
+    const copy = checkUnsettledRecord('MemoryStore', record)
+    if (!this.unsettled.has(copy.key) && this.unsettled.size >= this.maxEntries) {
+      throw new GuanaitongError(`MemoryStore: the unsettled ledger is full (${this.maxEntries} records); ${copy.key} was not recorded`,
+        'STORE_FULL', 503)
+    }
+    this.unsettled.set(copy.key, copy)
+  }
+
+  async resolveUnsettled(key: string): Promise<void> {
+    checkLedgerKey('MemoryStore', key)
+    this.unsettled.delete(key)
+  }
+
+  async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('MemoryStore', limit)
+    return this.byDeadline().slice(0, most).map((r) => ({ ...r }))
+  }
+
+  async takeDueUnsettled(now: number, limit: number, leaseMs: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('MemoryStore', limit)
+    checkTake('MemoryStore', now, leaseMs)
+    const due: UnsettledRecord[] = []
+    for (const record of this.byDeadline()) {
+      if (record.deadline > now || due.length === most) break
+      due.push({ ...record })
+      record.deadline = now + leaseMs
+    }
+    return due
+  }
+
+  /** Every record, soonest deadline first, ties by key (as a sorted set orders them). A sort per call: records are few. */
+  private byDeadline(): UnsettledRecord[] {
+    return [...this.unsettled.values()].sort((a, b) => a.deadline - b.deadline || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
   }
 
   /** The entry of `key` when `owner` made its latest claim and nobody released or completed it. */

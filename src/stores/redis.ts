@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
 import { GuanaitongError } from '../errors'
-import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
-import { checkOptions, REDIS_STORE_RULES } from '../validate'
+import type { ClaimResult, NotifyStore, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
+import { checkKey, checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
-import { checkKey } from '../validate'
+import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from './unsettled-record'
 
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
@@ -51,6 +51,63 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
 
+// The unsettled ledger: two keys under one hash tag, so one Redis Cluster slot holds both:
+//   <prefix>{unsettled}:due      sorted set: member = unsettled key, score = deadline (epoch ms)
+//   <prefix>{unsettled}:records  hash: unsettled key -> the record as JSON, without its deadline
+// A notification key always holds ":paid:" or ":failed:", so it never maps to these names.
+
+/** KEYS: due, records. ARGV: key, deadline, json. */
+const WATCH = new LuaScript(`
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+`)
+
+/** KEYS: due, records. ARGV: the keys to remove (at most REMOVALS_PER_CALL). */
+const RESOLVE = new LuaScript(`
+redis.call('ZREM', KEYS[1], unpack(ARGV))
+redis.call('HDEL', KEYS[2], unpack(ARGV))
+return 1
+`)
+
+/** Keys removed by one RESOLVE call: well below Lua's limit on unpacked arguments (about 8 000). */
+const REMOVALS_PER_CALL = 500
+
+/**
+ * KEYS: due, records. ARGV: now, limit, leaseUntil. Returns json, deadline, json, deadline, …
+ * of the due records, soonest first, and moves each one's deadline to leaseUntil. A member
+ * without a record (never written that way, but harmless) is dropped.
+ */
+const TAKE_DUE = new LuaScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for i = 1, #due, 2 do
+  local json = redis.call('HGET', KEYS[2], due[i])
+  if json then
+    redis.call('ZADD', KEYS[1], ARGV[3], due[i])
+    out[#out + 1] = json
+    out[#out + 1] = due[i + 1]
+  else
+    redis.call('ZREM', KEYS[1], due[i])
+  end
+end
+return out
+`)
+
+/** KEYS: due, records. ARGV: limit. Returns json, deadline, … soonest first. */
+const LIST = new LuaScript(`
+local due = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+local out = {}
+for i = 1, #due, 2 do
+  local json = redis.call('HGET', KEYS[2], due[i])
+  if json then
+    out[#out + 1] = json
+    out[#out + 1] = due[i + 1]
+  end
+end
+return out
+`)
+
 /**
  * Notification store in Redis, for several instances behind a load balancer. Each call is one
  * Lua script, so one round trip (EVALSHA; EVAL once if Redis does not have the script yet), and
@@ -62,14 +119,19 @@ return 1
  *
  * An owner whose lease ran out keeps the key until another request claims it: until then its
  * `complete`, `release` and `extend` still succeed. After a takeover they return false.
+ *
+ * It also keeps the unsettled ledger (pays not settled yet), shared by every instance on the
+ * same prefix: a sorted set by deadline and a hash of records, in one Cluster slot.
  */
-export class RedisStore implements NotifyStore {
+export class RedisStore implements NotifyStore, UnsettledLedger {
   readonly leaseMs: number
   readonly retentionMs: number
   readonly prefix: string
   private readonly redis: RedisAdapter
   /** How long the attempt counter (and the hash) outlives its last write. */
   private readonly keepMs: number
+  /** Removals from the ledger waiting for this tick's RESOLVE call (see `resolveUnsettled`). */
+  private removals: { keys: string[]; done: Promise<void> } | undefined
 
   constructor(options: RedisStoreOptions) {
     checkOptions('RedisStore', options, REDIS_STORE_RULES, '{ client: new Redis(url) }')
@@ -129,6 +191,58 @@ export class RedisStore implements NotifyStore {
     checkKey(key)
     return toInteger(await this.redis.evalScript(EXTEND, this.keysOf(key), [String(owner), this.leaseMs, this.keepMs])) === 1
   }
+
+  /** The ledger's two keys: the deadline index and the records. */
+  get unsettledKeys(): [due: string, records: string] {
+    return [`${this.prefix}{unsettled}:due`, `${this.prefix}{unsettled}:records`]
+  }
+
+  async watchUnsettled(record: UnsettledRecord): Promise<void> {
+    const checked = checkUnsettledRecord('RedisStore', record)
+    await this.redis.evalScript(WATCH, this.unsettledKeys, [checked.key, checked.deadline, encodeUnsettled(checked)])
+  }
+
+  /**
+   * Every settlement removes its order from the ledger, where it is nearly always absent. The keys
+   * removed in one event-loop turn share one RESOLVE call, sent once the turn's I/O is handled:
+   * under load a settlement then costs its two commands (claim, complete) and a small share of a
+   * third, not three. Resolves when that call answered.
+   */
+  async resolveUnsettled(key: string): Promise<void> {
+    checkLedgerKey('RedisStore', key)
+    let batch = this.removals
+    if (!batch || batch.keys.length >= REMOVALS_PER_CALL) {
+      const keys: string[] = []
+      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        if (this.removals?.keys === keys) this.removals = undefined
+        await this.redis.evalScript(RESOLVE, this.unsettledKeys, keys)
+      })
+      batch = this.removals = { keys, done }
+    }
+    batch.keys.push(key)
+    return batch.done
+  }
+
+  async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('RedisStore', limit)
+    return decodePairs(await this.redis.evalScript(LIST, this.unsettledKeys, [most]))
+  }
+
+  async takeDueUnsettled(now: number, limit: number, leaseMs: number): Promise<UnsettledRecord[]> {
+    const most = checkLimit('RedisStore', limit)
+    checkTake('RedisStore', now, leaseMs)
+    return decodePairs(await this.redis.evalScript(TAKE_DUE, this.unsettledKeys, [now, most, now + leaseMs]))
+  }
+}
+
+/** A script's flat reply `json, deadline, json, deadline, …` as records. */
+function decodePairs(reply: unknown): UnsettledRecord[] {
+  if (!Array.isArray(reply) || reply.length % 2 !== 0) {
+    throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`)
+  }
+  const records: UnsettledRecord[] = []
+  for (let i = 0; i < reply.length; i += 2) records.push(decodeUnsettled(String(reply[i]), toInteger(reply[i + 1])))
+  return records
 }
 
 function toInteger(reply: unknown): number {

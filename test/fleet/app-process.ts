@@ -21,6 +21,10 @@
  *                     an unreachable Redis does not stop the instance from starting.
  * - INSTANCE          a name, recorded with each payment this instance completed.
  * - APP_ID, APP_SECRET (default the sandbox's 20110698 / sandbox-secret).
+ * - PAY_TIMEOUT_MS    the client's timeoutMs (default 10 000).
+ * - UNSETTLED_AFTER_MS when set, the router's unsettledAfterMs, with an onUnsettled that counts
+ *                     (HINCRBY <COUNT_PREFIX>unsettled <outer_trade_no> 1) and prints `UNSETTLED <no>`.
+ * - SWEEP_EVERY_MS    the router's sweepEveryMs (default its own).
  *
  * Counting, in the COUNT Redis (never in this process's memory, which dies with a SIGKILL):
  * - HINCRBY <COUNT_PREFIX>started <outer_trade_no> 1   when onPaid begins,
@@ -40,7 +44,7 @@ import { Redis } from 'ioredis'
 import { guanaitong } from '../../src/router'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
-import type { Logger } from '../../src/types'
+import type { Logger, UnsettledRecord } from '../../src/types'
 
 const env = process.env
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))
@@ -60,6 +64,9 @@ const WAIT_REDIS_MS = num('WAIT_REDIS_MS', 3000)
 const INSTANCE = env.INSTANCE ?? String(process.pid)
 const APP_ID = env.APP_ID ?? '20110698'
 const APP_SECRET = env.APP_SECRET ?? 'sandbox-secret'
+const PAY_TIMEOUT_MS = num('PAY_TIMEOUT_MS', 10_000)
+const UNSETTLED_AFTER_MS = env.UNSETTLED_AFTER_MS ? Number(env.UNSETTLED_AFTER_MS) : undefined
+const SWEEP_EVERY_MS = env.SWEEP_EVERY_MS ? Number(env.SWEEP_EVERY_MS) : undefined
 
 if (!SANDBOX_URL || !NOTIFY_URL) {
   process.stderr.write('app-process: SANDBOX_URL and NOTIFY_URL are required\n')
@@ -122,7 +129,19 @@ app.use('/gat', guanaitong({
   baseUrl: SANDBOX_URL,
   notifyUrl: NOTIFY_URL,
   logger,
+  timeoutMs: PAY_TIMEOUT_MS,
   store: new RedisStore({ client, prefix: PREFIX, leaseMs: LEASE_MS }),
+  ...(UNSETTLED_AFTER_MS === undefined ? {} : {
+    unsettledAfterMs: UNSETTLED_AFTER_MS,
+    sweepEveryMs: SWEEP_EVERY_MS,
+    async onUnsettled(record: UnsettledRecord) {
+      await counter.multi()
+        .hincrby(`${COUNT_PREFIX}unsettled`, record.outerTradeNo, 1)
+        .hset(`${COUNT_PREFIX}unsettled-by`, record.outerTradeNo, INSTANCE)
+        .exec()
+      say(`UNSETTLED ${record.outerTradeNo}`)
+    },
+  }),
   tokenCache: new RedisTokenCache({ client, prefix: TOKEN_PREFIX }),
   preparePayment: (_req, params) => ({
     ...params,

@@ -127,6 +127,9 @@ export interface AppEnv {
   HANDLER_DELAY_MS?: number
   KILL_ON?: string
   WAIT_REDIS_MS?: number
+  PAY_TIMEOUT_MS?: number
+  UNSETTLED_AFTER_MS?: number
+  SWEEP_EVERY_MS?: number
 }
 
 /** Starts one instance and resolves once it printed READY. */

@@ -2,6 +2,7 @@ import { expect } from 'chai'
 import { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { ConfigError, GuanaitongError } from '../../src/errors'
+import { createSettlement } from '../../src/settle/settle'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
@@ -138,6 +139,27 @@ describe('RedisStore (real Redis)', () => {
       expect(claimSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
       const completeSent = await commandsSentBy(addr, () => store.complete('k', owner))
       expect(completeSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+    })
+
+    it('settlements at once share their ledger removals: 50 settle with 50 claims, 50 completes and a few removal calls', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}batch:` })
+      const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
+      const notification = (i: number) => ({
+        appId: '20110698', outerTradeNo: `B${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100,
+        attach: '', timestamp: 0, raw: {},
+      })
+      await settle({ notification: notification(-1), req: {} as never, source: 'notify', store }) // scripts cached
+      const addr = addrOf(String(await client.client('INFO')))
+      const sent = await commandsSentBy(addr, async () => {
+        const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+          settle({ notification: notification(i), req: {} as never, source: 'notify', store })))
+        expect(outcomes.every((o) => o.answer === 'success')).to.equal(true)
+      })
+      const removals = sent.filter((args) => args.includes(store.unsettledKeys[0]))
+      const others = sent.filter((args) => !args.includes(store.unsettledKeys[0]))
+      expect(others).to.have.length(100)
+      expect(removals.length).to.be.within(1, 24)
+      expect(removals.flatMap((args) => args.slice(5)).sort()).to.deep.equal(Array.from({ length: 50 }, (_, i) => `20110698:paid:B${i}`).sort())
     })
 
     it('falls back to EVAL when Redis does not have the script (NOSCRIPT), then uses EVALSHA', async () => {

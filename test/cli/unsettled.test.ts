@@ -1,0 +1,110 @@
+/**
+ * `express-guanaitong unsettled`, run as a real child process through tsx, against the
+ * machine's Redis (a unique prefix) holding a RedisStore's unsettled ledger.
+ */
+import { expect } from 'chai'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { resolve } from 'node:path'
+import { Redis } from 'ioredis'
+import { RedisStore } from '../../src/stores/redis'
+import type { UnsettledRecord } from '../../src/types'
+import { deleteKeys, REDIS_URL, uniquePrefix, unusedPort } from '../stores/redis-helpers'
+
+const root = resolve(import.meta.dirname, '..', '..')
+const HOUR = 60 * 60 * 1000
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const clean = { ...process.env }
+  delete clean.GAT_REDIS_URL
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'unsettled', ...args], {
+    cwd: root, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, stdout, stderr, lines: stdout.trimEnd().split('\n') }
+}
+
+describe('cli unsettled (real Redis)', function () {
+  this.timeout(60_000)
+  const prefix = uniquePrefix('cli-unsettled')
+  let redis: Redis
+  let records: UnsettledRecord[]
+
+  before(async () => {
+    redis = new Redis(REDIS_URL)
+    const store = new RedisStore({ client: redis, prefix })
+    const now = Date.now()
+    const record = (no: string, deadline: number, extra: Partial<UnsettledRecord> = {}): UnsettledRecord => ({
+      key: `20110698:paid:${no}`, appId: '20110698', outerTradeNo: no, totalAmount: '19.90', totalFen: 1990,
+      buyerOpenId: 'd87797eea12a2f80ad72ed93214a0908', tradeNo: null, reason: 'AMBIGUOUS', since: deadline - 25 * HOUR, deadline, ...extra,
+    })
+    records = [
+      record('LATER01', now + 3 * HOUR),
+      record('OVERDUE01', now - 2 * HOUR, { tradeNo: '2018070920000005', reason: 'HANDLER_FAILED', totalAmount: '0.01', totalFen: 1 }),
+      record('SOON01', now + 10 * 60_000),
+    ]
+    for (const r of records) await store.watchUnsettled(r)
+    records.sort((a, b) => a.deadline - b.deadline)
+  })
+
+  after(async () => {
+    await deleteKeys(redis, prefix)
+    redis.disconnect()
+  })
+
+  it('prints a table, soonest deadline first, and a summary', async () => {
+    const run = await cli(['--redis', REDIS_URL, '--prefix', prefix])
+    expect(run.code, run.stderr).to.equal(0)
+    const [header, ...rest] = run.lines
+    expect(header.split(/\s+/)).to.deep.equal(['DEADLINE', 'WHEN', 'OUTER_TRADE_NO', 'AMOUNT', 'TRADE_NO', 'REASON', 'BUYER', 'SINCE'])
+    const rows = rest.slice(0, 3)
+    expect(rows.map((row) => row.split(/\s{2,}/)[2])).to.deep.equal(['OVERDUE01', 'SOON01', 'LATER01'])
+    expect(rows[0]).to.match(/due 2h 0m ago\s+OVERDUE01\s+0\.01\s+2018070920000005\s+HANDLER_FAILED\s/)
+    expect(rows[1]).to.match(/in 10m\s+SOON01\s+19\.90\s+-\s+AMBIGUOUS/)
+    expect(rows[0].startsWith(new Date(records[0].deadline).toISOString().slice(0, 16).replace('T', ' '))).to.equal(true)
+    expect(rest[3]).to.equal('3 unsettled pays, 1 past the deadline')
+  })
+
+  it('--json prints each record as one JSON line, exactly as stored; --limit keeps the soonest; the URL may come from GAT_REDIS_URL', async () => {
+    const run = await cli(['--prefix', prefix, '--json', '--limit', '2'], { GAT_REDIS_URL: REDIS_URL })
+    expect(run.code, run.stderr).to.equal(0)
+    expect(run.lines.map((line) => JSON.parse(line) as UnsettledRecord)).to.deep.equal(records.slice(0, 2))
+  })
+
+  it('says so when there are none', async () => {
+    const run = await cli(['--redis', REDIS_URL, '--prefix', `${prefix}empty:`])
+    expect(run.code, run.stderr).to.equal(0)
+    expect(run.stdout).to.contain('no unsettled pays under prefix')
+  })
+
+  it('an unreachable Redis: exit 3, the password never printed', async () => {
+    const run = await cli(['--redis', `redis://:hunter2secret@127.0.0.1:${await unusedPort()}`])
+    expect(run.code).to.equal(3)
+    expect(run.stderr).to.match(/cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1/)
+    expect(run.stdout + run.stderr).to.not.contain('hunter2secret')
+  })
+
+  const bad: Array<[string, string[], RegExp]> = [
+    ['no --redis', [], /--redis is required \(or set GAT_REDIS_URL\)/],
+    ['not a redis URL', ['--redis', 'http://127.0.0.1:6379'], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+    ['a prefix with a brace', ['--redis', REDIS_URL, '--prefix', 'gat:{x}'], /--prefix has no \{ or \}/],
+    ['a zero limit', ['--redis', REDIS_URL, '--limit', '0'], /--limit must be a whole number from 1/],
+  ]
+  for (const [what, args, message] of bad) {
+    it(`${what}: exit 2 with a message`, async () => {
+      const run = await cli(args)
+      expect(run.code).to.equal(2)
+      expect(run.stderr).to.match(message)
+    })
+  }
+
+  it('--help describes the command', async () => {
+    const run = await cli(['--help'])
+    expect(run.code).to.equal(0)
+    expect(run.stdout).to.contain('Usage: express-guanaitong unsettled --redis <url>')
+  })
+})
