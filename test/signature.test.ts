@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { expect } from 'chai'
-import { canonicalString, maskedCanonicalString, sign, verifySign } from '../src/signature'
+import fc from 'fast-check'
+import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS, verifySign } from '../src/signature'
+import { flipHexDigit } from './helpers'
 
 const example = {
   appid: '20110698',
@@ -54,6 +56,33 @@ describe('signature', () => {
     for (const s of cases) expect(verifySign({ ...example, sign: s as string }, 'k'), String(s)).to.equal(false)
     expect(verifySign(null as never, 'k')).to.equal(false)
     expect(verifySign({ ...example, extra: ['x'] as never, sign: good }, 'k')).to.equal(false)
+  })
+
+  it('is false for a signature wrong only in its last hex digit (sha1, sha256, sha512)', () => {
+    for (const algorithm of SIGN_ALGORITHMS) {
+      const good = sign(example, 'k', algorithm)
+      const bad = flipHexDigit(good, good.length - 1)
+      expect(bad).to.have.length(good.length).and.match(/^[0-9a-f]+$/)
+      expect(verifySign({ ...example, sign: good }, 'k'), algorithm).to.equal(true)
+      expect(verifySign({ ...example, sign: bad }, 'k'), algorithm).to.equal(false)
+    }
+  })
+
+  it('is false for a signature with any one hex digit changed, at every position (property)', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(...SIGN_ALGORITHMS),
+      fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), fc.string({ maxLength: 8 }), { maxKeys: 4, noNullPrototype: true }),
+      fc.string({ minLength: 1, maxLength: 12 }),
+      fc.integer({ min: 1, max: 15 }),
+      (algorithm, params, secret, delta) => {
+        const good = sign(params, secret, algorithm)
+        if (!verifySign({ ...params, sign: good }, secret)) return false
+        for (let at = 0; at < good.length; at++) {
+          if (verifySign({ ...params, sign: flipHexDigit(good, at, delta) }, secret)) return false
+        }
+        return true
+      },
+    ), { numRuns: 50 })
   })
 
   it('verifies against any secret of a rotation list', () => {
