@@ -69,11 +69,15 @@ describe('money', () => {
     })
 
     it('refuses 0, three decimals, exponents, NaN, negatives and 100000000.00, naming the rule', () => {
-      for (const bad of [0, '0.00', 0.001, '1.005', 1e21, '1e2', NaN, Infinity, -1, '100000000.00', null, undefined, {}]) {
+      for (const bad of [0, '0.00', 0.001, '1.005', 1e21, '1e2', NaN, Infinity, -1, '100000000.00', null, undefined, {}, true]) {
         const out = normalizeAmount(bad)
         expect(out.ok, String(bad)).to.equal(false)
         if (!out.ok) expect(out.rule).to.match(/between 0\.01 and 99999999\.99/)
       }
+    })
+
+    it('refuses an array even when it prints as an amount (a repeated form field)', () => {
+      for (const bad of [['1.00'], [1], ['1.00', '2.00']]) expect(normalizeAmount(bad).ok, JSON.stringify(bad)).to.equal(false)
     })
   })
 })

@@ -181,6 +181,63 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
+    /** The ioredis client, with every EVALSHA/EVAL reply passed through `reply` (a client library that decodes differently). */
+    function decoding(reply: (raw: unknown) => unknown) {
+      return {
+        evalsha: (...args: Parameters<Redis['evalsha']>) => client.evalsha(...args).then(reply),
+        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args).then(reply),
+      }
+    }
+
+    it('reads integer replies a client decodes as strings or bigints', async () => {
+      for (const [what, reply] of [['strings', String], ['bigints', (raw: unknown) => BigInt(raw as number)]] as const) {
+        const store = new RedisStore({ client: decoding(reply), prefix: `${prefix}decoded-${what}:` })
+        const r = await claimed(store, 'k')
+        expect(r.attempt, what).to.equal(1)
+        expect(await store.claim('k'), what).to.deep.equal({ status: 'busy' })
+        expect(await store.complete('k', r.owner), what).to.equal(true)
+        expect(await store.claim('k'), what).to.deep.equal({ status: 'done' })
+      }
+    })
+
+    it('rejects a reply that is not an integer instead of guessing what it means', async () => {
+      for (const junk of ['OK', null, 1.5, [1]]) {
+        const store = new RedisStore({ client: decoding(() => junk), prefix: `${prefix}junk:` })
+        let error: unknown
+        try { await store.claim('k') } catch (err) { error = err }
+        expect(error, JSON.stringify(junk)).to.be.instanceOf(Error).with.property('message').that.matches(/unexpected reply from Redis/)
+      }
+    })
+
+    it('gives back a claim whose reply was lost after Redis ran it, so the next claim is not kept waiting a lease', async () => {
+      // EVALSHA reaches Redis and runs, but the caller sees a timeout (as with commandTimeout on a stalled Redis).
+      const lost = {
+        evalsha: (...args: Parameters<Redis['evalsha']>) => {
+          void client.evalsha(...args).catch(() => undefined)
+          return Promise.reject(new Error('Command timed out'))
+        },
+        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args),
+      }
+      const p = `${prefix}lost-reply:`
+      const store = new RedisStore({ client, prefix: p })
+      // Redis has the claim script cached, so the lost EVALSHA really runs it.
+      await store.claim('warm-up')
+      const failure = await new RedisStore({ client: lost, prefix: p, leaseMs: 60_000 }).claim('k').then(() => null, (err: Error) => err)
+      expect(failure?.message).to.equal('Command timed out')
+      expect(await store.claim('k')).to.deep.include({ status: 'claimed', attempt: 2 })
+    })
+
+    it('refuses an empty or non-string key in every operation', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}badkey:` })
+      for (const key of ['', 42, undefined]) {
+        for (const call of [() => store.claim(key as never), () => store.complete(key as never, 'o'), () => store.release(key as never, 'o'), () => store.extend(key as never, 'o')]) {
+          let error: unknown
+          try { await call() } catch (err) { error = err }
+          expect(error, String(key)).to.be.instanceOf(TypeError).with.property('message', 'RedisStore: key must be a non-empty string')
+        }
+      }
+    })
+
     it('propagates other Redis errors unchanged', async () => {
       const failure = new Error('READONLY You can\'t write against a read only replica.')
       const fake = { evalsha: async () => { throw failure }, eval: async () => 1 }
@@ -247,14 +304,19 @@ describe('RedisStore (real Redis)', () => {
     })
 
     it('requires a client and says which', () => {
-      expect(() => new RedisStore({} as never)).to.throw(ConfigError, /client is required.*ioredis.*node-redis/)
+      expect(() => new RedisStore({} as never)).to.throw(ConfigError, /^\[express-guanaitong\] RedisStore: client is required.*ioredis.*node-redis/)
       expect(() => new RedisStore({ client: { get: () => 1 } } as never)).to.throw(ConfigError, /neither an ioredis nor a node-redis/)
       expect(() => new RedisStore(undefined as never)).to.throw(ConfigError, /options are required/)
+      expect(() => new RedisStore(null as never)).to.throw(ConfigError, /options are required/)
     })
 
     it('rejects bad leaseMs, retentionMs and prefix', () => {
       expect(() => new RedisStore({ client: fake, leaseMs: 0 })).to.throw(ConfigError, /leaseMs must be a positive whole number/)
       expect(() => new RedisStore({ client: fake, retentionMs: -1 })).to.throw(ConfigError, /retentionMs/)
+      expect(() => new RedisStore({ client: fake, leaseMs: 0 })).to.throw(
+        'RedisStore: leaseMs must be a positive whole number (how long a claim lasts before another request may take over)')
+      expect(() => new RedisStore({ client: fake, retentionMs: 0 })).to.throw(
+        'RedisStore: retentionMs must be a positive whole number (how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h))')
       expect(() => new RedisStore({ client: fake, prefix: 5 as never })).to.throw(ConfigError, /prefix must be a string/)
       expect(() => new RedisStore({ client: fake, prefix: 'gat:{x}:' })).to.throw(ConfigError, /without \{ or \}/)
     })
