@@ -42,6 +42,15 @@ export function recordingLogger(): QuietLogger & { reasons(): unknown[] } {
   return Object.assign(logger, { reasons })
 }
 
+/**
+ * `hex` with the digit at `at` replaced by another lower-case hex digit (`delta` steps on, mod 16):
+ * a signature of the right length and alphabet that is wrong in exactly one place.
+ */
+export function flipHexDigit(hex: string, at: number, delta = 1): string {
+  const digit = ((parseInt(hex[at], 16) + delta) % 16).toString(16)
+  return hex.slice(0, at) + digit + hex.slice(at + 1)
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }

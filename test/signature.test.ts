@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
 import { expect } from 'chai'
-import { canonicalString, maskedCanonicalString, sign, verifySign } from '../src/signature'
+import fc from 'fast-check'
+import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS, verifySign } from '../src/signature'
+import { flipHexDigit } from './helpers'
 
 const example = {
   appid: '20110698',
@@ -56,6 +58,33 @@ describe('signature', () => {
     expect(verifySign({ ...example, extra: ['x'] as never, sign: good }, 'k')).to.equal(false)
   })
 
+  it('is false for a signature wrong only in its last hex digit (sha1, sha256, sha512)', () => {
+    for (const algorithm of SIGN_ALGORITHMS) {
+      const good = sign(example, 'k', algorithm)
+      const bad = flipHexDigit(good, good.length - 1)
+      expect(bad).to.have.length(good.length).and.match(/^[0-9a-f]+$/)
+      expect(verifySign({ ...example, sign: good }, 'k'), algorithm).to.equal(true)
+      expect(verifySign({ ...example, sign: bad }, 'k'), algorithm).to.equal(false)
+    }
+  })
+
+  it('is false for a signature with any one hex digit changed, at every position (property)', () => {
+    fc.assert(fc.property(
+      fc.constantFrom(...SIGN_ALGORITHMS),
+      fc.dictionary(fc.string({ minLength: 1, maxLength: 6 }), fc.string({ maxLength: 8 }), { maxKeys: 4, noNullPrototype: true }),
+      fc.string({ minLength: 1, maxLength: 12 }),
+      fc.integer({ min: 1, max: 15 }),
+      (algorithm, params, secret, delta) => {
+        const good = sign(params, secret, algorithm)
+        if (!verifySign({ ...params, sign: good }, secret)) return false
+        for (let at = 0; at < good.length; at++) {
+          if (verifySign({ ...params, sign: flipHexDigit(good, at, delta) }, secret)) return false
+        }
+        return true
+      },
+    ), { numRuns: 50 })
+  })
+
   it('verifies against any secret of a rotation list', () => {
     const sig = sign(example, 'new')
     expect(verifySign({ ...example, sign: sig }, ['old', 'new'])).to.equal(true)
@@ -71,8 +100,46 @@ describe('signature', () => {
     expect(verifySign({ ...fields, sign: kept }, 'k')).to.equal(true)
   })
 
-  it('masks the secret in the loggable canonical string', () => {
+  it('masks the secret in the loggable canonical string, dropping blank values like the signer', () => {
     expect(maskedCanonicalString(example)).to.contain('appsecret=***').and.not.contain('secret123')
+    expect(maskedCanonicalString({ a: '', b: '1' })).to.equal('appsecret=***&b=1')
+    expect(maskedCanonicalString({ a: '', b: '1' }, 'keep')).to.equal('a=&appsecret=***&b=1')
+  })
+
+  it('uses the configured secret, never an appsecret field of the parameters', () => {
+    expect(canonicalString({ appsecret: 'guess', a: '1' }, 's')).to.equal('a=1&appsecret=s')
+  })
+
+  it('counts vertical tab as blank and the letter V as text (Java whitespace, exactly)', () => {
+    expect(canonicalString({ a: '\v', b: 'V' }, 's')).to.equal('appsecret=s&b=V')
+  })
+
+  it('is false, never a throw, without a sign field at all', () => {
+    expect(verifySign({ ...example }, 'k')).to.equal(false)
+  })
+
+  it('is false when a non-hex character stands for a hex digit in latin1 (U+0130 reads as "0")', () => {
+    // Buffer.from(s, 'latin1') keeps only the low byte: U+0100 + c becomes c. Only the hex check stops it.
+    const good = sign(example, 'k')
+    const disguise = (at: number) => good.slice(0, at) + String.fromCharCode(0x100 + good.charCodeAt(at)) + good.slice(at + 1)
+    expect(Buffer.from(disguise(0), 'latin1').toString('latin1')).to.equal(good)
+    for (const at of [0, good.length - 1]) expect(verifySign({ ...example, sign: disguise(at) }, 'k'), `at ${at}`).to.equal(false)
+  })
+
+  it('is false for a repeated field even when its values would print as the signed one', () => {
+    const good = sign({ ...example, extra: 'x' }, 'k')
+    expect(verifySign({ ...example, extra: 'x', sign: good }, 'k')).to.equal(true)
+    expect(verifySign({ ...example, extra: ['x'] as never, sign: good }, 'k')).to.equal(false)
+  })
+
+  it('is false for a function carrying otherwise valid fields: parameters are a plain object', () => {
+    const fn = Object.assign(() => undefined, { ...example, sign: sign(example, 'k') })
+    expect(verifySign(fn as never, 'k')).to.equal(false)
+  })
+
+  it('never verifies under an empty or non-string secret in a rotation list', () => {
+    expect(verifySign({ ...example, sign: sign(example, '') }, ['old', ''])).to.equal(false)
+    expect(verifySign({ ...example, sign: sign(example, '42') }, ['old', 42 as never])).to.equal(false)
   })
 })
 

@@ -3,15 +3,16 @@
  * logged reason code in the test name. Every case goes over real HTTP to the mounted router.
  */
 import { expect } from 'chai'
+import fc from 'fast-check'
 import { createHash } from 'node:crypto'
 import { deflateSync, gzipSync } from 'node:zlib'
 import iconv from 'iconv-lite'
 import { ConfigError } from '../../src/errors'
 import { guanaitong } from '../../src/router'
-import { canonicalString, sign } from '../../src/signature'
+import { canonicalString, sign, SIGN_ALGORITHMS } from '../../src/signature'
 import { signNotification } from '../../src/testing/sign-notification'
 import type { Fields, GuanaitongOptions, Payment } from '../../src/types'
-import { EXPRESS_VERSIONS, formBody, paidFields, sleep, unusedClient } from '../helpers'
+import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, sleep, unusedClient } from '../helpers'
 import { APP_ID, FORM, NOW_MS, NOW_SEC, SECRET, listen, notifyApp, pairsBody, rawPost, rawSocket } from './support'
 
 interface Outcome {
@@ -120,6 +121,57 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       it('a genuine notification with an appsecret field added (the signer skips that name, so the sign still matches) → fail (RESERVED_NAME)', async () => {
         const f = paidFields()
         expectFail(await send(formBody({ ...f, appsecret: 'anything' })), 'RESERVED_NAME', 400)
+      })
+
+      describe('one hex digit wrong, right length and alphabet (one router for all requests)', () => {
+        let router: ReturnType<typeof notifyApp>
+        let server: Awaited<ReturnType<typeof listen>>
+        before(async () => {
+          router = notifyApp(express)
+          server = await listen(router.app)
+        })
+        after(() => server.close())
+
+        /** Posts `fields` signed with `algorithm`, the signature passed through `tamper`; the answer and what it changed. */
+        async function post(algorithm: (typeof SIGN_ALGORITHMS)[number], tamper: (sig: string) => string) {
+          const { sign: _sign, ...rest } = paidFields()
+          const good = sign(rest, SECRET, algorithm)
+          const signature = tamper(good)
+          const paidBefore = router.paid.length
+          const reasonsBefore = router.logger.reasons().length
+          const res = await rawPost(server.port, '/gat/notify', { 'content-type': FORM }, formBody({ ...rest, sign: signature }))
+          return {
+            res, good, signature,
+            paid: router.paid.length - paidBefore,
+            reasons: router.logger.reasons().slice(reasonsBefore),
+          }
+        }
+
+        for (const algorithm of SIGN_ALGORITHMS) {
+          it(`${algorithm}: the correct signature → success; its last digit changed → fail (BAD_SIGN)`, async () => {
+            const ok = await post(algorithm, (sig) => sig)
+            expect(ok.res.text).to.equal('success')
+            expect(ok.paid).to.equal(1)
+            const bad = await post(algorithm, (sig) => flipHexDigit(sig, sig.length - 1))
+            expect(bad.signature).to.have.length(bad.good.length).and.not.equal(bad.good)
+            expect(bad.res).to.include({ status: 401, text: 'fail' })
+            expect(bad.reasons).to.deep.equal(['BAD_SIGN'])
+            expect(bad.paid).to.equal(0)
+          })
+        }
+
+        it('any position, any other digit, any algorithm → fail (BAD_SIGN) (property)', async () => {
+          await fc.assert(fc.asyncProperty(
+            fc.constantFrom(...SIGN_ALGORITHMS),
+            fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+            fc.integer({ min: 1, max: 15 }),
+            async (algorithm, where, delta) => {
+              const out = await post(algorithm, (sig) => flipHexDigit(sig, Math.floor(where * sig.length), delta))
+              return out.res.status === 401 && out.res.text === 'fail' && out.paid === 0 &&
+                out.reasons.length === 1 && out.reasons[0] === 'BAD_SIGN'
+            },
+          ), { numRuns: 60 })
+        })
       })
 
       it('SHA-256 signature of the same fields (64 hex digits) → success', async () => {

@@ -3,7 +3,8 @@ import request from 'supertest'
 import { GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../src/errors'
 import { tokenFailure } from '../../src/client/client'
 import { guanaitong } from '../../src/router'
-import type { GatClient, PayParams } from '../../src/types'
+import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
+import type { GatClient, GuanaitongOptions, PayParams } from '../../src/types'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, recordingLogger } from '../helpers'
 
 /** A client whose pay records what it was given and answers as each test scripts. */
@@ -262,6 +263,57 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(res2.status).to.equal(500)
       expect(JSON.stringify(res2.body)).to.not.contain('secret db detail')
       expect(broken.logger.lines.some((l) => l.level === 'error' && /secret db detail/.test(l.message))).to.equal(true)
+    })
+  })
+}
+
+for (const { name, express } of EXPRESS_VERSIONS) {
+  describe(`pay route without the notifyUrl option, against the sandbox (${name})`, () => {
+    let sandbox: Sandbox
+    before(async () => {
+      sandbox = createSandbox({ appId: APP_ID, appSecret: SECRET })
+      await sandbox.start()
+    })
+    after(() => sandbox.close())
+
+    function app(extra: Partial<GuanaitongOptions> = {}) {
+      const server = express()
+      server.use('/gat', guanaitong({
+        appId: APP_ID, appSecret: SECRET, baseUrl: sandbox.url, logger: recordingLogger(), onPaid: () => {}, ...extra,
+      }))
+      return server
+    }
+    let seq = 0
+    const fresh = () => ({ ...order, outer_trade_no: `NU${Date.now() % 1e8}${++seq}` })
+    const attacker = 'https://attacker.example/collect'
+
+    it('drops the browser\'s notify_url before preparePayment sees the params and before the pay is sent', async () => {
+      const seen: Array<Partial<PayParams>> = []
+      const server = app({
+        preparePayment: (_req, params) => {
+          seen.push({ ...params })
+          return { ...params, buyer_open_id: 'from-session', total_amount: '12.50' }
+        },
+      })
+      const body = fresh()
+      const res = await request(server).post('/gat/pay').send({ ...body, notify_url: attacker })
+      expect(res.status).to.equal(200)
+      expect(seen).to.have.length(1)
+      expect(seen[0]).to.include({ outer_trade_no: body.outer_trade_no }).and.not.have.property('notify_url')
+      const payment = sandbox.getPayment(body.outer_trade_no)
+      expect(payment?.params).to.include({ outer_trade_no: body.outer_trade_no, total_amount: '12.50' })
+      expect(payment?.params).to.not.have.property('notify_url')
+      expect(payment?.notifyUrl).to.equal(null)
+    })
+
+    it('drops it from a form body sent straight through (no preparePayment)', async () => {
+      const body = { ...fresh(), buyer_open_id: 'b1', total_amount: '3.00' }
+      const res = await request(app()).post('/gat/pay').type('form').send({ ...body, notify_url: attacker })
+      expect(res.status).to.equal(200)
+      const payment = sandbox.getPayment(body.outer_trade_no)
+      expect(payment?.params).to.include({ outer_trade_no: body.outer_trade_no, buyer_open_id: 'b1' })
+      expect(payment?.params).to.not.have.property('notify_url')
+      expect(payment?.notifyUrl).to.equal(null)
     })
   })
 }

@@ -32,7 +32,37 @@ describe('parseForm', () => {
     expect(parseForm(b('r=%CE%E7%B2%CD+1'), formCharset('GB18030')).r).to.equal('午餐 1')
   })
 
+  it('reads a key without "=" at the very end as an empty value', () => {
+    expect({ ...parseForm(b('a=1&flag')) }).to.deep.equal({ a: '1', flag: '' })
+  })
+
+  it('decodes a raw UTF-8 key and a GBK-escaped key in their charsets', () => {
+    expect(Object.keys(parseForm(Buffer.from('中=1', 'utf8')))).to.deep.equal(['中'])
+    expect({ ...parseForm(b('k%CE%E7=%ce%e7'), 'gbk') }).to.deep.equal({ k午: '午' })
+  })
+
+  it('reads GBK escapes of every hex digit class, upper and lower case, at the ends of each range', () => {
+    expect(parseForm(b('a=%30%39%3A%3F%3a%3f%2F%2f'), 'gbk').a).to.equal('09:?:?//')
+  })
+
+  // Each would decode to a valid GBK text if the bad digit were read as -1 (0xF0 + a trail byte, or an ASCII byte).
+  for (const bad of ['%/0%A1', '%:0%A1', '%@0%A1', '%G0%A1', '%`0%A1', '%g0%A1', '%3/', '%3:', '%3@', '%3G', '%3`', '%3g', '%3', '%']) {
+    it(`rejects the GBK escape "${bad}" with BAD_BODY`, () => expect(reason(() => parseForm(b(`a=${bad}`), 'gbk'))).to.equal('BAD_BODY'))
+  }
+
+  it('reads the charsets a notification may declare, utf-8 when none', () => {
+    for (const [declared, charset] of [[undefined, 'utf8'], ['', 'utf8'], ['utf8', 'utf8'], ['UTF-8', 'utf8'], ['gb2312', 'gbk'], ['GBK', 'gbk'], ['gb18030', 'gb18030']]) {
+      expect(formCharset(declared), String(declared)).to.equal(charset)
+    }
+  })
+
+  it('accepts exactly parameterLimit parameters', () => {
+    expect(Object.keys(parseForm(b(Array.from({ length: 100 }, (_, i) => `k${i}=1`).join('&'))))).to.have.length(100)
+  })
+
   const rejected: Array<[string, () => unknown, string]> = [
+    ['a key with only an opening bracket', () => parseForm(b('a[=1')), 'NESTED_KEY'],
+    ['a key with only a closing bracket', () => parseForm(b('a]=1')), 'NESTED_KEY'],
     ['an empty body', () => parseForm(Buffer.alloc(0)), 'BAD_BODY'],
     ['only separators', () => parseForm(b('&&&')), 'BAD_BODY'],
     ['a repeated key', () => parseForm(b('a=1&a=2')), 'DUPLICATE_KEY'],
@@ -63,5 +93,16 @@ describe('fieldsFromParsed (a body express.urlencoded() already read)', () => {
     expect(reason(() => fieldsFromParsed({ a: { b: '1' } }))).to.equal('NESTED_KEY')
     expect(reason(() => fieldsFromParsed({}))).to.equal('BAD_BODY')
     expect(reason(() => fieldsFromParsed('a=1'))).to.equal('BAD_BODY')
+    expect(reason(() => fieldsFromParsed(null))).to.equal('BAD_BODY')
+    expect(reason(() => fieldsFromParsed(['a']))).to.equal('BAD_BODY')
+  })
+  it('rejects a literal bracket in a key (express.urlencoded({ extended: false }) keeps them)', () => {
+    expect(reason(() => fieldsFromParsed({ 'a[': '1' }))).to.equal('NESTED_KEY')
+    expect(reason(() => fieldsFromParsed({ 'a]': '1' }))).to.equal('NESTED_KEY')
+  })
+  it('accepts exactly parameterLimit parameters and rejects one more', () => {
+    const many = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, '1']))
+    expect(Object.keys(fieldsFromParsed(many(100)))).to.have.length(100)
+    expect(reason(() => fieldsFromParsed(many(101)))).to.equal('TOO_MANY_PARAMETERS')
   })
 })

@@ -40,6 +40,18 @@ describe('MemoryStore', () => {
     it('names the default in the message', () => {
       expect(() => new MemoryStore({ leaseMs: -5 })).to.throw(/Omit it for the default 60000/)
     })
+
+    it('names the store, the option and what it means', () => {
+      expect(() => new MemoryStore({ leaseMs: 0 })).to.throw(
+        'MemoryStore: leaseMs must be a positive whole number of milliseconds, at most 2147483647 (how long a claim lasts before another request may take over)')
+      expect(() => new MemoryStore({ retentionMs: 0 })).to.throw(
+        'MemoryStore: retentionMs must be a positive whole number of milliseconds, at most 2147483647 (how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h))')
+      expect(() => new MemoryStore({ maxEntries: 0 })).to.throw('MemoryStore: maxEntries must be a positive whole number (the most keys held in memory)')
+    })
+
+    it('rejects options that are not an object with a ConfigError', () => {
+      for (const bad of [null, 5, 'x']) expect(() => new MemoryStore(bad as never), String(bad)).to.throw(ConfigError, /options are required as an object/)
+    })
   })
 
   describe('expiry with an injected clock', () => {
@@ -83,6 +95,51 @@ describe('MemoryStore', () => {
       expect((await claimed(s, 'k')).attempt).to.equal(1)
     })
 
+    it('an extended claim keeps its attempt counter retentionMs, not just leaseMs', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      const r = await claimed(s, 'k')
+      clock.advance(500)
+      expect(await s.extend('k', r.owner)).to.equal(true)
+      clock.advance(2000)
+      expect((await claimed(s, 'k')).attempt).to.equal(2)
+    })
+
+    describe('an entry that expired behind an older, longer-lived one (so the sweep stops before it)', () => {
+      /**
+       * `older` is claimed first and renewed later, so it sits at the oldest end and expires last;
+       * `k` is set up by `prepare` at T+1 and expires at T+5001. The clock ends at exactly T+5001.
+       */
+      async function behindOlder(prepare: (s: MemoryStore) => Promise<void>) {
+        const clock = fakeClock()
+        const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+        const older = await claimed(s, 'older')
+        clock.advance(1)
+        await prepare(s)
+        clock.advance(1999)
+        expect(await s.extend('older', older.owner)).to.equal(true)
+        clock.advance(3001)
+        expect(s.size).to.equal(2)
+        return s
+      }
+
+      it('a done-marker is gone at exactly retentionMs: the key is new again', async () => {
+        const s = await behindOlder(async (s) => { await s.complete('k', (await claimed(s, 'k')).owner) })
+        expect(await claimed(s, 'k')).to.include({ attempt: 1 })
+      })
+
+      it("a released key's attempt counter is gone at exactly retentionMs", async () => {
+        const s = await behindOlder(async (s) => { await s.release('k', (await claimed(s, 'k')).owner) })
+        expect(await claimed(s, 'k')).to.include({ attempt: 1 })
+      })
+
+      it('its owner can no longer complete it', async () => {
+        let owner = ''
+        const s = await behindOlder(async (s) => { owner = (await claimed(s, 'k')).owner })
+        expect(await s.complete('k', owner)).to.equal(false)
+      })
+    })
+
     it('extend renews the lease from now', async () => {
       const clock = fakeClock()
       const s = new MemoryStore({ leaseMs: 1000, now: clock.now })
@@ -106,6 +163,18 @@ describe('MemoryStore', () => {
       clock.advance(5000)
       for (let i = 0; i < 20; i++) await s.claim(`new-${i}`)
       expect(s.size).to.equal(20, 'every old done-marker is gone after a few calls')
+    })
+
+    it('sweeps claims and released keys too, at exactly the end of their retention', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      for (let i = 0; i < 50; i++) {
+        const r = await claimed(s, `old-${i}`)
+        if (i % 2) await s.release(`old-${i}`, r.owner)
+      }
+      clock.advance(5000)
+      for (let i = 0; i < 20; i++) await s.claim(`new-${i}`)
+      expect(s.size).to.equal(20)
     })
   })
 
@@ -137,6 +206,47 @@ describe('MemoryStore', () => {
       expect(s.size).to.equal(5)
       expect(await s.claim('live-oldest')).to.deep.equal({ status: 'busy' })
       expect(await s.complete('live-oldest', live.owner)).to.equal(true)
+    })
+
+    it('evicts done-markers and free keys from behind live claims until it is back at the bound', async () => {
+      const s = new MemoryStore({ maxEntries: 3 })
+      await claimed(s, 'live-1')
+      await claimed(s, 'live-2')
+      await s.complete('done', (await claimed(s, 'done')).owner)
+      await claimed(s, 'new')
+      expect(s.size).to.equal(3)
+      expect(await s.claim('live-1')).to.deep.equal({ status: 'busy' })
+      expect(await s.claim('live-2')).to.deep.equal({ status: 'busy' })
+    })
+
+    it('a claim whose lease ends exactly now is no longer live: it can be evicted', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ maxEntries: 2, leaseMs: 1000, retentionMs: 100_000, now: clock.now })
+      await claimed(s, 'a')
+      await claimed(s, 'b')
+      clock.advance(1000)
+      await claimed(s, 'c')
+      expect(s.size).to.equal(2)
+    })
+
+    it('after re-claiming an expired key in the middle, still evicts the oldest free key, not a newer done-marker', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ maxEntries: 3, leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      const a = await claimed(s, 'a')
+      clock.advance(1)
+      await s.complete('b', (await claimed(s, 'b')).owner)
+      clock.advance(1)
+      await s.complete('c', (await claimed(s, 'c')).owner)
+      clock.advance(1998)
+      // a is freed: it stays at the oldest end and now expires last.
+      expect(await s.release('a', a.owner)).to.equal(true)
+      clock.advance(3001)
+      // b's done-marker expired, a (older) did not: b is dropped from the middle and claimed anew.
+      await claimed(s, 'b')
+      await claimed(s, 'd')
+      expect(s.size).to.equal(3)
+      expect(await s.claim('c'), 'the done-marker of c must survive').to.deep.equal({ status: 'done' })
+      expect((await claimed(s, 'a')).attempt, 'a, the oldest free key, was the one evicted').to.equal(1)
     })
 
     it('evicts an expired claim before a live one', async () => {
@@ -199,10 +309,21 @@ describe('MemoryStore', () => {
     expect(r.owner).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   })
 
-  it('rejects a non-string key with a ParamError naming it', async () => {
+  it('rejects a non-string or empty key with a ParamError naming it', async () => {
     const s = new MemoryStore()
-    let error: unknown
-    try { await s.claim(42 as never) } catch (err) { error = err }
-    expect(error).to.be.instanceOf(ParamError).with.property('field', 'key')
+    for (const key of [42, '']) {
+      let error: unknown
+      try { await s.claim(key as never) } catch (err) { error = err }
+      expect(error, String(key)).to.be.instanceOf(ParamError).with.property('field', 'key')
+    }
+  })
+
+  it('a released key belongs to nobody: a null owner cannot complete, release or extend it', async () => {
+    const s = new MemoryStore()
+    const r = await claimed(s, 'k')
+    expect(await s.release('k', r.owner)).to.equal(true)
+    expect(await s.complete('k', null as never)).to.equal(false)
+    expect(await s.release('k', null as never)).to.equal(false)
+    expect(await s.extend('k', null as never)).to.equal(false)
   })
 })

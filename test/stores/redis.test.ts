@@ -203,6 +203,34 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
+    /** The ioredis client, with every EVALSHA/EVAL reply passed through `reply` (a client library that decodes differently). */
+    function decoding(reply: (raw: unknown) => unknown) {
+      return {
+        evalsha: (...args: Parameters<Redis['evalsha']>) => client.evalsha(...args).then(reply),
+        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args).then(reply),
+      }
+    }
+
+    it('reads integer replies a client decodes as strings or bigints', async () => {
+      for (const [what, reply] of [['strings', String], ['bigints', (raw: unknown) => BigInt(raw as number)]] as const) {
+        const store = new RedisStore({ client: decoding(reply), prefix: `${prefix}decoded-${what}:` })
+        const r = await claimed(store, 'k')
+        expect(r.attempt, what).to.equal(1)
+        expect(await store.claim('k'), what).to.deep.equal({ status: 'busy' })
+        expect(await store.complete('k', r.owner), what).to.equal(true)
+        expect(await store.claim('k'), what).to.deep.equal({ status: 'done' })
+      }
+    })
+
+    it('rejects a reply that is not an integer instead of guessing what it means', async () => {
+      for (const junk of ['OK', null, 1.5, [1]]) {
+        const store = new RedisStore({ client: decoding(() => junk), prefix: `${prefix}junk:` })
+        let error: unknown
+        try { await store.claim('k') } catch (err) { error = err }
+        expect(error, JSON.stringify(junk)).to.be.instanceOf(Error).with.property('message').that.matches(/unexpected reply from Redis/)
+      }
+    })
+
     it('reports other Redis errors as a GuanaitongError REDIS_FAILED, the original as cause and in the message', async () => {
       const failure = new Error('READONLY You can\'t write against a read only replica.')
       const fake = { evalsha: async () => { throw failure }, eval: async () => 1 }
