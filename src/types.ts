@@ -347,6 +347,20 @@ export interface RedisStoreOptions extends StoreOptions {
   client: RedisClientLike
   /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
   prefix?: string
+  /**
+   * Replicas that must acknowledge a done-marker (Redis `WAIT`) before `complete` resolves, so a
+   * `success` answered to Guanaitong survives a failover. Default 0: no wait; replication is
+   * asynchronous and a primary lost right after `complete` can take the marker with it. When
+   * fewer acknowledge within `waitTimeoutMs`, `complete` rejects (`STORE_NOT_REPLICATED`); the
+   * router logs it and still answers `success`, because the handler has run.
+   * See docs/redis-cluster.md.
+   */
+  waitReplicas?: number
+  /**
+   * How long `complete` waits for `waitReplicas`, ms. Default 200. WAIT holds the connection it
+   * runs on: keep it below the client's command timeout. Only with `waitReplicas`.
+   */
+  waitTimeoutMs?: number
 }
 
 /** Options of `new RedisTokenCache()`. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
-import { ConfigError } from '../errors'
+import { ConfigError, GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions } from '../types'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
 import { describeValue, positiveInteger } from './validate'
@@ -66,6 +66,10 @@ export class RedisStore implements NotifyStore {
   readonly leaseMs: number
   readonly retentionMs: number
   readonly prefix: string
+  /** Replicas that must acknowledge a done-marker before `complete` resolves; 0: no WAIT. */
+  readonly waitReplicas: number
+  /** How long `complete` waits for them, ms. */
+  readonly waitTimeoutMs: number
   private readonly redis: RedisAdapter
   /** How long the attempt counter (and the hash) outlives its last write. */
   private readonly keepMs: number
@@ -83,6 +87,16 @@ export class RedisStore implements NotifyStore {
       throw new ConfigError(`RedisStore: prefix must be a string without { or } such as "gat:" (the store adds a hash tag around each key itself); got ${describeValue(options.prefix)}`)
     }
     this.prefix = options.prefix ?? 'gat:'
+    const { waitReplicas = 0, waitTimeoutMs } = options
+    if (!Number.isSafeInteger(waitReplicas) || waitReplicas < 0) {
+      throw new ConfigError(`RedisStore: waitReplicas must be a whole number, 0 or more (how many replicas must acknowledge a done-marker before complete() resolves; 0 does not wait); got ${describeValue(waitReplicas)}`)
+    }
+    if (waitReplicas === 0 && waitTimeoutMs !== undefined) {
+      throw new ConfigError('RedisStore: waitTimeoutMs needs waitReplicas (the number of replicas to wait for), e.g. { waitReplicas: 1, waitTimeoutMs: 200 }')
+    }
+    this.waitReplicas = waitReplicas
+    this.waitTimeoutMs = positiveInteger('RedisStore', 'waitTimeoutMs', waitTimeoutMs, DEFAULTS.waitTimeoutMs,
+      'how long complete() waits for the replicas; keep it below the client\'s command timeout')
     this.keepMs = Math.max(this.leaseMs, this.retentionMs)
   }
 
@@ -121,9 +135,25 @@ export class RedisStore implements NotifyStore {
     return { status: 'claimed', owner, attempt: reply }
   }
 
+  /**
+   * Marks the key done when `owner` made its latest claim. With `waitReplicas`, then waits (WAIT)
+   * until that many replicas have the done-marker, and rejects with STORE_NOT_REPLICATED when
+   * fewer acknowledged within `waitTimeoutMs`: the marker is on the primary, but a failover
+   * before it replicates would lose it.
+   */
   async complete(key: string, owner: string): Promise<boolean> {
     checkKey(key)
-    return toInteger(await this.redis.evalScript(COMPLETE, this.keysOf(key), [String(owner), this.retentionMs])) === 1
+    const keys = this.keysOf(key)
+    const done = toInteger(await this.redis.evalScript(COMPLETE, keys, [String(owner), this.retentionMs])) === 1
+    if (done && this.waitReplicas > 0) {
+      const acknowledged = toInteger(await this.redis.waitForReplicas(keys[0], this.waitReplicas, this.waitTimeoutMs))
+      if (acknowledged < this.waitReplicas) {
+        throw new GuanaitongError(`RedisStore: the done-marker of ${key} reached ${acknowledged} of ${this.waitReplicas} replica(s) ` +
+          `within ${this.waitTimeoutMs} ms; it is stored on the primary, but a failover before it replicates would lose it ` +
+          'and a later duplicate would run the handler again', 'STORE_NOT_REPLICATED', 503)
+      }
+    }
+    return done
   }
 
   async release(key: string, owner: string): Promise<boolean> {
