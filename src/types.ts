@@ -321,7 +321,7 @@ export type PayRouteOptions = Pick<GuanaitongOptions, 'preparePayment' | 'notify
 
 /**
  * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
- * client or cluster (`redis` v4 or v5, connected). Neither library is imported: the store
+ * client or cluster (`redis` v4, v5 or v6, connected). Neither library is imported: the store
  * only calls the client's EVALSHA and EVAL.
  */
 export interface RedisClientLike {

@@ -14,7 +14,8 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis, type ClusterOptions } from 'ioredis'
-import { createCluster, type RedisClusterOptions } from 'redis'
+import { createCluster } from 'redis'
+import { createCluster as createCluster6 } from 'redis6'
 import { killChild, ProcessGroup } from '../processes'
 import { keySlot, sleep } from './redis-helpers'
 
@@ -281,12 +282,38 @@ export class RedisCluster {
     return (await this.layout()).filter((n) => n.role === 'primary' && !n.failing && n.slots.length > 0)
   }
 
-  /** A hash as a replica holds it right now (READONLY: the replica answers instead of redirecting). */
-  async readOnReplica(port: number, key: string): Promise<Record<string, string>> {
+  /** Runs `fn` on a plain connection to one node (READONLY: a replica answers instead of redirecting). */
+  onNode<T>(port: number, fn: (redis: Redis) => Promise<T>): Promise<T> {
     return withNode(port, async (r) => {
       await r.call('READONLY')
-      return r.hgetall(key)
+      return fn(r)
     })
+  }
+
+  /** A hash as a replica holds it right now. */
+  readOnReplica(port: number, key: string): Promise<Record<string, string>> {
+    return this.onNode(port, (r) => r.hgetall(key))
+  }
+
+  /**
+   * Stops a replica from receiving its primary's writes, while both stay up and the cluster
+   * bus keeps working: the replica's link is cut (CLIENT KILL on the primary) and it cannot
+   * reconnect (a wrong `masterauth`). What replication lag looks like, made deterministic: a
+   * failover now promotes a replica without the writes that follow.
+   */
+  async cutReplication(replicaPort: number, primaryPort: number): Promise<void> {
+    await withNode(replicaPort, (r) => r.config('SET', 'masterauth', 'not-the-primary-password'))
+    await withNode(primaryPort, (r) => r.client('KILL', 'TYPE', 'replica'))
+    const deadline = Date.now() + 10_000
+    while (parseInfo(await withNode(replicaPort, (r) => r.info('replication'))).get('master_link_status') !== 'down') {
+      if (Date.now() > deadline) throw new Error(`replica ${replicaPort} still linked to its primary after 10 s`)
+      await sleep(50)
+    }
+  }
+
+  /** Undoes `cutReplication`'s wrong password (on whatever the replica has become). */
+  async healReplication(replicaPort: number): Promise<void> {
+    await withNode(replicaPort, (r) => r.config('SET', 'masterauth', ''))
   }
 
   /** SIGKILLs one node (a crash: no shutdown, nothing saved). */
@@ -386,13 +413,17 @@ export class RedisCluster {
     return client
   }
 
-  /** A connected node-redis cluster client, fail-fast as the README recommends. */
-  async nodeRedis(options: Partial<RedisClusterOptions> = {}) {
-    const client = createCluster({
-      rootNodes: this.seeds.map(({ host, port }) => ({ url: `redis://${host}:${port}` })),
-      defaults: { disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy: 100 } },
-      ...options,
-    })
+  /**
+   * A connected node-redis cluster client (v5, or v6 with `{ version: 6 }`), fail-fast as the
+   * README recommends. v6 refreshes the topology `topologyRefreshMs` after a node connection
+   * starts reconnecting (its `topologyRefreshOnReconnectionAttemptStrategy`); v5 has no such option.
+   */
+  async nodeRedis({ version = 5, topologyRefreshMs = 1000 }: { version?: 5 | 6; topologyRefreshMs?: number } = {}) {
+    const rootNodes = this.seeds.map(({ host, port }) => ({ url: `redis://${host}:${port}` }))
+    const defaults = { disableOfflineQueue: true, socket: { connectTimeout: 1000, reconnectStrategy: 100 } }
+    const client = version === 6
+      ? createCluster6({ rootNodes, defaults, topologyRefreshOnReconnectionAttemptStrategy: topologyRefreshMs })
+      : createCluster({ rootNodes, defaults })
     client.on('error', () => undefined)
     await client.connect()
     return client
