@@ -95,6 +95,10 @@ export interface AppEnv {
   NOTIFY_URL: string
   PREFIX: string
   REDIS_URL?: string
+  REDIS_CLUSTER?: string
+  COUNT_REDIS_URL?: string
+  WAIT_REPLICAS?: number
+  WAIT_TIMEOUT_MS?: number
   COUNT_PREFIX?: string
   TOKEN_PREFIX?: string
   LEASE_MS?: number
