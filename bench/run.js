@@ -1,7 +1,7 @@
 // `npm run bench`: every server in its own child process, the load generator (autocannon) in
 // another. Prints a table; writes bench/results.json and bench/results.md. See bench/README.md.
 import os from 'node:os'
-import { load, peakRssMb, runJson, startServer } from './proc.js'
+import { load, peakRssMb, runJson, startRedis, startServer } from './proc.js'
 import { writeResults } from './report.js'
 
 const WARMUP_SEC = Number(process.env.BENCH_WARMUP ?? 3)
@@ -177,7 +177,43 @@ async function pay() {
   }
 }
 
+/**
+ * RedisStore on a primary with one replica (both started here), without and with waitReplicas: 1,
+ * in turns; then the replica is killed and the waiting store measured again: every WAIT then
+ * runs into waitTimeoutMs while it holds the store's one connection.
+ */
+async function replication() {
+  log(`notify-redis on a primary with a replica, waitReplicas off / 1: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const primary = await startRedis()
+  if (primary.skipped) return { skipped: primary.skipped }
+  const replica = await startRedis(primary.port)
+  if (replica.skipped) {
+    await primary.stop()
+    return { skipped: replica.skipped }
+  }
+  const env = (waitReplicas) => ({ BENCH_REDIS_PORT: String(primary.port), ...(waitReplicas ? { BENCH_WAIT_REPLICAS: String(waitReplicas) } : {}) })
+  const servers = { plain: await startServer('notify', ['redis'], [], env(0)), wait: await startServer('notify', ['redis'], [], env(1)) }
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}R${name[0].toUpperCase()}${tag}` })
+  for (const name of ['plain', 'wait']) await warm(config(name, 'W'))
+  const runs = { plain: [], wait: [] }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of ['plain', 'wait']) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
+  }
+  log('waitReplicas: 1 with the replica down…')
+  await replica.stop()
+  const replicaDown = combine([await measure(servers.wait, config('wait', 'X'), ROUND_SEC)])
+  await servers.plain.stop()
+  await servers.wait.stop()
+  await primary.stop()
+  return { plain: combine(runs.plain), wait: combine(runs.wait), replicaDown }
+}
+
 const started = Date.now()
+if (process.env.BENCH_ONLY === 'replication') {
+  // One scenario on its own (no results files written): `BENCH_ONLY=replication node bench/run.js`.
+  process.stdout.write(`${JSON.stringify(await replication(), null, 2)}\n`)
+  process.exit(0)
+}
 log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
 log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
@@ -185,6 +221,7 @@ const ceilingResult = await ceiling()
 const notify = await notifyScenarios()
 const consoleResult = await consoleLogger()
 const payResults = await pay()
+const replicationResult = await replication()
 
 writeResults({
   date: new Date().toISOString(),
@@ -198,4 +235,5 @@ writeResults({
   notifyRedis: notify.redis,
   consoleLogger: consoleResult,
   pay: payResults,
+  replication: replicationResult,
 })

@@ -15,7 +15,7 @@ export const DEFAULTS = {
   retentionMs: 25 * 60 * 60 * 1000,
   maxEntries: 100_000,
   /** RedisStore's WAIT for replicas: a healthy replica acknowledges in about a round trip. */
-  waitTimeoutMs: 200,
+  waitTimeoutMs: 100,
   /** Guanaitong's documented maximum number of notification attempts. */
   retryBudget: 10,
   retryBudgetThreshold: 7,

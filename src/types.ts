@@ -357,8 +357,10 @@ export interface RedisStoreOptions extends StoreOptions {
    */
   waitReplicas?: number
   /**
-   * How long `complete` waits for `waitReplicas`, ms. Default 200. WAIT holds the connection it
-   * runs on: keep it below the client's command timeout. Only with `waitReplicas`.
+   * How long `complete` waits for `waitReplicas`, ms. Default 100. WAIT holds the connection it
+   * runs on: while a shard lacks replicas, each `complete` there takes this long and the commands
+   * queued behind it on that connection wait too. Keep it small, and below the client's command
+   * timeout. Only with `waitReplicas`.
    */
   waitTimeoutMs?: number
 }

@@ -92,7 +92,7 @@ export class RedisStore implements NotifyStore {
       throw new ConfigError(`RedisStore: waitReplicas must be a whole number, 0 or more (how many replicas must acknowledge a done-marker before complete() resolves; 0 does not wait); got ${describeValue(waitReplicas)}`)
     }
     if (waitReplicas === 0 && waitTimeoutMs !== undefined) {
-      throw new ConfigError('RedisStore: waitTimeoutMs needs waitReplicas (the number of replicas to wait for), e.g. { waitReplicas: 1, waitTimeoutMs: 200 }')
+      throw new ConfigError('RedisStore: waitTimeoutMs needs waitReplicas (the number of replicas to wait for), e.g. { waitReplicas: 1, waitTimeoutMs: 100 }')
     }
     this.waitReplicas = waitReplicas
     this.waitTimeoutMs = positiveInteger('RedisStore', 'waitTimeoutMs', waitTimeoutMs, DEFAULTS.waitTimeoutMs,

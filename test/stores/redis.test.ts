@@ -287,12 +287,12 @@ describe('RedisStore (real Redis)', () => {
       expect(() => new RedisStore(undefined as never)).to.throw(ConfigError, /options are required/)
     })
 
-    it('waitReplicas: 0 by default (no WAIT); waitTimeoutMs 200 once waitReplicas is set', () => {
+    it('waitReplicas: 0 by default (no WAIT); waitTimeoutMs 100 once waitReplicas is set', () => {
       const plain = new RedisStore({ client: fake })
       expect(plain.waitReplicas).to.equal(0)
       const waiting = new RedisStore({ client: fake, waitReplicas: 1 })
       expect(waiting.waitReplicas).to.equal(1)
-      expect(waiting.waitTimeoutMs).to.equal(200)
+      expect(waiting.waitTimeoutMs).to.equal(100)
       expect(new RedisStore({ client: fake, waitReplicas: 0 }).waitReplicas).to.equal(0)
     })
 
