@@ -6,6 +6,7 @@
  * `cutReplication` (test/stores/redis-cluster.ts) instead of hoping to kill inside the lag.
  */
 import { expect } from 'chai'
+import { cpus, loadavg } from 'node:os'
 import { GuanaitongError } from '../../src/errors'
 import { RedisStore } from '../../src/stores/redis'
 import type { ClaimResult, RedisClientLike } from '../../src/types'
@@ -146,7 +147,7 @@ describe('Redis Cluster: a primary SIGKILLed, its replica promoted', function ()
         }
         const blockedMs = takeoverAt - heldAt
         note(`${name}: failover ${restoredAt - killedAt} ms (${errors} failed claims meanwhile); lease left after it ${leftMs} ms; ` +
-          `key held ${blockedMs} ms for a ${LEASE_MS} ms lease`)
+          `key held ${blockedMs} ms for a ${LEASE_MS} ms lease; load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores`)
         expect(blockedMs, 'how long the replicated lease blocked its key').to.be.within(LEASE_MS - 100, LEASE_MS + 1000)
       } finally {
         close(client)
