@@ -28,6 +28,17 @@ const RETRY_SCHEDULE = [0, 1000, 1000, 2000, 2000, 3000, 3000, 5000, 5000, 10_00
 type Ranges = Array<[number, number]>
 const inRanges = (slot: number, ranges: Ranges) => ranges.some(([a, b]) => slot >= a && slot <= b)
 
+/** Attempts answered 503 (the store failed: STORE_FAILED), split by `onShard`, as "N between +a and +b ms after `t0`". */
+function storeRefusals(s: Sandbox, t0: number, onShard: (no: string) => boolean): { shard: string; others: string } {
+  const refused = s.deliveries.flatMap((d) => d.attempts).filter((a) => a.status === 503)
+  const span = (list: typeof refused) => list.length === 0 ? 'none'
+    : `${list.length} between +${Math.min(...list.map((a) => a.at - t0))} and +${Math.max(...list.map((a) => a.at - t0))} ms`
+  return {
+    shard: span(refused.filter((a) => onShard(String(a.fields.outer_trade_no)))),
+    others: span(refused.filter((a) => !onShard(String(a.fields.outer_trade_no)))),
+  }
+}
+
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN
   const sorted = [...values].sort((a, b) => a - b)
@@ -201,6 +212,8 @@ describe('Redis Cluster: fleet of three instances', function () {
     expect(shard.length, 'payments on the failed shard').to.be.greaterThan(50)
     note(`timeline (ms from the first payment): kill ${timeline.kill}, replica ${heir.port} promoted ${timeline.promoted}, ` +
       `old primary back as replica ${timeline.rejoined}, all acknowledged ${timeline.idle}; ${machine()}`)
+    const refusals = storeRefusals(s, started + timeline.kill, onFailedShard)
+    note(`deliveries answered 503 (store failed), ms from the kill: failed shard ${refusals.shard}; other shards ${refusals.others}`)
     note(`failed shard, sent within 2 s before the kill until the promotion: ${summary(wait(shard.filter(sentAround)))}`)
     note(`failed shard, all: ${summary(wait(shard))}`)
     note(`other shards, sent in the same window: ${summary(wait(others.filter(sentAround)))}`)
@@ -248,8 +261,10 @@ describe('Redis Cluster: fleet of three instances', function () {
     const duringMove = inMoved.filter((p) => p.createdAt - started >= timeline.reshardStart && p.createdAt - started <= timeline.reshardEnd)
     expect(inMoved.length, 'payments whose slot moved').to.be.greaterThan(20)
     const storeFailures = apps.flatMap((app) => app.rejections('STORE_FAILED'))
+    const refusals = storeRefusals(s, started + timeline.reshardStart, (no) => inRanges(keySlot(`${storePrefix}{${APP_ID}:paid:${no}}`), moved))
     note(`reshard of 2000 slots took ${timeline.reshardMs} ms (ms ${timeline.reshardStart}-${timeline.reshardEnd} of the run); all acknowledged at ${timeline.idle} ms; ${machine()}`)
     note(`payments in moved slots: ${inMoved.length}, sent while their slots moved: ${duringMove.length}; ` +
-      `answers fail for a store error: ${storeFailures.length}${storeFailures.length ? ` (${[...new Set(storeFailures.map((l) => l.split(' ').slice(4).join(' ').slice(0, 80)))].join(' | ')})` : ''}`)
+      `answers fail for a store error: ${storeFailures.length}${storeFailures.length ? ` (${[...new Set(storeFailures.map((l) => l.slice(l.indexOf('failed: ') + 8, l.indexOf('failed: ') + 70)))].join(' | ')})` : ''}`)
+    note(`deliveries answered 503, ms from the reshard's start: in moved slots ${refusals.shard}; other slots ${refusals.others}`)
   })
 })
