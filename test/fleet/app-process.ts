@@ -44,7 +44,7 @@ import { guanaitong } from '../../src/router'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import type { Logger } from '../../src/types'
-import { IOREDIS_CLUSTER_OPTIONS } from '../stores/redis-cluster'
+import { IOREDIS_CLUSTER_OPTIONS } from '../stores/cluster-options'
 
 const env = process.env
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))

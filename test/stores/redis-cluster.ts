@@ -17,6 +17,7 @@ import { Cluster, Redis, type ClusterOptions } from 'ioredis'
 import { createCluster } from 'redis'
 import { createCluster as createCluster6 } from 'redis6'
 import { killChild, ProcessGroup } from '../processes'
+import { IOREDIS_CLUSTER_OPTIONS } from './cluster-options'
 import { keySlot, sleep } from './redis-helpers'
 
 const REDIS_SERVER = process.env.REDIS_SERVER ?? 'redis-server'
@@ -43,18 +44,6 @@ export interface ClusterStartOptions {
   nodeTimeoutMs?: number
   /** How long to wait for the cluster to form and every replica to sync, ms. */
   readyTimeoutMs?: number
-}
-
-/** The settings the README recommends: fail fast, let Guanaitong retry. */
-export const IOREDIS_CLUSTER_OPTIONS: ClusterOptions = {
-  enableOfflineQueue: false,
-  // A node that went away: refresh the slot map and retry, every 200 ms, for the redirections allowed.
-  retryDelayOnFailover: 200,
-  retryDelayOnClusterDown: 200,
-  retryDelayOnTryAgain: 50,
-  slotsRefreshTimeout: 1000,
-  slotsRefreshInterval: 2000,
-  redisOptions: { connectTimeout: 1000, commandTimeout: 1000, maxRetriesPerRequest: 1 },
 }
 
 /** A port that is free, whose cluster bus port (port + 10 000) is free too; outside the ephemeral range. */
