@@ -322,7 +322,8 @@ export type PayRouteOptions = Pick<GuanaitongOptions, 'preparePayment' | 'notify
 /**
  * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
  * client or cluster (`redis` v4, v5 or v6, connected). Neither library is imported: the store
- * only calls the client's EVALSHA and EVAL.
+ * only calls the client's EVALSHA and EVAL (and, with `waitReplicas`, sends WAIT through an
+ * ioredis pipeline or node-redis `sendCommand`).
  */
 export interface RedisClientLike {
   /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */

@@ -55,7 +55,7 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
         .call(c, method === 'evalSha' ? sha : source, { keys, arguments: args })
     evalSha = call('evalSha')
     evalSource = call('eval')
-    // A node-redis cluster routes sendCommand by its first argument, the key (v4 and v5).
+    // A node-redis cluster routes sendCommand by its first argument, the key (v4 to v6).
     const send = c.sendCommand as (...args: unknown[]) => Promise<unknown>
     wait = typeof c.getSlotMaster === 'function'
       ? (key, replicas, timeoutMs) => send.call(c, key, false, ['WAIT', replicas, timeoutMs])
