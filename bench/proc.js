@@ -2,6 +2,7 @@
 // one-shot scripts that print a JSON line (the load generator, the micro-benchmarks).
 import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
@@ -89,4 +90,52 @@ export function runJson(file, args = [], nodeArgs = []) {
 /** One load run (see load.js). */
 export function load(config) {
   return runJson('./load.js', [JSON.stringify(config)])
+}
+
+/** A TCP port that was free a moment ago. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/**
+ * A redis-server on a free port, no persistence (`replicaOf`: a replica of that port). Resolves
+ * once it answers PING (and, for a replica, once its link is up), or with { skipped } when there
+ * is no redis-server. `stop()` kills it.
+ */
+export async function startRedis(replicaOf) {
+  const port = await freePort()
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning']
+  if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf))
+  const child = spawn('redis-server', args, { stdio: 'ignore' })
+  const failed = new Promise((resolve) => child.once('error', (err) => resolve(err)))
+  const { default: Redis } = await import('ioredis')
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const error = await Promise.race([failed, new Promise((resolve) => setTimeout(resolve, 100))])
+    if (error) return { skipped: `redis-server: ${error.message}` }
+    const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+    probe.on('error', () => {})
+    const info = await probe.connect().then(() => probe.info('replication'), () => '')
+    probe.disconnect()
+    if (info && (!replicaOf || info.includes('master_link_status:up'))) break
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL')
+      return { skipped: `redis-server on ${port} not ready within 15 s` }
+    }
+  }
+  return {
+    port,
+    stop: () => new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      child.once('exit', () => resolve())
+      child.kill('SIGKILL')
+    }),
+  }
 }

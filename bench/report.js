@@ -34,6 +34,14 @@ function rows(r) {
       add(`pay route @ ${p.rate}/s, settle ${name}`, run?.skipped ? null : run, run?.skipped ? `skipped: ${run.skipped}` : `${note}; onPaid ${run.onPaidCalls}×`)
     }
   }
+  const rep = r.replication
+  if (!rep || rep.skipped) add('notify-redis, primary + replica', null, `skipped: ${rep?.skipped ?? 'not run'}`)
+  else {
+    const cmds = (run) => `${run.redisCommandsPerRequest} Redis commands/req`
+    add('notify-redis, primary + replica', rep.plain, `all new; RedisStore without waitReplicas; ${cmds(rep.plain)}`)
+    add('notify-redis, primary + replica, waitReplicas 1', rep.wait, `in turns with the row above; WAIT after each done-marker; ${cmds(rep.wait)}`)
+    add('notify-redis, waitReplicas 1, replica down', rep.replicaDown, 'each WAIT runs out (waitTimeoutMs) while holding the store\'s one connection')
+  }
   return out.map(({ scenario, run, note }) => ({
     scenario,
     // Bodies made during the run cost the load generator CPU it would otherwise spend sending.

@@ -3,7 +3,7 @@
 import os from 'node:os'
 import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
 import { otelScenarios } from './otel.js'
-import { runJson, startServer } from './proc.js'
+import { runJson, startRedis, startServer } from './proc.js'
 import { writeResults } from './report.js'
 
 /**
@@ -131,7 +131,43 @@ async function paySettle(rate) {
   return Object.fromEntries(Object.keys(servers).map((name) => [name, servers[name].skipped ? { skipped: servers[name].skipped } : combine(runs[name])]))
 }
 
+/**
+ * RedisStore on a primary with one replica (both started here), without and with waitReplicas: 1,
+ * in turns; then the replica is killed and the waiting store measured again: every WAIT then
+ * runs into waitTimeoutMs while it holds the store's one connection.
+ */
+async function replication() {
+  log(`notify-redis on a primary with a replica, waitReplicas off / 1: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const primary = await startRedis()
+  if (primary.skipped) return { skipped: primary.skipped }
+  const replica = await startRedis(primary.port)
+  if (replica.skipped) {
+    await primary.stop()
+    return { skipped: replica.skipped }
+  }
+  const env = (waitReplicas) => ({ BENCH_REDIS_PORT: String(primary.port), ...(waitReplicas ? { BENCH_WAIT_REPLICAS: String(waitReplicas) } : {}) })
+  const servers = { plain: await startServer('notify', ['redis'], [], env(0)), wait: await startServer('notify', ['redis'], [], env(1)) }
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}R${name[0].toUpperCase()}${tag}` })
+  for (const name of ['plain', 'wait']) await warm(config(name, 'W'))
+  const runs = { plain: [], wait: [] }
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const name of ['plain', 'wait']) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
+  }
+  log('waitReplicas: 1 with the replica down…')
+  await replica.stop()
+  const replicaDown = combine([await measure(servers.wait, config('wait', 'X'), ROUND_SEC)])
+  await servers.plain.stop()
+  await servers.wait.stop()
+  await primary.stop()
+  return { plain: combine(runs.plain), wait: combine(runs.wait), replicaDown }
+}
+
 const started = Date.now()
+if (process.env.BENCH_ONLY === 'replication') {
+  // One scenario on its own (no results files written): `BENCH_ONLY=replication node bench/run.js`.
+  process.stdout.write(`${JSON.stringify(await replication(), null, 2)}\n`)
+  process.exit(0)
+}
 log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
 log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
@@ -141,6 +177,7 @@ const consoleResult = await consoleLogger()
 const otelResult = await otelScenarios(RUN)
 const payResults = await pay()
 const paySettleResults = await paySettle(payResults.rate)
+const replicationResult = await replication()
 
 writeResults({
   date: new Date().toISOString(),
@@ -156,4 +193,5 @@ writeResults({
   otel: otelResult,
   pay: payResults,
   paySettle: paySettleResults,
+  replication: replicationResult,
 })

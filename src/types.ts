@@ -536,8 +536,9 @@ export type PayRouteOptions<Tx = unknown> = Pick<
 
 /**
  * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
- * client or cluster (`redis` v4 or v5, connected). Neither library is imported: the store
- * only calls the client's EVALSHA and EVAL.
+ * client or cluster (`redis` v4, v5 or v6, connected). Neither library is imported: the store
+ * only calls the client's EVALSHA and EVAL (and, with `waitReplicas`, sends WAIT through an
+ * ioredis pipeline or node-redis `sendCommand`).
  */
 export interface RedisClientLike {
   /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */
@@ -562,6 +563,22 @@ export interface RedisStoreOptions extends StoreOptions {
   client: RedisClientLike
   /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
   prefix?: string
+  /**
+   * Replicas that must acknowledge a done-marker (Redis `WAIT`) before `complete` resolves, so a
+   * `success` answered to Guanaitong survives a failover. Default 0: no wait; replication is
+   * asynchronous and a primary lost right after `complete` can take the marker with it. When
+   * fewer acknowledge within `waitTimeoutMs`, `complete` rejects (`STORE_NOT_REPLICATED`); the
+   * router logs it and still answers `success`, because the handler has run.
+   * See docs/redis-cluster.md.
+   */
+  waitReplicas?: number
+  /**
+   * How long `complete` waits for `waitReplicas`, ms. Default 100. WAIT holds the connection it
+   * runs on: while a shard lacks replicas, each `complete` there takes this long and the commands
+   * queued behind it on that connection wait too. Keep it small, and below the client's command
+   * timeout. Only with `waitReplicas`.
+   */
+  waitTimeoutMs?: number
 }
 
 /** Options of `new RedisTokenCache()`. */

@@ -438,6 +438,10 @@ export const REDIS_STORE_RULES: Rules = {
     : `${name} must be a string without { or } such as "gat:" (the store adds a hash tag around each key itself); got ${describeValue(value)}`),
   leaseMs: MEMORY_STORE_RULES.leaseMs,
   retentionMs: MEMORY_STORE_RULES.retentionMs,
+  waitReplicas: (value, name) => (Number.isSafeInteger(value) && (value as number) >= 0
+    ? undefined
+    : `${name} must be a whole number, 0 or more (how many replicas must acknowledge a done-marker before complete() resolves; 0 does not wait); got ${describeValue(value)}`),
+  waitTimeoutMs: wholeMs("how long complete() waits for the replicas; keep it below the client's command timeout", DEFAULTS.waitTimeoutMs),
 }
 
 export const REDIS_TOKEN_CACHE_RULES: Rules = {

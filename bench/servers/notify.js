@@ -3,6 +3,7 @@
 // 127.0.0.1:6379 (prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
 // BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
 // `--require hide-otel.cjs`, the package finds no OpenTelemetry API at all.
+// BENCH_REDIS_PORT picks another Redis; BENCH_WAIT_REPLICAS sets the store's waitReplicas.
 import { createRequire } from 'node:module'
 import express from 'express'
 import * as gat from '../../dist/index.js'
@@ -37,7 +38,8 @@ if (kind === 'redis') {
   try {
     if (typeof gat.RedisStore !== 'function') throw new Error('RedisStore is not exported by dist/index.js')
     const { default: Redis } = await import('ioredis')
-    redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    const port = Number(process.env.BENCH_REDIS_PORT ?? 6379)
+    redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
     redis.on('error', () => {})
     await redis.connect()
     // Count what reaches Redis, to report round trips per notification.
@@ -46,7 +48,8 @@ if (kind === 'redis') {
       commands[command.name] = (commands[command.name] ?? 0) + 1
       return send(command, stream)
     }
-    store = new gat.RedisStore({ client: redis, prefix: `gatbench:${process.pid}:` })
+    const waitReplicas = process.env.BENCH_WAIT_REPLICAS ? Number(process.env.BENCH_WAIT_REPLICAS) : undefined
+    store = new gat.RedisStore({ client: redis, prefix: `gatbench:${process.pid}:`, waitReplicas })
   } catch (err) {
     process.stdout.write(`SKIP ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(0)

@@ -21,11 +21,19 @@ export interface RedisAdapter {
    * EVAL fallback is only sent once that reply was read).
    */
   evalSource(script: LuaScript, keys: string[], args: (string | number)[]): Promise<unknown>
+  /**
+   * Runs `WAIT replicas timeoutMs` on the connection that serves `key`'s slot, the one the
+   * store's last script for that key went out on: WAIT counts the replicas that acknowledged
+   * that connection's writes. Resolves with that count.
+   */
+  waitForReplicas(key: string, replicas: number, timeoutMs: number): Promise<unknown>
   /** Which client library was detected. */
   readonly kind: 'ioredis' | 'node-redis'
 }
 
 type Eval = (source: string, sha: string, keys: string[], args: string[]) => Promise<unknown>
+type Wait = (key: string, replicas: string, timeoutMs: string) => Promise<unknown>
+type Pipeline = { exists(key: string): Pipeline; wait(replicas: string, timeoutMs: string): Pipeline; exec(): Promise<Array<[Error | null, unknown]> | null> }
 
 /**
  * Wraps an ioredis or node-redis client. Detection: node-redis has camel-case `evalSha(sha,
@@ -39,6 +47,7 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
   let kind: RedisAdapter['kind']
   let evalSha: Eval
   let evalSource: Eval
+  let wait: Wait
   if (typeof c.evalSha === 'function' && typeof c.eval === 'function') {
     kind = 'node-redis'
     const call = (method: 'evalSha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
@@ -46,6 +55,11 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
         .call(c, method === 'evalSha' ? sha : source, { keys, arguments: args })
     evalSha = call('evalSha')
     evalSource = call('eval')
+    // A node-redis cluster routes sendCommand by its first argument, the key (v4 to v6).
+    const send = c.sendCommand as (...args: unknown[]) => Promise<unknown>
+    wait = typeof c.getSlotMaster === 'function'
+      ? (key, replicas, timeoutMs) => send.call(c, key, false, ['WAIT', replicas, timeoutMs])
+      : (_key, replicas, timeoutMs) => send.call(c, ['WAIT', replicas, timeoutMs])
   } else if (typeof c.evalsha === 'function' && typeof c.eval === 'function') {
     kind = 'ioredis'
     const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
@@ -53,6 +67,14 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
         .call(c, method === 'evalsha' ? sha : source, keys.length, ...keys, ...args)
     evalSha = call('evalsha')
     evalSource = call('eval')
+    // WAIT names no key: in a pipeline behind a command on `key`, an ioredis Cluster sends it to
+    // the node (and connection) serving that key's slot; a plain client has one connection anyway.
+    wait = async (key, replicas, timeoutMs) => {
+      const replies = await (c.pipeline as () => Pipeline).call(c).exists(key).wait(replicas, timeoutMs).exec()
+      const failed = replies?.find(([err]) => err)
+      if (failed) throw failed[0]
+      return replies?.[1][1]
+    }
   } else {
     throw new ConfigError(`${owner}: client is neither an ioredis nor a node-redis client (no evalsha/evalSha method): pass new Redis(url) from ioredis or a connected createClient() from redis`)
   }
@@ -79,6 +101,9 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
     },
     evalSource(script, keys, args) {
       return wrapped(() => evalSource(script.source, script.sha, keys, args.map(String)))
+    },
+    waitForReplicas(key, replicas, timeoutMs) {
+      return wait(key, String(replicas), String(timeoutMs))
     },
   }
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
-import { GuanaitongError } from '../errors'
+import { ConfigError, GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
@@ -127,6 +127,10 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
   readonly leaseMs: number
   readonly retentionMs: number
   readonly prefix: string
+  /** Replicas that must acknowledge a done-marker before `complete` resolves; 0: no WAIT. */
+  readonly waitReplicas: number
+  /** How long `complete` waits for them, ms. */
+  readonly waitTimeoutMs: number
   private readonly redis: RedisAdapter
   /** How long the attempt counter (and the hash) outlives its last write. */
   private readonly keepMs: number
@@ -139,6 +143,12 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
     this.leaseMs = options.leaseMs ?? DEFAULTS.leaseMs
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
     this.prefix = options.prefix ?? 'gat:'
+    const { waitReplicas = 0, waitTimeoutMs } = options
+    if (waitReplicas === 0 && waitTimeoutMs !== undefined) {
+      throw new ConfigError('RedisStore: waitTimeoutMs needs waitReplicas (the number of replicas to wait for), e.g. { waitReplicas: 1, waitTimeoutMs: 100 }')
+    }
+    this.waitReplicas = waitReplicas
+    this.waitTimeoutMs = waitTimeoutMs ?? DEFAULTS.waitTimeoutMs
     this.keepMs = Math.max(this.leaseMs, this.retentionMs)
   }
 
@@ -177,9 +187,25 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
     return { status: 'claimed', owner, attempt: reply }
   }
 
+  /**
+   * Marks the key done when `owner` made its latest claim. With `waitReplicas`, then waits (WAIT)
+   * until that many replicas have the done-marker, and rejects with STORE_NOT_REPLICATED when
+   * fewer acknowledged within `waitTimeoutMs`: the marker is on the primary, but a failover
+   * before it replicates would lose it.
+   */
   async complete(key: string, owner: string): Promise<boolean> {
     checkKey(key)
-    return toInteger(await this.redis.evalScript(COMPLETE, this.keysOf(key), [String(owner), this.retentionMs])) === 1
+    const keys = this.keysOf(key)
+    const done = toInteger(await this.redis.evalScript(COMPLETE, keys, [String(owner), this.retentionMs])) === 1
+    if (done && this.waitReplicas > 0) {
+      const acknowledged = toInteger(await this.redis.waitForReplicas(keys[0], this.waitReplicas, this.waitTimeoutMs))
+      if (acknowledged < this.waitReplicas) {
+        throw new GuanaitongError(`RedisStore: the done-marker of ${key} reached ${acknowledged} of ${this.waitReplicas} replica(s) ` +
+          `within ${this.waitTimeoutMs} ms; it is stored on the primary, but a failover before it replicates would lose it ` +
+          'and a later duplicate would run the handler again', 'STORE_NOT_REPLICATED', 503)
+      }
+    }
+    return done
   }
 
   async release(key: string, owner: string): Promise<boolean> {

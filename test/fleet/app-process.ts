@@ -6,6 +6,9 @@
  * Environment (all optional except SANDBOX_URL and NOTIFY_URL):
  * - PORT              port to listen on; 0 (default) for a free one.
  * - REDIS_URL         the Redis of the store and token cache (default redis://127.0.0.1:6379).
+ * - REDIS_CLUSTER     instead of REDIS_URL: a Redis Cluster's seed nodes, `host:port,host:port,...`,
+ *                     reached with an ioredis Cluster (settings: IOREDIS_CLUSTER_OPTIONS).
+ * - WAIT_REPLICAS, WAIT_TIMEOUT_MS  RedisStore waitReplicas / waitTimeoutMs (default: not set).
  * - COUNT_REDIS_URL   the always-up Redis where onPaid counts (default redis://127.0.0.1:6379).
  * - SANDBOX_URL       Guanaitong (the sandbox) base URL.
  * - NOTIFY_URL        the notify_url sent with pays (the balancer's /gat/notify).
@@ -34,23 +37,28 @@
  * "Processed exactly once" is `paid` = 1; `started` shows executions that were cut short.
  *
  * stdout protocol (one line each): `READY <port>`, `INSIDE_ONPAID <no>`,
+ * `COMPLETE_FAILED <key> <error message>` when the store's complete() rejected,
  * `LOG <level> <reason|-> <outer_trade_no|-> <message>` for every log line of the router,
  * `REDIS <event>` for the store client's connection events.
  */
 import express from 'express'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { guanaitong } from '../../src/router'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import type { Logger, UnsettledRecord } from '../../src/types'
+import { IOREDIS_CLUSTER_OPTIONS } from '../stores/cluster-options'
 
 const env = process.env
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))
 
 const PORT = num('PORT', 0)
 const REDIS_URL = env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const REDIS_CLUSTER = env.REDIS_CLUSTER ?? ''
+const WAIT_REPLICAS = env.WAIT_REPLICAS ? Number(env.WAIT_REPLICAS) : undefined
+const WAIT_TIMEOUT_MS = env.WAIT_TIMEOUT_MS ? Number(env.WAIT_TIMEOUT_MS) : undefined
 const COUNT_REDIS_URL = env.COUNT_REDIS_URL ?? 'redis://127.0.0.1:6379'
 const SANDBOX_URL = env.SANDBOX_URL
 const NOTIFY_URL = env.NOTIFY_URL
@@ -77,15 +85,20 @@ const say = (line: string) => process.stdout.write(`${line}\n`)
 const oneLine = (s: string) => s.replace(/\s+/g, ' ')
 
 /** The store's client, configured to fail fast as the README recommends. */
-const client = new Redis(REDIS_URL, {
-  maxRetriesPerRequest: 1,
-  enableOfflineQueue: false,
-  commandTimeout: 1000,
-  connectTimeout: 1000,
-  // Keep reconnecting, forever, at most every 200 ms: Redis coming back must be noticed quickly.
-  retryStrategy: (times) => Math.min(times * 50, 200),
-  lazyConnect: false,
-})
+const client = REDIS_CLUSTER !== ''
+  ? new Cluster(REDIS_CLUSTER.split(',').map((node) => {
+    const [host, port] = node.split(':')
+    return { host, port: Number(port) }
+  }), IOREDIS_CLUSTER_OPTIONS)
+  : new Redis(REDIS_URL, {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: 1000,
+    connectTimeout: 1000,
+    // Keep reconnecting, forever, at most every 200 ms: Redis coming back must be noticed quickly.
+    retryStrategy: (times) => Math.min(times * 50, 200),
+    lazyConnect: false,
+  })
 let lastEvent = ''
 for (const event of ['ready', 'close', 'end', 'error'] as const) {
   client.on(event, (err?: Error) => {
@@ -114,6 +127,20 @@ function log(level: string, message: string, context: Record<string, unknown> = 
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** The store, printing why a complete() rejected (the router logs only that it did). */
+function reportingCompleteFailures(store: RedisStore): RedisStore {
+  const complete = store.complete.bind(store)
+  store.complete = async (key, owner) => {
+    try {
+      return await complete(key, owner)
+    } catch (err) {
+      say(`COMPLETE_FAILED ${key} ${oneLine(err instanceof Error ? err.message : String(err))}`)
+      throw err
+    }
+  }
+  return store
+}
+
 const app = express()
 // Which instance answered, for the tests (the balancer picks at random).
 app.use((_req, res, next) => {
@@ -130,7 +157,7 @@ app.use('/gat', guanaitong({
   notifyUrl: NOTIFY_URL,
   logger,
   timeoutMs: PAY_TIMEOUT_MS,
-  store: new RedisStore({ client, prefix: PREFIX, leaseMs: LEASE_MS }),
+  store: reportingCompleteFailures(new RedisStore({ client, prefix: PREFIX, leaseMs: LEASE_MS, waitReplicas: WAIT_REPLICAS, waitTimeoutMs: WAIT_TIMEOUT_MS })),
   ...(UNSETTLED_AFTER_MS === undefined ? {} : {
     unsettledAfterMs: UNSETTLED_AFTER_MS,
     sweepEveryMs: SWEEP_EVERY_MS,

@@ -3,47 +3,21 @@
  * redis-server that the fault tests stop and start. Every process started here is tracked and
  * killed by `killAll()` (called from after hooks) and, as a last resort, when the test process exits.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
+import { killChild, ProcessGroup } from '../processes'
 import { sleep, unusedPort } from '../stores/redis-helpers'
 
 const APP_PROCESS = fileURLToPath(new URL('./app-process.ts', import.meta.url))
 const REDIS_SERVER = '/usr/bin/redis-server'
 
-const children = new Set<ChildProcess>()
-
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL')
-    } catch {
-      // already gone
-    }
-  }
-})
-
-function track(child: ChildProcess): void {
-  children.add(child)
-  child.once('exit', () => children.delete(child))
-}
-
-/** SIGKILLs one child we started (by its own handle) and waits for it to be gone. */
-export async function killChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  child.kill(signal)
-  await Promise.race([exited, sleep(5000)])
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL')
-    await exited
-  }
-}
+const processes = new ProcessGroup()
 
 /** Kills every process this module started that is still running. */
-export async function killAll(): Promise<void> {
-  await Promise.all([...children].map((child) => killChild(child)))
+export function killAll(): Promise<void> {
+  return processes.killAll()
 }
 
 /** A shop instance (test/fleet/app-process.ts) in its own process. */
@@ -121,6 +95,10 @@ export interface AppEnv {
   NOTIFY_URL: string
   PREFIX: string
   REDIS_URL?: string
+  REDIS_CLUSTER?: string
+  COUNT_REDIS_URL?: string
+  WAIT_REPLICAS?: number
+  WAIT_TIMEOUT_MS?: number
   COUNT_PREFIX?: string
   TOKEN_PREFIX?: string
   LEASE_MS?: number
@@ -136,12 +114,11 @@ export interface AppEnv {
 export async function startApp(name: string, env: AppEnv): Promise<AppInstance> {
   const vars: Record<string, string> = { INSTANCE: name, PORT: '0' }
   for (const [key, value] of Object.entries(env)) if (value !== undefined) vars[key] = String(value)
-  const child = spawn(process.execPath, ['--import', 'tsx', APP_PROCESS], {
+  const child = processes.spawn(process.execPath, ['--import', 'tsx', APP_PROCESS], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
     env: { ...process.env, ...vars },
     stdio: ['pipe', 'pipe', 'pipe'],
   })
-  track(child)
   const app = new AppInstance(name, child)
   const ready = await app.waitForLine(/^READY \d+$/, 30_000)
   app.port = Number(ready.split(' ')[1])
@@ -180,11 +157,10 @@ export class RedisServer {
 
   async start(): Promise<void> {
     if (this.running) return
-    const child = spawn(REDIS_SERVER, [
+    const child = processes.spawn(REDIS_SERVER, [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--enable-debug-command', 'yes', '--protected-mode', 'no', '--loglevel', 'warning',
     ], { stdio: ['ignore', 'pipe', 'pipe'] })
-    track(child)
     this.child = child
     child.stdout!.on('data', (c: Buffer) => { this.output = (this.output + c.toString()).slice(-4000) })
     child.stderr!.on('data', (c: Buffer) => { this.output = (this.output + c.toString()).slice(-4000) })

@@ -1,35 +1,68 @@
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
+import { createClient, type createCluster } from 'redis'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** An ioredis client: one server or a cluster. */
+export type IoredisClient = Redis | Cluster
+/** A node-redis client: one server or a cluster. */
+export type NodeRedisClient = ReturnType<typeof createClient> | ReturnType<typeof createCluster>
+
+/** Where a shared Redis suite runs; it makes the suite's connections (fail-fast, connected). */
+export interface RedisTarget {
+  /** Shown in the suite's title. */
+  name: string
+  /** A new ioredis client; the suite disconnects it. */
+  ioredis(): Promise<IoredisClient>
+  /** A new node-redis client; the suite destroys it. */
+  nodeRedis(): Promise<NodeRedisClient>
+}
+
+/** The machine's Redis (REDIS_URL). */
+export const SINGLE_REDIS: RedisTarget = {
+  name: 'real Redis',
+  async ioredis() {
+    const c = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 2000 })
+    await c.connect()
+    return c
+  },
+  async nodeRedis() {
+    const client = createClient({ url: REDIS_URL, disableOfflineQueue: true })
+    client.on('error', () => {})
+    await client.connect()
+    return client
+  },
+}
 
 /** A key prefix no other run (or helper sharing this Redis) uses. */
 export function uniquePrefix(label: string): string {
   return `gat-test:${label}:${Date.now().toString(36)}-${randomBytes(4).toString('hex')}:`
 }
 
-/** Deletes every key under `prefix`. */
-export async function deleteKeys(redis: Redis, prefix: string): Promise<number> {
-  let cursor = '0'
-  let deleted = 0
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
-    cursor = next
-    if (keys.length) deleted += await redis.del(...keys)
-  } while (cursor !== '0')
-  return deleted
+/** The servers to SCAN: the primaries of a cluster, or the one server. */
+function scanned(redis: IoredisClient): Redis[] {
+  return redis instanceof Cluster ? redis.nodes('master') : [redis]
+}
+
+/** Deletes every key under `prefix`, one by one (in a cluster they live in different slots). */
+export async function deleteKeys(redis: IoredisClient, prefix: string): Promise<number> {
+  const deleted = await Promise.all((await keysUnder(redis, prefix)).map((key) => redis.del(key)))
+  return deleted.reduce((sum, n) => sum + n, 0)
 }
 
 /** Every key under `prefix`. */
-export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+export async function keysUnder(redis: IoredisClient, prefix: string): Promise<string[]> {
   const found: string[] = []
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
-    cursor = next
-    found.push(...keys)
-  } while (cursor !== '0')
+  for (const server of scanned(redis)) {
+    let cursor = '0'
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', `${escapeGlob(prefix)}*`, 'COUNT', 1000)
+      cursor = next
+      found.push(...keys)
+    } while (cursor !== '0')
+  }
   return found.sort()
 }
 

@@ -41,6 +41,31 @@ function addrOf(clientInfo: string): string {
   return m[1]
 }
 
+/** More replicas than this Redis has: WAIT for them always falls short. */
+async function moreReplicasThanThereAre(): Promise<number> {
+  const m = /connected_slaves:(\d+)/.exec(await admin.info('replication'))
+  return Number(m?.[1] ?? 0) + 1
+}
+
+/** complete() with a WAIT that falls short: rejects STORE_NOT_REPLICATED after waitTimeoutMs, the marker stays. */
+async function expectWaitShortfall(store: RedisStore, replicas: number): Promise<void> {
+  const key = `20110698:paid:short${Date.now()}`
+  const r = await claimed(store, key)
+  const started = performance.now()
+  let error: unknown
+  try {
+    await store.complete(key, r.owner)
+  } catch (err) {
+    error = err
+  }
+  const tookMs = performance.now() - started
+  expect(error).to.be.instanceOf(GuanaitongError)
+  expect((error as GuanaitongError).code).to.equal('STORE_NOT_REPLICATED')
+  expect((error as Error).message).to.include(`reached 0 of ${replicas} replica(s) within 150 ms`)
+  expect(tookMs, 'complete waited for the replicas').to.be.at.least(140)
+  expect(await store.claim(key), 'the done-marker is stored on the primary').to.deep.equal({ status: 'done' })
+}
+
 describe('RedisStore (real Redis)', () => {
   before(async function () {
     admin = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 })
@@ -231,6 +256,11 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
+    it('waitReplicas: when fewer replicas acknowledge in time, complete rejects STORE_NOT_REPLICATED; the marker is kept', async () => {
+      const replicas = await moreReplicasThanThereAre()
+      await expectWaitShortfall(new RedisStore({ client, prefix: `${prefix}short:`, waitReplicas: replicas, waitTimeoutMs: 150 }), replicas)
+    })
+
     it('reports other Redis errors as a GuanaitongError REDIS_FAILED, the original as cause and in the message', async () => {
       const failure = new Error('READONLY You can\'t write against a read only replica.')
       const fake = { evalsha: async () => { throw failure }, eval: async () => 1 }
@@ -270,6 +300,11 @@ describe('RedisStore (real Redis)', () => {
       expect(sent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
     })
 
+    it('waitReplicas with node-redis: complete rejects STORE_NOT_REPLICATED when fewer replicas acknowledge', async () => {
+      const replicas = await moreReplicasThanThereAre()
+      await expectWaitShortfall(new RedisStore({ client, prefix: `${prefix}nr-short:`, waitReplicas: replicas, waitTimeoutMs: 150 }), replicas)
+    })
+
     it('shares state with an ioredis store on the same prefix', async () => {
       const io = new Redis(REDIS_URL, { lazyConnect: true })
       await io.connect()
@@ -302,6 +337,42 @@ describe('RedisStore (real Redis)', () => {
       expect(() => new RedisStore({} as never)).to.throw(ConfigError, /client is required.*ioredis.*node-redis/)
       expect(() => new RedisStore({ client: { get: () => 1 } } as never)).to.throw(ConfigError, /neither an ioredis nor a node-redis/)
       expect(() => new RedisStore(undefined as never)).to.throw(ConfigError, /options are required/)
+    })
+
+    it('waitReplicas: 0 by default (no WAIT); waitTimeoutMs 100 once waitReplicas is set', () => {
+      const plain = new RedisStore({ client: fake })
+      expect(plain.waitReplicas).to.equal(0)
+      const waiting = new RedisStore({ client: fake, waitReplicas: 1 })
+      expect(waiting.waitReplicas).to.equal(1)
+      expect(waiting.waitTimeoutMs).to.equal(100)
+      expect(new RedisStore({ client: fake, waitReplicas: 0 }).waitReplicas).to.equal(0)
+    })
+
+    it('rejects a bad waitReplicas or waitTimeoutMs, and a waitTimeoutMs without waitReplicas', () => {
+      for (const bad of [-1, 1.5, '1', NaN, null]) {
+        expect(() => new RedisStore({ client: fake, waitReplicas: bad as never }), String(bad)).to.throw(ConfigError, /waitReplicas must be a whole number, 0 or more/)
+      }
+      for (const bad of [0, -5, 2.5, '100']) {
+        expect(() => new RedisStore({ client: fake, waitReplicas: 1, waitTimeoutMs: bad as never }), String(bad)).to.throw(ConfigError, /waitTimeoutMs must be a positive whole number/)
+      }
+      expect(() => new RedisStore({ client: fake, waitTimeoutMs: 100 })).to.throw(ConfigError, /waitTimeoutMs needs waitReplicas/)
+    })
+
+    it('waits for replicas only after a complete that marked the key done', async () => {
+      const calls: string[] = []
+      const pipeline = {
+        exists(key: string) { calls.push(`exists ${key}`); return pipeline },
+        wait(n: string, ms: string) { calls.push(`wait ${n} ${ms}`); return pipeline },
+        exec: async () => [[null, 1], [null, 2]],
+      }
+      let completeReply = 1
+      const client = { evalsha: async () => completeReply, eval: async () => completeReply, pipeline: () => pipeline }
+      const store = new RedisStore({ client, waitReplicas: 2, waitTimeoutMs: 50 })
+      expect(await store.complete('k', 'owner')).to.equal(true)
+      expect(calls).to.deep.equal(['exists gat:{k}', 'wait 2 50'])
+      completeReply = 0
+      expect(await store.complete('k', 'someone-else')).to.equal(false)
+      expect(calls, 'no WAIT after a complete that did nothing').to.have.length(2)
     })
 
     it('rejects bad leaseMs, retentionMs and prefix', () => {
