@@ -159,15 +159,16 @@ describe('example shop: the cashier page in Chromium', function () {
     expect(pageErrors).to.deep.equal([])
   })
 
-  it('shows a failed payment when Guanaitong notifies a failure (the sandbox-failing asset), saying it once', async () => {
+  it('a payment the sandbox fails (the sandbox-failing asset) is refused at once, saying it once; its failure notice reaches onPayFailed', async () => {
     const id = await orderId()
     const failedBefore = shop.handled.failed
     await page.getByLabel('额度 (余额不足, sandbox: fails)').check()
     await page.locator('#pay').click()
 
-    await page.locator('#order-status[data-status="failed"]').waitFor({ timeout: 15_000 })
-    expect(await page.locator('#message').textContent()).to.equal(
-      '关爱通通知此次支付未成功 Guanaitong reported that the payment did not go through — 请新建订单重试 start a new order to try again.')
+    // The pay answer agrees with the notification (docs/settlement.md): a failed pay is refused, nothing charged.
+    const message = page.locator('#message.error')
+    await message.waitFor({ timeout: 15_000 })
+    expect(await message.textContent()).to.match(/^支付被拒绝 Payment refused \(HTTP 502\): 支付失败/)
     const visible = await page.locator('main').innerText()
     expect(visible.match(/支付失败/g), 'the status says 支付失败, the message does not repeat it').to.have.length(1)
     expect(await page.locator('#new-order').isVisible()).to.equal(true)

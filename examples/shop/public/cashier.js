@@ -1,5 +1,6 @@
 // The cashier page (收银台): creates an order, lists the employee's assets, pays through
-// POST /gat/pay, then polls the order until the shop's onPaid / onPayFailed has run.
+// POST /gat/pay. When the pay answer settled the order (settled: true) it is paid at once; otherwise
+// the page polls the order until the notification has run the shop's onPaid / onPayFailed.
 'use strict'
 
 const $ = (id) => document.getElementById(id)
@@ -91,6 +92,13 @@ function stopPolling() {
   pollTimer = null
 }
 
+async function showPaid(paidOrder) {
+  showOrder(paidOrder)
+  say(`支付成功 Paid with ${paidOrder.assetName || 'Guanaitong'} · 关爱通交易号 trade no. ${paidOrder.tradeNo}`, 'ok')
+  $('new-order').hidden = false
+  await loadSession() // the balance went down
+}
+
 /** Polls GET /orders/:id until the notification has been handled. */
 function waitForNotification(started = Date.now()) {
   pollTimer = setTimeout(async () => {
@@ -102,10 +110,7 @@ function waitForNotification(started = Date.now()) {
     }
     if (res.ok && res.data.status === 'paid') {
       stopPolling()
-      showOrder(res.data)
-      say(`支付成功 Paid with ${res.data.assetName || 'Guanaitong'} · 关爱通交易号 trade no. ${res.data.tradeNo}`, 'ok')
-      $('new-order').hidden = false
-      await loadSession() // the balance went down
+      await showPaid(res.data)
       return
     }
     if (res.ok && res.data.status === 'failed') {
@@ -137,6 +142,15 @@ async function pay(event) {
   } catch {
     res = { ok: false, status: 0, data: { msg: '网络错误 the shop could not be reached' } }
   }
+  if (res.ok && res.data.settled === true) {
+    // The pay answer settled the order (docs/settlement.md): no need to wait for the notification.
+    const settled = await api('GET', `/orders/${encodeURIComponent(order.id)}`).catch(() => ({ ok: false }))
+    if (settled.ok && settled.data.status === 'paid') {
+      await showPaid(settled.data)
+      refreshButton()
+      return
+    }
+  }
   if (res.ok) {
     setStatus('paying')
     say(`已提交 Sent (关爱通交易号 trade no. ${res.data.trade_no}); 等待关爱通通知 waiting for Guanaitong's notification…`)
@@ -153,6 +167,8 @@ async function pay(event) {
     return
   }
   say(`支付被拒绝 Payment refused (HTTP ${res.status}): ${msg}`, 'error')
+  // Nothing was charged: the employee may try again with another asset, or start a new order.
+  $('new-order').hidden = false
   refreshButton()
 }
 
