@@ -45,6 +45,15 @@ function keysOn(store: RedisStore, primary: ClusterNodeInfo, labels: string[]): 
   return keys
 }
 
+/** Waits until a replica holds `key`. */
+async function reachedReplica(cluster: RedisCluster, port: number, key: string): Promise<void> {
+  const until = Date.now() + 5000
+  while (await cluster.onNode(port, (r) => r.exists(key)) !== 1) {
+    if (Date.now() > until) throw new Error(`${key} never reached the replica on ${port}`)
+    await sleep(20)
+  }
+}
+
 describe('Redis Cluster: a primary SIGKILLed, its replica promoted', function () {
   this.timeout(120_000)
   let cluster: RedisCluster
@@ -80,11 +89,7 @@ describe('Redis Cluster: a primary SIGKILLed, its replica promoted', function ()
         const heldAt = Date.now()
         owned(await store.claim(k.held), k.held)
         const [, heldLease] = store.keysOf(k.held)
-        const until = Date.now() + 5000
-        while (await cluster.onNode(heir.port, (r) => r.exists(heldLease)) !== 1) {
-          if (Date.now() > until) throw new Error('the lease never reached the replica')
-          await sleep(20)
-        }
+        await reachedReplica(cluster, heir.port, heldLease)
 
         // Writes after replication stopped: on the primary only.
         await cluster.cutReplication(heir.port, victim.port)
@@ -168,8 +173,10 @@ describe('Redis Cluster: a primary SIGKILLed, its replica promoted', function ()
     try {
       const store = new RedisStore({ client, prefix: `${prefix}v5:` })
       const [victim] = await cluster.primaries()
+      const { replicas: [heir] } = await cluster.shardOfSlot(victim.slots[0][0])
       const { key } = keysOn(store, victim, ['key'])
       owned(await store.claim(key), key)
+      await reachedReplica(cluster, heir.port, store.keysOf(key)[1])
       const killedAt = Date.now()
       await cluster.kill(victim.port)
       await cluster.waitHealthy(30_000)
