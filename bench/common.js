@@ -11,7 +11,8 @@ export function notification(outerTradeNo, nowMs = Date.now()) {
     trade_no: `2025112520${outerTradeNo.slice(-8).padStart(8, '0')}`,
     buyer_open_id: 'c1f0a8b2e6d94c1e8f3a5b7d9e2c4f60',
     total_amount: '128.50',
-    attach: 'cart=77421',
+    // No '&' or '=': the router refuses them in signed values (RESERVED_CHARACTER).
+    attach: 'cart-77421',
   }, APP_SECRET, 'sha1', () => nowMs)
 }
 
