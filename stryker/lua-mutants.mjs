@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const STORE = 'src/stores/redis.ts'
 const TESTS = ['test/stores/redis.test.ts']
+const MONITOR_TESTS = 'one round trip|falls back to EVAL when Redis does not have the script'
 
 /** [script, what the slip does, the exact text, its replacement, why it is equivalent (if it is)]. */
 const MUTANTS = [
@@ -61,7 +62,9 @@ symlinkSync(join(root, 'node_modules'), join(sandbox, 'node_modules'), 'dir')
 
 function runTests() {
   const mocha = join(root, 'node_modules', 'mocha', 'bin', 'mocha.js')
-  const args = [mocha, '--no-config', '--node-option', 'import=tsx', '--timeout', '20000', '--exit', '--bail', '--reporter', 'dot', ...TESTS]
+  const args = [mocha, '--no-config', '--node-option', 'import=tsx', '--timeout', '20000', '--exit', '--bail', '--reporter', 'dot',
+    // As in stryker.config.mjs: the MONITOR tests break on other clients' traffic, which would count as kills.
+    '--grep', MONITOR_TESTS, '--invert', ...TESTS]
   return spawnSync(process.execPath, args, { cwd: sandbox, encoding: 'utf8' })
 }
 
