@@ -20,6 +20,8 @@ export const DEFAULTS = {
   /** Guanaitong retries for 24 h; an hour more covers clock skew and the last attempt's duration. */
   retentionMs: 25 * 60 * 60 * 1000,
   maxEntries: 100_000,
+  /** How often a SQL store deletes done-markers older than its retention. */
+  purgeEveryMs: 10 * 60 * 1000,
   /** RedisStore's WAIT for replicas: a healthy replica acknowledges in about a round trip. */
   waitTimeoutMs: 100,
   /** Guanaitong's documented maximum number of notification attempts. */

@@ -444,6 +444,43 @@ export const REDIS_STORE_RULES: Rules = {
   waitTimeoutMs: wholeMs("how long complete() waits for the replicas; keep it below the client's command timeout", DEFAULTS.waitTimeoutMs),
 }
 
+/** A pool with these methods (a SQL store takes a pool or a driver: `checkPoolOrDriver`). */
+function sqlPool(methods: readonly string[], example: string): Rule {
+  return (value, name) => {
+    const p = value as Record<string, unknown> | null
+    if (p !== null && typeof p === 'object' && methods.every((m) => typeof p[m] === 'function')) return undefined
+    return `${name} must be ${example} (with ${methods.join('() and ')}()); got ${describeValue(value)}`
+  }
+}
+
+const SQL_DRIVER: Rule = (value, name) => {
+  const d = value as Record<string, unknown> | null
+  return d !== null && typeof d === 'object' && typeof d.query === 'function' && typeof d.begin === 'function'
+    ? undefined
+    : `${name} must be a SqlDriver with query() and begin() (README, "Other drivers"); got ${describeValue(value)}`
+}
+
+const SQL_STORE_RULES: Rules = {
+  table: (value, name) => (typeof value === 'string' ? undefined : `${name} must be a table name such as "gat_settlements"; got ${describeValue(value)}`),
+  retentionMs: MEMORY_STORE_RULES.retentionMs,
+  purgeEveryMs: (value, name) => (value === false ? undefined : wholeMs('how often old done-markers are deleted; false to call purge() yourself', DEFAULTS.purgeEveryMs)(value, name)),
+  createTable: bool,
+}
+
+function sqlStoreRules(pool: Rule): Rules {
+  return { pool, driver: SQL_DRIVER, ...SQL_STORE_RULES }
+}
+
+export const POSTGRES_STORE_RULES = sqlStoreRules(sqlPool(['connect', 'query'], 'a node-postgres Pool (new pg.Pool({ connectionString }))'))
+export const MYSQL_STORE_RULES = sqlStoreRules(sqlPool(['getConnection', 'query'], "a mysql2 promise pool (mysql.createPool(url) from 'mysql2/promise', or pool.promise())"))
+
+/** A SQL store talks through exactly one of a pool and a driver. */
+export function checkPoolOrDriver(where: string, options: { pool?: unknown; driver?: unknown }, example: string): void {
+  if ((options.pool === undefined) === (options.driver === undefined)) {
+    throw new ConfigError(`${where}: pass either pool (${example}) or driver (a SqlDriver of your own), ${options.pool === undefined ? 'not neither' : 'not both'}`)
+  }
+}
+
 export const REDIS_TOKEN_CACHE_RULES: Rules = {
   client: REDIS_CLIENT,
   prefix: (value, name) => (typeof value === 'string' ? undefined : `${name} must be a string such as "gat:token:"; got ${describeValue(value)}`),

@@ -1,3 +1,6 @@
 export { MemoryStore } from './memory'
 export { RedisStore } from './redis'
 export { RedisTokenCache } from './redis-token-cache'
+export { PostgresStore } from './postgres'
+export { MysqlStore } from './mysql'
+export { postgresSchema, mysqlSchema } from './sql/dialect'

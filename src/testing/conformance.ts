@@ -22,17 +22,17 @@ export interface ConformanceOptions {
   timeoutMs?: number
 }
 
-type Fn = (this: { timeout?: (ms: number) => unknown; skip?: () => unknown }) => unknown
-type Register = (title: string, fn: Fn) => unknown
+export type Fn = (this: { timeout?: (ms: number) => unknown; skip?: () => unknown }) => unknown
+export type Register = (title: string, fn: Fn) => unknown
 
-interface Runner {
+export interface Runner {
   describe: Register
   it: Register
   afterEach: (fn: Fn) => unknown
 }
 
 /** The test runner's globals (mocha; jest and vitest with globals work too). */
-function runner(): Runner {
+export function runner(): Runner {
   const g = globalThis as unknown as Partial<Runner>
   if (typeof g.describe !== 'function' || typeof g.it !== 'function' || typeof g.afterEach !== 'function') {
     throw new GuanaitongError('storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file', 'NO_TEST_RUNNER', 500)

@@ -1,0 +1,196 @@
+import { DEFAULTS } from '../../defaults'
+import { errorMessage, GuanaitongError, ParamError } from '../../errors'
+import type { SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore } from '../../types'
+import { checkKey } from '../../validate'
+import { MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
+
+const DONE: TransactionalResult = Object.freeze({ status: 'done' })
+const BUSY: TransactionalResult = Object.freeze({ status: 'busy' })
+const COMPLETED: TransactionalResult = Object.freeze({ status: 'completed' })
+
+/** Rows one purge statement deletes: small enough not to hold locks long. */
+const PURGE_BATCH = 1000
+
+/**
+ * Exactly-once settlement in the shop's own database. One marker row per key:
+ *
+ * 1. Read the row without a lock: done means `done` at once (a duplicate costs one round trip).
+ *    Create it when missing, outside the transaction, so a duplicate never waits on an insert.
+ * 2. BEGIN, and lock the row with NOWAIT: held by another transaction means `busy` at once.
+ * 3. Done by now (settled between 1 and 2) means `done`; otherwise run `work` in the
+ *    transaction, mark the row done in it, and COMMIT: the shop's writes and the marker commit
+ *    together or not at all. A crash rolls both back and frees the lock with the connection.
+ *
+ * Attempts are counted in the row: by the done-marker on success, by a short transaction of
+ * their own after a ROLLBACK (skipped when another attempt holds the row; lost if the process dies).
+ */
+export class SqlStore<Tx> implements TransactionalStore<Tx> {
+  readonly transactional = true
+  readonly retentionMs: number
+  /** The settlement table. */
+  readonly table: string
+  private readonly purgeEveryMs: number | false
+  private readonly createTable: boolean
+  private schemaReady: Promise<void> | undefined
+  private lastPurge = -Infinity
+  private purging: Promise<number> | undefined
+
+  constructor(
+    private readonly driver: SqlDriver<Tx>,
+    private readonly dialect: Dialect,
+    table: string,
+    options: SqlStoreOptions,
+  ) {
+    this.table = table
+    this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
+    this.purgeEveryMs = options.purgeEveryMs ?? DEFAULTS.purgeEveryMs
+    this.createTable = options.createTable ?? true
+  }
+
+  async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult> {
+    checkSqlKey(key)
+    await this.ready()
+    const seen = await this.db('read', () => this.driver.query(this.dialect.read, [key]))
+    if (isDone(seen.rows[0])) return DONE
+    if (seen.rows.length === 0) await this.db('insert', () => this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()]))
+
+    const t = await this.db('begin', () => this.driver.begin())
+    let marker: SqlRow | undefined
+    try {
+      marker = (await t.query(this.dialect.lock, [key])).rows[0]
+    } catch (err) {
+      await rollback(t)
+      if (this.dialect.isLockBusy(err)) return BUSY
+      throw storeFailed('lock', err)
+    }
+    if (!marker || isDone(marker)) {
+      await rollback(t)
+      if (marker) return DONE
+      throw new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED', 500)
+    }
+
+    const attempt = Number(marker.attempts) + 1
+    try {
+      await work(t.tx, attempt)
+    } catch (err) {
+      await rollback(t)
+      await this.countFailedAttempt(key)
+      throw err
+    }
+    try {
+      const now = Date.now()
+      const marked = await t.query(this.dialect.markDone, [now, attempt, now, key])
+      if (marked.affected !== 1) throw new Error(`the done-marker changed ${marked.affected} rows, not 1`)
+    } catch (err) {
+      await rollback(t)
+      throw storeFailed('done-marker', err)
+    }
+    // Once COMMIT is sent, the connection is the driver's: it gives it back or destroys it.
+    await this.db('commit', () => t.commit())
+    this.purgeWhenDue()
+    return COMPLETED
+  }
+
+  /**
+   * Deletes markers last touched more than `retentionMs` ago, in batches, and resolves with how
+   * many it deleted. Runs by itself every `purgeEveryMs`; call it from your own scheduler when
+   * that is `false`. Concurrent calls share one run.
+   */
+  purge(): Promise<number> {
+    this.purging ??= this.purgeAll().finally(() => { this.purging = undefined })
+    return this.purging
+  }
+
+  private async purgeAll(): Promise<number> {
+    await this.ready()
+    const cutoff = Date.now() - this.retentionMs
+    let deleted = 0
+    for (;;) {
+      const { affected } = await this.db('purge', () => this.driver.query(this.dialect.purge, [cutoff, PURGE_BATCH]))
+      deleted += affected
+      if (affected < PURGE_BATCH) return deleted
+    }
+  }
+
+  /** A lazy purge: at most once per `purgeEveryMs`, after a settlement, never delaying one. A failure waits for the next interval. */
+  private purgeWhenDue(): void {
+    if (this.purgeEveryMs === false || Date.now() - this.lastPurge < this.purgeEveryMs) return
+    this.lastPurge = Date.now()
+    this.purge().catch(() => {})
+  }
+
+  /** The attempt that failed still counts, so `onRetryBudgetLow` sees handlers that keep throwing. */
+  private async countFailedAttempt(key: string): Promise<void> {
+    let t: SqlTransaction<Tx> | undefined
+    try {
+      t = await this.driver.begin()
+      const marker = (await t.query(this.dialect.lock, [key])).rows[0]
+      if (marker && !isDone(marker)) await t.query(this.dialect.countAttempt, [Number(marker.attempts) + 1, Date.now(), key])
+      const committing = t
+      t = undefined
+      await committing.commit()
+    } catch {
+      // Busy (another attempt runs now and counts itself) or the database is down: the count is advisory.
+      if (t) await rollback(t)
+    }
+  }
+
+  /** Creates the table on first use (when `createTable`); a failure is retried by the next settlement. */
+  private ready(): Promise<void> {
+    if (!this.createTable) return Promise.resolve()
+    this.schemaReady ??= this.createSchema().catch((err: unknown) => {
+      this.schemaReady = undefined
+      throw err
+    })
+    return this.schemaReady
+  }
+
+  private async createSchema(): Promise<void> {
+    if (await this.tableExists()) return
+    try {
+      for (const statement of this.dialect.ddl) await this.driver.query(statement, [])
+    } catch (err) {
+      // Several instances starting at once race to create it: one wins, the others find it there.
+      if (await this.tableExists()) return
+      throw new GuanaitongError(`could not create the settlement table ${this.table}: ${errorMessage(err)}. ` +
+        `Grant CREATE, or run the DDL from ${this.dialect.name === 'postgres' ? 'postgresSchema()' : 'mysqlSchema()'} in a migration and pass createTable: false`,
+      'STORE_FAILED', 500, { cause: err })
+    }
+  }
+
+  private async tableExists(): Promise<boolean> {
+    try {
+      await this.driver.query(this.dialect.probe, [])
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private async db<T>(step: string, call: () => Promise<T>): Promise<T> {
+    try {
+      return await call()
+    } catch (err) {
+      throw storeFailed(step, err)
+    }
+  }
+}
+
+function isDone(row: SqlRow | undefined): boolean {
+  return row !== undefined && row.done_at !== null && row.done_at !== undefined
+}
+
+function checkSqlKey(key: string): void {
+  checkKey(key)
+  if ([...key].length > MAX_SQL_KEY_LENGTH) throw new ParamError('key', `must be at most ${MAX_SQL_KEY_LENGTH} characters for a SQL store; got ${[...key].length}`)
+}
+
+/** A ROLLBACK whose failure changes nothing: the driver destroys the connection, and the database rolls back with it. */
+async function rollback<Tx>(t: SqlTransaction<Tx>): Promise<void> {
+  await t.rollback().catch(() => {})
+}
+
+function storeFailed(step: string, err: unknown): GuanaitongError {
+  if (err instanceof GuanaitongError) return err
+  return new GuanaitongError(`SQL store ${step} failed: ${errorMessage(err)}`, 'STORE_FAILED', 500, { cause: err })
+}
