@@ -5,20 +5,23 @@ import pg from 'pg'
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
 
+/** Where nothing listens: a database that cannot be reached. */
+export const UNREACHABLE = { postgres: 'postgres://postgres@127.0.0.1:1/test', mysql: 'mysql://root@127.0.0.1:1/test' }
+
 /** A table name no other run uses: a purge in one suite must not delete another's markers. */
 export function uniqueTable(label: string): string {
   return `gat_${label}_${randomBytes(4).toString('hex')}`
 }
 
-export function pgPool(max = 10): pg.Pool {
-  const pool = new pg.Pool({ connectionString: POSTGRES_URL, max })
+export function pgPool(max = 10, url = POSTGRES_URL): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max })
   // An idle client the server dropped (a restart) emits 'error' on the pool; the next checkout reconnects.
   pool.on('error', () => {})
   return pool
 }
 
-export function mysqlPool(max = 10): mysql.Pool {
-  return mysql.createPool({ uri: MYSQL_URL, connectionLimit: max })
+export function mysqlPool(max = 10, url = MYSQL_URL): mysql.Pool {
+  return mysql.createPool({ uri: url, connectionLimit: max })
 }
 
 /** The shop's own table, where `onPaid` writes one row per payment through `ctx.tx`. */

@@ -1,0 +1,165 @@
+/**
+ * The router over a real PostgreSQL and MariaDB: both channels settle through the SQL store, the
+ * handler writes through ctx.tx, and every failure of the database or the handler is answered
+ * `fail` with its reason, never `success`.
+ */
+import { expect } from 'chai'
+import express from 'express'
+import type { Server } from 'node:http'
+import request from 'supertest'
+import { guanaitong } from '../../src/router'
+import { MysqlStore, PostgresStore } from '../../src/stores'
+import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
+import { encodeForm, signNotification } from '../../src/testing/sign-notification'
+import type { GuanaitongOptions, Payment, SettleContext, TransactionalStore } from '../../src/types'
+import { recordingLogger, sleep } from '../helpers'
+import { mysqlPool, mysqlShopTable, pgPool, pgShopTable, UNREACHABLE, uniqueTable, type ShopTable } from './sql-helpers'
+
+const APP = { appId: '20110698', appSecret: 'sql-router-secret' }
+
+interface Target {
+  name: string
+  open(): { store: (table: string, pool?: unknown) => TransactionalStore; shop: () => Promise<ShopTable>; unreachable: () => TransactionalStore; end: () => Promise<void>; dropTable: (t: string) => Promise<unknown> }
+}
+
+const TARGETS: Target[] = [
+  {
+    name: 'PostgresStore',
+    open() {
+      const pool = pgPool()
+      return {
+        store: (table) => new PostgresStore({ pool, table }),
+        shop: () => pgShopTable(pool),
+        unreachable: () => new PostgresStore({ pool: pgPool(1, UNREACHABLE.postgres), table: 'gat_unreachable' }),
+        end: () => pool.end(),
+        dropTable: (t) => pool.query(`DROP TABLE IF EXISTS ${t}`),
+      }
+    },
+  },
+  {
+    name: 'MysqlStore',
+    open() {
+      const pool = mysqlPool()
+      return {
+        store: (table) => new MysqlStore({ pool, table }),
+        shop: () => mysqlShopTable(pool),
+        unreachable: () => new MysqlStore({ pool: mysqlPool(1, UNREACHABLE.mysql), table: 'gat_unreachable' }),
+        end: () => pool.end(),
+        dropTable: (t) => pool.query(`DROP TABLE IF EXISTS ${t}`),
+      }
+    },
+  },
+]
+
+let seq = 0
+const orderNo = () => `SQ${Date.now() % 1e8}${++seq}`
+
+for (const target of TARGETS) {
+  describe(`router over ${target.name}`, () => {
+    const db = target.open()
+    const table = uniqueTable('router')
+    let shop: ShopTable
+    let sandbox: Sandbox
+    let server: Server
+    let base: string
+    let onPaid: (p: Payment, ctx: SettleContext) => Promise<void>
+    const logger = recordingLogger()
+
+    const mount = (options: Partial<GuanaitongOptions> = {}) => {
+      const app = express()
+      server = app.listen(0)
+      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+      app.use('/gat', guanaitong({
+        ...APP,
+        baseUrl: sandbox.url,
+        notifyUrl: `${base}/gat/notify`,
+        logger,
+        store: db.store(table),
+        preparePayment: (_req, params) => ({ ...params, buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', total_amount: '19.90' }),
+        onPaid: (p, _req, ctx) => onPaid(p, ctx),
+        ...options,
+      }))
+    }
+
+    before(async () => { shop = await db.shop() })
+    after(async () => {
+      await shop.drop()
+      await db.dropTable(table)
+      await db.end()
+    })
+    beforeEach(async () => {
+      sandbox = createSandbox({ ...APP, timeScale: 0.001 })
+      await sandbox.start()
+      logger.lines.length = 0
+      onPaid = async (p, ctx) => { await shop.write(ctx.tx, p.outerTradeNo) }
+    })
+    afterEach(async () => {
+      await sandbox.close()
+      server?.close()
+    })
+
+    it('the pay answer settles through ctx.tx; the notification after it is acknowledged without a second row', async () => {
+      mount()
+      const outer = orderNo()
+      const res = await request(base).post('/gat/pay').send({ outer_trade_no: outer, reason: '午餐', asset_type: '1', asset_open_id: 'a1' }).expect(200)
+      expect(res.body.settled).to.equal(true)
+      const payment = await sandbox.waitForAcknowledged(outer)
+      // A notification that arrives while the answer's onPaid runs is answered fail (IN_PROGRESS) and retried.
+      const bodies = payment.attempts.map((a) => a.body)
+      expect(bodies.at(-1)).to.equal('success')
+      expect(bodies.slice(0, -1).every((b) => b === 'fail')).to.equal(true)
+      expect(logger.reasons().every((r) => r === 'IN_PROGRESS')).to.equal(true, JSON.stringify(logger.reasons()))
+      expect(await shop.count(outer)).to.equal(1)
+    })
+
+    it('a handler that throws after its write: the write is rolled back, Guanaitong retries, one row in the end', async () => {
+      mount()
+      const attempts: number[] = []
+      onPaid = async (p, ctx) => {
+        attempts.push(ctx.attempt)
+        await shop.write(ctx.tx, p.outerTradeNo)
+        if (attempts.length < 3) throw new Error('the shop failed after its write')
+      }
+      const outer = orderNo()
+      sandbox.sendNotification({ notifyUrl: `${base}/gat/notify`, outerTradeNo: outer, totalAmount: '19.90' })
+      const payment = await sandbox.waitForAcknowledged(outer)
+      expect(payment.attempts.map((a) => a.body)).to.deep.equal(['fail', 'fail', 'success'])
+      expect(attempts).to.deep.equal([1, 2, 3])
+      expect(await shop.count(outer)).to.equal(1)
+      expect(logger.reasons()).to.include('HANDLER_FAILED')
+    })
+
+    it('a handler past handlerTimeoutMs is answered fail, holds the key while it runs, and commits once it finishes', async () => {
+      let finish!: () => void
+      const finished = new Promise<void>((resolve) => { finish = resolve })
+      onPaid = async (p, ctx) => {
+        await shop.write(ctx.tx, p.outerTradeNo)
+        await finished
+      }
+      mount({ handlerTimeoutMs: 100 })
+      const outer = orderNo()
+      const delivery = { notifyUrl: `${base}/gat/notify`, outerTradeNo: outer, totalAmount: '19.90' }
+      const payment = sandbox.sendNotification(delivery)
+      while (payment.attempts.length < 2) await sleep(20)
+      expect(payment.attempts.slice(0, 2).map((a) => a.body)).to.deep.equal(['fail', 'fail'])
+      expect(logger.reasons()).to.include.members(['HANDLER_TIMEOUT', 'IN_PROGRESS'])
+      expect(await shop.count(outer)).to.equal(0, 'nothing is visible before the handler finished')
+      finish()
+      await sandbox.waitForAcknowledged(outer)
+      expect(await shop.count(outer)).to.equal(1)
+    })
+
+    it('a database that cannot be reached: fail with STORE_FAILED, the handler never runs', async () => {
+      let ran = false
+      onPaid = async () => { ran = true }
+      mount({ store: db.unreachable(), storeTimeoutMs: 2000 })
+      const res = await request(base).post('/gat/notify').type('form').send(encodeForm(signNotification({
+        appid: APP.appId, outer_trade_no: orderNo(), trade_no: '2018070920000005', total_amount: '19.90', buyer_open_id: 'b1',
+      }, APP.appSecret)))
+      expect(res.text).to.equal('fail')
+      expect(ran).to.equal(false)
+      expect(logger.reasons()).to.include('STORE_FAILED')
+      expect(JSON.stringify(logger.lines)).not.to.contain(APP.appSecret)
+    })
+  })
+}
