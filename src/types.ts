@@ -160,6 +160,12 @@ export interface TransactionalStore<Tx = unknown> {
    * error after a ROLLBACK when `work` rejects, and with a `GuanaitongError` when the database fails.
    */
   settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult>
+  /**
+   * Where `key` stands, changing nothing: `done`, `busy` (a transaction holds it now) or `open`.
+   * Optional: without it, the unsettled sweep asks `settle` with work that throws, which a store
+   * may count as an attempt.
+   */
+  status?(key: string): Promise<'done' | 'busy' | 'open'>
 }
 
 /** Why a pay is watched in the unsettled ledger. */

@@ -80,11 +80,16 @@ const PROBE = Symbol('unsettled probe')
 /**
  * Whether the key was settled after all. The ledger is told when an order settles, but that
  * write can fail or land before the pay recorded it: the settlement store has the last word.
- * A claim store is probed with a claim given back at once; a transactional store with a
- * transaction whose work throws, so it rolls back.
+ * A claim store is probed with a claim given back at once; a transactional store by its
+ * `status`, or else with a transaction whose work throws, so it rolls back.
  */
 async function probe(store: SettleStore, key: string, outerTradeNo: string, logger: Log, storeTimeoutMs: number): Promise<Probe> {
   if ((store as Partial<TransactionalStore>).transactional === true) {
+    const transactional = store as TransactionalStore
+    if (typeof transactional.status === 'function') {
+      const status = await bounded(() => transactional.status!(key), storeTimeoutMs)
+      return status === 'open' ? 'open' : status === 'done' ? 'settled' : 'busy'
+    }
     try {
       const { status } = await bounded(() => (store as TransactionalStore).settle(key, () => { throw PROBE }), storeTimeoutMs)
       return status === 'busy' ? 'busy' : 'settled'

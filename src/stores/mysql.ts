@@ -21,6 +21,6 @@ export class MysqlStore<Tx = MysqlConnectionLike> extends SqlStore<Tx> {
     checkPoolOrDriver(WHERE, options, "mysql.createPool(url) from 'mysql2/promise'")
     const table = checkTable(options.table, WHERE)
     const driver = options.driver ?? mysqlDriver(options.pool!)
-    super(driver, mysql(table), table, options)
+    super('MysqlStore', driver, mysql(table), table, options)
   }
 }

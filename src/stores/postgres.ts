@@ -20,6 +20,6 @@ export class PostgresStore<Tx = PgClientLike> extends SqlStore<Tx> {
     checkPoolOrDriver(WHERE, options, 'new pg.Pool({ connectionString })')
     const table = checkTable(options.table, WHERE)
     const driver = options.driver ?? pgDriver(options.pool!)
-    super(driver, postgres(table), table, options)
+    super('PostgresStore', driver, postgres(table), table, options)
   }
 }

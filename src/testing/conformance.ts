@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { GuanaitongError } from '../errors'
-import type { ClaimResult, NotifyStore, UnsettledLedger, UnsettledRecord } from '../types'
+import type { ClaimResult, NotifyStore } from '../types'
+import { ledgerConformance } from './ledger-conformance'
 
 /** Options a store under test is made with. */
 export interface ConformanceStoreOptions {
@@ -29,6 +30,12 @@ export interface Runner {
   describe: Register
   it: Register
   afterEach: (fn: Fn) => unknown
+}
+
+/** Skips the running test: the store lacks an optional part. A runner that cannot skip fails rather than pass it silently. */
+export function skipWithout(test: ThisParameterType<Fn>, what: string): void {
+  if (typeof test.skip !== 'function') throw new Error(`this store has no ${what} and the runner cannot skip`)
+  test.skip()
 }
 
 /** The test runner's globals (mocha; jest and vitest with globals work too). */
@@ -89,52 +96,14 @@ export function storeConformance(
       return body()
     })
 
-  /** A store with the unsettled ledger, or the test is skipped (the ledger is optional). */
-  const ledgerTest = (title: string, body: (s: NotifyStore & UnsettledLedger, base: number) => Promise<void>) =>
+  /** A short-lease store with the optional extend, or the test is skipped. */
+  const extendTest = (title: string, body: (s: NotifyStore & Required<Pick<NotifyStore, 'extend'>>) => Promise<void>) =>
     it(title, async function () {
       this.timeout?.(timeoutMs)
-      const s = await store()
-      if (!hasLedger(s)) {
-        if (typeof this.skip !== 'function') throw new Error('this store keeps no unsettled ledger and the runner cannot skip')
-        this.skip()
-        return
-      }
-      // Each ledger test gets a time range of its own, below every earlier test's and below any
-      // real deadline (these are in 1973), so its takes see only its own records even when the
-      // ledger is shared across tests.
-      const base = 1e11 - ++ledgerWindow * 1e8
-      const keys = new Set<string>()
-      const tracked = new Proxy(s, {
-        get(target, prop, receiver) {
-          if (prop === 'watchUnsettled') return (r: UnsettledRecord) => { keys.add(r.key); return target.watchUnsettled(r) }
-          const value = Reflect.get(target, prop, receiver) as unknown
-          return typeof value === 'function' ? value.bind(target) : value
-        },
-      })
-      try {
-        await body(tracked, base)
-      } finally {
-        for (const key of keys) await s.resolveUnsettled(key).catch(() => undefined)
-      }
+      const s = await store({ leaseMs: shortLease })
+      if (typeof s.extend !== 'function') return skipWithout(this, 'extend()')
+      await body(s as NotifyStore & Required<Pick<NotifyStore, 'extend'>>)
     })
-  let ledgerWindow = 0
-  const record = (base: number, offset: number, overrides: Partial<UnsettledRecord> = {}): UnsettledRecord => {
-    const outerTradeNo = `L${run}${++counter}`.slice(-22)
-    return {
-      key: `20110698:paid:${outerTradeNo}`,
-      appId: '20110698',
-      outerTradeNo,
-      totalAmount: '19.90',
-      totalFen: 1990,
-      buyerOpenId: 'd87797eea12a2f80ad72ed93214a0908',
-      tradeNo: null,
-      reason: 'AMBIGUOUS',
-      since: base,
-      deadline: base + offset,
-      ...overrides,
-    }
-  }
-  const keysOf = (records: UnsettledRecord[]) => records.map((r) => r.key)
 
   describe(`NotifyStore conformance: ${name}`, () => {
     afterEach(async () => {
@@ -281,35 +250,28 @@ export function storeConformance(
       assert.ok(third.attempt > taker.attempt, `attempt ${third.attempt} after ${taker.attempt}`)
     })
 
-    {
-      // Stores without the optional extend pass these trivially.
-      test('extend by the owner keeps the claim alive past its original lease', async () => {
-        const s = await store({ leaseMs: shortLease })
-        if (!s.extend) return
-        const key = uniqueKey()
-        const r = assertClaimed(await s.claim(key))
-        await sleep(shortLease / 2)
-        assert.equal(await s.extend(key, r.owner), true)
-        await sleep(shortLease / 2 + 50)
-        // Past the original lease, within the renewed one.
-        assert.deepEqual(await s.claim(key), { status: 'busy' })
-        assert.equal(await s.extend(key, r.owner), true)
-        await sleep(shortLease / 2 + 50)
-        assert.deepEqual(await s.claim(key), { status: 'busy' })
-        assert.equal(await s.complete(key, r.owner), true)
-        assert.deepEqual(await s.claim(key), { status: 'done' })
-      })
+    extendTest('extend by the owner keeps the claim alive past its original lease', async (s) => {
+      const key = uniqueKey()
+      const r = assertClaimed(await s.claim(key))
+      await sleep(shortLease / 2)
+      assert.equal(await s.extend(key, r.owner), true)
+      await sleep(shortLease / 2 + 50)
+      // Past the original lease, within the renewed one.
+      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assert.equal(await s.extend(key, r.owner), true)
+      await sleep(shortLease / 2 + 50)
+      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assert.equal(await s.complete(key, r.owner), true)
+      assert.deepEqual(await s.claim(key), { status: 'done' })
+    })
 
-      test('without another extend, an extended claim expires one lease after the extend', async () => {
-        const s = await store({ leaseMs: shortLease })
-        if (!s.extend) return
-        const key = uniqueKey()
-        const r = assertClaimed(await s.claim(key))
-        assert.equal(await s.extend(key, r.owner), true)
-        await sleep(shortLease + 100)
-        assertClaimed(await s.claim(key))
-      })
-    }
+    extendTest('without another extend, an extended claim expires one lease after the extend', async (s) => {
+      const key = uniqueKey()
+      const r = assertClaimed(await s.claim(key))
+      assert.equal(await s.extend(key, r.owner), true)
+      await sleep(shortLease + 100)
+      assertClaimed(await s.claim(key))
+    })
 
     test('a done-marker expires after retentionMs and the key can be claimed again', async () => {
       const s = await store({ retentionMs: shortRetention })
@@ -386,91 +348,8 @@ export function storeConformance(
       assert.equal(assertClaimed(await s.claim(`${base}{brace`)).attempt, 1)
     })
 
-    ledgerTest('unsettled ledger: a watched record reads back unchanged; resolve removes it, also when absent', async (s, base) => {
-      const ambiguous = record(base, 1000, { buyerOpenId: '员工💳', totalAmount: '0.01', totalFen: 1 })
-      const unsettled = record(base, 2000, { tradeNo: '2018070920000005', reason: 'HANDLER_FAILED' })
-      await s.watchUnsettled(ambiguous)
-      await s.watchUnsettled(unsettled)
-      const listed = await s.listUnsettled(1000)
-      assert.deepEqual(listed.find((r) => r.key === ambiguous.key), ambiguous)
-      assert.deepEqual(listed.find((r) => r.key === unsettled.key), unsettled)
-      await s.resolveUnsettled(ambiguous.key)
-      await s.resolveUnsettled(ambiguous.key)
-      await s.resolveUnsettled(`${ambiguous.key}:never-watched`)
-      const after = keysOf(await s.listUnsettled(1000))
-      assert.ok(!after.includes(ambiguous.key), 'resolved record still listed')
-      assert.ok(after.includes(unsettled.key), 'the other record must stay')
-    })
-
-    ledgerTest('unsettled ledger: watching the same key again replaces its record', async (s, base) => {
-      const first = record(base, 1000)
-      const second = { ...first, tradeNo: '2018070920000006', reason: 'STORE_FAILED' as const, deadline: base + 500 }
-      await s.watchUnsettled(first)
-      await s.watchUnsettled(second)
-      const mine = (await s.listUnsettled(1000)).filter((r) => r.key === first.key)
-      assert.deepEqual(mine, [second])
-    })
-
-    ledgerTest('unsettled ledger: lists soonest deadline first, up to the limit, without changing anything', async (s, base) => {
-      const records = [5, 1, 4, 2, 3].map((n) => record(base, n * 100))
-      for (const r of records) await s.watchUnsettled(r)
-      const soonest = [...records].sort(soonestFirst)
-      assert.deepEqual(await s.listUnsettled(3), soonest.slice(0, 3))
-      assert.deepEqual(await s.listUnsettled(3), soonest.slice(0, 3), 'listing must not take anything')
-      assert.deepEqual((await s.listUnsettled(1000)).slice(0, 5), soonest)
-    })
-
-    ledgerTest('unsettled ledger: takeDueUnsettled takes due records only, soonest first, up to the limit, and not again until the lease ends', async (s, base) => {
-      const [a, b, c, later] = [300, 100, 200, 5000].map((offset) => record(base, offset))
-      for (const r of [a, b, c, later]) await s.watchUnsettled(r)
-      const now = base + 300
-      assert.deepEqual(await s.takeDueUnsettled(now, 2, 1000), [b, c], 'the two soonest, with the deadlines they had')
-      assert.deepEqual(await s.takeDueUnsettled(now, 10, 1000), [a])
-      assert.deepEqual(await s.takeDueUnsettled(now + 999, 10, 1000), [], 'taken records wait for their lease')
-      const listed = (await s.listUnsettled(1000)).filter((r) => [a, b, c, later].some((x) => x.key === r.key))
-      const leased = [a, b, c].map((r) => ({ ...r, deadline: now + 1000 }))
-      assert.deepEqual(listed, [...leased, later].sort(soonestFirst), 'still listed, due again when the lease ends')
-      const again = await s.takeDueUnsettled(now + 1000, 10, 1000)
-      assert.deepEqual(new Set(keysOf(again)), new Set([a.key, b.key, c.key]), 'due again after the lease')
-      assert.ok(again.every((r) => r.deadline === now + 1000))
-      await s.resolveUnsettled(b.key)
-      assert.deepEqual(keysOf(await s.takeDueUnsettled(now + 2000, 10, 1000)).sort(), [a.key, c.key].sort())
-      assert.deepEqual(keysOf(await s.takeDueUnsettled(later.deadline + 3000, 10, 1000)).sort(), [a.key, c.key, later.key].sort())
-    })
-
-    ledgerTest('unsettled ledger: 20 concurrent takes of 50 due records return each record exactly once', async (s, base) => {
-      const records = Array.from({ length: 50 }, (_, i) => record(base, i))
-      for (const r of records) await s.watchUnsettled(r)
-      const takes = await Promise.all(Array.from({ length: 20 }, () => s.takeDueUnsettled(base + 100, 7, 60_000)))
-      const taken = takes.flat().map((r) => r.key)
-      assert.equal(taken.length, 50, `taken ${taken.length} times`)
-      assert.equal(new Set(taken).size, 50, 'a record was taken twice')
-    })
-
-    ledgerTest('unsettled ledger: 600 concurrent resolves remove exactly their records', async (s, base) => {
-      const records = Array.from({ length: 700 }, (_, i) => record(base, i))
-      await Promise.all(records.map((r) => s.watchUnsettled(r)))
-      await Promise.all(records.slice(0, 600).map((r) => s.resolveUnsettled(r.key)))
-      assert.deepEqual(keysOf(await s.takeDueUnsettled(base + 2000, 2000, 1000)), keysOf(records.slice(600)))
-    })
-
-    ledgerTest('unsettled ledger: refuses a record without a key or with a fractional deadline, storing nothing', async (s, base) => {
-      const bad = [record(base, 100, { key: '' }), record(base, 100.5)]
-      for (const r of bad) await assert.rejects(s.watchUnsettled(r), `${JSON.stringify(r)} must be refused`)
-      assert.deepEqual(await s.takeDueUnsettled(base + 1000, 10, 1000), [])
-    })
+    ledgerConformance(it, () => store(), { timeoutMs, run })
   })
-}
-
-/** The ledger's order: deadline, then key (as a Redis sorted set orders equal scores, for ASCII keys). */
-function soonestFirst(a: UnsettledRecord, b: UnsettledRecord): number {
-  return a.deadline - b.deadline || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
-}
-
-function hasLedger(s: NotifyStore): s is NotifyStore & UnsettledLedger {
-  const ledger = s as Partial<UnsettledLedger>
-  return typeof ledger.watchUnsettled === 'function' && typeof ledger.resolveUnsettled === 'function' &&
-    typeof ledger.listUnsettled === 'function' && typeof ledger.takeDueUnsettled === 'function'
 }
 
 function assertClaimed(r: ClaimResult, label?: string): Extract<ClaimResult, { status: 'claimed' }> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import type { TransactionalResult, TransactionalStore } from '../types'
-import { runner } from './conformance'
+import { runner, skipWithout, type Fn } from './conformance'
+import { ledgerConformance } from './ledger-conformance'
 
 /** What the suite needs from the database behind a transactional store, besides the store. */
 export interface TransactionalConformanceOptions<Tx> {
@@ -25,7 +26,10 @@ interface Purgeable {
  * Registers a test suite that checks a `TransactionalStore` gives exactly-once settlement: the
  * work's writes through `tx` commit with the done-marker or not at all; a duplicate in flight is
  * answered `busy` at once, never blocked behind the first; a killed connection frees the key;
- * attempts are counted across failures; markers are shared by every store on the same table.
+ * attempts are counted across failures; markers are shared by every store on the same table;
+ * `status` (when the store has it) tells done, busy and open apart without changing anything; and
+ * the unsettled ledger, for a store that keeps one. `purge()` deletes every old marker of the
+ * table: give the suite a table no one else uses.
  *
  * ```ts
  * transactionalStoreConformance('PostgresStore', (opts) => new PostgresStore({ pool, ...opts }), {
@@ -52,7 +56,7 @@ export function transactionalStoreConformance<Tx>(
     made.push(s)
     return s
   }
-  const test = (title: string, body: (this: { skip?: () => unknown }) => Promise<void>) =>
+  const test = (title: string, body: (this: ThisParameterType<Fn>) => Promise<void>) =>
     it(title, function () {
       this.timeout?.(timeoutMs)
       return body.call(this)
@@ -194,13 +198,26 @@ export function transactionalStoreConformance<Tx>(
       assert.equal(await options.count(key), 1)
     })
 
+    test('status() tells open, busy and done apart, and counts no attempt', async function () {
+      const s = await store()
+      if (typeof s.status !== 'function') return skipWithout(this, 'status()')
+      const key = uniqueKey()
+      assert.equal(await s.status(key), 'open')
+      const first = held(key)
+      const settling = s.settle(key, async (tx, attempt) => {
+        assert.equal(attempt, 1, 'status() must not count an attempt')
+        await first.work(tx)
+      })
+      await first.inside
+      assert.equal(await s.status(key), 'busy')
+      first.open()
+      await settling
+      assert.equal(await s.status(key), 'done')
+    })
+
     test('purge() deletes done-markers older than retentionMs, and the key settles anew', async function () {
       const s = await store(200)
-      if (typeof (s as Partial<Purgeable>).purge !== 'function') {
-        if (typeof this.skip !== 'function') throw new Error('this store has no purge() and the runner cannot skip')
-        this.skip()
-        return
-      }
+      if (typeof (s as Partial<Purgeable>).purge !== 'function') return skipWithout(this, 'purge()')
       const key = uniqueKey()
       await s.settle(key, async () => {})
       assert.deepEqual(await s.settle(key, async () => {}), { status: 'done' })
@@ -210,5 +227,7 @@ export function transactionalStoreConformance<Tx>(
       assert.deepEqual(await s.settle(key, async (_tx, n) => { attempt = n }), { status: 'completed' })
       assert.equal(attempt, 1, 'a purged key starts counting again')
     })
+
+    ledgerConformance(it, () => store(), { timeoutMs, run })
   })
 }

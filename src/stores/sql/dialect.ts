@@ -10,7 +10,9 @@ export const MAX_SQL_KEY_LENGTH = 191
 
 export const DEFAULT_TABLE = 'gat_settlements'
 
-const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/
+// At most 50 characters: the ledger table adds `_unsettled`, and identifiers end at 63 (PostgreSQL, which
+// cuts longer ones silently) or 64 (MySQL).
+const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,49}\.)?[A-Za-z_][A-Za-z0-9_]{0,49}$/
 
 export interface Dialect {
   readonly name: 'postgres' | 'mysql'
@@ -26,8 +28,20 @@ export interface Dialect {
   readonly countAttempt: string
   /** Deletes up to `limit` rows last touched before a time: cutoff, limit. */
   readonly purge: string
-  /** Probes that the table exists. */
+  /** Probes that both tables exist. */
   readonly probe: string
+  /** The unsettled ledger (src/types.ts, UnsettledLedger), in `<table>_unsettled`. */
+  readonly ledger: {
+    /** Adds or replaces a record: key, deadline, record JSON. */
+    readonly watch: string
+    readonly resolve: string
+    /** Soonest first: limit. */
+    readonly list: string
+    /** Locks due records no other sweep holds, soonest first: now, limit. */
+    readonly takeDue: string
+    /** Moves the deadline of `count` records: deadline, then their keys. */
+    moveDeadlines(count: number): string
+  }
   /** CREATE TABLE and its index, each IF NOT EXISTS. */
   readonly ddl: readonly string[]
   /** Whether an error is the database refusing a NOWAIT lock another transaction holds. */
@@ -41,17 +55,29 @@ export function checkTable(table: unknown, where: string): string {
   throw new ConfigError(`${where}: table must be a plain SQL name (letters, digits and _, optionally schema.table) such as "${DEFAULT_TABLE}"; got ${JSON.stringify(table)}`)
 }
 
-function indexName(table: string): string {
-  return `${table.split('.').pop()}_touched_at`
+function suffixed(table: string, suffix: string): string {
+  return `${table.split('.').pop()}${suffix}`
+}
+
+/** The ledger's table: `<table>_unsettled`, in the same schema. */
+function unsettledTable(table: string): string {
+  return `${table}_unsettled`
 }
 
 function common(table: string) {
+  const u = unsettledTable(table)
   return {
     read: `SELECT done_at, attempts FROM ${table} WHERE settle_key = ?`,
     lock: `SELECT done_at, attempts FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
     markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ? WHERE settle_key = ?`,
     countAttempt: `UPDATE ${table} SET attempts = ?, touched_at = ? WHERE settle_key = ?`,
-    probe: `SELECT 1 FROM ${table} WHERE 1 = 0`,
+    probe: `SELECT 1 FROM ${table}, ${u} WHERE 1 = 0`,
+    ledger: {
+      resolve: `DELETE FROM ${u} WHERE unsettled_key = ?`,
+      list: `SELECT record, deadline FROM ${u} ORDER BY deadline, unsettled_key LIMIT ?`,
+      takeDue: `SELECT record, deadline, unsettled_key FROM ${u} WHERE deadline <= ? ORDER BY deadline, unsettled_key LIMIT ? FOR UPDATE SKIP LOCKED`,
+      moveDeadlines: (count: number) => `UPDATE ${u} SET deadline = ? WHERE unsettled_key IN (${Array(count).fill('?').join(', ')})`,
+    },
   }
 }
 
@@ -59,9 +85,15 @@ const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.co
 const errnoOf = (err: unknown): unknown => (err as { errno?: unknown } | null)?.errno
 
 export function postgres(table: string): Dialect {
+  const base = common(table)
   return {
     name: 'postgres',
-    ...common(table),
+    ...base,
+    ledger: {
+      ...base.ledger,
+      watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
+        'ON CONFLICT (unsettled_key) DO UPDATE SET deadline = EXCLUDED.deadline, record = EXCLUDED.record',
+    },
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING`,
     purge: `DELETE FROM ${table} WHERE settle_key IN (SELECT settle_key FROM ${table} WHERE touched_at < ? LIMIT ?)`,
     ddl: postgresSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
@@ -71,9 +103,15 @@ export function postgres(table: string): Dialect {
 }
 
 export function mysql(table: string): Dialect {
+  const base = common(table)
   return {
     name: 'mysql',
-    ...common(table),
+    ...base,
+    ledger: {
+      ...base.ledger,
+      watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
+        'ON DUPLICATE KEY UPDATE deadline = VALUES(deadline), record = VALUES(record)',
+    },
     // A plain INSERT that ignores only the duplicate key: INSERT IGNORE would also turn a too-long
     // value into a warning and a truncated key.
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
@@ -85,8 +123,9 @@ export function mysql(table: string): Dialect {
 }
 
 /**
- * The PostgreSQL DDL of the settlement table, for shops whose migrations own their schema.
- * `touched_at` (epoch ms) is indexed so purging old markers reads only what it deletes.
+ * The PostgreSQL DDL of the settlement table and its unsettled-pay ledger, for shops whose
+ * migrations own their schema. `touched_at` (epoch ms) is indexed so purging old markers reads
+ * only what it deletes; the ledger's keys sort bytewise (COLLATE "C"), as every store orders them.
  */
 export function postgresSchema(table = DEFAULT_TABLE): string {
   const t = checkTable(table, 'postgresSchema()')
@@ -96,13 +135,20 @@ export function postgresSchema(table = DEFAULT_TABLE): string {
   done_at BIGINT,
   touched_at BIGINT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ${indexName(t)} ON ${t} (touched_at);
+CREATE INDEX IF NOT EXISTS ${suffixed(t, '_touched_at')} ON ${t} (touched_at);
+CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
+  unsettled_key VARCHAR(${MAX_SQL_KEY_LENGTH}) COLLATE "C" PRIMARY KEY,
+  deadline BIGINT NOT NULL,
+  record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ${suffixed(t, '_unsettled_deadline')} ON ${unsettledTable(t)} (deadline, unsettled_key);
 `
 }
 
 /**
- * The MySQL/MariaDB DDL of the settlement table. The key's collation is binary: order numbers
- * `A1` and `a1` are two orders, which a case-insensitive default collation would merge.
+ * The MySQL/MariaDB DDL of the settlement table and its unsettled-pay ledger. Keys collate
+ * bytewise: order numbers `A1` and `a1` are two orders, which a case-insensitive default
+ * collation would merge.
  */
 export function mysqlSchema(table = DEFAULT_TABLE): string {
   const t = checkTable(table, 'mysqlSchema()')
@@ -111,7 +157,13 @@ export function mysqlSchema(table = DEFAULT_TABLE): string {
   attempts INT NOT NULL DEFAULT 0,
   done_at BIGINT NULL,
   touched_at BIGINT NOT NULL,
-  INDEX ${indexName(t)} (touched_at)
-) ENGINE=InnoDB;
+  INDEX ${suffixed(t, '_touched_at')} (touched_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
+  unsettled_key VARCHAR(${MAX_SQL_KEY_LENGTH}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+  deadline BIGINT NOT NULL,
+  record TEXT NOT NULL,
+  INDEX ${suffixed(t, '_unsettled_deadline')} (deadline, unsettled_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 `
 }

@@ -1,7 +1,10 @@
 import { DEFAULTS } from '../../defaults'
 import { errorMessage, GuanaitongError, ParamError } from '../../errors'
-import type { SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore } from '../../types'
+import type {
+  SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
+} from '../../types'
 import { checkKey } from '../../validate'
+import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
 import { MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
 
 const DONE: TransactionalResult = Object.freeze({ status: 'done' })
@@ -23,8 +26,10 @@ const PURGE_BATCH = 1000
  *
  * Attempts are counted in the row: by the done-marker on success, by a short transaction of
  * their own after a ROLLBACK (skipped when another attempt holds the row; lost if the process dies).
+ *
+ * The unsettled-pay ledger lives in `<table>_unsettled`, one row per order, indexed by deadline.
  */
-export class SqlStore<Tx> implements TransactionalStore<Tx> {
+export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   readonly transactional = true
   readonly retentionMs: number
   /** The settlement table. */
@@ -36,6 +41,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx> {
   private purging: Promise<number> | undefined
 
   constructor(
+    /** The class name, for messages. */
+    private readonly name: string,
     private readonly driver: SqlDriver<Tx>,
     private readonly dialect: Dialect,
     table: string,
@@ -89,6 +96,63 @@ export class SqlStore<Tx> implements TransactionalStore<Tx> {
     await this.db('commit', () => t.commit())
     this.purgeWhenDue()
     return COMPLETED
+  }
+
+  async status(key: string): Promise<'done' | 'busy' | 'open'> {
+    checkSqlKey(key)
+    await this.ready()
+    const seen = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
+    if (!seen) return 'open'
+    if (isDone(seen)) return 'done'
+    const t = await this.db('begin', () => this.driver.begin())
+    try {
+      const marker = (await t.query(this.dialect.lock, [key])).rows[0]
+      return isDone(marker) ? 'done' : 'open'
+    } catch (err) {
+      if (this.dialect.isLockBusy(err)) return 'busy'
+      throw storeFailed('lock', err)
+    } finally {
+      await rollback(t)
+    }
+  }
+
+  async watchUnsettled(record: UnsettledRecord): Promise<void> {
+    const copy = checkUnsettledRecord(this.name, record)
+    checkSqlKey(copy.key)
+    await this.ready()
+    await this.db('watchUnsettled', () => this.driver.query(this.dialect.ledger.watch, [copy.key, copy.deadline, encodeUnsettled(copy)]))
+  }
+
+  async resolveUnsettled(key: string): Promise<void> {
+    checkLedgerKey(this.name, key)
+    await this.ready()
+    await this.db('resolveUnsettled', () => this.driver.query(this.dialect.ledger.resolve, [key]))
+  }
+
+  async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {
+    const n = checkLimit(this.name, limit)
+    await this.ready()
+    const { rows } = await this.db('listUnsettled', () => this.driver.query(this.dialect.ledger.list, [n]))
+    return rows.map(toRecord)
+  }
+
+  async takeDueUnsettled(now: number, limit: number, leaseMs: number): Promise<UnsettledRecord[]> {
+    checkTake(this.name, now, leaseMs)
+    const n = checkLimit(this.name, limit)
+    await this.ready()
+    const t = await this.db('begin', () => this.driver.begin())
+    let due: UnsettledRecord[]
+    try {
+      // SKIP LOCKED: sweeps on other instances take other records instead of waiting for these.
+      const { rows } = await t.query(this.dialect.ledger.takeDue, [now, n])
+      due = rows.map(toRecord)
+      if (due.length > 0) await t.query(this.dialect.ledger.moveDeadlines(due.length), [now + leaseMs, ...due.map((r) => r.key)])
+    } catch (err) {
+      await rollback(t)
+      throw storeFailed('takeDueUnsettled', err)
+    }
+    await this.db('commit', () => t.commit())
+    return due
   }
 
   /**
@@ -174,6 +238,10 @@ export class SqlStore<Tx> implements TransactionalStore<Tx> {
       throw storeFailed(step, err)
     }
   }
+}
+
+function toRecord(row: SqlRow): UnsettledRecord {
+  return decodeUnsettled(String(row.record), Number(row.deadline))
 }
 
 function isDone(row: SqlRow | undefined): boolean {
