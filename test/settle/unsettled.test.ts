@@ -1,6 +1,7 @@
 /**
  * Issue 15 part 2: no charged-but-unpaid order goes unnoticed. Real router, real sandbox, both
- * Express majors, MemoryStore and RedisStore (real Redis).
+ * Express majors, every store: MemoryStore, RedisStore (real Redis), PostgresStore and MysqlStore
+ * (real PostgreSQL and MariaDB).
  */
 import { expect } from 'chai'
 import type { Server } from 'node:http'
@@ -13,12 +14,14 @@ import { guanaitong } from '../../src/router'
 import { listUnsettled, sweepUnsettled } from '../../src/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
 import { RedisStore } from '../../src/stores/redis'
+import { MysqlStore, PostgresStore } from '../../src/stores'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { PAY_PATH } from '../../src/testing/sandbox/http'
 import { notificationFields } from '../../src/testing/sandbox/payments'
 import type { GuanaitongOptions, SettleStore, SweepOptions, UnsettledLedger, UnsettledRecord } from '../../src/types'
 import { EXPRESS_VERSIONS, recordingLogger, sleep } from '../helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
+import { mysqlPool, pgPool, uniqueTable } from '../stores/sql-helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }
 const BUYER = 'd87797eea12a2f80ad72ed93214a0908'
@@ -64,9 +67,32 @@ const STORES: StoreKind[] = [
       return new RedisStore({ client, prefix: `${prefix}${++redisStores}:` })
     },
   },
+  {
+    name: 'PostgresStore',
+    // One table per test: its ledger holds that test's records only.
+    make: async () => new PostgresStore({ pool: sqlPools.pg, table: sqlTable() }),
+  },
+  {
+    name: 'MysqlStore',
+    make: async () => new MysqlStore({ pool: sqlPools.mysql, table: sqlTable() }),
+  },
 ]
 
+const sqlPools = { pg: pgPool(), mysql: mysqlPool() }
+const sqlTables: string[] = []
+const sqlTable = () => {
+  const table = uniqueTable('unsettled')
+  sqlTables.push(table)
+  return table
+}
+
 after(async () => {
+  for (const table of sqlTables) {
+    await sqlPools.pg.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
+    await sqlPools.mysql.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
+  }
+  await sqlPools.pg.end()
+  await sqlPools.mysql.end()
   const admin = new Redis(REDIS_URL)
   await deleteKeys(admin, prefix)
   admin.disconnect()
