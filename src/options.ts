@@ -50,7 +50,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
   }
   const store = options.store ?? new MemoryStore()
   if (options.onUnsettled !== undefined && !hasUnsettledLedger(store)) {
-    throw new ConfigError('guanaitong(): onUnsettled needs a store that keeps the unsettled ledger (MemoryStore, RedisStore); this store has no watchUnsettled/takeDueUnsettled')
+    throw new ConfigError('guanaitong(): onUnsettled needs a store that keeps the unsettled ledger (MemoryStore, RedisStore, PostgresStore, MysqlStore); this store has no watchUnsettled/takeDueUnsettled')
   }
   const unsettledAfterMs = options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs
   if (hasUnsettledLedger(store) && unsettledAfterMs > store.retentionMs) {

@@ -206,16 +206,11 @@ export interface UnsettledRecord {
 }
 
 /**
- * The unsettled-pay ledger, kept by stores that implement it (`MemoryStore`, `RedisStore`):
+ * The unsettled-pay ledger, kept by stores that implement it (all of this package's):
  * records ordered by deadline. The pay route writes them, the settlement core removes them, a
- * sweep reports the ones that came due. Run `storeConformance()` to check an implementation.
+ * sweep reports the ones that came due. `storeConformance()` and `transactionalStoreConformance()` check it.
  *
- * A SQL store would keep one table with an index on the deadline:
- *   CREATE TABLE gat_unsettled (key VARCHAR(64) PRIMARY KEY, deadline BIGINT NOT NULL, record TEXT NOT NULL);
- *   CREATE INDEX gat_unsettled_deadline ON gat_unsettled (deadline, key);
- * `watchUnsettled` an upsert, `resolveUnsettled` a DELETE, `listUnsettled` ORDER BY deadline, key LIMIT n,
- * and `takeDueUnsettled` one transaction: SELECT … WHERE deadline <= now ORDER BY deadline, key
- * LIMIT n FOR UPDATE SKIP LOCKED, then UPDATE … SET deadline = now + leaseMs for the rows read.
+ * `PostgresStore` and `MysqlStore` keep it in `<table>_unsettled` (src/stores/sql/dialect.ts).
  */
 export interface UnsettledLedger {
   /** Adds the record, or replaces the one with the same `key`. */
@@ -235,7 +230,7 @@ export interface UnsettledLedger {
 
 /** Options of `sweepUnsettled()`. */
 export interface SweepOptions {
-  /** The store the router uses; it must keep the unsettled ledger (`MemoryStore`, `RedisStore`). */
+  /** The store the router uses; it must keep the unsettled ledger (every store of this package does). */
   store: SettleStore & UnsettledLedger
   /** Called once per record still unsettled at its deadline. Throw (or take longer than `hookTimeoutMs`) to have it reported again later. */
   onUnsettled: (record: UnsettledRecord) => unknown
@@ -478,7 +473,7 @@ export interface GuanaitongOptions<Tx = unknown> {
    * Called for a pay that may have charged the employee and is still not settled
    * `unsettledAfterMs` later: an ambiguous pay (a time-out) or one answered `settled: false`,
    * with no notification since. Once per record across instances; throw to be called again
-   * later. Needs a store with the unsettled ledger (`MemoryStore`, `RedisStore`). See
+   * later. Needs a store with the unsettled ledger (every store of this package keeps one). See
    * docs/unsettled-pays.md.
    */
   onUnsettled?: (record: UnsettledRecord) => unknown

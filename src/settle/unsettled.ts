@@ -64,7 +64,7 @@ export async function listUnsettled(store: SettleStore, options: { limit?: numbe
 function ledgerOf<S>(store: S, caller: string): S & UnsettledLedger {
   if (!hasUnsettledLedger(store)) {
     throw new GuanaitongError(`${caller}: the store keeps no unsettled ledger (watchUnsettled, resolveUnsettled, listUnsettled, ` +
-      'takeDueUnsettled); MemoryStore and RedisStore do', 'INVALID_OPTION', 500)
+      'takeDueUnsettled); every store of this package does', 'INVALID_OPTION', 500)
   }
   return store
 }
