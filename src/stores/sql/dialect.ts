@@ -20,14 +20,28 @@ export interface Dialect {
   readonly read: string
   /** Creates the marker row (not done, 0 attempts) unless it exists; never waits on a row lock held by a settlement. */
   readonly insertIfAbsent: string
-  /** Locks the marker row for this transaction, failing at once (NOWAIT) when another holds it. */
+  /**
+   * Locks the marker row for this transaction, failing at once (NOWAIT) when another holds it.
+   * Also reads `tx`, which names the transaction for `markDone`.
+   */
   readonly lock: string
-  /** Marks the row done: done_at, attempts, touched_at, key. */
+  /**
+   * Marks the row done: done_at, attempts, touched_at, key, tx. Changes nothing unless it runs in
+   * the transaction that took the lock: after a handler ended that transaction (its own ROLLBACK,
+   * a MySQL deadlock rolling it back), the statement would otherwise commit on its own, and the
+   * payment would be marked done without the shop's writes.
+   */
   readonly markDone: string
   /** Records a failed attempt: attempts, touched_at, key. */
   readonly countAttempt: string
-  /** Deletes up to `limit` rows last touched before a time: cutoff, limit. */
-  readonly purge: string
+  /** Up to `limit` keys last touched before a time, oldest first, read without locks: cutoff, limit. */
+  readonly purgeCandidates: string
+  /**
+   * Deletes `count` of those rows by key, if still untouched since: cutoff, then the keys. By key,
+   * not by a range of `touched_at`: a locking range scan would lock live rows next to the range
+   * and deadlock with settlements in InnoDB.
+   */
+  purge(count: number): string
   /** Probes that both tables exist. */
   readonly probe: string
   /** The unsettled ledger (src/types.ts, UnsettledLedger), in `<table>_unsettled`. */
@@ -64,19 +78,26 @@ function unsettledTable(table: string): string {
   return `${table}_unsettled`
 }
 
-function common(table: string) {
+function placeholders(count: number): string {
+  return Array(count).fill('?').join(', ')
+}
+
+/** `transaction`: an expression naming the running transaction, the same from the lock to the done-marker. */
+function common(table: string, transaction: string) {
   const u = unsettledTable(table)
   return {
     read: `SELECT done_at, attempts FROM ${table} WHERE settle_key = ?`,
-    lock: `SELECT done_at, attempts FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
-    markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ? WHERE settle_key = ?`,
+    lock: `SELECT done_at, attempts, ${transaction} AS tx FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
+    markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ? WHERE settle_key = ? AND done_at IS NULL AND ${transaction} = ?`,
     countAttempt: `UPDATE ${table} SET attempts = ?, touched_at = ? WHERE settle_key = ?`,
     probe: `SELECT 1 FROM ${table}, ${u} WHERE 1 = 0`,
+    purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? ORDER BY touched_at LIMIT ?`,
+    purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND settle_key IN (${placeholders(count)})`,
     ledger: {
       resolve: `DELETE FROM ${u} WHERE unsettled_key = ?`,
       list: `SELECT record, deadline FROM ${u} ORDER BY deadline, unsettled_key LIMIT ?`,
       takeDue: `SELECT record, deadline, unsettled_key FROM ${u} WHERE deadline <= ? ORDER BY deadline, unsettled_key LIMIT ? FOR UPDATE SKIP LOCKED`,
-      moveDeadlines: (count: number) => `UPDATE ${u} SET deadline = ? WHERE unsettled_key IN (${Array(count).fill('?').join(', ')})`,
+      moveDeadlines: (count: number) => `UPDATE ${u} SET deadline = ? WHERE unsettled_key IN (${placeholders(count)})`,
     },
   }
 }
@@ -85,7 +106,8 @@ const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.co
 const errnoOf = (err: unknown): unknown => (err as { errno?: unknown } | null)?.errno
 
 export function postgres(table: string): Dialect {
-  const base = common(table)
+  // The transaction's id: outside it, each statement gets a new one.
+  const base = common(table, 'txid_current()')
   return {
     name: 'postgres',
     ...base,
@@ -95,7 +117,6 @@ export function postgres(table: string): Dialect {
         'ON CONFLICT (unsettled_key) DO UPDATE SET deadline = EXCLUDED.deadline, record = EXCLUDED.record',
     },
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING`,
-    purge: `DELETE FROM ${table} WHERE settle_key IN (SELECT settle_key FROM ${table} WHERE touched_at < ? LIMIT ?)`,
     ddl: postgresSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
     // lock_not_available
     isLockBusy: (err) => codeOf(err) === '55P03',
@@ -103,7 +124,8 @@ export function postgres(table: string): Dialect {
 }
 
 export function mysql(table: string): Dialect {
-  const base = common(table)
+  // MySQL has no transaction id a statement can read cheaply; 1 while a transaction is open.
+  const base = common(table, '@@in_transaction')
   return {
     name: 'mysql',
     ...base,
@@ -115,7 +137,6 @@ export function mysql(table: string): Dialect {
     // A plain INSERT that ignores only the duplicate key: INSERT IGNORE would also turn a too-long
     // value into a warning and a truncated key.
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
-    purge: `DELETE FROM ${table} WHERE touched_at < ? ORDER BY touched_at LIMIT ?`,
     ddl: mysqlSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
     // MySQL 8 answers NOWAIT with ER_LOCK_NOWAIT (3572); MariaDB with ER_LOCK_WAIT_TIMEOUT (1205).
     isLockBusy: (err) => errnoOf(err) === 3572 || errnoOf(err) === 1205,

@@ -86,8 +86,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     }
     try {
       const now = Date.now()
-      const marked = await t.query(this.dialect.markDone, [now, attempt, now, key])
-      if (marked.affected !== 1) throw new Error(`the done-marker changed ${marked.affected} rows, not 1`)
+      const marked = await t.query(this.dialect.markDone, [now, attempt, now, key, marker.tx])
+      if (marked.affected !== 1) throw new Error('the transaction that took the lock had ended before the done-marker (did the handler commit or roll back ctx.tx?)')
     } catch (err) {
       await rollback(t)
       throw storeFailed('done-marker', err)
@@ -170,9 +170,12 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     const cutoff = Date.now() - this.retentionMs
     let deleted = 0
     for (;;) {
-      const { affected } = await this.db('purge', () => this.driver.query(this.dialect.purge, [cutoff, PURGE_BATCH]))
+      const { rows } = await this.db('purge', () => this.driver.query(this.dialect.purgeCandidates, [cutoff, PURGE_BATCH]))
+      if (rows.length === 0) return deleted
+      const keys = rows.map((row) => row.settle_key)
+      const { affected } = await this.db('purge', () => this.driver.query(this.dialect.purge(keys.length), [cutoff, ...keys]))
       deleted += affected
-      if (affected < PURGE_BATCH) return deleted
+      if (rows.length < PURGE_BATCH) return deleted
     }
   }
 
@@ -211,14 +214,22 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
 
   private async createSchema(): Promise<void> {
     if (await this.tableExists()) return
-    try {
-      for (const statement of this.dialect.ddl) await this.driver.query(statement, [])
-    } catch (err) {
-      // Several instances starting at once race to create it: one wins, the others find it there.
-      if (await this.tableExists()) return
-      throw new GuanaitongError(`could not create the settlement table ${this.table}: ${errorMessage(err)}. ` +
-        `Grant CREATE, or run the DDL from ${this.dialect.name === 'postgres' ? 'postgresSchema()' : 'mysqlSchema()'} in a migration and pass createTable: false`,
-      'STORE_FAILED', 500, { cause: err })
+    for (let attempt = 1; ; attempt++) {
+      try {
+        for (const statement of this.dialect.ddl) await this.driver.query(statement, [])
+        return
+      } catch (err) {
+        // Instances starting at once race to create the tables: IF NOT EXISTS does not stop
+        // PostgreSQL's catalog from refusing the loser, whose next pass finds them there.
+        if (await this.tableExists()) return
+        if (attempt < 3) {
+          await new Promise((resolve) => setTimeout(resolve, 50 * attempt))
+          continue
+        }
+        throw new GuanaitongError(`could not create the settlement table ${this.table}: ${errorMessage(err)}. ` +
+          `Grant CREATE, or run the DDL from ${this.dialect.name === 'postgres' ? 'postgresSchema()' : 'mysqlSchema()'} in a migration and pass createTable: false`,
+        'STORE_FAILED', 500, { cause: err })
+      }
     }
   }
 
