@@ -7,10 +7,14 @@ import { expect } from 'chai'
 import { ConfigError, GuanaitongError, ParamError } from '../../src/errors'
 import { MysqlStore, PostgresStore } from '../../src/stores'
 import type { SqlDriver, TransactionalStore } from '../../src/types'
-import { mysqlPool, mysqlShopTable, pgPool, pgShopTable, uniqueTable, type ShopTable } from './sql-helpers'
+import { createPool as createMysqlPool } from 'mysql2/promise'
+import { Pool as PgPool } from 'pg'
+import { MYSQL_URL, mysqlPool, mysqlShopTable, pgPool, pgShopTable, POSTGRES_URL, uniqueTable, type ShopTable } from './sql-helpers'
 
 interface Target {
   name: string
+  /** A store over a pool of its own with no 'error' listener, and a way to kill that pool's idle connections from outside. */
+  bare(table: string): { store: TransactionalStore; killIdle: () => Promise<number>; end: () => Promise<void> }
   make(options: { table: string; createTable?: boolean }): TransactionalStore
   shop(): Promise<ShopTable>
   /** Runs one statement through the handler's tx. */
@@ -26,6 +30,14 @@ const my = mysqlPool()
 const TARGETS: Target[] = [
   {
     name: 'PostgresStore',
+    bare: (table) => {
+      const pool = new PgPool({ connectionString: POSTGRES_URL, max: 3, application_name: `bare_${table}` })
+      return {
+        store: new PostgresStore({ pool, table }),
+        killIdle: async () => (await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [`bare_${table}`])).rowCount ?? 0,
+        end: () => pool.end(),
+      }
+    },
     make: (options) => new PostgresStore({ pool: pg, ...options }),
     shop: () => pgShopTable(pg),
     run: (tx, sql) => (tx as import('pg').PoolClient).query(sql),
@@ -35,6 +47,18 @@ const TARGETS: Target[] = [
   },
   {
     name: 'MysqlStore',
+    bare: (table) => {
+      const pool = createMysqlPool({ uri: MYSQL_URL, connectionLimit: 3 })
+      return {
+        store: new MysqlStore({ pool, table }),
+        killIdle: async () => {
+          const threads = (pool.pool as unknown as { _freeConnections: { toArray(): Array<{ threadId: number }> } })._freeConnections.toArray().map((c) => c.threadId)
+          for (const id of threads) await my.query(`KILL ${Number(id)}`)
+          return threads.length
+        },
+        end: () => pool.end(),
+      }
+    },
     make: (options) => new MysqlStore({ pool: my, ...options }),
     shop: () => mysqlShopTable(my),
     run: (tx, sql) => (tx as import('mysql2/promise').PoolConnection).query(sql),
@@ -96,6 +120,19 @@ for (const target of TARGETS) {
       } else {
         expect(outcome).to.equal('completed')
         expect(await shop.count(k)).to.equal(1)
+      }
+    })
+
+    it("idle connections the server drops (a restart) do not crash a process whose pool has no 'error' listener", async () => {
+      const bare = target.bare(table)
+      try {
+        await Promise.all([1, 2, 3].map((i) => bare.store.settle(`${key()}i${i}`, async () => {})))
+        expect(await bare.killIdle()).to.be.greaterThan(0)
+        // An unheard 'error' event would be an uncaught exception here, failing this test (and the run).
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        expect(await bare.store.settle(key(), async () => {})).to.deep.equal({ status: 'completed' })
+      } finally {
+        await bare.end()
       }
     })
 

@@ -2,6 +2,7 @@
  * Drivers for the two pools the SQL stores take: node-postgres and mysql2/promise. Neither package
  * is imported: the shop's pool is used as given, so the package loads without them.
  */
+import type { EventEmitter } from 'node:events'
 import type {
   MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction,
 } from '../../types'
@@ -58,6 +59,13 @@ function pgText(sql: string): string {
 const pgResult = (r: { rows: any[]; rowCount: number | null }): SqlResult => ({ rows: r.rows ?? [], affected: r.rowCount ?? 0 })
 
 export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriver<Tx> {
+  // node-postgres emits an idle connection's error (the server restarted, or killed it) on the
+  // pool, which has already dropped that connection: nothing is lost, but an 'error' event no one
+  // hears crashes the process. A pool whose owner listens is left alone.
+  const events = pool as Partial<EventEmitter>
+  if (typeof events.listenerCount === 'function' && typeof events.on === 'function' && events.listenerCount('error') === 0) {
+    events.on('error', () => {})
+  }
   return {
     query: async (sql, params) => pgResult(await pool.query(pgText(sql), [...params])),
     begin: async () => {
