@@ -461,8 +461,13 @@ export interface GuanaitongOptions<Tx = unknown> {
   notifyPath?: string
   /** Path of the pay route; `false` leaves it out. Default "/pay". */
   payPath?: string | false
-  /** Looks up the shop's order for a notification; a missing order or differing amount/buyer never reaches `onPaid`. */
-  findOrder?: (outerTradeNo: string, req: Request) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
+  /**
+   * Looks up the shop's order for a notification; a missing order or differing amount/buyer never
+   * reaches `onPaid`. It runs in the same settlement as `onPaid`: with `PostgresStore`/`MysqlStore`,
+   * read through `ctx.tx` (e.g. `SELECT … FOR UPDATE`), not the pool, which a busy pool may not
+   * have a connection for while this settlement holds one.
+   */
+  findOrder?: (outerTradeNo: string, req: Request, ctx: SettleContext<Tx>) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
   /** Called when `findOrder` disagrees with a notification. The notification is answered `fail`. */
   onMismatch?: (mismatch: OrderMismatch, req: Request) => unknown
   /** Called when a payment has failed `retryBudgetThreshold` attempts, before Guanaitong (10 tries) gives up. */

@@ -165,7 +165,7 @@ export function createSettlement(options: SettleOptions) {
 
   async function checkAndHandle(s: Settlement, ctx: SettleContext): Promise<void> {
     const n = s.notification
-    await checkOrder(n, s.req)
+    await checkOrder(n, s.req, ctx)
     const handler = n.tradeNo === '' ? onPayFailed : onPaid
     if (handler) await handler(n, s.req, ctx)
     else logger.warn(`[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`, {
@@ -173,9 +173,9 @@ export function createSettlement(options: SettleOptions) {
     })
   }
 
-  async function checkOrder(n: Notification, req: ShopRequest): Promise<void> {
+  async function checkOrder(n: Notification, req: ShopRequest, ctx: SettleContext): Promise<void> {
     if (!findOrder || n.tradeNo === '') return
-    const mismatch = compareOrder(n, await findOrder(n.outerTradeNo, req))
+    const mismatch = compareOrder(n, await findOrder(n.outerTradeNo, req, ctx))
     if (!mismatch) return
     logger.error(`[express-guanaitong] notification for ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
       reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,

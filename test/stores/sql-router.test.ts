@@ -161,6 +161,26 @@ for (const target of TARGETS) {
       expect(await shop.count(outer)).to.equal(1)
     })
 
+    it('findOrder runs in the settlement transaction: it gets the same ctx.tx as onPaid', async () => {
+      const seen: unknown[] = []
+      onPaid = async (p, ctx) => {
+        seen.push(ctx.tx)
+        await shop.write(ctx.tx, p.outerTradeNo)
+      }
+      mount({
+        findOrder: async (_no, _req, ctx) => {
+          seen.push(ctx.tx)
+          return { totalAmount: '19.90' }
+        },
+      })
+      const outer = orderNo()
+      sandbox.sendNotification({ notifyUrl: `${base}/gat/notify`, outerTradeNo: outer, totalAmount: '19.90' })
+      await sandbox.waitForAcknowledged(outer)
+      expect(seen).to.have.length(2)
+      expect(seen[0]).to.not.equal(undefined)
+      expect(seen[0]).to.equal(seen[1])
+    })
+
     it('a database that cannot be reached: fail with STORE_FAILED, the handler never runs', async () => {
       let ran = false
       onPaid = async () => { ran = true }
