@@ -1,10 +1,8 @@
-import type { MysqlConnectionLike, MysqlStoreOptions } from '../types'
-import { checkOptions, checkPoolOrDriver, MYSQL_STORE_RULES } from '../validate'
-import { checkTable, mysql } from './sql/dialect'
+import type { MysqlConnectionLike, MysqlPoolLike, MysqlStoreOptions } from '../types'
+import { MYSQL_STORE_RULES } from '../validate'
+import { mysql } from './sql/dialect'
 import { mysqlDriver } from './sql/drivers'
 import { SqlStore } from './sql/sql-store'
-
-const WHERE = 'new MysqlStore()'
 
 /**
  * Exactly-once settlement in MySQL 8 or MariaDB ≥ 10.6: the done-marker commits in the same
@@ -17,10 +15,12 @@ const WHERE = 'new MysqlStore()'
  */
 export class MysqlStore<Tx = MysqlConnectionLike> extends SqlStore<Tx> {
   constructor(options: MysqlStoreOptions<Tx>) {
-    checkOptions(WHERE, options, MYSQL_STORE_RULES, "{ pool: mysql.createPool(url) } (from 'mysql2/promise')")
-    checkPoolOrDriver(WHERE, options, "mysql.createPool(url) from 'mysql2/promise'")
-    const table = checkTable(options.table, WHERE)
-    const driver = options.driver ?? mysqlDriver(options.pool!)
-    super('MysqlStore', driver, mysql(table), table, options)
+    super({
+      name: 'MysqlStore',
+      rules: MYSQL_STORE_RULES,
+      example: "mysql.createPool(url) from 'mysql2/promise'",
+      dialect: mysql,
+      driver: (pool) => mysqlDriver(pool as MysqlPoolLike<Tx & MysqlConnectionLike>),
+    }, options)
   }
 }

@@ -1,10 +1,8 @@
-import type { PgClientLike, PostgresStoreOptions } from '../types'
-import { checkOptions, checkPoolOrDriver, POSTGRES_STORE_RULES } from '../validate'
-import { checkTable, postgres } from './sql/dialect'
+import type { PgClientLike, PgPoolLike, PostgresStoreOptions } from '../types'
+import { POSTGRES_STORE_RULES } from '../validate'
+import { postgres } from './sql/dialect'
 import { pgDriver } from './sql/drivers'
 import { SqlStore } from './sql/sql-store'
-
-const WHERE = 'new PostgresStore()'
 
 /**
  * Exactly-once settlement in PostgreSQL: the done-marker commits in the same transaction as the
@@ -16,10 +14,12 @@ const WHERE = 'new PostgresStore()'
  */
 export class PostgresStore<Tx = PgClientLike> extends SqlStore<Tx> {
   constructor(options: PostgresStoreOptions<Tx>) {
-    checkOptions(WHERE, options, POSTGRES_STORE_RULES, '{ pool: new pg.Pool({ connectionString }) }')
-    checkPoolOrDriver(WHERE, options, 'new pg.Pool({ connectionString })')
-    const table = checkTable(options.table, WHERE)
-    const driver = options.driver ?? pgDriver(options.pool!)
-    super('PostgresStore', driver, postgres(table), table, options)
+    super({
+      name: 'PostgresStore',
+      rules: POSTGRES_STORE_RULES,
+      example: 'new pg.Pool({ connectionString })',
+      dialect: postgres,
+      driver: (pool) => pgDriver(pool as PgPoolLike<Tx & PgClientLike>),
+    }, options)
   }
 }

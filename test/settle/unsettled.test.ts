@@ -14,14 +14,13 @@ import { guanaitong } from '../../src/router'
 import { listUnsettled, sweepUnsettled } from '../../src/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
 import { RedisStore } from '../../src/stores/redis'
-import { MysqlStore, PostgresStore } from '../../src/stores'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { PAY_PATH } from '../../src/testing/sandbox/http'
 import { notificationFields } from '../../src/testing/sandbox/payments'
 import type { GuanaitongOptions, SettleStore, SweepOptions, UnsettledLedger, UnsettledRecord } from '../../src/types'
 import { EXPRESS_VERSIONS, recordingLogger, sleep } from '../helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
-import { mysqlPool, pgPool, uniqueTable } from '../stores/sql-helpers'
+import { sqlTargets, uniqueTable } from '../stores/sql-helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }
 const BUYER = 'd87797eea12a2f80ad72ed93214a0908'
@@ -52,6 +51,7 @@ interface StoreKind {
   make(): Promise<LedgerStore>
 }
 
+const SQL = sqlTargets()
 const redisClients: Redis[] = []
 const prefix = uniquePrefix('unsettled')
 let redisStores = 0
@@ -67,18 +67,10 @@ const STORES: StoreKind[] = [
       return new RedisStore({ client, prefix: `${prefix}${++redisStores}:` })
     },
   },
-  {
-    name: 'PostgresStore',
-    // One table per test: its ledger holds that test's records only.
-    make: async () => new PostgresStore({ pool: sqlPools.pg, table: sqlTable() }),
-  },
-  {
-    name: 'MysqlStore',
-    make: async () => new MysqlStore({ pool: sqlPools.mysql, table: sqlTable() }),
-  },
+  // One table per test: its ledger holds that test's records only.
+  ...SQL.map((target) => ({ name: target.name, make: async () => target.store({ table: sqlTable() }) as LedgerStore })),
 ]
 
-const sqlPools = { pg: pgPool(), mysql: mysqlPool() }
 const sqlTables: string[] = []
 const sqlTable = () => {
   const table = uniqueTable('unsettled')
@@ -87,12 +79,10 @@ const sqlTable = () => {
 }
 
 after(async () => {
-  for (const table of sqlTables) {
-    await sqlPools.pg.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-    await sqlPools.mysql.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
+  for (const target of SQL) {
+    for (const table of sqlTables) await target.drop(table)
+    await target.end()
   }
-  await sqlPools.pg.end()
-  await sqlPools.mysql.end()
   const admin = new Redis(REDIS_URL)
   await deleteKeys(admin, prefix)
   admin.disconnect()

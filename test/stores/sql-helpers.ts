@@ -1,12 +1,16 @@
+/**
+ * The two databases the SQL stores are tested on, described once: their pools, the shop's own
+ * table `onPaid` writes to, and the server-side handles the tests need (kill a connection, list
+ * tables). Every SQL test file iterates over `sqlTargets()`.
+ */
 import { randomBytes } from 'node:crypto'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
+import { MysqlStore, PostgresStore } from '../../src/stores'
+import type { SqlStoreOptions, TransactionalStore } from '../../src/types'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
-
-/** Where nothing listens: a database that cannot be reached. */
-export const UNREACHABLE = { postgres: 'postgres://postgres@127.0.0.1:1/test', mysql: 'mysql://root@127.0.0.1:1/test' }
 
 /** A table name no other run uses: a purge in one suite must not delete another's markers. */
 export function uniqueTable(label: string): string {
@@ -32,28 +36,110 @@ export interface ShopTable {
   drop(): Promise<void>
 }
 
-export async function pgShopTable(pool: pg.Pool, name = uniqueTable('shop')): Promise<ShopTable> {
-  await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+/** A store over a pool of its own that has no 'error' listener, and a way to kill that pool's idle connections. */
+export interface BareStore {
+  store: TransactionalStore
+  killIdle(): Promise<number>
+  end(): Promise<void>
+}
+
+export interface SqlTarget {
+  /** The store class's name. */
+  name: 'PostgresStore' | 'MysqlStore'
+  /** A store over the shared pool (or `url`'s, for an unreachable database). */
+  store(options: SqlStoreOptions & { table: string }, url?: string): TransactionalStore
+  shop(): Promise<ShopTable>
+  /** Runs one statement through a handler's `tx`. */
+  run(tx: unknown, sql: string): Promise<unknown>
+  /** Kills the connection behind `tx` on the server, from another connection. */
+  kill(tx: unknown): Promise<unknown>
+  exists(table: string): Promise<boolean>
+  /** Drops a store's table and its ledger table. */
+  drop(table: string): Promise<unknown>
+  bare(table: string): BareStore
+  /** Where nothing listens. */
+  unreachableUrl: string
+  end(): Promise<void>
+}
+
+function postgresTarget(): SqlTarget {
+  const pool = pgPool()
+  const extra: pg.Pool[] = []
   return {
-    name,
-    write: (tx, id) => (tx as pg.PoolClient).query(`INSERT INTO ${name} (id) VALUES ($1)`, [id]),
-    count: async (id) => (await pool.query(`SELECT count(*)::int AS n FROM ${name} WHERE id = $1`, [id])).rows[0].n,
-    drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
+    name: 'PostgresStore',
+    store: (options, url) => new PostgresStore({ pool: url ? remember(extra, pgPool(1, url)) : pool, ...options }),
+    async shop() {
+      const name = uniqueTable('shop')
+      await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+      return {
+        name,
+        write: (tx, id) => (tx as pg.PoolClient).query(`INSERT INTO ${name} (id) VALUES ($1)`, [id]),
+        count: async (id) => (await pool.query(`SELECT count(*)::int AS n FROM ${name} WHERE id = $1`, [id])).rows[0].n,
+        drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
+      }
+    },
+    run: (tx, sql) => (tx as pg.PoolClient).query(sql),
+    kill: (tx) => pool.query('SELECT pg_terminate_backend($1)', [(tx as pg.PoolClient & { processID: number }).processID]),
+    exists: async (table) => (await pool.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null,
+    drop: (table) => pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
+    bare(table) {
+      const name = `bare_${table}`
+      const own = new pg.Pool({ connectionString: POSTGRES_URL, max: 3, application_name: name })
+      return {
+        store: new PostgresStore({ pool: own, table }),
+        killIdle: async () => (await pool.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [name])).rowCount ?? 0,
+        end: () => own.end(),
+      }
+    },
+    unreachableUrl: 'postgres://postgres@127.0.0.1:1/test',
+    end: async () => { for (const p of [pool, ...extra]) await p.end() },
   }
 }
 
-export async function mysqlShopTable(pool: mysql.Pool, name = uniqueTable('shop')): Promise<ShopTable> {
-  await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB`)
+function mysqlTarget(): SqlTarget {
+  const pool = mysqlPool()
+  const extra: mysql.Pool[] = []
   return {
-    name,
-    write: (tx, id) => (tx as mysql.PoolConnection).query(`INSERT INTO ${name} (id) VALUES (?)`, [id]),
-    count: async (id) => Number(((await pool.query(`SELECT count(*) AS n FROM ${name} WHERE id = ?`, [id]))[0] as Array<{ n: number }>)[0].n),
-    drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
+    name: 'MysqlStore',
+    store: (options, url) => new MysqlStore({ pool: url ? remember(extra, mysqlPool(1, url)) : pool, ...options }),
+    async shop() {
+      const name = uniqueTable('shop')
+      await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB`)
+      return {
+        name,
+        write: (tx, id) => (tx as mysql.PoolConnection).query(`INSERT INTO ${name} (id) VALUES (?)`, [id]),
+        count: async (id) => Number(((await pool.query(`SELECT count(*) AS n FROM ${name} WHERE id = ?`, [id]))[0] as Array<{ n: number }>)[0].n),
+        drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
+      }
+    },
+    run: (tx, sql) => (tx as mysql.PoolConnection).query(sql),
+    kill: (tx) => pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`),
+    exists: async (table) => ((await pool.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
+    drop: (table) => pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
+    bare(table) {
+      const own = mysqlPool(3)
+      return {
+        store: new MysqlStore({ pool: own, table }),
+        killIdle: async () => {
+          // mysql2 keeps no public list of idle connections.
+          const idle = (own.pool as unknown as { _freeConnections: { toArray(): Array<{ threadId: number }> } })._freeConnections.toArray()
+          for (const { threadId } of idle) await pool.query(`KILL ${Number(threadId)}`)
+          return idle.length
+        },
+        end: () => own.end(),
+      }
+    },
+    unreachableUrl: 'mysql://root@127.0.0.1:1/test',
+    end: async () => { for (const p of [pool, ...extra]) await p.end() },
   }
 }
 
-export const pgKill = (pool: pg.Pool) => (tx: unknown) =>
-  pool.query('SELECT pg_terminate_backend($1)', [(tx as pg.PoolClient & { processID: number }).processID])
+function remember<T>(list: T[], item: T): T {
+  list.push(item)
+  return item
+}
 
-export const mysqlKill = (pool: mysql.Pool) => (tx: unknown) =>
-  pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`)
+/** Both databases, each with pools of its own; call `end()` on each after the file's tests. */
+export function sqlTargets(): SqlTarget[] {
+  return [postgresTarget(), mysqlTarget()]
+}

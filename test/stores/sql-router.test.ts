@@ -8,55 +8,19 @@ import express from 'express'
 import type { Server } from 'node:http'
 import request from 'supertest'
 import { guanaitong } from '../../src/router'
-import { MysqlStore, PostgresStore } from '../../src/stores'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
-import type { GuanaitongOptions, Payment, SettleContext, TransactionalStore } from '../../src/types'
+import type { GuanaitongOptions, Payment, SettleContext } from '../../src/types'
 import { recordingLogger, sleep } from '../helpers'
-import { mysqlPool, mysqlShopTable, pgPool, pgShopTable, UNREACHABLE, uniqueTable, type ShopTable } from './sql-helpers'
+import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 const APP = { appId: '20110698', appSecret: 'sql-router-secret' }
-
-interface Target {
-  name: string
-  open(): { store: (table: string, pool?: unknown) => TransactionalStore; shop: () => Promise<ShopTable>; unreachable: () => TransactionalStore; end: () => Promise<void>; dropTable: (t: string) => Promise<unknown> }
-}
-
-const TARGETS: Target[] = [
-  {
-    name: 'PostgresStore',
-    open() {
-      const pool = pgPool()
-      return {
-        store: (table) => new PostgresStore({ pool, table }),
-        shop: () => pgShopTable(pool),
-        unreachable: () => new PostgresStore({ pool: pgPool(1, UNREACHABLE.postgres), table: 'gat_unreachable' }),
-        end: () => pool.end(),
-        dropTable: (t) => pool.query(`DROP TABLE IF EXISTS ${t}`),
-      }
-    },
-  },
-  {
-    name: 'MysqlStore',
-    open() {
-      const pool = mysqlPool()
-      return {
-        store: (table) => new MysqlStore({ pool, table }),
-        shop: () => mysqlShopTable(pool),
-        unreachable: () => new MysqlStore({ pool: mysqlPool(1, UNREACHABLE.mysql), table: 'gat_unreachable' }),
-        end: () => pool.end(),
-        dropTable: (t) => pool.query(`DROP TABLE IF EXISTS ${t}`),
-      }
-    },
-  },
-]
 
 let seq = 0
 const orderNo = () => `SQ${Date.now() % 1e8}${++seq}`
 
-for (const target of TARGETS) {
-  describe(`router over ${target.name}`, () => {
-    const db = target.open()
+for (const db of sqlTargets()) {
+  describe(`router over ${db.name}`, () => {
     const table = uniqueTable('router')
     let shop: ShopTable
     let sandbox: Sandbox
@@ -74,7 +38,7 @@ for (const target of TARGETS) {
         baseUrl: sandbox.url,
         notifyUrl: `${base}/gat/notify`,
         logger,
-        store: db.store(table),
+        store: db.store({ table }),
         preparePayment: (_req, params) => ({ ...params, buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', total_amount: '19.90' }),
         onPaid: (p, _req, ctx) => onPaid(p, ctx),
         ...options,
@@ -84,7 +48,7 @@ for (const target of TARGETS) {
     before(async () => { shop = await db.shop() })
     after(async () => {
       await shop.drop()
-      await db.dropTable(table)
+      await db.drop(table)
       await db.end()
     })
     beforeEach(async () => {
@@ -184,7 +148,7 @@ for (const target of TARGETS) {
     it('a database that cannot be reached: fail with STORE_FAILED, the handler never runs', async () => {
       let ran = false
       onPaid = async () => { ran = true }
-      mount({ store: db.unreachable(), storeTimeoutMs: 2000 })
+      mount({ store: db.store({ table: 'gat_unreachable' }, db.unreachableUrl), storeTimeoutMs: 2000 })
       const res = await request(base).post('/gat/notify').type('form').send(encodeForm(signNotification({
         appid: APP.appId, outer_trade_no: orderNo(), trade_no: '2018070920000005', total_amount: '19.90', buyer_open_id: 'b1',
       }, APP.appSecret)))

@@ -7,66 +7,9 @@ import { expect } from 'chai'
 import { ConfigError, GuanaitongError, ParamError } from '../../src/errors'
 import { MysqlStore, PostgresStore } from '../../src/stores'
 import type { SqlDriver, TransactionalStore } from '../../src/types'
-import { createPool as createMysqlPool } from 'mysql2/promise'
-import { Pool as PgPool } from 'pg'
-import { MYSQL_URL, mysqlPool, mysqlShopTable, pgPool, pgShopTable, POSTGRES_URL, uniqueTable, type ShopTable } from './sql-helpers'
+import { mysqlPool, pgPool, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
-interface Target {
-  name: string
-  /** A store over a pool of its own with no 'error' listener, and a way to kill that pool's idle connections from outside. */
-  bare(table: string): { store: TransactionalStore; killIdle: () => Promise<number>; end: () => Promise<void> }
-  make(options: { table: string; createTable?: boolean }): TransactionalStore
-  shop(): Promise<ShopTable>
-  /** Runs one statement through the handler's tx. */
-  run(tx: unknown, sql: string): Promise<unknown>
-  exists(table: string): Promise<boolean>
-  drop(table: string): Promise<unknown>
-  end(): Promise<void>
-}
-
-const pg = pgPool()
-const my = mysqlPool()
-
-const TARGETS: Target[] = [
-  {
-    name: 'PostgresStore',
-    bare: (table) => {
-      const pool = new PgPool({ connectionString: POSTGRES_URL, max: 3, application_name: `bare_${table}` })
-      return {
-        store: new PostgresStore({ pool, table }),
-        killIdle: async () => (await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle'", [`bare_${table}`])).rowCount ?? 0,
-        end: () => pool.end(),
-      }
-    },
-    make: (options) => new PostgresStore({ pool: pg, ...options }),
-    shop: () => pgShopTable(pg),
-    run: (tx, sql) => (tx as import('pg').PoolClient).query(sql),
-    exists: async (table) => (await pg.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null,
-    drop: (table) => pg.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
-    end: () => pg.end(),
-  },
-  {
-    name: 'MysqlStore',
-    bare: (table) => {
-      const pool = createMysqlPool({ uri: MYSQL_URL, connectionLimit: 3 })
-      return {
-        store: new MysqlStore({ pool, table }),
-        killIdle: async () => {
-          const threads = (pool.pool as unknown as { _freeConnections: { toArray(): Array<{ threadId: number }> } })._freeConnections.toArray().map((c) => c.threadId)
-          for (const id of threads) await my.query(`KILL ${Number(id)}`)
-          return threads.length
-        },
-        end: () => pool.end(),
-      }
-    },
-    make: (options) => new MysqlStore({ pool: my, ...options }),
-    shop: () => mysqlShopTable(my),
-    run: (tx, sql) => (tx as import('mysql2/promise').PoolConnection).query(sql),
-    exists: async (table) => ((await my.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
-    drop: (table) => my.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
-    end: () => my.end(),
-  },
-]
+const TARGETS = sqlTargets()
 
 let seq = 0
 const key = () => `20110698:paid:S${Date.now() % 1e8}${++seq}`
@@ -83,7 +26,7 @@ for (const target of TARGETS) {
 
     for (const statement of ['ROLLBACK', 'COMMIT']) {
       it(`a handler that runs ${statement} on ctx.tx itself: not marked done, the next attempt runs the handler`, async () => {
-        const store = target.make({ table })
+        const store = target.store({ table })
         const k = key()
         const settling = store.settle(k, async (tx) => {
           await shop.write(tx, k)
@@ -107,7 +50,7 @@ for (const target of TARGETS) {
     }
 
     it('a handler that swallows a failed statement: the payment is not marked done unless the transaction can still commit', async () => {
-      const store = target.make({ table })
+      const store = target.store({ table })
       const k = key()
       const outcome = await store.settle(k, async (tx) => {
         await shop.write(tx, k)
@@ -137,7 +80,7 @@ for (const target of TARGETS) {
     })
 
     it('refuses a key longer than the marker column with a ParamError, before touching the database', async () => {
-      const store = target.make({ table })
+      const store = target.store({ table })
       await store.settle(`20110698:paid:${'x'.repeat(200)}`, async () => {}).then(
         () => expect.fail('must reject'),
         (err: unknown) => expect(err).to.be.instanceOf(ParamError).with.property('field', 'key'),
@@ -147,7 +90,7 @@ for (const target of TARGETS) {
     it('three stores starting at once on a new table create it once, and all settle', async () => {
       const fresh = uniqueTable('race')
       try {
-        const stores = [1, 2, 3].map(() => target.make({ table: fresh }))
+        const stores = [1, 2, 3].map(() => target.store({ table: fresh }))
         const results = await Promise.all(stores.map((s, i) => s.settle(`${key()}r${i}`, async () => {})))
         expect(results.map((r) => r.status)).to.deep.equal(['completed', 'completed', 'completed'])
         expect(await target.exists(fresh)).to.equal(true)
@@ -159,7 +102,7 @@ for (const target of TARGETS) {
 
     it('createTable: false with no table: a STORE_FAILED naming the table, and nothing created', async () => {
       const missing = uniqueTable('missing')
-      const store = target.make({ table: missing, createTable: false })
+      const store = target.store({ table: missing, createTable: false })
       await store.settle(key(), async () => {}).then(
         () => expect.fail('must reject'),
         (err: unknown) => {
@@ -178,6 +121,12 @@ describe('SQL store options', () => {
   })
 
   const driver: SqlDriver<unknown> = { query: async () => ({ rows: [], affected: 0 }), begin: async () => { throw new Error('unused') } }
+  const pg = pgPool(1)
+  const my = mysqlPool(1)
+  after(async () => {
+    await pg.end()
+    await my.end()
+  })
   const cases: Array<[string, () => unknown, RegExp]> = [
     ['no pool or driver', () => new PostgresStore({} as never), /pass either pool .* not neither/],
     ['both pool and driver', () => new MysqlStore({ pool: my, driver } as never), /not both/],

@@ -3,9 +3,21 @@ import { errorMessage, GuanaitongError, ParamError } from '../../errors'
 import type {
   SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
 } from '../../types'
-import { checkKey } from '../../validate'
+import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../validate'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
-import { MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
+import { checkTable, MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
+
+/** What a SQL store class brings to the shared core. */
+export interface SqlStoreKind<Tx> {
+  /** The class name, for messages. */
+  name: string
+  rules: Rules
+  /** How to make the pool, for messages. */
+  example: string
+  dialect(table: string): Dialect
+  /** The driver for the pool the shop passed (checked by `rules`). */
+  driver(pool: unknown): SqlDriver<Tx>
+}
 
 const DONE: TransactionalResult = Object.freeze({ status: 'done' })
 const BUSY: TransactionalResult = Object.freeze({ status: 'busy' })
@@ -40,15 +52,19 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private lastPurge = -Infinity
   private purging: Promise<number> | undefined
 
-  constructor(
-    /** The class name, for messages. */
-    private readonly name: string,
-    private readonly driver: SqlDriver<Tx>,
-    private readonly dialect: Dialect,
-    table: string,
-    options: SqlStoreOptions,
-  ) {
-    this.table = table
+  private readonly name: string
+  private readonly driver: SqlDriver<Tx>
+  private readonly dialect: Dialect
+
+  /** `kind` says how the subclass differs: its name, option rules, dialect and pool driver. */
+  constructor(kind: SqlStoreKind<Tx>, options: SqlStoreOptions & { pool?: unknown; driver?: SqlDriver<Tx> }) {
+    const where = `new ${kind.name}()`
+    checkOptions(where, options, kind.rules, kind.example)
+    checkPoolOrDriver(where, options, kind.example)
+    this.name = kind.name
+    this.table = checkTable(options.table, where)
+    this.dialect = kind.dialect(this.table)
+    this.driver = options.driver ?? kind.driver(options.pool)
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
     this.purgeEveryMs = options.purgeEveryMs ?? DEFAULTS.purgeEveryMs
     this.createTable = options.createTable ?? true

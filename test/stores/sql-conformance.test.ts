@@ -1,0 +1,50 @@
+import { expect } from 'chai'
+import { mysqlSchema, postgresSchema } from '../../src/stores'
+import { transactionalStoreConformance } from '../../src/testing/transactional-conformance'
+import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+
+for (const target of sqlTargets()) {
+  const table = uniqueTable('conf')
+  let shop: ShopTable
+  describe(`${target.name} on the real database`, () => {
+    before(async () => { shop = await target.shop() })
+    after(async () => {
+      await shop.drop()
+      await target.drop(table)
+      await target.end()
+    })
+
+    transactionalStoreConformance(target.name, ({ retentionMs }) => target.store({ table, retentionMs }), {
+      write: (tx, id) => shop.write(tx, id),
+      count: (id) => shop.count(id),
+      killConnection: (tx) => target.kill(tx),
+    })
+
+    it('hands the pool\'s own connection to the work as tx', async () => {
+      let tx: unknown
+      await target.store({ table }).settle(`20110698:paid:H${Date.now()}`, async (conn) => { tx = conn })
+      expect(tx).to.have.property('query').that.is.a('function')
+    })
+
+    it('keeps keys that differ only in case apart', async () => {
+      const store = target.store({ table })
+      const base = `20110698:paid:C${Date.now()}`
+      expect(await store.settle(`${base}a`, async () => {})).to.deep.equal({ status: 'completed' })
+      expect(await store.settle(`${base}A`, async () => {})).to.deep.equal({ status: 'completed' })
+    })
+  })
+}
+
+describe('SQL schema exports', () => {
+  it('postgresSchema() gives the DDL of both tables, with the indexes purging and sweeping use', () => {
+    const ddl = postgresSchema('shop.gat_settlements')
+    expect(ddl).to.contain('CREATE TABLE IF NOT EXISTS shop.gat_settlements (')
+    expect(ddl).to.contain('CREATE INDEX IF NOT EXISTS gat_settlements_touched_at ON shop.gat_settlements (touched_at)')
+    expect(ddl).to.contain('CREATE TABLE IF NOT EXISTS shop.gat_settlements_unsettled (')
+    expect(ddl).to.contain('ON shop.gat_settlements_unsettled (deadline, unsettled_key)')
+  })
+
+  it('mysqlSchema() collates keys bytewise', () => {
+    expect(mysqlSchema().match(/COLLATE utf8mb4_bin/g)).to.have.length(2)
+  })
+})
