@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
+import type { SqlDriver, TransactionalStore } from '../../src/types'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
@@ -54,3 +55,35 @@ export const pgKill = (pool: pg.Pool) => (tx: unknown) =>
 
 export const mysqlKill = (pool: mysql.Pool) => (tx: unknown) =>
   pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`)
+
+/**
+ * A driver whose next `n` unlocked reads of a marker row find nothing: a settlement that read
+ * just before another created the row, a race too narrow to hit on purpose.
+ */
+export function blindReads<Tx>(driver: SqlDriver<Tx>): SqlDriver<Tx> & { blind(n: number): void } {
+  let blind = 0
+  return {
+    begin: () => driver.begin(),
+    query: async (sql, params) => {
+      if (blind > 0 && sql.startsWith('SELECT done_at, attempts FROM')) {
+        blind--
+        return { rows: [], affected: 0 }
+      }
+      return driver.query(sql, params)
+    },
+    blind: (n) => { blind = n },
+  }
+}
+
+/** Settles `key` with a work that waits until `open()`; `inside` resolves once the work runs. */
+export function heldSettlement(store: TransactionalStore<unknown>, key: string) {
+  let open!: () => void
+  let entered!: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  const inside = new Promise<void>((resolve) => { entered = resolve })
+  const result = store.settle(key, async () => {
+    entered()
+    await gate
+  })
+  return { result, inside, open }
+}
