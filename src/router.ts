@@ -15,8 +15,8 @@ import { DEDUPE_RULES, HANDLE_RULES, PARSE_RULES, PAY_ROUTE_RULES, pickOptions, 
  * `POST /notify` takes Guanaitong's notifications; `POST /pay` starts a payment. With
  * `onUnsettled`, a timer (unref'd) sweeps the store's unsettled ledger every `sweepEveryMs`.
  */
-export function guanaitong(options: GuanaitongOptions): Router {
-  const resolved = resolveOptions(options)
+export function guanaitong<Tx = unknown>(options: GuanaitongOptions<Tx>): Router {
+  const resolved = resolveOptions(options as GuanaitongOptions)
   // Each piece is given the options it takes, and checks them as it would standing alone.
   const only = (rules: Rules) => pickOptions(resolved, rules) as never
   const router = express.Router()

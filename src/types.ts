@@ -702,12 +702,12 @@ export interface SqlStoreOptions {
 
 /** Options of `new PostgresStore()`: a node-postgres pool, or a driver of your own. */
 export type PostgresStoreOptions<Tx> = SqlStoreOptions & (
-  | { /** A node-postgres `Pool`; the store neither creates nor ends it. `ctx.tx` is its `PoolClient`. */ pool: PgPoolLike<Tx & PgClientLike>; driver?: never }
+  | { /** A node-postgres `Pool`; the store neither creates nor ends it. `ctx.tx` is its `PoolClient`. */ pool: { connect(): Promise<Tx> } & PgPoolLike<PgClientLike>; driver?: never }
   | { /** A driver of your own (Knex, …); `ctx.tx` is its `tx`. */ driver: SqlDriver<Tx>; pool?: never }
 )
 
 /** Options of `new MysqlStore()`: a mysql2 promise pool, or a driver of your own. */
 export type MysqlStoreOptions<Tx> = SqlStoreOptions & (
-  | { /** A `mysql2/promise` pool; the store neither creates nor ends it. `ctx.tx` is its `PoolConnection`. */ pool: MysqlPoolLike<Tx & MysqlConnectionLike>; driver?: never }
+  | { /** A `mysql2/promise` pool; the store neither creates nor ends it. `ctx.tx` is its `PoolConnection`. */ pool: { getConnection(): Promise<Tx> } & MysqlPoolLike<MysqlConnectionLike>; driver?: never }
   | { /** A driver of your own (Knex, …); `ctx.tx` is its `tx`. */ driver: SqlDriver<Tx>; pool?: never }
 )

@@ -3,7 +3,9 @@
  * their Guanaitong points (积分) or quota (额度).
  *
  * `startShop()` runs it in-process (the browser test does); `server.ts` is the `npm start` runner.
- * Without `gat` it plays against an embedded sandbox, so it works with no credentials.
+ * Without `gat` it plays against an embedded sandbox, so it works with no credentials. With
+ * `databaseUrl` its orders live in PostgreSQL and payments settle through a `PostgresStore`: the
+ * order's update commits in the same transaction as the store's done-marker (exactly once).
  *
  * In your own app, import from 'express-guanaitong' and 'express-guanaitong/testing'; the
  * example imports the sources so it runs without a build.
@@ -12,8 +14,12 @@ import express, { type Express, type Request } from 'express'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
-import { amountToFen, fenToAmount, guanaitong, type LogFields, type Logger, type OrderMismatch } from '../../src/index'
+import pg from 'pg'
+import { amountToFen, fenToAmount, guanaitong, PostgresStore, type LogFields, type Logger, type OrderMismatch } from '../../src/index'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/testing/index'
+import { memoryOrders, postgresOrders, type Order, type OrderBook } from './orders'
+
+export type { Order, OrderStatus } from './orders'
 
 /** An asset the employee can pay with. The shop keeps its own list: listing assets is not part of this package. */
 export interface Asset {
@@ -22,31 +28,12 @@ export interface Asset {
   asset_open_id: string
   name: string
   /**
-   * For display: a decimal amount, or "?" when unknown. This demo shop keeps it itself and takes
-   * each payment off it; listing real balances is not part of this package.
+   * The starting balance: a decimal amount, or "?" when unknown. This demo shop shows it less the
+   * orders paid with the asset; listing real balances is not part of this package.
    */
   balance: string
   /** Sandbox mode only: the sandbox reports this asset's payments as failed. */
   sandboxFails?: boolean
-}
-
-export type OrderStatus = 'pending' | 'paid' | 'failed'
-
-export interface Order {
-  /** Also the outer_trade_no sent to Guanaitong (2–22 characters). */
-  id: string
-  title: string
-  /** Decimal yuan, decided by the server, never by the browser. */
-  amount: string
-  buyerOpenId: string
-  status: OrderStatus
-  /** The asset chosen for the payment (set when it is sent). */
-  assetOpenId: string | null
-  assetName: string | null
-  tradeNo: string | null
-  message: string | null
-  createdAt: string
-  paidAt: string | null
 }
 
 export interface ShopOptions {
@@ -70,6 +57,11 @@ export interface ShopOptions {
   assets?: Asset[]
   /** Where the shop and the router log. Default console. */
   logger?: Logger
+  /**
+   * A PostgreSQL URL: orders in its table `orders` (created if missing), settlements through a
+   * `PostgresStore` (table `gat_settlements`). Default: both in memory.
+   */
+  databaseUrl?: string
 }
 
 export interface Shop {
@@ -79,7 +71,10 @@ export interface Shop {
   app: Express
   /** The embedded sandbox; null with real Guanaitong. */
   sandbox: Sandbox | null
+  /** The orders, in memory mode; empty with `databaseUrl` (use `order(id)`). */
   orders: Map<string, Order>
+  /** One order, from memory or the database. */
+  order(id: string): Promise<Order | undefined>
   /** How many times onPaid / onPayFailed ran. */
   handled: { paid: number; failed: number }
   /** Notifications `findOrder` disagreed with (unknown order, other amount or buyer): answered `fail`, left for review. */
@@ -109,8 +104,22 @@ function refuse(status: number, message: string): Error {
   return Object.assign(new Error(message), { status })
 }
 
-function publicAsset(asset: Asset) {
-  return { asset_type: asset.asset_type, asset_open_id: asset.asset_open_id, name: asset.name, balance: asset.balance }
+/** The asset as the page shows it: its balance less what the shop's paid orders took off it. */
+function publicAsset(asset: Asset, paidFen: number) {
+  const start = amountToFen(asset.balance)
+  const balance = start === null ? asset.balance : fenToAmount(start - paidFen)
+  return { asset_type: asset.asset_type, asset_open_id: asset.asset_open_id, name: asset.name, balance }
+}
+
+/** Node-postgres pools for the orders and, of its own, for the settlement store (docs/sql-stores.md). */
+function postgresPools(url: string, log: (fields: LogFields, message: string) => void) {
+  const make = (max: number) => {
+    const pool = new pg.Pool({ connectionString: url, max })
+    // An idle client the server dropped emits 'error' on its pool: unheard, it would crash the shop.
+    pool.on('error', (error) => log({}, `[shop] PostgreSQL connection lost: ${error.message}`))
+    return pool
+  }
+  return { orders: make(10), settlements: make(5) }
 }
 
 export async function startShop(options: ShopOptions = {}): Promise<Shop> {
@@ -125,6 +134,25 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   const handled = { paid: 0, failed: 0 }
   const mismatches: OrderMismatch[] = []
   const buyerOpenId = options.buyerOpenId ?? DEMO_BUYER_OPEN_ID
+
+  let book: OrderBook = memoryOrders(orders)
+  let store: PostgresStore | undefined
+  let settlementsPool: pg.Pool | undefined
+  if (options.databaseUrl) {
+    const pools = postgresPools(options.databaseUrl, (fields, message) => log('warn', fields, message))
+    try {
+      book = await postgresOrders(pools.orders)
+    } catch (error) {
+      await Promise.all([pools.orders.end(), pools.settlements.end()])
+      throw Object.assign(new Error(`could not open the orders table: ${(error as Error).message}`), { code: 'SHOP_DATABASE', cause: error })
+    }
+    settlementsPool = pools.settlements
+    store = new PostgresStore({ pool: settlementsPool })
+  }
+  const closeDatabase = async () => {
+    await book.close()
+    await settlementsPool?.end()
+  }
 
   let sandbox: Sandbox | null = null
   if (!options.gat) {
@@ -146,6 +174,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     })
   } catch (error) {
     await sandbox?.close()
+    await closeDatabase()
     throw error
   }
   const port = (server.address() as AddressInfo).port
@@ -163,23 +192,25 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     baseUrl: sandbox ? sandbox.url : options.gat!.baseUrl,
     notifyUrl: options.gat?.notifyUrl ?? `${url}/gat/notify`,
     logger,
+    // Without a database, the default MemoryStore.
+    store,
     // The secure pattern: the buyer comes from the session, the amount and reason from the
     // server's own order, the asset from the employee's own list. The body only names them.
-    preparePayment: (req, params) => {
+    preparePayment: async (req, params) => {
       const employee = employeeOf(req)
-      const order = orders.get(String(params.outer_trade_no ?? ''))
+      const order = await book.get(params.outer_trade_no)
       if (!order || order.buyerOpenId !== employee.openId) throw refuse(404, '没有这个订单 No such order')
       if (order.status === 'paid') throw refuse(409, '订单已支付 This order is paid already')
       if (order.status === 'failed') throw refuse(409, '此订单支付失败，请新建订单 This order\'s payment failed: start a new order')
       const asset = assets.find((a) => a.asset_open_id === params.asset_open_id)
       if (!asset) throw refuse(400, '请选择您的一项资产 Choose one of your assets')
       // The demo's own balance; the sandbox's failing asset is let through to show Guanaitong's failure notice.
-      const balanceFen = amountToFen(asset.balance)
-      if (!asset.sandboxFails && balanceFen !== null && balanceFen < amountToFen(order.amount)!) {
+      const startFen = amountToFen(asset.balance)
+      const paidFen = (await book.paidFenByAsset()).get(asset.asset_open_id) ?? 0
+      if (!asset.sandboxFails && startFen !== null && startFen - paidFen < amountToFen(order.amount)!) {
         throw refuse(409, `余额不足 Not enough balance on ${asset.name}`)
       }
-      order.assetOpenId = asset.asset_open_id
-      order.assetName = asset.name
+      await book.chooseAsset(order.id, asset)
       return {
         outer_trade_no: order.id,
         buyer_open_id: employee.openId,
@@ -191,44 +222,41 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     },
     // A notification for an order this shop does not know, or for another amount or buyer, never
     // reaches onPaid: the router answers `fail` and calls onMismatch (see the README's Security).
-    findOrder: (outerTradeNo) => {
-      const order = orders.get(outerTradeNo)
+    findOrder: async (outerTradeNo) => {
+      const order = await book.get(outerTradeNo)
       return order ? { totalAmount: order.amount, buyerOpenId: order.buyerOpenId } : null
     },
     onMismatch: (mismatch) => {
       // A real shop alerts someone; the router has logged it with ORDER_MISMATCH.
       mismatches.push(mismatch)
     },
-    onPaid: (payment) => {
+    // With a database, ctx.tx is the PostgresStore's transaction: the order's update commits with
+    // the store's done-marker, so it happens once. In memory, a paid order is left as it is.
+    onPaid: async (payment, _req, ctx) => {
       handled.paid += 1
-      const order = orders.get(payment.outerTradeNo)!
-      if (order.status === 'paid') return
-      order.status = 'paid'
-      order.tradeNo = payment.tradeNo
-      order.paidAt = new Date().toISOString()
-      order.message = null
-      const asset = assets.find((a) => a.asset_open_id === order.assetOpenId)
-      const balanceFen = asset ? amountToFen(asset.balance) : null
-      if (asset && balanceFen !== null) asset.balance = fenToAmount(balanceFen - payment.totalFen)
-      log('info', { outerTradeNo: order.id }, `[shop] order ${order.id} paid: trade_no ${payment.tradeNo}, ${payment.totalAmount}`)
+      if (!(await book.markPaid(payment.outerTradeNo, payment.tradeNo, ctx.tx))) return
+      log('info', { outerTradeNo: payment.outerTradeNo }, `[shop] order ${payment.outerTradeNo} paid: trade_no ${payment.tradeNo}, ${payment.totalAmount}`)
     },
-    onPayFailed: (notice) => {
+    onPayFailed: async (notice, _req, ctx) => {
       handled.failed += 1
-      const order = orders.get(notice.outerTradeNo)
-      if (!order || order.status === 'paid') return
-      order.status = 'failed'
-      order.message = '关爱通通知此次支付未成功 Guanaitong reported that the payment did not go through'
-      log('info', { outerTradeNo: order.id }, `[shop] order ${order.id}: payment failed`)
+      const message = '关爱通通知此次支付未成功 Guanaitong reported that the payment did not go through'
+      if (!(await book.markFailed(notice.outerTradeNo, message, ctx.tx))) return
+      log('info', { outerTradeNo: notice.outerTradeNo }, `[shop] order ${notice.outerTradeNo}: payment failed`)
     },
   }))
 
-  app.get('/session', (req, res) => {
+  app.get('/session', async (req, res) => {
     const employee = employeeOf(req)
-    res.json({ employee: { name: employee.name }, mode: sandbox ? 'sandbox' : 'guanaitong', assets: assets.map(publicAsset) })
+    const paid = await book.paidFenByAsset()
+    res.json({
+      employee: { name: employee.name },
+      mode: sandbox ? 'sandbox' : 'guanaitong',
+      assets: assets.map((a) => publicAsset(a, paid.get(a.asset_open_id) ?? 0)),
+    })
   })
 
   let seq = 0
-  app.post('/orders', (req, res) => {
+  app.post('/orders', async (req, res) => {
     seq = (seq + 1) % 1000
     const order: Order = {
       id: `ORD${Date.now()}${String(seq).padStart(3, '0')}`,
@@ -243,12 +271,12 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
       createdAt: new Date().toISOString(),
       paidAt: null,
     }
-    orders.set(order.id, order)
+    await book.add(order)
     res.status(201).json(order)
   })
 
-  app.get('/orders/:id', (req, res) => {
-    const order = orders.get(req.params.id)
+  app.get('/orders/:id', async (req, res) => {
+    const order = await book.get(req.params.id)
     if (!order || order.buyerOpenId !== employeeOf(req).openId) {
       res.status(404).json({ msg: '没有这个订单 No such order' })
       return
@@ -264,6 +292,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
     app,
     sandbox,
     orders,
+    order: (id) => book.get(id),
     handled,
     mismatches,
     async close() {
@@ -272,6 +301,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
         server.closeAllConnections()
       })
       await sandbox?.close()
+      await closeDatabase()
     },
   }
 }

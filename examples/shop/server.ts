@@ -5,7 +5,8 @@
  * GAT_NOTIFY_URL to a public URL of /gat/notify, and GAT_BUYER_OPEN_ID, GAT_POINTS_ASSET_ID,
  * GAT_QUOTA_ASSET_ID to a real test employee and their assets); otherwise it starts an embedded
  * sandbox (SANDBOX_TIME_SCALE speeds up its retries, default 1). OTEL=1 starts OpenTelemetry and
- * serves Prometheus metrics at /metrics (see otel.ts).
+ * serves Prometheus metrics at /metrics (see otel.ts). DATABASE_URL (a PostgreSQL URL) keeps the
+ * orders in PostgreSQL and settles payments through a PostgresStore; without it, both are in memory.
  */
 import { startShop, type Asset, type ShopOptions } from './app'
 
@@ -31,15 +32,35 @@ if (set.length === real.length) {
   const timeScale = env.SANDBOX_TIME_SCALE ? Number(env.SANDBOX_TIME_SCALE) : undefined
   options.sandbox = { timeScale }
 }
+if (env.DATABASE_URL) options.databaseUrl = env.DATABASE_URL
+
+/** The database's host and name, never its password. */
+function databaseName(url: string): string {
+  try {
+    const { host, pathname } = new URL(url)
+    return `${host}${pathname}`
+  } catch {
+    return 'DATABASE_URL'
+  }
+}
 
 // Loaded only when asked for: the shop runs without the OpenTelemetry SDK too.
 const telemetry = env.OTEL === '1' ? (await import('./otel')).startTelemetry() : null
 const shop = await startShop(options).catch((error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EADDRINUSE') throw error
-  console.error(`[shop] port ${port} is in use by another program: set PORT to another port, e.g. PORT=3001 npm start (PORT=0 picks a free one)`)
-  process.exit(1)
+  if (error.code === 'EADDRINUSE') {
+    console.error(`[shop] port ${port} is in use by another program: set PORT to another port, e.g. PORT=3001 npm start (PORT=0 picks a free one)`)
+    process.exit(1)
+  }
+  if (error.code === 'SHOP_DATABASE') {
+    console.error(`[shop] PostgreSQL at ${databaseName(options.databaseUrl!)}: ${error.message}`)
+    process.exit(1)
+  }
+  throw error
 })
 console.log(`[shop] cashier page on ${shop.url}`)
+if (options.databaseUrl) {
+  console.log(`[shop] orders and settlements in PostgreSQL at ${databaseName(options.databaseUrl)} (tables orders, gat_settlements)`)
+}
 if (telemetry) {
   shop.app.get('/metrics', telemetry.metrics)
   console.log(`[shop] OpenTelemetry on: Prometheus metrics at ${shop.url}/metrics`)

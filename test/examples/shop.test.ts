@@ -1,14 +1,19 @@
 /**
- * The example shop (examples/shop): its order checks and balances in-process, and its `npm start`
- * process (signals, a taken port) as a real child process.
+ * The example shop (examples/shop): its order checks and balances in-process, its `npm start`
+ * process (signals, a taken port) as a real child process, and that process on PostgreSQL
+ * (DATABASE_URL).
  */
 import { expect } from 'chai'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:net'
 import { resolve } from 'node:path'
+import pg from 'pg'
 import { DEMO_BUYER_OPEN_ID, startShop, type Order, type Shop } from '../../examples/shop/app'
+import { encodeForm, signNotification } from '../../src/testing/index'
 import { quietLogger } from '../../src/testing/quiet-logger'
+import { POSTGRES_URL } from '../stores/sql-helpers'
 
 const root = resolve(import.meta.dirname, '..', '..')
 const POINTS = 'a5fad9894edd0d2202639248fa0461ec'
@@ -165,5 +170,83 @@ describe('example shop: the npm start process', function () {
     expect(code, out.output()).to.equal(1)
     expect(out.output()).to.contain(`[shop] port ${port} is in use by another program: set PORT to another port`)
     expect(out.output(), 'no stack trace').to.not.match(/^\s+at /m)
+  })
+})
+
+describe('example shop on PostgreSQL (DATABASE_URL)', function () {
+  this.timeout(120_000)
+  // A schema of its own per run, first on the search path, so the shop's tables orders and
+  // gat_settlements never meet another run's.
+  const schema = `shop_${randomBytes(4).toString('hex')}`
+  const admin = new pg.Pool({ connectionString: POSTGRES_URL, max: 2 })
+  let shop: ChildProcess | undefined
+  let group: number | undefined
+
+  before(() => admin.query(`CREATE SCHEMA ${schema}`))
+  after(async () => {
+    if (group !== undefined && groupAlive(group)) process.kill(-group, 'SIGKILL')
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+    await admin.end()
+  })
+
+  it('a payment marks the order paid in PostgreSQL once, however often it is delivered; SIGTERM closes the pools', async () => {
+    const databaseUrl = new URL(POSTGRES_URL)
+    databaseUrl.searchParams.set('options', `-c search_path=${schema}`)
+    shop = spawn(process.execPath, ['--import', 'tsx', 'examples/shop/server.ts'], {
+      cwd: root,
+      env: { ...process.env, PORT: '0', DATABASE_URL: databaseUrl.href, SANDBOX_TIME_SCALE: '0.001' },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    group = shop.pid!
+    const out = watch(shop)
+    const [, url] = await out.waitFor(/cashier page on (http:\/\/\S+)/, 60_000)
+    await out.waitFor(/orders and settlements in PostgreSQL/, 5_000)
+
+    const newOrder = async () => (await (await fetch(`${url}/orders`, { method: 'POST' })).json()) as Order
+    const notify = (order: Order, tradeNo: string) => fetch(`${url}/gat/notify`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: encodeForm(signNotification({
+        appid: '20110698', outer_trade_no: order.id, total_amount: order.amount, buyer_open_id: DEMO_BUYER_OPEN_ID, trade_no: tradeNo,
+      }, 'sandbox-secret')),
+    }).then((res) => res.text())
+    const row = async (id: string) => (await admin.query(`SELECT status, trade_no FROM ${schema}.orders WHERE id = $1`, [id])).rows[0]
+    const marker = async (id: string) =>
+      (await admin.query(`SELECT attempts, done_at FROM ${schema}.gat_settlements WHERE settle_key = $1`, [`20110698:paid:${id}`])).rows[0]
+    const paidLines = (id: string) => out.output().split('\n').filter((line) => line.includes(`[shop] order ${id} paid`)).length
+
+    // Paid through the pay route: the pay answer settles it, then Guanaitong's notification and
+    // two more deliveries of it find it done.
+    const first = await newOrder()
+    const payRes = await fetch(`${url}/gat/pay`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ outer_trade_no: first.id, asset_type: '1', asset_open_id: POINTS }),
+    })
+    const answer = (await payRes.json()) as { trade_no: string; settled: boolean }
+    expect(payRes.status).to.equal(200)
+    expect(answer.settled).to.equal(true)
+    expect([await notify(first, answer.trade_no), await notify(first, answer.trade_no)]).to.deep.equal(['success', 'success'])
+    expect(await row(first.id)).to.deep.equal({ status: 'paid', trade_no: answer.trade_no })
+    expect(await marker(first.id)).to.include({ attempts: 1 })
+
+    // Settled by notifications alone, two at the same moment: one runs onPaid, the other is
+    // answered success (done) or fail (IN_PROGRESS, Guanaitong retries); a third reads done.
+    const second = await newOrder()
+    const together = await Promise.all([notify(second, '2099010100000002'), notify(second, '2099010100000002')])
+    expect(together).to.include('success')
+    expect(await notify(second, '2099010100000002')).to.equal('success')
+    expect(await row(second.id)).to.deep.equal({ status: 'paid', trade_no: '2099010100000002' })
+
+    expect([paidLines(first.id), paidLines(second.id)], out.output()).to.deep.equal([1, 1])
+    // The demo balance is derived from the paid orders in the table: 25.80 taken off once.
+    const session = (await (await fetch(`${url}/session`)).json()) as { assets: Array<{ asset_open_id: string; balance: string }> }
+    expect(session.assets.find((a) => a.asset_open_id === POINTS)!.balance).to.equal('1254.20')
+
+    const exited = once(shop, 'exit')
+    shop.kill('SIGTERM')
+    const [code] = (await exited) as [number | null]
+    expect(code, out.output()).to.equal(0)
   })
 })

@@ -1,7 +1,9 @@
 import { expect } from 'chai'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { mysqlSchema, postgresSchema } from '../../src/stores'
 import { transactionalStoreConformance } from '../../src/testing/transactional-conformance'
-import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+import { blindReads, heldSettlement, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 for (const target of sqlTargets()) {
   const table = uniqueTable('conf')
@@ -26,6 +28,28 @@ for (const target of sqlTargets()) {
       expect(tx).to.have.property('query').that.is.a('function')
     })
 
+    it('a duplicate that read "no row" just before the first created it: busy at once on PostgreSQL; on InnoDB it waits for the first, then reads done (docs/sql-stores.md)', async () => {
+      const key = `20110698:paid:R${Date.now()}`
+      const first = heldSettlement(target.store({ table }), key)
+      await first.inside
+      const raced = blindReads(target.driver())
+      raced.blind(1)
+      let settled = false
+      const duplicate = target.store({ table, driver: raced }).settle(key, async () => { throw new Error('must not run') })
+        .finally(() => { settled = true })
+      if (target.name === 'PostgresStore') {
+        // ON CONFLICT DO NOTHING does not wait for the row's lock.
+        expect(await duplicate).to.deep.equal({ status: 'busy' })
+      } else {
+        await new Promise((r) => setTimeout(r, 300))
+        // An INSERT that meets a key another transaction has locked waits for that lock on InnoDB.
+        expect(settled, 'the duplicate waits behind the first instead of answering busy').to.equal(false)
+      }
+      first.open()
+      expect(await first.result).to.deep.equal({ status: 'completed' })
+      if (target.name === 'MysqlStore') expect(await duplicate).to.deep.equal({ status: 'done' })
+    })
+
     it('keeps keys that differ only in case apart', async () => {
       const store = target.store({ table })
       const base = `20110698:paid:C${Date.now()}`
@@ -46,5 +70,11 @@ describe('SQL schema exports', () => {
 
   it('mysqlSchema() collates keys bytewise', () => {
     expect(mysqlSchema().match(/COLLATE utf8mb4_bin/g)).to.have.length(2)
+  })
+
+  it('docs/sql-stores.md shows the DDL both return', () => {
+    const doc = readFileSync(resolve(import.meta.dirname, '../../docs/sql-stores.md'), 'utf8')
+    expect(doc).to.contain(`\`\`\`sql\n${postgresSchema()}\`\`\``)
+    expect(doc).to.contain(`\`\`\`sql\n${mysqlSchema()}\`\`\``)
   })
 })

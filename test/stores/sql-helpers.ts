@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MysqlStore, PostgresStore } from '../../src/stores'
-import type { SqlStoreOptions, TransactionalStore } from '../../src/types'
+import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
+import type { SqlDriver, SqlStoreOptions, TransactionalStore } from '../../src/types'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
@@ -46,8 +47,10 @@ export interface BareStore {
 export interface SqlTarget {
   /** The store class's name. */
   name: 'PostgresStore' | 'MysqlStore'
-  /** A store over the shared pool (or `url`'s, for an unreachable database). */
-  store(options: SqlStoreOptions & { table: string }, url?: string): TransactionalStore
+  /** A store over the shared pool (or `url`'s, for an unreachable database), or over `options.driver`. */
+  store(options: SqlStoreOptions & { table: string; driver?: SqlDriver<unknown> }, url?: string): TransactionalStore
+  /** The package's own driver over the shared pool. */
+  driver(): SqlDriver<unknown>
   shop(): Promise<ShopTable>
   /** Runs one statement through a handler's `tx`. */
   run(tx: unknown, sql: string): Promise<unknown>
@@ -67,7 +70,10 @@ function postgresTarget(): SqlTarget {
   const extra: pg.Pool[] = []
   return {
     name: 'PostgresStore',
-    store: (options, url) => new PostgresStore({ pool: url ? remember(extra, pgPool(1, url)) : pool, ...options }),
+    store: ({ driver, ...options }, url) => (driver
+      ? new PostgresStore({ driver, ...options })
+      : new PostgresStore({ pool: url ? remember(extra, pgPool(1, url)) : pool, ...options })),
+    driver: () => pgDriver(pool) as SqlDriver<unknown>,
     async shop() {
       const name = uniqueTable('shop')
       await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())`)
@@ -101,7 +107,10 @@ function mysqlTarget(): SqlTarget {
   const extra: mysql.Pool[] = []
   return {
     name: 'MysqlStore',
-    store: (options, url) => new MysqlStore({ pool: url ? remember(extra, mysqlPool(1, url)) : pool, ...options }),
+    store: ({ driver, ...options }, url) => (driver
+      ? new MysqlStore({ driver, ...options })
+      : new MysqlStore({ pool: url ? remember(extra, mysqlPool(1, url)) : pool, ...options })),
+    driver: () => mysqlDriver(pool) as SqlDriver<unknown>,
     async shop() {
       const name = uniqueTable('shop')
       await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB`)
@@ -142,4 +151,36 @@ function remember<T>(list: T[], item: T): T {
 /** Both databases, each with pools of its own; call `end()` on each after the file's tests. */
 export function sqlTargets(): SqlTarget[] {
   return [postgresTarget(), mysqlTarget()]
+}
+
+/**
+ * A driver whose next `n` unlocked reads of a marker row find nothing: a settlement that read
+ * just before another created the row, a race too narrow to hit on purpose.
+ */
+export function blindReads<Tx>(driver: SqlDriver<Tx>): SqlDriver<Tx> & { blind(n: number): void } {
+  let blind = 0
+  return {
+    begin: () => driver.begin(),
+    query: async (sql, params) => {
+      if (blind > 0 && sql.startsWith('SELECT done_at, attempts FROM')) {
+        blind--
+        return { rows: [], affected: 0 }
+      }
+      return driver.query(sql, params)
+    },
+    blind: (n) => { blind = n },
+  }
+}
+
+/** Settles `key` with a work that waits until `open()`; `inside` resolves once the work runs. */
+export function heldSettlement(store: TransactionalStore<unknown>, key: string) {
+  let open!: () => void
+  let entered!: () => void
+  const gate = new Promise<void>((resolve) => { open = resolve })
+  const inside = new Promise<void>((resolve) => { entered = resolve })
+  const result = store.settle(key, async () => {
+    entered()
+    await gate
+  })
+  return { result, inside, open }
 }

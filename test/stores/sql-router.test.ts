@@ -12,7 +12,10 @@ import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
 import type { GuanaitongOptions, Payment, SettleContext } from '../../src/types'
 import { recordingLogger, sleep } from '../helpers'
-import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+import mysql from 'mysql2/promise'
+import pg from 'pg'
+import { MysqlStore, PostgresStore } from '../../src/stores'
+import { MYSQL_URL, POSTGRES_URL, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 const APP = { appId: '20110698', appSecret: 'sql-router-secret' }
 
@@ -158,4 +161,45 @@ for (const db of sqlTargets()) {
       expect(JSON.stringify(logger.lines)).not.to.contain(APP.appSecret)
     })
   })
+}
+
+describe('ctx.tx is typed from the store', () => {
+  // These compile without a cast only if guanaitong() carries the store's transaction type to onPaid.
+  it('PostgresStore<pg.PoolClient> and MysqlStore (inferred from the mysql2 pool) give onPaid a typed ctx.tx', async () => {
+    const pgPool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 })
+    const myPool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 1 })
+    const seen: unknown[] = []
+    try {
+      const routers = [
+        guanaitong({
+          ...APP, payPath: false, logger: recordingLogger(),
+          store: new PostgresStore<pg.PoolClient>({ pool: pgPool, table: uniqueTable('typed') }),
+          onPaid: async (_p, _req, ctx) => { seen.push((await ctx.tx!.query('SELECT 1 AS one')).rows[0].one) },
+        }),
+        guanaitong({
+          ...APP, payPath: false, logger: recordingLogger(),
+          store: new MysqlStore({ pool: myPool, table: uniqueTable('typed') }),
+          onPaid: async (_p, _req, ctx) => { seen.push((await ctx.tx!.query('SELECT 1 AS one'))[0]) },
+        }),
+      ]
+      for (const [i, router] of routers.entries()) {
+        const app = express().use('/gat', router)
+        const body = encodeForm(signNotification({
+          appid: APP.appId, outer_trade_no: `TY${Date.now() % 1e8}${i}`, trade_no: '2018070920000005', total_amount: '1.00', buyer_open_id: 'b1',
+        }, APP.appSecret))
+        await request(app).post('/gat/notify').type('form').send(body).expect(200, 'success')
+      }
+      expect(seen).to.deep.equal([1, [{ one: 1 }]])
+    } finally {
+      for (const table of await typedTables(pgPool)) await pgPool.query(`DROP TABLE IF EXISTS ${table}`)
+      const [rows] = await myPool.query("SHOW TABLES LIKE 'gat\\_typed\\_%'")
+      for (const row of rows as Array<Record<string, string>>) await myPool.query(`DROP TABLE IF EXISTS ${Object.values(row)[0]}`)
+      await pgPool.end()
+      await myPool.end()
+    }
+  })
+})
+
+async function typedTables(pool: pg.Pool): Promise<string[]> {
+  return (await pool.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 'gat\\_typed\\_%'")).rows.map((r) => r.tablename as string)
 }

@@ -18,7 +18,11 @@ export interface Dialect {
   readonly name: 'postgres' | 'mysql'
   /** The marker row, read without a lock: `done_at`, `attempts`. */
   readonly read: string
-  /** Creates the marker row (not done, 0 attempts) unless it exists; never waits on a row lock held by a settlement. */
+  /**
+   * Creates the marker row (not done, 0 attempts) unless it exists. On PostgreSQL it never waits;
+   * on InnoDB an INSERT that meets an existing key waits for that row's lock, so a settlement that
+   * read "no row" just before another created and locked it waits here for that one to end.
+   */
   readonly insertIfAbsent: string
   /**
    * Locks the marker row for this transaction, failing at once (NOWAIT) when another holds it.
