@@ -3,7 +3,8 @@ import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MysqlStore } from '../../src/stores/mysql'
 import { PostgresStore } from '../../src/stores/postgres'
-import type { TransactionalStore } from '../../src/types'
+import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
+import type { SqlDriver, TransactionalStore } from '../../src/types'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'
@@ -76,7 +77,10 @@ export const SQL_KINDS: readonly SqlKind[] = ['postgres', 'mysql']
 /** One database and a pool to it: the store, the shop table and the statements a test reads it with. */
 export interface SqlTarget {
   kind: SqlKind
-  store(table: string): TransactionalStore
+  /** A store on the pool; on `driver` instead when given (a wrapper of `driver()`). */
+  store(table: string, driver?: SqlDriver<unknown>): TransactionalStore
+  /** The driver the store builds from the pool. */
+  driver(): SqlDriver<unknown>
   shopTable(name?: string, create?: boolean): Promise<ShopTable>
   /** How many of these settlement keys carry a done-marker in the store's table. */
   doneMarkers(table: string, keys: readonly string[]): Promise<number>
@@ -89,7 +93,8 @@ export function sqlTarget(kind: SqlKind, max = 10): SqlTarget {
     const pool = pgPool(max)
     return {
       kind,
-      store: (table) => new PostgresStore({ pool, table }),
+      store: (table, driver) => (driver ? new PostgresStore({ driver, table }) : new PostgresStore({ pool, table })),
+      driver: () => pgDriver(pool) as SqlDriver<unknown>,
       shopTable: (name, create) => pgShopTable(pool, name, create),
       doneMarkers: async (table, keys) => (await pool.query(
         `SELECT count(*)::int AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key = ANY($1)`, [keys])).rows[0].n,
@@ -100,7 +105,8 @@ export function sqlTarget(kind: SqlKind, max = 10): SqlTarget {
   const pool = mysqlPool(max)
   return {
     kind,
-    store: (table) => new MysqlStore({ pool, table }),
+    store: (table, driver) => (driver ? new MysqlStore({ driver, table }) : new MysqlStore({ pool, table })),
+    driver: () => mysqlDriver(pool) as SqlDriver<unknown>,
     shopTable: (name, create) => mysqlShopTable(pool, name, create),
     doneMarkers: async (table, keys) => Number(((await pool.query(
       `SELECT count(*) AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key IN (?)`, [keys]))[0] as Array<{ n: number }>)[0].n),
