@@ -5,8 +5,9 @@
  * through ctx.tx, and 5 % of its calls throw after the write. Meanwhile instances are SIGKILLed
  * while handlers run (and restarted) and the database server is restarted once. The sandbox plays
  * Guanaitong: each notification is delivered 3 to 5 times at once, and retried until it reads
- * `success`; some payments start with a pay through the router, whose answer settles the order
- * too (settleOnPay), racing the notifications.
+ * `success`; every fifth payment starts with a pay through the router, whose answer settles the
+ * order too (settleOnPay), racing the notifications: the sandbox answers the first half of those
+ * pays after their notification's first attempt ('before-answer'), the second half at once.
  *
  * What must hold: every delivery is acknowledged, and the shop's table holds exactly one row per
  * payment (the rows of killed, thrown and rolled-back transactions are gone).
@@ -38,22 +39,35 @@ const RETRY_SCHEDULE = [0, 250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 10_000]
 
 const NAMES: Record<SqlKind, string> = { postgres: 'PostgreSQL', mysql: 'MariaDB' }
 
+const sum = (values: Iterable<number>) => [...values].reduce((a, b) => a + b, 0)
+
 /** What one run did, printed for the issue note. */
 interface Figures {
   payments: number
+  /** Payments that began with a pay through the router (the others with a notification alone). */
   pays: number
+  /** Pay answers that said settled: true (settled from the answer, or before it). */
   paysSettled: number
+  /** Notification deliveries: each payment's own and its copies (3 to 5 a payment). */
   deliveries: number
+  /** POSTs of those deliveries, retries included. */
   attempts: number
   kills: number
   appRestarts: number
+  /** onPaid executions running in an instance when it was killed: their transactions died. */
   handlersKilled: number
   dbRestarts: number
+  /** From the stop order to the server answering again. */
   dbDownMs: number
+  /** onPaid executions begun, in all instances. */
   executions: number
   throws: number
+  /** Deliveries answered fail because another instance held the payment. */
   inProgress: number
+  /** Answers fail because the database failed (its restart, a connection killed with its owner). */
   storeFailed: number
+  /** Requests the balancer answered 502: cut by a kill. */
+  badGateway: number
   rows: number
   rowsBySource: Record<string, number>
   seconds: number
@@ -119,8 +133,7 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
       const shop = await db.shopTable(uniqueTable(`fleetshop_${kind}`))
       cleanups.push(() => shop.drop(), () => db.dropTable(storeTable))
 
-      const figures = await fleetRun(kind, server, db, storeTable, shop)
-      console.log(`      ${NAMES[kind]}: ${JSON.stringify(figures)}`)
+      await fleetRun(kind, server, db, storeTable, shop)
     })
   }
 
@@ -129,8 +142,8 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
     const s = createSandbox({ retrySchedule: RETRY_SCHEDULE, notifyTimeoutMs: 15_000 })
     sandbox = s
     await s.start()
-    // A pay is answered after its notification's first attempt: the pay answer's settlement then
-    // meets the copies still being delivered and retried.
+    // A pay is answered after its notification's first attempt (until half the payments started):
+    // the pay answer's settlement meets the copies still being delivered and retried.
     s.setNotifications('before-answer')
     const notifyUrl = `${balancer.url}/gat/notify`
     const env: AppEnv = {
@@ -151,8 +164,10 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
 
     const figures: Figures = {
       payments: PAYMENTS, pays: 0, paysSettled: 0, deliveries: 0, attempts: 0, kills: 0, appRestarts: 0, handlersKilled: 0,
-      dbRestarts: 0, dbDownMs: 0, executions: 0, throws: 0, inProgress: 0, storeFailed: 0, rows: 0, rowsBySource: {}, seconds: 0,
+      dbRestarts: 0, dbDownMs: 0, executions: 0, throws: 0, inProgress: 0, storeFailed: 0, badGateway: 0, rows: 0, rowsBySource: {}, seconds: 0,
     }
+    const badGatewayBefore = balancer.stats.badGateway
+    const foundDeadBefore = balancer.foundDead.length
     const orders = Array.from({ length: PAYMENTS }, (_, i) => `Q${kind[0]}${run}${i}`)
     const copiesOf = (i: number) => 2 + (i % 3)
     const deliverCopies = (payment: SandboxPayment, copies: number) => {
@@ -192,6 +207,9 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
           figures.dbDownMs = Math.round(performance.now() - down)
         })
       }
+      // The first half of the pays is answered after their notification's first attempt, the
+      // second half at once: their answers' settlements race the notification itself.
+      if (i === PAYMENTS / 2) s.setNotifications('after-answer')
       if (i % PAY_EVERY === 0) {
         figures.pays += 1
         pays.push(pay(orders[i]))
@@ -203,18 +221,11 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
     await Promise.all(pays)
     sending = false
     await Promise.all([killing, restart])
-    await s.waitIdle(180_000)
+    const idle = await s.waitIdle(180_000).then(() => undefined, (err: Error) => err)
     figures.seconds = Math.round((performance.now() - started) / 100) / 10
 
-    // Guanaitong read `success` for every copy of every payment.
-    expect(s.payments.map((p) => p.outerTradeNo).sort(), 'payments at the sandbox').to.deep.equal([...orders].sort())
-    const states: Record<string, number> = {}
-    for (const d of s.deliveries) states[d.state] = (states[d.state] ?? 0) + 1
-    expect(states, 'delivery states').to.deep.equal({ acknowledged: figures.deliveries })
-    expect(s.payments.filter((p) => p.state !== 'acknowledged').map((p) => `${p.outerTradeNo}: ${p.state}`)).to.deep.equal([])
+    // The figures first, so a failed run shows them too.
     figures.attempts = s.deliveries.reduce((sum, d) => sum + d.attempts.length, 0)
-
-    // Exactly one row per payment in the shop's table, and a done-marker for each.
     const rows = await shop.rows()
     const perOrder = new Map<string, number>()
     for (const row of rows) {
@@ -223,18 +234,29 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
       figures.rowsBySource[source] = (figures.rowsBySource[source] ?? 0) + 1
     }
     figures.rows = rows.length
+    figures.executions = sum((await counts(redis, `${countPrefix}started`)).values())
+    figures.throws = sum((await counts(redis, `${countPrefix}threw`)).values())
+    figures.inProgress = sum(everyApp.map((app) => app.rejections('IN_PROGRESS').length))
+    figures.storeFailed = sum(everyApp.map((app) => app.rejections('STORE_FAILED').length))
+    figures.badGateway = balancer.stats.badGateway - badGatewayBefore
+    console.log(`      ${NAMES[kind]}: ${JSON.stringify(figures)}`)
+    if (idle) throw idle
+
+    // Guanaitong read `success` for every copy of every payment.
+    expect(s.payments.map((p) => p.outerTradeNo).sort(), 'payments at the sandbox').to.deep.equal([...orders].sort())
+    const states: Record<string, number> = {}
+    for (const d of s.deliveries) states[d.state] = (states[d.state] ?? 0) + 1
+    expect(states, 'delivery states').to.deep.equal({ acknowledged: figures.deliveries })
+    expect(s.payments.filter((p) => p.state !== 'acknowledged').map((p) => `${p.outerTradeNo}: ${p.state}`)).to.deep.equal([])
+
+    // Exactly one row per payment in the shop's table, and a done-marker for each.
     expect([...perOrder].filter(([, n]) => n > 1), 'payments with 2 or more rows').to.deep.equal([])
     expect(orders.filter((no) => !perOrder.has(no)), 'payments without a row').to.deep.equal([])
     expect(perOrder.size, 'distinct payments in the shop table').to.equal(PAYMENTS)
     expect(rows.length, 'rows in the shop table').to.equal(PAYMENTS)
     expect(await db.doneMarkers(storeTable, orders.map((no) => `${s.appId}:paid:${no}`)), 'done-markers').to.equal(PAYMENTS)
 
-    // The faults really happened.
-    const executions = await counts(redis, `${countPrefix}started`)
-    figures.executions = [...executions.values()].reduce((a, b) => a + b, 0)
-    figures.throws = [...(await counts(redis, `${countPrefix}threw`)).values()].reduce((a, b) => a + b, 0)
-    figures.inProgress = everyApp.reduce((sum, app) => sum + app.rejections('IN_PROGRESS').length, 0)
-    figures.storeFailed = everyApp.reduce((sum, app) => sum + app.rejections('STORE_FAILED').length, 0)
+    // The faults really happened, and no instance died but those the test killed.
     expect(figures.kills, 'instances SIGKILLed').to.be.greaterThan(0)
     expect(figures.appRestarts, 'killed instances started again').to.equal(figures.kills)
     expect(figures.handlersKilled, 'handlers running in the killed instances').to.be.greaterThan(0)
@@ -242,6 +264,8 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
     expect(await server.startedAt(), 'the server\'s start time after the restart').to.be.greaterThan(serverStartedBefore)
     expect(figures.throws, 'onPaid calls that threw after writing').to.be.greaterThan(0)
     expect(figures.executions, 'onPaid executions: one per payment, plus the thrown and the killed').to.be.greaterThan(PAYMENTS)
+    expect(apps.filter((app) => !app.alive).map((app) => app.name), 'instances dead at the end').to.deep.equal([])
+    expect(balancer.foundDead.slice(foundDeadBefore), 'instances found dead by the balancer').to.deep.equal([])
     return figures
   }
 
