@@ -77,16 +77,16 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
   const prefix = uniquePrefix('sqlfleet')
   const run = Date.now().toString(36).slice(-6)
   let redis: Redis
+  /** One per test: a request still in flight from one test never reaches the next one's instances. */
   let balancer: Balancer
   let sandbox: Sandbox | undefined
   /** Every instance started by the current test, the killed ones included (their log lines count). */
   let everyApp: AppInstance[] = []
-  let cleanups: Array<() => Promise<unknown>> = []
+  /** The current test's server, pool and tables, for afterEach. */
+  let current: { server: SqlServer; db?: SqlTarget; shop?: ShopTable; storeTable?: string } | undefined
 
-  before(async () => {
+  before(() => {
     redis = new Redis(REDIS_URL)
-    balancer = new Balancer()
-    await balancer.start()
   })
 
   afterEach(async function () {
@@ -95,20 +95,27 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
         process.stderr.write(`--- ${app.name} stderr:\n${app.errorOutput}\n--- ${app.name} last lines:\n${app.lines.slice(-15).join('\n')}\n`)
       }
     }
-    for (const app of everyApp) balancer.remove(app.name)
     await killAll()
     everyApp = []
+    await balancer?.close()
     await sandbox?.close()
     sandbox = undefined
-    // Last in, first out: the database is up again before its tables are dropped.
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((err: Error) => process.stderr.write(`cleanup: ${err.message}\n`))
-    cleanups = []
+    if (!current) return
+    const { server, db, shop, storeTable } = current
+    current = undefined
+    // Whatever happened, the shared server is up again for the tests after this one (a failure
+    // to start it fails this hook), and then the test's tables are dropped.
+    try {
+      await server.ensureUp()
+      await shop?.drop()
+      if (storeTable) await db?.dropTable(storeTable)
+    } finally {
+      await db?.end()
+    }
   })
 
   after(async () => {
     await killAll()
-    await balancer?.close()
-    await sandbox?.close()
     if (redis) {
       await deleteKeys(redis, prefix)
       await redis.quit()
@@ -124,14 +131,15 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
         console.log(`      skipped: ${why}`)
         this.skip()
       }
-      // Whatever happens, the shared server is up again for the tests after this one.
-      cleanups.push(() => server.ensureUp())
+      current = { server }
       await server.ensureUp()
       const db = sqlTarget(kind, 4)
-      cleanups.push(() => db.end())
       const storeTable = uniqueTable(`fleet_${kind}`)
+      current = { server, db, storeTable }
       const shop = await db.shopTable(uniqueTable(`fleetshop_${kind}`))
-      cleanups.push(() => shop.drop(), () => db.dropTable(storeTable))
+      current.shop = shop
+      balancer = new Balancer()
+      await balancer.start()
 
       await fleetRun(kind, server, db, storeTable, shop)
     })
@@ -166,8 +174,6 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
       payments: PAYMENTS, pays: 0, paysSettled: 0, deliveries: 0, attempts: 0, kills: 0, appRestarts: 0, handlersKilled: 0,
       dbRestarts: 0, dbDownMs: 0, executions: 0, throws: 0, inProgress: 0, storeFailed: 0, badGateway: 0, rows: 0, rowsBySource: {}, seconds: 0,
     }
-    const badGatewayBefore = balancer.stats.badGateway
-    const foundDeadBefore = balancer.foundDead.length
     const orders = Array.from({ length: PAYMENTS }, (_, i) => `Q${kind[0]}${run}${i}`)
     const copiesOf = (i: number) => 2 + (i % 3)
     const deliverCopies = (payment: SandboxPayment, copies: number) => {
@@ -238,7 +244,7 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
     figures.throws = sum((await counts(redis, `${countPrefix}threw`)).values())
     figures.inProgress = sum(everyApp.map((app) => app.rejections('IN_PROGRESS').length))
     figures.storeFailed = sum(everyApp.map((app) => app.rejections('STORE_FAILED').length))
-    figures.badGateway = balancer.stats.badGateway - badGatewayBefore
+    figures.badGateway = balancer.stats.badGateway
     console.log(`      ${NAMES[kind]}: ${JSON.stringify(figures)}`)
     if (idle) throw idle
 
@@ -265,7 +271,7 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
     expect(figures.throws, 'onPaid calls that threw after writing').to.be.greaterThan(0)
     expect(figures.executions, 'onPaid executions: one per payment, plus the thrown and the killed').to.be.greaterThan(PAYMENTS)
     expect(apps.filter((app) => !app.alive).map((app) => app.name), 'instances dead at the end').to.deep.equal([])
-    expect(balancer.foundDead.slice(foundDeadBefore), 'instances found dead by the balancer').to.deep.equal([])
+    expect(balancer.foundDead, 'instances found dead by the balancer').to.deep.equal([])
     return figures
   }
 
