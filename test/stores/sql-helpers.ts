@@ -88,29 +88,35 @@ export interface SqlTarget {
   end(): Promise<void>
 }
 
+/** What both pools do alike. */
+function poolChores(pool: { query(sql: string): Promise<unknown>; end(): Promise<void> }): Pick<SqlTarget, 'dropTable' | 'end'> {
+  return {
+    dropTable: async (table) => { await pool.query(`DROP TABLE IF EXISTS ${table}`) },
+    end: () => pool.end(),
+  }
+}
+
 export function sqlTarget(kind: SqlKind, max = 10): SqlTarget {
   if (kind === 'postgres') {
     const pool = pgPool(max)
     return {
       kind,
+      ...poolChores(pool),
       store: (table, driver) => (driver ? new PostgresStore({ driver, table }) : new PostgresStore({ pool, table })),
       driver: () => pgDriver(pool) as SqlDriver<unknown>,
       shopTable: (name, create) => pgShopTable(pool, name, create),
       doneMarkers: async (table, keys) => (await pool.query(
         `SELECT count(*)::int AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key = ANY($1)`, [keys])).rows[0].n,
-      dropTable: async (table) => { await pool.query(`DROP TABLE IF EXISTS ${table}`) },
-      end: () => pool.end(),
     }
   }
   const pool = mysqlPool(max)
   return {
     kind,
+    ...poolChores(pool),
     store: (table, driver) => (driver ? new MysqlStore({ driver, table }) : new MysqlStore({ pool, table })),
     driver: () => mysqlDriver(pool) as SqlDriver<unknown>,
     shopTable: (name, create) => mysqlShopTable(pool, name, create),
     doneMarkers: async (table, keys) => Number(((await pool.query(
       `SELECT count(*) AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key IN (?)`, [keys]))[0] as Array<{ n: number }>)[0].n),
-    dropTable: async (table) => { await pool.query(`DROP TABLE IF EXISTS ${table}`) },
-    end: () => pool.end(),
   }
 }
