@@ -62,9 +62,9 @@ interface Figures {
   /** onPaid executions begun, in all instances. */
   executions: number
   throws: number
-  /** Deliveries answered fail because another instance held the payment. */
+  /** Settlements refused IN_PROGRESS (logged): another instance held the payment's row. */
   inProgress: number
-  /** Answers fail because the database failed (its restart, a connection killed with its owner). */
+  /** Settlements refused STORE_FAILED (logged): the database failed them, mostly while it restarted. */
   storeFailed: number
   /** Requests the balancer answered 502: cut by a kill. */
   badGateway: number
