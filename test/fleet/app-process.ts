@@ -28,6 +28,15 @@
  * - UNSETTLED_AFTER_MS when set, the router's unsettledAfterMs, with an onUnsettled that counts
  *                     (HINCRBY <COUNT_PREFIX>unsettled <outer_trade_no> 1) and prints `UNSETTLED <no>`.
  * - SWEEP_EVERY_MS    the router's sweepEveryMs (default its own).
+ * - STORE             `redis` (default), or `postgres` / `mysql`: a PostgresStore / MysqlStore on
+ *                     POSTGRES_URL / MYSQL_URL (test/stores/sql-helpers.ts) instead of the RedisStore.
+ *                     The token cache stays in Redis (REDIS_URL).
+ * - STORE_TABLE, SHOP_TABLE  with a SQL store: its settlement table, and the shop's table (made by
+ *                     the test) where onPaid writes one row `(outer_trade_no, source)` through ctx.tx.
+ * - POOL_MAX          with a SQL store: the pool's size (default 10).
+ * - THROW_AFTER_WRITE with a SQL store: the fraction of onPaid calls (0 to 1, default 0) that throw
+ *                     after their row is written (and after HANDLER_DELAY_MS), so the transaction
+ *                     rolls the row back; each is counted (HINCRBY <COUNT_PREFIX>threw <no> 1).
  *
  * Counting, in the COUNT Redis (never in this process's memory, which dies with a SIGKILL):
  * - HINCRBY <COUNT_PREFIX>started <outer_trade_no> 1   when onPaid begins,
@@ -35,8 +44,10 @@
  * - HSET    <COUNT_PREFIX>by <outer_trade_no> <INSTANCE> (same MULTI as `paid`),
  * - HSET    <COUNT_PREFIX>source <outer_trade_no> pay|notify (same MULTI: which channel settled it).
  * "Processed exactly once" is `paid` = 1; `started` shows executions that were cut short.
+ * With a SQL store the shop table is the record that counts: `paid` is counted before the COMMIT.
  *
  * stdout protocol (one line each): `READY <port>`, `INSIDE_ONPAID <no>`,
+ * `ONPAID_BEGIN <no>` and `ONPAID_END <no>` around every execution of onPaid (thrown or not),
  * `COMPLETE_FAILED <key> <error message>` when the store's complete() rejected,
  * `LOG <level> <reason|-> <outer_trade_no|-> <message>` for every log line of the router,
  * `REDIS <event>` for the store client's connection events.
@@ -50,6 +61,7 @@ import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import type { Logger, UnsettledRecord } from '../../src/types'
 import { IOREDIS_CLUSTER_OPTIONS } from '../stores/cluster-options'
+import { SQL_KINDS, sqlTarget, type SqlKind } from '../stores/sql-helpers'
 
 const env = process.env
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))
@@ -75,9 +87,19 @@ const APP_SECRET = env.APP_SECRET ?? 'sandbox-secret'
 const PAY_TIMEOUT_MS = num('PAY_TIMEOUT_MS', 10_000)
 const UNSETTLED_AFTER_MS = env.UNSETTLED_AFTER_MS ? Number(env.UNSETTLED_AFTER_MS) : undefined
 const SWEEP_EVERY_MS = env.SWEEP_EVERY_MS ? Number(env.SWEEP_EVERY_MS) : undefined
+const STORE = env.STORE ?? 'redis'
+const STORE_TABLE = env.STORE_TABLE ?? ''
+const SHOP_TABLE = env.SHOP_TABLE ?? ''
+const POOL_MAX = num('POOL_MAX', 10)
+const THROW_AFTER_WRITE = num('THROW_AFTER_WRITE', 0)
 
 if (!SANDBOX_URL || !NOTIFY_URL) {
   process.stderr.write('app-process: SANDBOX_URL and NOTIFY_URL are required\n')
+  process.exit(2)
+}
+const isSql = (kind: string): kind is SqlKind => (SQL_KINDS as readonly string[]).includes(kind)
+if (STORE !== 'redis' && !(isSql(STORE) && STORE_TABLE !== '' && SHOP_TABLE !== '')) {
+  process.stderr.write(`app-process: STORE must be redis, ${SQL_KINDS.join(' or ')}; a SQL store needs STORE_TABLE and SHOP_TABLE\n`)
   process.exit(2)
 }
 
@@ -127,6 +149,10 @@ function log(level: string, message: string, context: Record<string, unknown> = 
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** With a SQL store: the database, and the shop table onPaid writes to. */
+const sql = isSql(STORE) ? sqlTarget(STORE, POOL_MAX) : null
+const shop = sql ? await sql.shop(SHOP_TABLE, false) : null
+
 /** The store, printing why a complete() rejected (the router logs only that it did). */
 function reportingCompleteFailures(store: RedisStore): RedisStore {
   const complete = store.complete.bind(store)
@@ -157,7 +183,9 @@ app.use('/gat', guanaitong({
   notifyUrl: NOTIFY_URL,
   logger,
   timeoutMs: PAY_TIMEOUT_MS,
-  store: reportingCompleteFailures(new RedisStore({ client, prefix: PREFIX, leaseMs: LEASE_MS, waitReplicas: WAIT_REPLICAS, waitTimeoutMs: WAIT_TIMEOUT_MS })),
+  store: sql ? sql.store({ table: STORE_TABLE }) : reportingCompleteFailures(new RedisStore({
+    client, prefix: PREFIX, leaseMs: LEASE_MS, waitReplicas: WAIT_REPLICAS, waitTimeoutMs: WAIT_TIMEOUT_MS,
+  })),
   ...(UNSETTLED_AFTER_MS === undefined ? {} : {
     unsettledAfterMs: UNSETTLED_AFTER_MS,
     sweepEveryMs: SWEEP_EVERY_MS,
@@ -180,17 +208,27 @@ app.use('/gat', guanaitong({
   }),
   async onPaid(payment, _req, ctx) {
     const no = payment.outerTradeNo
-    const started = await counter.hincrby(`${COUNT_PREFIX}started`, no, 1)
-    if (KILL_ON !== '' && no.startsWith(KILL_ON) && started === 1) {
-      say(`INSIDE_ONPAID ${no}`)
-      await new Promise<never>(() => undefined)
+    say(`ONPAID_BEGIN ${no}`)
+    try {
+      const started = await counter.hincrby(`${COUNT_PREFIX}started`, no, 1)
+      if (KILL_ON !== '' && no.startsWith(KILL_ON) && started === 1) {
+        say(`INSIDE_ONPAID ${no}`)
+        await new Promise<never>(() => undefined)
+      }
+      if (shop) await shop.write(ctx.tx, no, ctx.source)
+      if (HANDLER_DELAY_MS > 0) await sleep(HANDLER_DELAY_MS)
+      if (shop && Math.random() < THROW_AFTER_WRITE) {
+        await counter.hincrby(`${COUNT_PREFIX}threw`, no, 1)
+        throw new Error(`onPaid for ${no} threw after writing its row (THROW_AFTER_WRITE)`)
+      }
+      await counter.multi()
+        .hincrby(`${COUNT_PREFIX}paid`, no, 1)
+        .hset(`${COUNT_PREFIX}by`, no, INSTANCE)
+        .hset(`${COUNT_PREFIX}source`, no, ctx.source)
+        .exec()
+    } finally {
+      say(`ONPAID_END ${no}`)
     }
-    if (HANDLER_DELAY_MS > 0) await sleep(HANDLER_DELAY_MS)
-    await counter.multi()
-      .hincrby(`${COUNT_PREFIX}paid`, no, 1)
-      .hset(`${COUNT_PREFIX}by`, no, INSTANCE)
-      .hset(`${COUNT_PREFIX}source`, no, ctx.source)
-      .exec()
   },
 }))
 
@@ -211,6 +249,7 @@ async function shutdown(): Promise<void> {
   server.closeAllConnections()
   server.close()
   client.disconnect()
+  await sql?.end().catch(() => undefined)
   await counter.quit().catch(() => undefined)
   process.exit(0)
 }

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { killChild, ProcessGroup } from '../processes'
 import { sleep, unusedPort } from '../stores/redis-helpers'
+import type { SqlKind } from '../stores/sql-helpers'
 
 const APP_PROCESS = fileURLToPath(new URL('./app-process.ts', import.meta.url))
 const REDIS_SERVER = '/usr/bin/redis-server'
@@ -24,12 +25,20 @@ export function killAll(): Promise<void> {
 export class AppInstance {
   readonly lines: string[] = []
   port = 0
+  /** onPaid executions begun and not ended, by the ONPAID_BEGIN / ONPAID_END lines read so far. */
+  handlersRunning = 0
+  /** Resolves once every line the process wrote has been read (its stdout closed). */
+  readonly outputEnded: Promise<void>
   private readonly watchers = new Set<() => void>()
   private stderr = ''
 
   constructor(readonly name: string, readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    const lines = createInterface({ input: child.stdout! })
+    this.outputEnded = new Promise((resolve) => lines.once('close', resolve))
+    lines.on('line', (line) => {
       this.lines.push(line)
+      if (line.startsWith('ONPAID_BEGIN ')) this.handlersRunning += 1
+      else if (line.startsWith('ONPAID_END ')) this.handlersRunning -= 1
       for (const watch of [...this.watchers]) watch()
     })
     child.stderr!.on('data', (chunk: Buffer) => {
@@ -108,6 +117,11 @@ export interface AppEnv {
   PAY_TIMEOUT_MS?: number
   UNSETTLED_AFTER_MS?: number
   SWEEP_EVERY_MS?: number
+  STORE?: 'redis' | SqlKind
+  STORE_TABLE?: string
+  SHOP_TABLE?: string
+  POOL_MAX?: number
+  THROW_AFTER_WRITE?: number
 }
 
 /** Starts one instance and resolves once it printed READY. */

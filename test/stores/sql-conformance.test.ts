@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { mysqlSchema, postgresSchema } from '../../src/stores'
 import { transactionalStoreConformance } from '../../src/testing/transactional-conformance'
-import { blindReads, heldSettlement, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 for (const target of sqlTargets()) {
   const table = uniqueTable('conf')
@@ -26,28 +26,6 @@ for (const target of sqlTargets()) {
       let tx: unknown
       await target.store({ table }).settle(`20110698:paid:H${Date.now()}`, async (conn) => { tx = conn })
       expect(tx).to.have.property('query').that.is.a('function')
-    })
-
-    it('a duplicate that read "no row" just before the first created it: busy at once on PostgreSQL; on InnoDB it waits for the first, then reads done (docs/sql-stores.md)', async () => {
-      const key = `20110698:paid:R${Date.now()}`
-      const first = heldSettlement(target.store({ table }), key)
-      await first.inside
-      const raced = blindReads(target.driver())
-      raced.blind(1)
-      let settled = false
-      const duplicate = target.store({ table, driver: raced }).settle(key, async () => { throw new Error('must not run') })
-        .finally(() => { settled = true })
-      if (target.name === 'PostgresStore') {
-        // ON CONFLICT DO NOTHING does not wait for the row's lock.
-        expect(await duplicate).to.deep.equal({ status: 'busy' })
-      } else {
-        await new Promise((r) => setTimeout(r, 300))
-        // An INSERT that meets a key another transaction has locked waits for that lock on InnoDB.
-        expect(settled, 'the duplicate waits behind the first instead of answering busy').to.equal(false)
-      }
-      first.open()
-      expect(await first.result).to.deep.equal({ status: 'completed' })
-      if (target.name === 'MysqlStore') expect(await duplicate).to.deep.equal({ status: 'done' })
     })
 
     it('keeps keys that differ only in case apart', async () => {

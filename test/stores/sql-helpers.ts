@@ -29,13 +29,25 @@ export function mysqlPool(max = 10, url = MYSQL_URL): mysql.Pool {
   return mysql.createPool({ uri: url, connectionLimit: max })
 }
 
+/** One row of the shop's table: the payment it was written for, and by which channel (when told). */
+export interface ShopRow {
+  id: string
+  source: string | null
+}
+
 /** The shop's own table, where `onPaid` writes one row per payment through `ctx.tx`. */
 export interface ShopTable {
   name: string
-  write(tx: unknown, id: string): Promise<unknown>
+  write(tx: unknown, id: string, source?: string): Promise<unknown>
   count(id: string): Promise<number>
+  /** Every row, for the tallies of a whole run. */
+  rows(): Promise<ShopRow[]>
   drop(): Promise<void>
 }
+
+/** Which database a SQL store runs on. */
+export type SqlKind = 'postgres' | 'mysql'
+export const SQL_KINDS: readonly SqlKind[] = ['postgres', 'mysql']
 
 /** A store over a pool of its own that has no 'error' listener, and a way to kill that pool's idle connections. */
 export interface BareStore {
@@ -45,13 +57,17 @@ export interface BareStore {
 }
 
 export interface SqlTarget {
+  kind: SqlKind
   /** The store class's name. */
   name: 'PostgresStore' | 'MysqlStore'
   /** A store over the shared pool (or `url`'s, for an unreachable database), or over `options.driver`. */
   store(options: SqlStoreOptions & { table: string; driver?: SqlDriver<unknown> }, url?: string): TransactionalStore
   /** The package's own driver over the shared pool. */
   driver(): SqlDriver<unknown>
-  shop(): Promise<ShopTable>
+  /** The shop table (a new one by default); `create: false` for a table another process made. */
+  shop(name?: string, create?: boolean): Promise<ShopTable>
+  /** How many of these settlement keys carry a done-marker in the store's table. */
+  doneMarkers(table: string, keys: readonly string[]): Promise<number>
   /** Runs one statement through a handler's `tx`. */
   run(tx: unknown, sql: string): Promise<unknown>
   /** Kills the connection behind `tx` on the server, from another connection. */
@@ -65,25 +81,28 @@ export interface SqlTarget {
   end(): Promise<void>
 }
 
-function postgresTarget(): SqlTarget {
-  const pool = pgPool()
+function postgresTarget(max: number): SqlTarget {
+  const pool = pgPool(max)
   const extra: pg.Pool[] = []
   return {
+    kind: 'postgres',
     name: 'PostgresStore',
     store: ({ driver, ...options }, url) => (driver
       ? new PostgresStore({ driver, ...options })
       : new PostgresStore({ pool: url ? remember(extra, pgPool(1, url)) : pool, ...options })),
     driver: () => pgDriver(pool) as SqlDriver<unknown>,
-    async shop() {
-      const name = uniqueTable('shop')
-      await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT now())`)
+    async shop(name = uniqueTable('shop'), create = true) {
+      if (create) await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, source VARCHAR(16), at TIMESTAMPTZ NOT NULL DEFAULT now())`)
       return {
         name,
-        write: (tx, id) => (tx as pg.PoolClient).query(`INSERT INTO ${name} (id) VALUES ($1)`, [id]),
+        write: (tx, id, source) => (tx as pg.PoolClient).query(`INSERT INTO ${name} (id, source) VALUES ($1, $2)`, [id, source ?? null]),
         count: async (id) => (await pool.query(`SELECT count(*)::int AS n FROM ${name} WHERE id = $1`, [id])).rows[0].n,
+        rows: async () => (await pool.query<ShopRow>(`SELECT id, source FROM ${name}`)).rows,
         drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
       }
     },
+    doneMarkers: async (table, keys) => (await pool.query(
+      `SELECT count(*)::int AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key = ANY($1)`, [keys])).rows[0].n,
     run: (tx, sql) => (tx as pg.PoolClient).query(sql),
     kill: (tx) => pool.query('SELECT pg_terminate_backend($1)', [(tx as pg.PoolClient & { processID: number }).processID]),
     exists: async (table) => (await pool.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null,
@@ -102,25 +121,28 @@ function postgresTarget(): SqlTarget {
   }
 }
 
-function mysqlTarget(): SqlTarget {
-  const pool = mysqlPool()
+function mysqlTarget(max: number): SqlTarget {
+  const pool = mysqlPool(max)
   const extra: mysql.Pool[] = []
   return {
+    kind: 'mysql',
     name: 'MysqlStore',
     store: ({ driver, ...options }, url) => (driver
       ? new MysqlStore({ driver, ...options })
       : new MysqlStore({ pool: url ? remember(extra, mysqlPool(1, url)) : pool, ...options })),
     driver: () => mysqlDriver(pool) as SqlDriver<unknown>,
-    async shop() {
-      const name = uniqueTable('shop')
-      await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB`)
+    async shop(name = uniqueTable('shop'), create = true) {
+      if (create) await pool.query(`CREATE TABLE ${name} (id VARCHAR(191) NOT NULL, source VARCHAR(16) NULL, at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB`)
       return {
         name,
-        write: (tx, id) => (tx as mysql.PoolConnection).query(`INSERT INTO ${name} (id) VALUES (?)`, [id]),
+        write: (tx, id, source) => (tx as mysql.PoolConnection).query(`INSERT INTO ${name} (id, source) VALUES (?, ?)`, [id, source ?? null]),
         count: async (id) => Number(((await pool.query(`SELECT count(*) AS n FROM ${name} WHERE id = ?`, [id]))[0] as Array<{ n: number }>)[0].n),
+        rows: async () => (await pool.query(`SELECT id, source FROM ${name}`))[0] as ShopRow[],
         drop: async () => { await pool.query(`DROP TABLE IF EXISTS ${name}`) },
       }
     },
+    doneMarkers: async (table, keys) => Number(((await pool.query(
+      `SELECT count(*) AS n FROM ${table} WHERE done_at IS NOT NULL AND settle_key IN (?)`, [keys]))[0] as Array<{ n: number }>)[0].n),
     run: (tx, sql) => (tx as mysql.PoolConnection).query(sql),
     kill: (tx) => pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`),
     exists: async (table) => ((await pool.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
@@ -148,39 +170,12 @@ function remember<T>(list: T[], item: T): T {
   return item
 }
 
-/** Both databases, each with pools of its own; call `end()` on each after the file's tests. */
+/** One database, with pools of its own (`max` connections in the shared one); call `end()` after use. */
+export function sqlTarget(kind: SqlKind, max = 10): SqlTarget {
+  return kind === 'postgres' ? postgresTarget(max) : mysqlTarget(max)
+}
+
+/** Both databases; call `end()` on each after the file's tests. */
 export function sqlTargets(): SqlTarget[] {
-  return [postgresTarget(), mysqlTarget()]
-}
-
-/**
- * A driver whose next `n` unlocked reads of a marker row find nothing: a settlement that read
- * just before another created the row, a race too narrow to hit on purpose.
- */
-export function blindReads<Tx>(driver: SqlDriver<Tx>): SqlDriver<Tx> & { blind(n: number): void } {
-  let blind = 0
-  return {
-    begin: () => driver.begin(),
-    query: async (sql, params) => {
-      if (blind > 0 && sql.startsWith('SELECT done_at, attempts FROM')) {
-        blind--
-        return { rows: [], affected: 0 }
-      }
-      return driver.query(sql, params)
-    },
-    blind: (n) => { blind = n },
-  }
-}
-
-/** Settles `key` with a work that waits until `open()`; `inside` resolves once the work runs. */
-export function heldSettlement(store: TransactionalStore<unknown>, key: string) {
-  let open!: () => void
-  let entered!: () => void
-  const gate = new Promise<void>((resolve) => { open = resolve })
-  const inside = new Promise<void>((resolve) => { entered = resolve })
-  const result = store.settle(key, async () => {
-    entered()
-    await gate
-  })
-  return { result, inside, open }
+  return SQL_KINDS.map((kind) => sqlTarget(kind))
 }

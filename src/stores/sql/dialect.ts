@@ -18,11 +18,7 @@ export interface Dialect {
   readonly name: 'postgres' | 'mysql'
   /** The marker row, read without a lock: `done_at`, `attempts`. */
   readonly read: string
-  /**
-   * Creates the marker row (not done, 0 attempts) unless it exists. On PostgreSQL it never waits;
-   * on InnoDB an INSERT that meets an existing key waits for that row's lock, so a settlement that
-   * read "no row" just before another created and locked it waits here for that one to end.
-   */
+  /** Creates the marker row (not done, 0 attempts) unless it exists; never waits on a row lock held by a settlement (but on MySQL 8: see mysql()), failing as `isLockBusy` instead. */
   readonly insertIfAbsent: string
   /**
    * Locks the marker row for this transaction, failing at once (NOWAIT) when another holds it.
@@ -139,8 +135,11 @@ export function mysql(table: string): Dialect {
         'ON DUPLICATE KEY UPDATE deadline = VALUES(deadline), record = VALUES(record)',
     },
     // A plain INSERT that ignores only the duplicate key: INSERT IGNORE would also turn a too-long
-    // value into a warning and a truncated key.
-    insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
+    // value into a warning and a truncated key. InnoDB locks a duplicate row before it ignores it,
+    // so an insert meeting a marker another settlement created and locked meanwhile would wait for
+    // that whole settlement: MariaDB runs it with no lock wait (the failure is read as busy). The
+    // MariaDB-only comment is a comment to MySQL 8, where the insert can still wait.
+    insertIfAbsent: `/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */ INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
     ddl: mysqlSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
     // MySQL 8 answers NOWAIT with ER_LOCK_NOWAIT (3572); MariaDB with ER_LOCK_WAIT_TIMEOUT (1205).
     isLockBusy: (err) => errnoOf(err) === 3572 || errnoOf(err) === 1205,

@@ -30,7 +30,8 @@ const PURGE_BATCH = 1000
  * Exactly-once settlement in the shop's own database. One marker row per key:
  *
  * 1. Read the row without a lock: done means `done` at once (a duplicate costs one round trip).
- *    Create it when missing, outside the transaction, so a duplicate never waits on an insert.
+ *    Create it when missing, outside the transaction, so a duplicate never waits on an insert;
+ *    an insert that meets the row another settlement created and locked since the read is `busy`.
  * 2. BEGIN, and lock the row with NOWAIT: held by another transaction means `busy` at once.
  * 3. Done by now (settled between 1 and 2) means `done`; otherwise run `work` in the
  *    transaction, mark the row done in it, and COMMIT: the shop's writes and the marker commit
@@ -75,7 +76,15 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     await this.ready()
     const seen = await this.db('read', () => this.driver.query(this.dialect.read, [key]))
     if (isDone(seen.rows[0])) return DONE
-    if (seen.rows.length === 0) await this.db('insert', () => this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()]))
+    if (seen.rows.length === 0) {
+      try {
+        await this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()])
+      } catch (err) {
+        // Another settlement created the row since the read, and holds it.
+        if (this.dialect.isLockBusy(err)) return BUSY
+        throw storeFailed('insert', err)
+      }
+    }
 
     const t = await this.db('begin', () => this.driver.begin())
     let marker: SqlRow | undefined
