@@ -18,6 +18,9 @@ export const log = (message) => process.stderr.write(`[bench] ${message}\n`)
 export const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const commandCount = (report) => sum(Object.values(report.commands ?? {}), (n) => n)
+/** What the SQL stores' servers count, by kind of statement (servers/sql.js), between two reports. */
+const statementsBetween = (before, after) => Object.fromEntries(Object.entries(after.statements)
+  .map(([kind, n]) => [kind, n - (before.statements?.[kind] ?? 0)]).filter(([, n]) => n > 0))
 
 /** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
 export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
@@ -39,6 +42,7 @@ export async function measure(server, config, seconds = DURATION_SEC, poolKind =
     cpuUsPerRequest: result.total ? Math.round((after.cpuUs - before.cpuUs) / result.total) : null,
     onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
     redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
+    sqlStatements: after.statements ? statementsBetween(before, after) : undefined,
     peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
     loadAvg: Math.round(loadAvg * 100) / 100,
     before,
@@ -52,6 +56,10 @@ export function combine(runs) {
   const durationSec = sum(runs, (r) => r.durationSec)
   const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
   const redisCommands = counted('redisCommands')
+  // Statements per request, by kind and in all (each one a round trip to the database).
+  const sql = runs[0].sqlStatements === undefined ? undefined : {}
+  for (const run of sql ? runs : []) for (const [kind, n] of Object.entries(run.sqlStatements)) sql[kind] = (sql[kind] ?? 0) + n
+  const perRequest = (n) => Math.round((n / total) * 100) / 100
   return {
     rps: total / durationSec,
     total,
@@ -60,7 +68,11 @@ export function combine(runs) {
     p99: median(runs.map((r) => r.p99)),
     cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
     onPaidCalls: counted('onPaidCalls'),
-    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: Math.round((redisCommands / total) * 100) / 100 }),
+    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
+    ...(sql === undefined ? {} : {
+      sqlStatementsPerRequest: perRequest(sum(Object.values(sql), (n) => n)),
+      sqlStatementsByKind: Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, perRequest(n)])),
+    }),
     non2xx: sum(runs, (r) => r.non2xx),
     errors: sum(runs, (r) => r.errors),
     timeouts: sum(runs, (r) => r.timeouts),

@@ -5,19 +5,30 @@ import { otelLines } from './otel.js'
 const round = (n, digits = 2) => (n === null || n === undefined ? null : Math.round(n * 10 ** digits) / 10 ** digits)
 const ms = (n) => (n === null || n === undefined ? '–' : n.toFixed(2))
 
+/** `read 1, insert marker 1, …`: the SQL statements per request, by kind. */
+const statementKinds = (pass) => Object.entries(pass.sqlStatementsByKind).map(([kind, n]) => `${kind} ${n}`).join(', ')
+
+/** Each round's req/s over the baseline's in the same round: `0.41–0.47`. */
+function roundRatios(run, base) {
+  const ratios = run.rounds.map((round, i) => round.rps / base.rounds[i].rps)
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`
+}
+
 function rows(r) {
   const out = []
   const add = (scenario, run, note = '') => out.push({ scenario, run, note })
   add('ceiling (node:http)', r.ceiling)
   add('baseline (express.urlencoded)', r.baseline)
-  for (const [name, result] of [['notify-memory', r.notifyMemory], ['notify-redis', r.notifyRedis]]) {
+  for (const [name, result = { skipped: 'not run' }] of [['notify-memory', r.notifyMemory], ['notify-redis', r.notifyRedis],
+    ['notify-postgres', r.notifyPostgres], ['notify-mysql', r.notifyMysql]]) {
     if (result.skipped) {
       add(name, null, `skipped: ${result.skipped}`)
       continue
     }
-    const redis = (pass) => (pass.redisCommandsPerRequest !== undefined ? `, ${pass.redisCommandsPerRequest} Redis commands/req` : '')
-    add(name, result.unique, `all new; onPaid ${result.unique.onPaidCalls}×${redis(result.unique)}`)
-    add(`${name}, 30 % dup`, result.duplicates, `onPaid ${result.duplicates.onPaidCalls}× for ${result.duplicates.total} requests${redis(result.duplicates)}`)
+    const trips = (pass) => (pass.redisCommandsPerRequest !== undefined ? `, ${pass.redisCommandsPerRequest} Redis commands/req`
+      : pass.sqlStatementsPerRequest !== undefined ? `, ${pass.sqlStatementsPerRequest} SQL statements/req (${statementKinds(pass)})` : '')
+    add(name, result.unique, `all new; onPaid ${result.unique.onPaidCalls}×${trips(result.unique)}`)
+    add(`${name}, 30 % dup`, result.duplicates, `onPaid ${result.duplicates.onPaidCalls}× for ${result.duplicates.total} requests${trips(result.duplicates)}`)
   }
   const c = r.consoleLogger
   add('notify-memory, 30 % dup, console logger', c, `logger: console (the default); onPaid ${c.onPaidCalls}× for ${c.total} requests`)
@@ -97,6 +108,21 @@ function targets(r) {
       `${ratio.toFixed(2)} × (${Math.round(redis.unique.rps)} req/s), ${redis.unique.redisCommandsPerRequest} Redis commands per new notification, ${redis.duplicates.redisCommandsPerRequest} with 30 % duplicates`,
       `${((0.7 - ratio) * 100).toFixed(0)} points below`,
       `Each new notification needs a claim and a complete (${redis.unique.redisCommandsPerRequest} round trips); ${cpu(redis.unique)}; Redis itself runs on the same 2 cores.${busy(redis.unique)}`))
+  }
+  for (const [name, sql = { skipped: 'not run' }, server] of [['notify-postgres', r.notifyPostgres, 'PostgreSQL'], ['notify-mysql', r.notifyMysql, 'MariaDB/MySQL']]) {
+    const goal = `${name} throughput ≥ 0.50 × baseline`
+    if (sql.skipped) {
+      list.push({ name: goal, met: null, measured: `skipped: ${sql.skipped}` })
+      continue
+    }
+    const ratio = sql.unique.rps / base.rps
+    list.push(target(goal, ratio >= 0.5,
+      `${ratio.toFixed(2)} × (${Math.round(sql.unique.rps)} vs ${Math.round(base.rps)} req/s; rounds ${roundRatios(sql.unique, base)} ×), ` +
+      `${sql.unique.sqlStatementsPerRequest} round trips per new notification (${statementKinds(sql.unique)}), ` +
+      `${sql.duplicates.sqlStatementsPerRequest} per request with 30 % duplicates`,
+      `${((0.5 - ratio) * 100).toFixed(0)} points below`,
+      `Each new notification is ${sql.unique.sqlStatementsPerRequest} statements in sequence, two of them durable commits, on a pool of ${r.settings.sqlPool ?? 10} connections; ` +
+      `${cpu(sql.unique)}; ${server} runs on the same 2 cores (see README.md, "SQL stores").${busy(sql.unique)}`))
   }
   const p = r.pay
   const gap = p.routePaced.p50 - p.directPaced.p50
