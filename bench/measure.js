@@ -56,10 +56,16 @@ export function combine(runs) {
   const durationSec = sum(runs, (r) => r.durationSec)
   const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
   const redisCommands = counted('redisCommands')
-  // Statements per request, by kind and in all (each one a round trip to the database).
+  // SQL statements (each one a round trip to the database), by kind and in all: per request, and
+  // per settled notification (per done-marker). Requests still in flight when the load stops are
+  // not in autocannon's total but their statements are counted: per done-marker is exact in a
+  // pass of new notifications, where each settles with one done-marker and nothing else does.
   const sql = runs[0].sqlStatements === undefined ? undefined : {}
   for (const run of sql ? runs : []) for (const [kind, n] of Object.entries(run.sqlStatements)) sql[kind] = (sql[kind] ?? 0) + n
-  const perRequest = (n) => Math.round((n / total) * 100) / 100
+  const per = (n, of) => Math.round((n / of) * 100) / 100
+  const perRequest = (n) => per(n, total)
+  const statements = sql && sum(Object.values(sql), (n) => n)
+  const settled = sql?.['done-marker'] ?? 0
   return {
     rps: total / durationSec,
     total,
@@ -70,8 +76,11 @@ export function combine(runs) {
     onPaidCalls: counted('onPaidCalls'),
     ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
     ...(sql === undefined ? {} : {
-      sqlStatementsPerRequest: perRequest(sum(Object.values(sql), (n) => n)),
+      sqlStatements: sql,
+      sqlStatementsPerRequest: perRequest(statements),
       sqlStatementsByKind: Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, perRequest(n)])),
+      sqlStatementsPerSettled: settled ? per(statements, settled) : null,
+      sqlStatementsPerSettledByKind: settled ? Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, per(n, settled)])) : null,
     }),
     non2xx: sum(runs, (r) => r.non2xx),
     errors: sum(runs, (r) => r.errors),
