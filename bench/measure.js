@@ -43,6 +43,7 @@ export async function measure(server, config, seconds = DURATION_SEC, poolKind =
     onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
     redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
     sqlStatements: after.statements ? statementsBetween(before, after) : undefined,
+    databaseCpuUs: after.databaseCpuUs == null || before.databaseCpuUs == null ? undefined : after.databaseCpuUs - before.databaseCpuUs,
     peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
     loadAvg: Math.round(loadAvg * 100) / 100,
     before,
@@ -73,6 +74,9 @@ export function combine(runs) {
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
+    // The load generator's CPU, and the database's where the server can read it (SQL stores).
+    loadCpuUsPerRequest: runs.every((r) => r.loadCpuUs !== undefined) ? Math.round(sum(runs, (r) => r.loadCpuUs) / total) : undefined,
+    ...(runs.every((r) => r.databaseCpuUs !== undefined) ? { databaseCpuUsPerRequest: Math.round(sum(runs, (r) => r.databaseCpuUs) / total) } : {}),
     onPaidCalls: counted('onPaidCalls'),
     ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
     ...(sql === undefined ? {} : {

@@ -123,7 +123,9 @@ function targets(r) {
       `${sql.duplicates.sqlStatementsPerRequest} per request with 30 % duplicates (${statementKinds(sql.duplicates)})`,
       `${((0.5 - ratio) * 100).toFixed(0)} points below`,
       `Each new notification is ${sql.unique.sqlStatementsPerSettled} statements in sequence, two of them durable commits, on a pool of ${r.settings.sqlPool ?? 10} connections; ` +
-      `${cpu(sql.unique)}; ${server} runs on the same 2 cores (see README.md, "SQL stores").${busy(sql.unique)}`))
+      `${cpu(sql.unique)}, plus ${sql.unique.databaseCpuUsPerRequest ?? '?'} µs of ${server} CPU` +
+      `${server === 'PostgreSQL' ? ' (the pool\'s backends)' : ' (the whole server process)'}, on the same ${r.machine.cores} cores as the server and the load generator ` +
+      `(${sql.unique.loadCpuUsPerRequest ?? '?'} vs ${base.loadCpuUsPerRequest ?? '?'} µs per request); see README.md, "SQL stores".${busy(sql.unique)}`))
   }
   const p = r.pay
   const gap = p.routePaced.p50 - p.directPaced.p50

@@ -194,7 +194,9 @@ if (process.env.BENCH_ONLY === 'notify') {
     const rounds = pass.rounds.map((round, i) => (round.rps / base.rounds[i].rps).toFixed(2)).join(' ')
     const trips = pass.sqlStatementsPerSettled ?? pass.redisCommandsPerRequest
     log(`${name}: ${Math.round(pass.rps)} req/s, ${(pass.rps / base.rps).toFixed(2)} × baseline (rounds ${rounds}), ` +
-      `${pass.cpuUsPerRequest} µs CPU/req${trips === undefined ? '' : `, ${trips} round trips per new notification`}` +
+      `CPU µs/req: server ${pass.cpuUsPerRequest}, load generator ${pass.loadCpuUsPerRequest}` +
+      `${pass.databaseCpuUsPerRequest === undefined ? '' : `, database ${pass.databaseCpuUsPerRequest}`}` +
+      `${trips === undefined ? '' : `; ${trips} round trips per new notification`}` +
       `${run.duplicates ? `; 30 % dup ${Math.round(run.duplicates.rps)} req/s, ${run.duplicates.sqlStatementsPerRequest ?? run.duplicates.redisCommandsPerRequest ?? '–'} round trips/req` : ''}`)
   }
   log(`load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${os.loadavg().map((n) => n.toFixed(2)).join(' ')} after`)

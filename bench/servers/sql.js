@@ -11,6 +11,9 @@
 // beginTransaction/commit/rollback also go through). One statement is one round trip: neither
 // driver pipelines here (pg sends the next query after ReadyForQuery; mysql2's query() formats
 // values client-side, one COM_QUERY each). Connecting a pooled connection is not counted.
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
 const POOL_MAX = Number(process.env.BENCH_SQL_POOL ?? 10)
 const URLS = {
   postgres: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
@@ -30,9 +33,44 @@ function kindOf(sql, settlements) {
   return `other ${head.trim()}`
 }
 
+/** CPU time (user + system) of a process from /proc, in µs; null when it is gone or there is no /proc. */
+function cpuUsOf(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * 10_000 // clock ticks of 10 ms (CLK_TCK 100)
+  } catch {
+    return null
+  }
+}
+
 /**
- * Sets up `kind` ('postgres' | 'mysql'). Resolves with { store, onPaid, statements, close },
- * `statements` counting by kind; throws when the database or the store is missing.
+ * The database's CPU time so far, in µs, as far as this server can see it. PostgreSQL: the
+ * backends of this pool's connections (one process each; their last reading is kept once they
+ * exit). MariaDB/MySQL: the whole server process, threads of every client included.
+ */
+function databaseCpu(kind, backends) {
+  if (kind === 'postgres') {
+    let total = 0
+    for (const [pid, last] of backends) {
+      const now = cpuUsOf(pid)
+      if (now !== null) backends.set(pid, now)
+      total += now ?? last
+    }
+    return total
+  }
+  try {
+    const pid = execFileSync('pgrep', ['-o', '-x', 'mariadbd|mysqld'], { encoding: 'utf8' }).trim()
+    return pid ? cpuUsOf(pid) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Sets up `kind` ('postgres' | 'mysql'). Resolves with { store, onPaid, statements,
+ * databaseCpuUs(), close }, `statements` counting by kind; throws when the database or the store
+ * is missing.
  */
 export async function sqlSetup(gat, kind) {
   const suffix = `${process.pid}_${Date.now().toString(36)}`
@@ -52,8 +90,12 @@ export async function sqlSetup(gat, kind) {
         return super.query(config, values, callback)
       }
     }
-    const pool = new pg.Pool({ connectionString: URLS.postgres, max: POOL_MAX, Client: CountingClient })
+    // Idle connections are kept a minute, as mysql2's pool keeps them: the scenarios' turns leave
+    // each server idle longer than pg's default 10 s, which would reconnect at every round.
+    const pool = new pg.Pool({ connectionString: URLS.postgres, max: POOL_MAX, idleTimeoutMillis: 60_000, Client: CountingClient })
     pool.on('error', () => {})
+    const backends = new Map()
+    pool.on('connect', (client) => backends.set(client.processID, cpuUsOf(client.processID) ?? 0))
     await pool.query(`CREATE TABLE ${payments} (outer_trade_no VARCHAR(64) PRIMARY KEY, trade_no VARCHAR(64) NOT NULL, ` +
       'total_fen BIGINT NOT NULL, buyer_open_id VARCHAR(64) NOT NULL, paid_at TIMESTAMPTZ NOT NULL DEFAULT now())')
     const insert = `INSERT INTO ${payments} (outer_trade_no, trade_no, total_fen, buyer_open_id) VALUES ($1, $2, $3, $4)`
@@ -61,6 +103,7 @@ export async function sqlSetup(gat, kind) {
       store: new gat.PostgresStore({ pool, table: settlements }),
       onPaid: (payment, req, ctx) => ctx.tx.query(insert, [payment.outerTradeNo, payment.tradeNo, payment.totalFen, payment.buyerOpenId]),
       statements,
+      databaseCpuUs: () => databaseCpu(kind, backends),
       close: async () => {
         await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
         await pool.end()
@@ -85,6 +128,7 @@ export async function sqlSetup(gat, kind) {
     store: new gat.MysqlStore({ pool, table: settlements }),
     onPaid: (payment, req, ctx) => ctx.tx.query(insert, [payment.outerTradeNo, payment.tradeNo, payment.totalFen, payment.buyerOpenId]),
     statements,
+    databaseCpuUs: () => databaseCpu(kind),
     close: async () => {
       await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
       await pool.end()
