@@ -43,7 +43,7 @@ export async function measure(server, config, seconds = DURATION_SEC, poolKind =
     onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
     redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
     sqlStatements: after.statements ? statementsBetween(before, after) : undefined,
-    databaseCpuUs: after.databaseCpuUs == null || before.databaseCpuUs == null ? undefined : after.databaseCpuUs - before.databaseCpuUs,
+    databaseCpuUs: after.database && after.database.source === before.database?.source ? after.database.cpuUs - before.database.cpuUs : undefined,
     peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
     loadAvg: Math.round(loadAvg * 100) / 100,
     before,
@@ -67,6 +67,7 @@ export function combine(runs) {
   const perRequest = (n) => per(n, total)
   const statements = sql && sum(Object.values(sql), (n) => n)
   const settled = sql?.['done-marker'] ?? 0
+  const readable = runs.filter((r) => r.databaseCpuUs !== undefined)
   return {
     rps: total / durationSec,
     total,
@@ -76,7 +77,8 @@ export function combine(runs) {
     cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
     // The load generator's CPU, and the database's where the server can read it (SQL stores).
     loadCpuUsPerRequest: runs.every((r) => r.loadCpuUs !== undefined) ? Math.round(sum(runs, (r) => r.loadCpuUs) / total) : undefined,
-    ...(runs.every((r) => r.databaseCpuUs !== undefined) ? { databaseCpuUsPerRequest: Math.round(sum(runs, (r) => r.databaseCpuUs) / total) } : {}),
+    // Over the runs where the database could be read the same way before and after.
+    ...(readable.length ? { databaseCpuUsPerRequest: Math.round(sum(readable, (r) => r.databaseCpuUs) / sum(readable, (r) => r.total)) } : {}),
     onPaidCalls: counted('onPaidCalls'),
     ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
     ...(sql === undefined ? {} : {

@@ -95,4 +95,4 @@ async function clean() {
   await redis.quit()
 }
 
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}), ...(sql ? { statements: { ...sql.statements }, databaseCpuUs: sql.databaseCpuUs() } : {}) }), clean))
+const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}), ...(sql ? { statements: { ...sql.statements }, database: sql.databaseCpu() } : {}) }), clean))

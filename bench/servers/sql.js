@@ -45,23 +45,25 @@ function cpuUsOf(pid) {
 }
 
 /**
- * The database's CPU time so far, in µs, as far as this server can see it. PostgreSQL: the
- * backends of this pool's connections (one process each; their last reading is kept once they
- * exit). MariaDB/MySQL: the whole server process, threads of every client included.
+ * The database's CPU time so far, as far as this server can see it: { source, cpuUs }, two
+ * readings comparable when their source is the same. PostgreSQL: the backends of this pool's
+ * connections (one process each; the last reading of one that exited is kept). MariaDB/MySQL:
+ * the whole server process, threads of every client included (a restart changes the source).
  */
 function databaseCpu(kind, backends) {
   if (kind === 'postgres') {
-    let total = 0
+    let cpuUs = 0
     for (const [pid, last] of backends) {
       const now = cpuUsOf(pid)
       if (now !== null) backends.set(pid, now)
-      total += now ?? last
+      cpuUs += now ?? last
     }
-    return total
+    return { source: 'postgres backends', cpuUs }
   }
   try {
     const pid = execFileSync('pgrep', ['-o', '-x', 'mariadbd|mysqld'], { encoding: 'utf8' }).trim()
-    return pid ? cpuUsOf(pid) : null
+    const cpuUs = pid ? cpuUsOf(pid) : null
+    return cpuUs === null ? null : { source: `pid ${pid}`, cpuUs }
   } catch {
     return null
   }
@@ -69,7 +71,7 @@ function databaseCpu(kind, backends) {
 
 /**
  * Sets up `kind` ('postgres' | 'mysql'). Resolves with { store, onPaid, statements,
- * databaseCpuUs(), close }, `statements` counting by kind; throws when the database or the store
+ * databaseCpu(), close }, `statements` counting by kind; throws when the database or the store
  * is missing.
  */
 export async function sqlSetup(gat, kind) {
@@ -103,7 +105,7 @@ export async function sqlSetup(gat, kind) {
       store: new gat.PostgresStore({ pool, table: settlements }),
       onPaid: (payment, req, ctx) => ctx.tx.query(insert, [payment.outerTradeNo, payment.tradeNo, payment.totalFen, payment.buyerOpenId]),
       statements,
-      databaseCpuUs: () => databaseCpu(kind, backends),
+      databaseCpu: () => databaseCpu(kind, backends),
       close: async () => {
         await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
         await pool.end()
@@ -128,7 +130,7 @@ export async function sqlSetup(gat, kind) {
     store: new gat.MysqlStore({ pool, table: settlements }),
     onPaid: (payment, req, ctx) => ctx.tx.query(insert, [payment.outerTradeNo, payment.tradeNo, payment.totalFen, payment.buyerOpenId]),
     statements,
-    databaseCpuUs: () => databaseCpu(kind),
+    databaseCpu: () => databaseCpu(kind),
     close: async () => {
       await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
       await pool.end()
