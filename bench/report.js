@@ -217,3 +217,92 @@ ${goals.map((g) => `- **${g.met === null ? 'skipped' : g.met ? 'met' : 'not met'
   of the first pass, re-signed with a fresh timestamp like a Guanaitong retry: answered \`success\` without onPaid.
 `)
 }
+
+/**
+ * `BENCH_ONLY=notify node bench/run.js`: baseline and the notify stores in turns, several times;
+ * writes bench/results-sql.{json,md}: each run's throughput ratios, their spread, and what a new
+ * notification costs in CPU and round trips with each store.
+ */
+export function writeSqlResults(results) {
+  const { runs, machine, settings } = results
+  const names = [['memory', 'notify-memory'], ['redis', 'notify-redis'], ['postgres', 'notify-postgres'], ['mysql', 'notify-mysql']]
+  const passOf = (run, name) => (name === 'baseline' ? run.baseline : run[name]?.unique)
+  const ratio = (run, name) => passOf(run, name).rps / run.baseline.rps
+  const rounds = (run, name) => roundRatios(passOf(run, name), run.baseline)
+  const load = (values) => values.map((n) => n.toFixed(2)).join(' ')
+  const measured = names.filter(([name]) => runs.every((run) => passOf(run, name)?.rps))
+  const spread = (values) => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return { min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted.at(-1) }
+  }
+
+  const perRun = [
+    `| run | load average before (1, 5, 15 min) | after | baseline req/s | ${measured.map(([, label]) => `${label} req/s (× base; rounds)`).join(' | ')} |`,
+    `| ---: | --- | --- | ---: | ${measured.map(() => '---:').join(' | ')} |`,
+    ...runs.map((run, i) => `| ${i + 1} | ${load(run.loadBefore)} | ${load(run.loadAfter)} | ${Math.round(run.baseline.rps)} | ` +
+      `${measured.map(([name]) => `${Math.round(passOf(run, name).rps)} (${ratio(run, name).toFixed(2)}; ${rounds(run, name)})`).join(' | ')} |`),
+  ].join('\n')
+
+  const median = (pick) => spread(runs.map(pick).filter((n) => n !== undefined && n !== null)).median
+  const cost = [
+    '| scenario | req/s | server CPU µs/req | load generator CPU µs/req | database CPU µs/req | all three | round trips per new notification | 30 % dup: round trips per request |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...[['baseline', 'baseline (express.urlencoded)'], ...measured].map(([name, label]) => {
+      const pick = (key) => median((run) => passOf(run, name)[key])
+      const last = passOf(runs.at(-1), name)
+      const dup = runs.at(-1)[name]?.duplicates
+      const trips = last.sqlStatementsPerSettled !== undefined
+        ? `${last.sqlStatementsPerSettled} (${statementKinds(last, last.sqlStatementsPerSettledByKind)})`
+        : last.redisCommandsPerRequest !== undefined ? `${last.redisCommandsPerRequest} Redis commands` : '–'
+      const dupTrips = dup?.sqlStatementsPerRequest !== undefined ? `${dup.sqlStatementsPerRequest} (${statementKinds(dup)})`
+        : dup?.redisCommandsPerRequest !== undefined ? `${dup.redisCommandsPerRequest} Redis commands` : '–'
+      const all = median((run) => { const p = passOf(run, name); return p.cpuUsPerRequest + (p.loadCpuUsPerRequest ?? 0) + (p.databaseCpuUsPerRequest ?? 0) })
+      return `| ${label} | ${Math.round(pick('rps'))} | ${pick('cpuUsPerRequest')} | ${pick('loadCpuUsPerRequest') ?? '–'} | ` +
+        `${pick('databaseCpuUsPerRequest') ?? '–'} | ${all} | ${trips} | ${dupTrips} |`
+    }),
+  ].join('\n')
+
+  const verdicts = measured.filter(([name]) => name === 'postgres' || name === 'mysql').map(([name, label]) => {
+    const ratios = spread(runs.map((run) => ratio(run, name)))
+    const roundValues = runs.flatMap((run) => passOf(run, name).rounds.map((round, i) => round.rps / run.baseline.rounds[i].rps))
+    const met = runs.filter((run) => ratio(run, name) >= 0.5).length
+    return `- **${met === runs.length ? 'met' : met === 0 ? 'not met' : `met in ${met} of ${runs.length} runs`}** — ${label} throughput ≥ 0.50 × baseline: ` +
+      `median ${ratios.median.toFixed(2)} × over ${runs.length} runs (${ratios.min.toFixed(2)}–${ratios.max.toFixed(2)}; single rounds ` +
+      `${Math.min(...roundValues).toFixed(2)}–${Math.max(...roundValues).toFixed(2)}).`
+  })
+
+  writeFileSync(new URL('./results-sql.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(new URL('./results-sql.md', import.meta.url), `# Benchmark results: SQL stores
+
+${results.date.slice(0, 10)} · ${machine.cores} cores (${machine.cpu}) · Node ${machine.node} · ${machine.platform} · ${results.elapsedSec} s
+
+\`BENCH_ONLY=notify node bench/run.js\` (see [README.md](README.md), "SQL stores"): baseline, notify-memory,
+notify-redis, notify-postgres and notify-mysql measured in turns, ${settings.rounds} rounds of ${settings.roundSec} s each after
+${settings.warmupSec} s of warmup, ${settings.connections} connections, the whole repeated ${runs.length} times. The SQL stores use a pool of ${settings.sqlPool}
+connections (the drivers' default); their onPaid INSERTs a payment row through ctx.tx. **The machine was shared
+with other work** (load averages below, on ${machine.cores} cores): absolute figures are far below the quiet-machine
+ones in [results.md](results.md), and even ratios taken in the same run move from round to round.
+
+## Targets
+
+${verdicts.join('\n')}
+- **report** — round trips per new notification: ${measured.filter(([name]) => name === 'postgres' || name === 'mysql')
+    .map(([name, label]) => `${label} ${passOf(runs.at(-1), name).sqlStatementsPerSettled}`).join(', ')} (statements the pool sent ÷ done-markers written, in the all-new pass; by kind in the table below).
+
+## Each run
+
+Throughput over the run's rounds, its ratio to the baseline of the same run, and the range of the per-round ratios.
+
+${perRun}
+
+## What a new notification costs (medians over the runs; round trips from the last run)
+
+CPU time per request of each process, from the all-new pass: the server (its own rusage), the load generator
+(autocannon's process) and the database (PostgreSQL: the backends of the server's pool, read from /proc;
+MariaDB: the whole \`mariadbd\` process, so any other client's queries in that time are included). With the
+cores saturated, throughput follows the CPU all three spend per request ("all three", the median of each run's sum).
+
+${cost}
+`)
+  console.log(`\n${verdicts.join('\n')}\n\nbench/results-sql.md written`)
+}

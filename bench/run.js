@@ -4,7 +4,7 @@ import os from 'node:os'
 import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
 import { otelScenarios } from './otel.js'
 import { runJson, startRedis, startServer } from './proc.js'
-import { writeResults } from './report.js'
+import { writeResults, writeSqlResults } from './report.js'
 
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
@@ -38,12 +38,12 @@ const STORES = { memory: 'M', redis: 'R', postgres: 'P', mysql: 'Y' }
  * in turns, so a burst of other work on the machine hits them alike; then the 30 % duplicate pass
  * of each store.
  */
-async function notifyScenarios() {
+async function notifyScenarios(repeat = '') {
   log(`baseline, ${Object.keys(STORES).map((store) => `notify-${store}`).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
   const servers = { baseline: await startServer('baseline') }
   for (const store of Object.keys(STORES)) servers[store] = await startServer('notify', [store])
   const names = Object.keys(servers).filter((name) => !servers[name].skipped)
-  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${STORES[name] ?? 'B'}${tag}` })
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${repeat}${STORES[name] ?? 'B'}${tag}` })
   for (const name of names) await warm(config(name, 'W'))
   const runs = Object.fromEntries(names.map((name) => [name, []]))
   for (let round = 1; round <= ROUNDS; round++) {
@@ -181,26 +181,40 @@ if (process.env.BENCH_ONLY === 'replication') {
   process.exit(0)
 }
 if (process.env.BENCH_ONLY === 'notify') {
-  // Baseline and the notify stores in turns, alone: one line per scenario, then the raw results.
-  const loadBefore = os.loadavg()
-  const only = await notifyScenarios()
-  const base = only.baseline
-  for (const [name, run] of Object.entries(only)) {
-    const pass = run.unique ?? run
-    if (!pass.rps) {
-      log(`${name}: skipped (${run.skipped})`)
-      continue
+  // Baseline and the notify stores in turns, alone, BENCH_REPEAT times (default 3): one line per
+  // scenario and run, then bench/results-sql.{json,md} (results.{json,md} are left as they are).
+  const repeats = Number(process.env.BENCH_REPEAT ?? 3)
+  const runs = []
+  for (let repeat = 1; repeat <= repeats; repeat++) {
+    const loadBefore = os.loadavg()
+    const only = await notifyScenarios(repeat)
+    const base = only.baseline
+    log(`run ${repeat} of ${repeats}:`)
+    for (const [name, run] of Object.entries(only)) {
+      const pass = run.unique ?? run
+      if (!pass.rps) {
+        log(`${name}: skipped (${run.skipped})`)
+        continue
+      }
+      const rounds = pass.rounds.map((round, i) => (round.rps / base.rounds[i].rps).toFixed(2)).join(' ')
+      const trips = pass.sqlStatementsPerSettled ?? pass.redisCommandsPerRequest
+      log(`${name}: ${Math.round(pass.rps)} req/s, ${(pass.rps / base.rps).toFixed(2)} × baseline (rounds ${rounds}), ` +
+        `CPU µs/req: server ${pass.cpuUsPerRequest}, load generator ${pass.loadCpuUsPerRequest}` +
+        `${pass.databaseCpuUsPerRequest === undefined ? '' : `, database ${pass.databaseCpuUsPerRequest}`}` +
+        `${trips === undefined ? '' : `; ${trips} round trips per new notification`}` +
+        `${run.duplicates ? `; 30 % dup ${Math.round(run.duplicates.rps)} req/s, ${run.duplicates.sqlStatementsPerRequest ?? run.duplicates.redisCommandsPerRequest ?? '–'} round trips/req` : ''}`)
     }
-    const rounds = pass.rounds.map((round, i) => (round.rps / base.rounds[i].rps).toFixed(2)).join(' ')
-    const trips = pass.sqlStatementsPerSettled ?? pass.redisCommandsPerRequest
-    log(`${name}: ${Math.round(pass.rps)} req/s, ${(pass.rps / base.rps).toFixed(2)} × baseline (rounds ${rounds}), ` +
-      `CPU µs/req: server ${pass.cpuUsPerRequest}, load generator ${pass.loadCpuUsPerRequest}` +
-      `${pass.databaseCpuUsPerRequest === undefined ? '' : `, database ${pass.databaseCpuUsPerRequest}`}` +
-      `${trips === undefined ? '' : `; ${trips} round trips per new notification`}` +
-      `${run.duplicates ? `; 30 % dup ${Math.round(run.duplicates.rps)} req/s, ${run.duplicates.sqlStatementsPerRequest ?? run.duplicates.redisCommandsPerRequest ?? '–'} round trips/req` : ''}`)
+    const loadAfter = os.loadavg()
+    log(`load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after`)
+    runs.push({ date: new Date().toISOString(), loadBefore, loadAfter, ...only })
   }
-  log(`load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${os.loadavg().map((n) => n.toFixed(2)).join(' ')} after`)
-  process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: os.loadavg(), ...only })}\n`)
+  writeSqlResults({
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
+    settings: { warmupSec: WARMUP_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) },
+    elapsedSec: Math.round((Date.now() - started) / 1000),
+    runs,
+  })
   process.exit(0)
 }
 log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
