@@ -80,6 +80,7 @@ function pacer(rate, connections) {
 
 // autocannon's latency histogram keeps whole milliseconds; the response events carry the exact time.
 const times = []
+const cpuBefore = process.cpuUsage()
 const instance = autocannon({
   url: config.url,
   connections: config.connections,
@@ -89,6 +90,7 @@ const instance = autocannon({
 })
 instance.on('response', (client, status, bytes, ms) => times.push(ms))
 const result = await instance
+const cpu = process.cpuUsage(cpuBefore)
 times.sort((a, b) => a - b)
 const at = (q) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? null
 
@@ -109,4 +111,6 @@ process.stdout.write(`${JSON.stringify({
   pool: config.pool,
   generatedLate: late,
   generationMs: Math.round(generationMs),
+  // The load generator's own CPU time during the run (user + system), µs.
+  loadCpuUs: cpu.user + cpu.system,
 })}\n`)

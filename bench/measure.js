@@ -18,6 +18,9 @@ export const log = (message) => process.stderr.write(`[bench] ${message}\n`)
 export const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 const commandCount = (report) => sum(Object.values(report.commands ?? {}), (n) => n)
+/** What the SQL stores' servers count, by kind of statement (servers/sql.js), between two reports. */
+const statementsBetween = (before, after) => Object.fromEntries(Object.entries(after.statements)
+  .map(([kind, n]) => [kind, n - (before.statements?.[kind] ?? 0)]).filter(([, n]) => n > 0))
 
 /** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
 export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
@@ -39,6 +42,8 @@ export async function measure(server, config, seconds = DURATION_SEC, poolKind =
     cpuUsPerRequest: result.total ? Math.round((after.cpuUs - before.cpuUs) / result.total) : null,
     onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
     redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
+    sqlStatements: after.statements ? statementsBetween(before, after) : undefined,
+    databaseCpuUs: after.database && after.database.source === before.database?.source ? after.database.cpuUs - before.database.cpuUs : undefined,
     peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
     loadAvg: Math.round(loadAvg * 100) / 100,
     before,
@@ -52,6 +57,17 @@ export function combine(runs) {
   const durationSec = sum(runs, (r) => r.durationSec)
   const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
   const redisCommands = counted('redisCommands')
+  // SQL statements (each one a round trip to the database), by kind and in all: per request, and
+  // per settled notification (per done-marker). Requests still in flight when the load stops are
+  // not in autocannon's total but their statements are counted: per done-marker is exact in a
+  // pass of new notifications, where each settles with one done-marker and nothing else does.
+  const sql = runs[0].sqlStatements === undefined ? undefined : {}
+  for (const run of sql ? runs : []) for (const [kind, n] of Object.entries(run.sqlStatements)) sql[kind] = (sql[kind] ?? 0) + n
+  const per = (n, of) => Math.round((n / of) * 100) / 100
+  const perRequest = (n) => per(n, total)
+  const statements = sql && sum(Object.values(sql), (n) => n)
+  const settled = sql?.['done-marker'] ?? 0
+  const readable = runs.filter((r) => r.databaseCpuUs !== undefined)
   return {
     rps: total / durationSec,
     total,
@@ -59,8 +75,19 @@ export function combine(runs) {
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
+    // The load generator's CPU, and the database's where the server can read it (SQL stores).
+    loadCpuUsPerRequest: runs.every((r) => r.loadCpuUs !== undefined) ? Math.round(sum(runs, (r) => r.loadCpuUs) / total) : undefined,
+    // Over the runs where the database could be read the same way before and after.
+    ...(readable.length ? { databaseCpuUsPerRequest: Math.round(sum(readable, (r) => r.databaseCpuUs) / sum(readable, (r) => r.total)) } : {}),
     onPaidCalls: counted('onPaidCalls'),
-    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: Math.round((redisCommands / total) * 100) / 100 }),
+    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
+    ...(sql === undefined ? {} : {
+      sqlStatements: sql,
+      sqlStatementsPerRequest: perRequest(statements),
+      sqlStatementsByKind: Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, perRequest(n)])),
+      sqlStatementsPerSettled: settled ? per(statements, settled) : null,
+      sqlStatementsPerSettledByKind: settled ? Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, per(n, settled)])) : null,
+    }),
     non2xx: sum(runs, (r) => r.non2xx),
     errors: sum(runs, (r) => r.errors),
     timeouts: sum(runs, (r) => r.timeouts),

@@ -51,10 +51,29 @@ function summarise(file, top = 25, pattern = undefined) {
       seen.add(name)
     }
   }
+  // Socket writes (a syscall that, over loopback, also wakes the reader) by who made them: the
+  // first package up the stack, or Node's HTTP server for the answers. Share of non-idle time.
+  const writes = new Map()
+  let idleUs = 0
+  for (const [id, us] of selfUs) {
+    const { functionName } = byId.get(id).callFrame
+    if (functionName === '(idle)') idleUs += us
+    if (!['writev', 'writeBuffer', 'writeUtf8String', 'writeLatin1String'].includes(functionName)) continue
+    let by = 'other'
+    for (let at = parent.get(id); at !== undefined; at = parent.get(at)) {
+      const { url } = byId.get(at).callFrame
+      if (url.includes('node_modules/')) { by = group(byId.get(at).callFrame); break }
+      if (url.startsWith('node:_http')) { by = 'HTTP answers (node:http)'; break }
+    }
+    add(writes, by, us)
+  }
   const pct = (us) => `${((100 * us) / totalUs).toFixed(1).padStart(5)} %`
   const list = (map, filter = () => true) => [...map].filter(([name]) => filter(name)).sort((a, b) => b[1] - a[1])
     .slice(0, Number(top)).map(([name, us]) => `${pct(us)}  ${name}`).join('\n')
   console.log(`${file}: ${(totalUs / 1e6).toFixed(2)} s sampled\n\nself time by package\n${list(groups)}\n\nself time\n${list(self)}`)
+  const busyUs = totalUs - idleUs
+  console.log(`\nsocket writes by caller, share of non-idle time (${(busyUs / 1e6).toFixed(2)} s)\n${[...writes].sort((a, b) => b[1] - a[1])
+    .map(([by, us]) => `${((100 * us) / busyUs).toFixed(1).padStart(5)} %  ${by}`).join('\n')}`)
   if (pattern) console.log(`\ntotal time, functions matching /${pattern}/\n${list(total, (name) => new RegExp(pattern).test(name))}`)
 }
 

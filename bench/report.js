@@ -5,19 +5,31 @@ import { otelLines } from './otel.js'
 const round = (n, digits = 2) => (n === null || n === undefined ? null : Math.round(n * 10 ** digits) / 10 ** digits)
 const ms = (n) => (n === null || n === undefined ? '–' : n.toFixed(2))
 
+/** `read 1, insert marker 1, …`: the SQL statements per request, by kind. */
+const statementKinds = (pass, byKind = pass.sqlStatementsByKind) => Object.entries(byKind).map(([kind, n]) => `${kind} ${n}`).join(', ')
+
+/** Each round's req/s over the baseline's in the same round: `0.41–0.47`. */
+function roundRatios(run, base) {
+  const ratios = run.rounds.map((round, i) => round.rps / base.rounds[i].rps)
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`
+}
+
 function rows(r) {
   const out = []
   const add = (scenario, run, note = '') => out.push({ scenario, run, note })
   add('ceiling (node:http)', r.ceiling)
   add('baseline (express.urlencoded)', r.baseline)
-  for (const [name, result] of [['notify-memory', r.notifyMemory], ['notify-redis', r.notifyRedis]]) {
+  for (const [name, result = { skipped: 'not run' }] of [['notify-memory', r.notifyMemory], ['notify-redis', r.notifyRedis],
+    ['notify-postgres', r.notifyPostgres], ['notify-mysql', r.notifyMysql]]) {
     if (result.skipped) {
       add(name, null, `skipped: ${result.skipped}`)
       continue
     }
-    const redis = (pass) => (pass.redisCommandsPerRequest !== undefined ? `, ${pass.redisCommandsPerRequest} Redis commands/req` : '')
-    add(name, result.unique, `all new; onPaid ${result.unique.onPaidCalls}×${redis(result.unique)}`)
-    add(`${name}, 30 % dup`, result.duplicates, `onPaid ${result.duplicates.onPaidCalls}× for ${result.duplicates.total} requests${redis(result.duplicates)}`)
+    const trips = (pass) => (pass.redisCommandsPerRequest !== undefined ? `, ${pass.redisCommandsPerRequest} Redis commands/req`
+      : pass.sqlStatementsPerRequest !== undefined ? `, ${pass.sqlStatementsPerRequest} SQL statements/req (${statementKinds(pass)})` : '')
+    const perNew = (pass) => (pass.sqlStatementsPerSettled ? `, ${pass.sqlStatementsPerSettled} SQL statements per new notification (${statementKinds(pass, pass.sqlStatementsPerSettledByKind)})` : trips(pass))
+    add(name, result.unique, `all new; onPaid ${result.unique.onPaidCalls}×${perNew(result.unique)}`)
+    add(`${name}, 30 % dup`, result.duplicates, `onPaid ${result.duplicates.onPaidCalls}× for ${result.duplicates.total} requests${trips(result.duplicates)}`)
   }
   const c = r.consoleLogger
   add('notify-memory, 30 % dup, console logger', c, `logger: console (the default); onPaid ${c.onPaidCalls}× for ${c.total} requests`)
@@ -97,6 +109,23 @@ function targets(r) {
       `${ratio.toFixed(2)} × (${Math.round(redis.unique.rps)} req/s), ${redis.unique.redisCommandsPerRequest} Redis commands per new notification, ${redis.duplicates.redisCommandsPerRequest} with 30 % duplicates`,
       `${((0.7 - ratio) * 100).toFixed(0)} points below`,
       `Each new notification needs a claim and a complete (${redis.unique.redisCommandsPerRequest} round trips); ${cpu(redis.unique)}; Redis itself runs on the same 2 cores.${busy(redis.unique)}`))
+  }
+  for (const [name, sql = { skipped: 'not run' }, server] of [['notify-postgres', r.notifyPostgres, 'PostgreSQL'], ['notify-mysql', r.notifyMysql, 'MariaDB/MySQL']]) {
+    const goal = `${name} throughput ≥ 0.50 × baseline`
+    if (sql.skipped) {
+      list.push({ name: goal, met: null, measured: `skipped: ${sql.skipped}` })
+      continue
+    }
+    const ratio = sql.unique.rps / base.rps
+    list.push(target(goal, ratio >= 0.5,
+      `${ratio.toFixed(2)} × (${Math.round(sql.unique.rps)} vs ${Math.round(base.rps)} req/s; rounds ${roundRatios(sql.unique, base)} ×), ` +
+      `${sql.unique.sqlStatementsPerSettled} round trips per new notification (${statementKinds(sql.unique, sql.unique.sqlStatementsPerSettledByKind)}), ` +
+      `${sql.duplicates.sqlStatementsPerRequest} per request with 30 % duplicates (${statementKinds(sql.duplicates)})`,
+      `${((0.5 - ratio) * 100).toFixed(0)} points below`,
+      `Each new notification is ${sql.unique.sqlStatementsPerSettled} statements in sequence, two of them durable commits, on a pool of ${r.settings.sqlPool ?? 10} connections; ` +
+      `${cpu(sql.unique)}, plus ${sql.unique.databaseCpuUsPerRequest ?? '?'} µs of ${server} CPU` +
+      `${server === 'PostgreSQL' ? ' (the pool\'s backends)' : ' (the whole server process)'}, on the same ${r.machine.cores} cores as the server and the load generator ` +
+      `(${sql.unique.loadCpuUsPerRequest ?? '?'} vs ${base.loadCpuUsPerRequest ?? '?'} µs per request); see README.md, "SQL stores".${busy(sql.unique)}`))
   }
   const p = r.pay
   const gap = p.routePaced.p50 - p.directPaced.p50
@@ -187,4 +216,93 @@ ${goals.map((g) => `- **${g.met === null ? 'skipped' : g.met ? 'met' : 'not met'
   within the 300 s window). The second pass repeats, in 30 % of the requests, one of the last 5 000 notifications
   of the first pass, re-signed with a fresh timestamp like a Guanaitong retry: answered \`success\` without onPaid.
 `)
+}
+
+/**
+ * `BENCH_ONLY=notify node bench/run.js`: baseline and the notify stores in turns, several times;
+ * writes bench/results-sql.{json,md}: each run's throughput ratios, their spread, and what a new
+ * notification costs in CPU and round trips with each store.
+ */
+export function writeSqlResults(results) {
+  const { runs, machine, settings } = results
+  const names = [['memory', 'notify-memory'], ['redis', 'notify-redis'], ['postgres', 'notify-postgres'], ['mysql', 'notify-mysql']]
+  const passOf = (run, name) => (name === 'baseline' ? run.baseline : run[name]?.unique)
+  const ratio = (run, name) => passOf(run, name).rps / run.baseline.rps
+  const rounds = (run, name) => roundRatios(passOf(run, name), run.baseline)
+  const load = (values) => values.map((n) => n.toFixed(2)).join(' ')
+  const measured = names.filter(([name]) => runs.every((run) => passOf(run, name)?.rps))
+  const spread = (values) => {
+    const sorted = [...values].sort((a, b) => a - b)
+    return { min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted.at(-1) }
+  }
+
+  const perRun = [
+    `| run | load average before (1, 5, 15 min) | after | baseline req/s | ${measured.map(([, label]) => `${label} req/s (× base; rounds)`).join(' | ')} |`,
+    `| ---: | --- | --- | ---: | ${measured.map(() => '---:').join(' | ')} |`,
+    ...runs.map((run, i) => `| ${i + 1} | ${load(run.loadBefore)} | ${load(run.loadAfter)} | ${Math.round(run.baseline.rps)} | ` +
+      `${measured.map(([name]) => `${Math.round(passOf(run, name).rps)} (${ratio(run, name).toFixed(2)}; ${rounds(run, name)})`).join(' | ')} |`),
+  ].join('\n')
+
+  const median = (pick) => spread(runs.map(pick).filter((n) => n !== undefined && n !== null)).median
+  const cost = [
+    '| scenario | req/s | server CPU µs/req | load generator CPU µs/req | database CPU µs/req | all three | round trips per new notification | 30 % dup: round trips per request |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |',
+    ...[['baseline', 'baseline (express.urlencoded)'], ...measured].map(([name, label]) => {
+      const pick = (key) => median((run) => passOf(run, name)[key])
+      const last = passOf(runs.at(-1), name)
+      const dup = runs.at(-1)[name]?.duplicates
+      const trips = last.sqlStatementsPerSettled !== undefined
+        ? `${last.sqlStatementsPerSettled} (${statementKinds(last, last.sqlStatementsPerSettledByKind)})`
+        : last.redisCommandsPerRequest !== undefined ? `${last.redisCommandsPerRequest} Redis commands` : '–'
+      const dupTrips = dup?.sqlStatementsPerRequest !== undefined ? `${dup.sqlStatementsPerRequest} (${statementKinds(dup)})`
+        : dup?.redisCommandsPerRequest !== undefined ? `${dup.redisCommandsPerRequest} Redis commands` : '–'
+      const all = median((run) => { const p = passOf(run, name); return p.cpuUsPerRequest + (p.loadCpuUsPerRequest ?? 0) + (p.databaseCpuUsPerRequest ?? 0) })
+      return `| ${label} | ${Math.round(pick('rps'))} | ${pick('cpuUsPerRequest')} | ${pick('loadCpuUsPerRequest') ?? '–'} | ` +
+        `${pick('databaseCpuUsPerRequest') ?? '–'} | ${all} | ${trips} | ${dupTrips} |`
+    }),
+  ].join('\n')
+
+  const verdicts = measured.filter(([name]) => name === 'postgres' || name === 'mysql').map(([name, label]) => {
+    const ratios = spread(runs.map((run) => ratio(run, name)))
+    const roundValues = runs.flatMap((run) => passOf(run, name).rounds.map((round, i) => round.rps / run.baseline.rounds[i].rps))
+    const met = runs.filter((run) => ratio(run, name) >= 0.5).length
+    return `- **${met === runs.length ? 'met' : met === 0 ? 'not met' : `met in ${met} of ${runs.length} runs`}** — ${label} throughput ≥ 0.50 × baseline: ` +
+      `median ${ratios.median.toFixed(2)} × over ${runs.length} runs (${ratios.min.toFixed(2)}–${ratios.max.toFixed(2)}; single rounds ` +
+      `${Math.min(...roundValues).toFixed(2)}–${Math.max(...roundValues).toFixed(2)}).`
+  })
+
+  writeFileSync(new URL('./results-sql.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`)
+  writeFileSync(new URL('./results-sql.md', import.meta.url), `# Benchmark results: SQL stores
+
+${results.date.slice(0, 10)} · ${machine.cores} cores (${machine.cpu}) · Node ${machine.node} · ${machine.platform} · ${results.elapsedSec} s
+
+\`BENCH_ONLY=notify node bench/run.js\` (see [README.md](README.md), "SQL stores"): baseline, notify-memory,
+notify-redis, notify-postgres and notify-mysql measured in turns, ${settings.rounds} rounds of ${settings.roundSec} s each after
+${settings.warmupSec} s of warmup, ${settings.connections} connections, the whole repeated ${runs.length} times. The SQL stores use a pool of ${settings.sqlPool}
+connections (the drivers' default); their onPaid INSERTs a payment row through ctx.tx. **The machine was shared
+with other work** (load averages below, on ${machine.cores} cores): absolute figures are far below the quiet-machine
+ones in [results.md](results.md), and even ratios taken in the same run move from round to round.
+
+## Targets
+
+${verdicts.join('\n')}
+- **report** — round trips per new notification: ${measured.filter(([name]) => name === 'postgres' || name === 'mysql')
+    .map(([name, label]) => `${label} ${passOf(runs.at(-1), name).sqlStatementsPerSettled}`).join(', ')} (statements the pool sent ÷ done-markers written, in the all-new pass; by kind in the table below).
+
+## Each run
+
+Throughput over the run's rounds, its ratio to the baseline of the same run, and the range of the per-round ratios.
+
+${perRun}
+
+## What a new notification costs (medians over the runs; round trips from the last run)
+
+CPU time per request of each process, from the all-new pass: the server (its own rusage), the load generator
+(autocannon's process) and the database (PostgreSQL: the backends of the server's pool, read from /proc;
+MariaDB: the whole \`mariadbd\` process, so any other client's queries in that time are included). With the
+cores saturated, throughput follows the CPU all three spend per request ("all three", the median of each run's sum).
+
+${cost}
+`)
+  console.log(`\n${verdicts.join('\n')}\n\nbench/results-sql.md written`)
 }

@@ -4,7 +4,7 @@ import os from 'node:os'
 import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
 import { otelScenarios } from './otel.js'
 import { runJson, startRedis, startServer } from './proc.js'
-import { writeResults } from './report.js'
+import { writeResults, writeSqlResults } from './report.js'
 
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
@@ -14,8 +14,11 @@ const PAY_RATE = Number(process.env.BENCH_PAY_RATE ?? 0)
 /** Order numbers must be new to Redis and to each sandbox: every bench run has its own prefix. */
 const RUN = Date.now().toString(36).slice(-5).toUpperCase()
 
-/** 30 % of the requests repeat one of the last 5 000 notifications sent with `prefix` (still in the store). */
-const duplicatesOf = (prefix, sent) => ({ prefix, last: sent - CONNECTIONS, window: 5000, share: 0.3 })
+/**
+ * 30 % of the requests repeat one of the last 5 000 notifications sent with `prefix` (still in the
+ * store); fewer when fewer were sent (the SQL stores' rounds), so every repeat was sent before.
+ */
+const duplicatesOf = (prefix, sent) => ({ prefix, last: sent - CONNECTIONS, window: Math.min(5000, sent - CONNECTIONS), share: 0.3 })
 
 async function ceiling() {
   log('ceiling…')
@@ -27,22 +30,27 @@ async function ceiling() {
   return result
 }
 
+/** The stores measured in turns with the baseline, and the letter of their order numbers. */
+const STORES = { memory: 'M', redis: 'R', postgres: 'P', mysql: 'Y' }
+
 /**
- * Baseline, notify-memory and notify-redis (all new notifications) in turns, so a burst of other
- * work on the machine hits them alike; then the 30 % duplicate pass of each store.
+ * Baseline, notify-memory, notify-redis, notify-postgres and notify-mysql (all new notifications)
+ * in turns, so a burst of other work on the machine hits them alike; then the 30 % duplicate pass
+ * of each store.
  */
-async function notifyScenarios() {
-  log(`baseline, notify-memory, notify-redis: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
-  const servers = { baseline: await startServer('baseline'), memory: await startServer('notify', ['memory']), redis: await startServer('notify', ['redis']) }
+async function notifyScenarios(repeat = '') {
+  log(`baseline, ${Object.keys(STORES).map((store) => `notify-${store}`).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const servers = { baseline: await startServer('baseline') }
+  for (const store of Object.keys(STORES)) servers[store] = await startServer('notify', [store])
   const names = Object.keys(servers).filter((name) => !servers[name].skipped)
-  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${name[0].toUpperCase()}${tag}` })
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${repeat}${STORES[name] ?? 'B'}${tag}` })
   for (const name of names) await warm(config(name, 'W'))
   const runs = Object.fromEntries(names.map((name) => [name, []]))
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of names) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
   }
   const out = { baseline: combine(runs.baseline) }
-  for (const store of ['memory', 'redis']) {
+  for (const store of Object.keys(STORES)) {
     if (servers[store].skipped) {
       out[store] = { skipped: servers[store].skipped }
       continue
@@ -52,7 +60,11 @@ async function notifyScenarios() {
     const duplicates = combine([await measure(servers[store], { ...config(store, 'D'), dup })])
     out[store] = { unique: combine(runs[store]), duplicates }
   }
-  for (const name of names) await servers[name].stop()
+  for (const name of names) {
+    await servers[name].stop()
+    // What a server logged (rejections are logged at warn/error): the why of any non-2xx answer.
+    if (out[name] && servers[name].stderr) out[name].stderr = servers[name].stderr.slice(-2000)
+  }
   return out
 }
 
@@ -168,6 +180,43 @@ if (process.env.BENCH_ONLY === 'replication') {
   process.stdout.write(`${JSON.stringify(await replication(), null, 2)}\n`)
   process.exit(0)
 }
+if (process.env.BENCH_ONLY === 'notify') {
+  // Baseline and the notify stores in turns, alone, BENCH_REPEAT times (default 3): one line per
+  // scenario and run, then bench/results-sql.{json,md} (results.{json,md} are left as they are).
+  const repeats = Number(process.env.BENCH_REPEAT ?? 3)
+  const runs = []
+  for (let repeat = 1; repeat <= repeats; repeat++) {
+    const loadBefore = os.loadavg()
+    const only = await notifyScenarios(repeat)
+    const base = only.baseline
+    log(`run ${repeat} of ${repeats}:`)
+    for (const [name, run] of Object.entries(only)) {
+      const pass = run.unique ?? run
+      if (!pass.rps) {
+        log(`${name}: skipped (${run.skipped})`)
+        continue
+      }
+      const rounds = pass.rounds.map((round, i) => (round.rps / base.rounds[i].rps).toFixed(2)).join(' ')
+      const trips = pass.sqlStatementsPerSettled ?? pass.redisCommandsPerRequest
+      log(`${name}: ${Math.round(pass.rps)} req/s, ${(pass.rps / base.rps).toFixed(2)} × baseline (rounds ${rounds}), ` +
+        `CPU µs/req: server ${pass.cpuUsPerRequest}, load generator ${pass.loadCpuUsPerRequest}` +
+        `${pass.databaseCpuUsPerRequest === undefined ? '' : `, database ${pass.databaseCpuUsPerRequest}`}` +
+        `${trips === undefined ? '' : `; ${trips} round trips per new notification`}` +
+        `${run.duplicates ? `; 30 % dup ${Math.round(run.duplicates.rps)} req/s, ${run.duplicates.sqlStatementsPerRequest ?? run.duplicates.redisCommandsPerRequest ?? '–'} round trips/req` : ''}`)
+    }
+    const loadAfter = os.loadavg()
+    log(`load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after`)
+    runs.push({ date: new Date().toISOString(), loadBefore, loadAfter, ...only })
+  }
+  writeSqlResults({
+    date: new Date().toISOString(),
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
+    settings: { warmupSec: WARMUP_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) },
+    elapsedSec: Math.round((Date.now() - started) / 1000),
+    runs,
+  })
+  process.exit(0)
+}
 log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
 log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
@@ -182,13 +231,15 @@ const replicationResult = await replication()
 writeResults({
   date: new Date().toISOString(),
   machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
-  settings: { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, payRate: payResults.rate },
+  settings: { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, payRate: payResults.rate, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) },
   elapsedSec: Math.round((Date.now() - started) / 1000),
   micro,
   ceiling: ceilingResult,
   baseline: notify.baseline,
   notifyMemory: notify.memory,
   notifyRedis: notify.redis,
+  notifyPostgres: notify.postgres,
+  notifyMysql: notify.mysql,
   consoleLogger: consoleResult,
   otel: otelResult,
   pay: payResults,

@@ -1,6 +1,8 @@
 // The router's notify route: parse, verify, dedupe, a no-op onPaid.
 // `node notify.js memory` uses the default MemoryStore; `node notify.js redis` a RedisStore on
 // 127.0.0.1:6379 (prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
+// `node notify.js postgres` / `mysql`: a PostgresStore / MysqlStore on the local database, and an
+// onPaid that INSERTs a payment row through ctx.tx (sql.js; SKIP when the database is missing).
 // BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
 // `--require hide-otel.cjs`, the package finds no OpenTelemetry API at all.
 // BENCH_REDIS_PORT picks another Redis; BENCH_WAIT_REPLICAS sets the store's waitReplicas.
@@ -24,6 +26,7 @@ const otelApi = (() => {
 let paid = 0
 const commands = {}
 let redis = null
+let sql = null
 let store
 
 // Rejections are logged at warn/error (there should be none); the 30 % duplicates are logged at
@@ -56,23 +59,40 @@ if (kind === 'redis') {
   }
 }
 
+if (kind === 'postgres' || kind === 'mysql') {
+  try {
+    const { sqlSetup } = await import('./sql.js')
+    sql = await sqlSetup(gat, kind)
+    store = sql.store
+  } catch (err) {
+    process.stdout.write(`SKIP ${kind}: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(0)
+  }
+}
+
 const app = express()
 app.use('/gat', gat.guanaitong({
   appId: APP_ID,
   appSecret: APP_SECRET,
   notifyUrl: 'https://shop.example/gat/notify',
-  onPaid: () => { paid += 1 },
+  onPaid: sql
+    ? (payment, req, ctx) => {
+      paid += 1
+      return sql.onPaid(payment, req, ctx)
+    }
+    : () => { paid += 1 },
   payPath: false,
   logger,
   ...(store ? { store } : {}),
 }))
 
-/** Deletes what this run left in Redis (done-markers are kept 25 h otherwise). */
-async function cleanRedis() {
+/** Deletes what this run left in Redis (done-markers are kept 25 h otherwise), or its SQL tables. */
+async function clean() {
+  if (sql) await sql.close()
   if (!redis) return
   const keys = await redis.keys(`gatbench:${process.pid}:*`)
   for (let i = 0; i < keys.length; i += 10_000) await redis.unlink(...keys.slice(i, i + 10_000))
   await redis.quit()
 }
 
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}) }), cleanRedis))
+const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}), ...(sql ? { statements: { ...sql.statements }, database: sql.databaseCpu() } : {}) }), clean))
