@@ -107,7 +107,7 @@ export async function sqlSetup(gat, kind) {
       statements,
       databaseCpu: () => databaseCpu(kind, backends),
       close: async () => {
-        await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
+        await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}, ${settlements}_unsettled`)
         await pool.end()
       },
     }
@@ -132,7 +132,7 @@ export async function sqlSetup(gat, kind) {
     statements,
     databaseCpu: () => databaseCpu(kind),
     close: async () => {
-      await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}`)
+      await pool.query(`DROP TABLE IF EXISTS ${payments}, ${settlements}, ${settlements}_unsettled`)
       await pool.end()
     },
   }

@@ -4,6 +4,7 @@ import { ConfigError, GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
+import { TurnBatch } from './turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from './unsettled-record'
 
 
@@ -135,7 +136,7 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
   /** How long the attempt counter (and the hash) outlives its last write. */
   private readonly keepMs: number
   /** Removals from the ledger waiting for this tick's RESOLVE call (see `resolveUnsettled`). */
-  private removals: { keys: string[]; done: Promise<void> } | undefined
+  private readonly removals = new TurnBatch<string>((keys) => this.redis.evalScript(RESOLVE, this.unsettledKeys, keys).then(() => {}), REMOVALS_PER_CALL)
 
   constructor(options: RedisStoreOptions) {
     checkOptions('RedisStore', options, REDIS_STORE_RULES, '{ client: new Redis(url) }')
@@ -228,25 +229,10 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
     await this.redis.evalScript(WATCH, this.unsettledKeys, [checked.key, checked.deadline, encodeUnsettled(checked)])
   }
 
-  /**
-   * Every settlement removes its order from the ledger, where it is nearly always absent. The keys
-   * removed in one event-loop turn share one RESOLVE call, sent once the turn's I/O is handled:
-   * under load a settlement then costs its two commands (claim, complete) and a small share of a
-   * third, not three. Resolves when that call answered.
-   */
+  /** Batched per event-loop turn (TurnBatch): resolves when the call carrying this key answered. */
   async resolveUnsettled(key: string): Promise<void> {
     checkLedgerKey('RedisStore', key)
-    let batch = this.removals
-    if (!batch || batch.keys.length >= REMOVALS_PER_CALL) {
-      const keys: string[] = []
-      const done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-        if (this.removals?.keys === keys) this.removals = undefined
-        await this.redis.evalScript(RESOLVE, this.unsettledKeys, keys)
-      })
-      batch = this.removals = { keys, done }
-    }
-    batch.keys.push(key)
-    return batch.done
+    return this.removals.add(key)
   }
 
   async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {

@@ -48,7 +48,8 @@ export interface Dialect {
   readonly ledger: {
     /** Adds or replaces a record: key, deadline, record JSON. */
     readonly watch: string
-    readonly resolve: string
+    /** Removes `count` records by key. */
+    resolve(count: number): string
     /** Soonest first: limit. */
     readonly list: string
     /** Locks due records no other sweep holds, soonest first: now, limit. */
@@ -94,7 +95,7 @@ function common(table: string, transaction: string) {
     purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? ORDER BY touched_at LIMIT ?`,
     purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND settle_key IN (${placeholders(count)})`,
     ledger: {
-      resolve: `DELETE FROM ${u} WHERE unsettled_key = ?`,
+      resolve: (count: number) => `DELETE FROM ${u} WHERE unsettled_key IN (${placeholders(count)})`,
       list: `SELECT record, deadline FROM ${u} ORDER BY deadline, unsettled_key LIMIT ?`,
       takeDue: `SELECT record, deadline, unsettled_key FROM ${u} WHERE deadline <= ? ORDER BY deadline, unsettled_key LIMIT ? FOR UPDATE SKIP LOCKED`,
       moveDeadlines: (count: number) => `UPDATE ${u} SET deadline = ? WHERE unsettled_key IN (${placeholders(count)})`,

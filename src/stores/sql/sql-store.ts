@@ -4,6 +4,7 @@ import type {
   SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
 } from '../../types'
 import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../validate'
+import { TurnBatch } from '../turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
 import { checkTable, MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
 
@@ -22,6 +23,9 @@ export interface SqlStoreKind<Tx> {
 const DONE: TransactionalResult = Object.freeze({ status: 'done' })
 const BUSY: TransactionalResult = Object.freeze({ status: 'busy' })
 const COMPLETED: TransactionalResult = Object.freeze({ status: 'completed' })
+
+/** Ledger keys one DELETE removes. */
+const REMOVALS_PER_CALL = 500
 
 /** Rows one purge statement deletes: small enough not to hold locks long. */
 const PURGE_BATCH = 1000
@@ -54,6 +58,10 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private purging: Promise<number> | undefined
 
   private readonly name: string
+  private readonly removals = new TurnBatch<string>(
+    (keys) => this.db('resolveUnsettled', () => this.driver.query(this.dialect.ledger.resolve(keys.length), keys)).then(() => {}),
+    REMOVALS_PER_CALL,
+  )
   private readonly driver: SqlDriver<Tx>
   private readonly dialect: Dialect
 
@@ -148,10 +156,11 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     await this.db('watchUnsettled', () => this.driver.query(this.dialect.ledger.watch, [copy.key, copy.deadline, encodeUnsettled(copy)]))
   }
 
+  /** Batched per event-loop turn (TurnBatch): resolves when the DELETE carrying this key answered. */
   async resolveUnsettled(key: string): Promise<void> {
     checkLedgerKey(this.name, key)
     await this.ready()
-    await this.db('resolveUnsettled', () => this.driver.query(this.dialect.ledger.resolve, [key]))
+    await this.removals.add(key)
   }
 
   async listUnsettled(limit?: number): Promise<UnsettledRecord[]> {
