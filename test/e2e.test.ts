@@ -5,7 +5,7 @@ import { createClient } from '../src/client'
 import { guanaitong } from '../src/router'
 import { createSandbox, SANDBOX_CODES, type Sandbox } from '../src/testing/sandbox'
 import type { Payment } from '../src/types'
-import { EXPRESS_VERSIONS, recordingLogger } from './helpers'
+import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox } from './helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }
 // 1 ms per second of Guanaitong's schedule: a 15 s retry comes after 15 ms.
@@ -36,13 +36,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       paid = []
       failedNotices = []
       onPaid = async (p) => { paid.push(p) }
-      const app = express()
-      server = app.listen(0)
-      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-      app.use('/gat', guanaitong({
+      ;({ server, base } = routerBehindSandbox(express, sandbox, {
         ...APP,
-        baseUrl: sandbox.url,
-        notifyUrl: `${base}/gat/notify`,
         logger,
         preparePayment: (_req, params) => ({ ...params, buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', total_amount: '100.01' }),
         onPaid: (p) => onPaid(p),

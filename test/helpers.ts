@@ -2,7 +2,9 @@ import express5 from 'express'
 import express4 from 'express4'
 import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/quiet-logger'
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
-import type { Fields } from '../src/types'
+import type { Server } from 'node:http'
+import { guanaitong } from '../src/router'
+import type { Fields, GuanaitongOptions } from '../src/types'
 
 export const APP_ID = '20110698'
 export const SECRET = 'secret123'
@@ -60,4 +62,20 @@ export const unusedClient = {
   getToken: () => Promise.reject(new Error('not used')),
   pay: () => Promise.reject(new Error('not used')),
   request: () => Promise.reject(new Error('not used')),
+}
+
+/**
+ * An app listening on a free port with the router at /gat, calling `sandbox` as Guanaitong and
+ * giving it this app's notify URL. `express` is the major under test (EXPRESS_VERSIONS).
+ */
+export function routerBehindSandbox(
+  express: typeof express5,
+  sandbox: { url: string },
+  options: Omit<GuanaitongOptions, 'baseUrl' | 'notifyUrl'>,
+): { server: Server; base: string } {
+  const app = express()
+  const server = app.listen(0)
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  app.use('/gat', guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` }))
+  return { server, base }
 }

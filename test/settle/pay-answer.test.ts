@@ -9,7 +9,7 @@ import { guanaitong } from '../../src/router'
 import { MemoryStore } from '../../src/stores/memory'
 import { createSandbox, SANDBOX_CODES, type Sandbox } from '../../src/testing/sandbox'
 import type { GuanaitongOptions, Payment, SettleContext } from '../../src/types'
-import { EXPRESS_VERSIONS, recordingLogger, sleep } from '../helpers'
+import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox, sleep } from '../helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }
 const BUYER = 'd87797eea12a2f80ad72ed93214a0908'
@@ -39,13 +39,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     let logger: ReturnType<typeof recordingLogger>
 
     async function shop(options: Partial<GuanaitongOptions> = {}): Promise<void> {
-      const app = express()
-      server = app.listen(0)
-      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-      app.use('/gat', guanaitong({
+      ;({ server, base } = routerBehindSandbox(express, sandbox, {
         ...APP,
-        baseUrl: sandbox.url,
-        notifyUrl: `${base}/gat/notify`,
         logger,
         store: new MemoryStore(),
         preparePayment: (_req, params) => ({ ...params, buyer_open_id: BUYER, total_amount: '19.99' }),

@@ -63,47 +63,41 @@ const DATABASES = [
   },
 ]
 
+/** A Knex instance on `database`, a store table and a shop table, for the enclosing describe; dropped after it. */
+function knexFixture(database: (typeof DATABASES)[number]) {
+  const fixture = { db: database.db(), table: uniqueTable('knex'), shop: undefined as unknown as Awaited<ReturnType<typeof shopTable>> }
+  before(async () => { fixture.shop = await shopTable(fixture.db) })
+  after(async () => {
+    await fixture.shop.drop()
+    await fixture.db.raw(`DROP TABLE IF EXISTS ${fixture.table}, ${fixture.table}_unsettled`)
+    await fixture.db.destroy()
+  })
+  return fixture
+}
+
 for (const database of DATABASES) {
   describe(`Knex driver on ${database.name}`, () => {
-    const db = database.db()
-    const table = uniqueTable('knex')
-    let shop: Awaited<ReturnType<typeof shopTable>>
-
-    before(async () => { shop = await shopTable(db) })
-    after(async () => {
-      await shop.drop()
-      await db.raw(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-      await db.destroy()
-    })
-
-    transactionalStoreConformance(`${database.name} through Knex`, ({ retentionMs }) => database.store(knexDriver(db), table, retentionMs), {
-      write: (tx, id) => shop.write(tx, id),
-      count: (id) => shop.count(id),
-      killConnection: async (tx) => db.raw(database.kill, [Number(await database.connectionId(tx))]),
+    const k = knexFixture(database)
+    transactionalStoreConformance(`${database.name} through Knex`, ({ retentionMs }) => database.store(knexDriver(k.db), k.table, retentionMs), {
+      write: (tx, id) => k.shop.write(tx, id),
+      count: (id) => k.shop.count(id),
+      killConnection: async (tx) => k.db.raw(database.kill, [Number(await database.connectionId(tx))]),
     })
   })
 }
 
 describe('Knex driver on PostgreSQL, behind the router', () => {
-  const db = DATABASES[0].db()
-  const table = uniqueTable('kpg')
-  let shop: Awaited<ReturnType<typeof shopTable>>
-
-  before(async () => { shop = await shopTable(db) })
-  after(async () => {
-    await shop.drop()
-    await db.raw(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-    await db.destroy()
-  })
+  const k = knexFixture(DATABASES[0])
+  const { db, table } = k
 
   it('a work that swallows a failed statement: PostgreSQL aborted the transaction, so nothing commits', async () => {
     const store = new PostgresStore({ driver: knexDriver(db), table })
     const key = `20110698:paid:K${Date.now()}`
     await assert.rejects(store.settle(key, async (tx) => {
-      await shop.write(tx, key)
+      await k.shop.write(tx, key)
       await tx.raw('SELECT 1 / 0').catch(() => {})
     }), /done-marker failed: .*current transaction is aborted/)
-    expect(await shop.count(key)).to.equal(0)
+    expect(await k.shop.count(key)).to.equal(0)
   })
 
   it('behind the router: onPaid marks the order paid through ctx.tx once; the second delivery is acknowledged without running it', async () => {

@@ -11,7 +11,7 @@ import { guanaitong } from '../../src/router'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
 import type { GuanaitongOptions, Payment, SettleContext } from '../../src/types'
-import { recordingLogger, sleep } from '../helpers'
+import { recordingLogger, routerBehindSandbox, sleep } from '../helpers'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MysqlStore, PostgresStore } from '../../src/stores'
@@ -33,13 +33,8 @@ for (const db of sqlTargets()) {
     const logger = recordingLogger()
 
     const mount = (options: Partial<GuanaitongOptions> = {}) => {
-      const app = express()
-      server = app.listen(0)
-      base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-      app.use('/gat', guanaitong({
+      ;({ server, base } = routerBehindSandbox(express, sandbox, {
         ...APP,
-        baseUrl: sandbox.url,
-        notifyUrl: `${base}/gat/notify`,
         logger,
         store: db.store({ table }),
         preparePayment: (_req, params) => ({ ...params, buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908', total_amount: '19.90' }),

@@ -95,14 +95,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     }
 
     const t = await this.db('begin', () => this.driver.begin())
-    let marker: SqlRow | undefined
-    try {
-      marker = (await t.query(this.dialect.lock, [key])).rows[0]
-    } catch (err) {
-      await rollback(t)
-      if (this.dialect.isLockBusy(err)) return BUSY
-      throw storeFailed('lock', err)
-    }
+    const marker = await this.lockMarker(t, key)
+    if (marker === 'busy') return BUSY
     if (!marker || isDone(marker)) {
       await rollback(t)
       if (marker) return DONE
@@ -138,14 +132,20 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     if (!seen) return 'open'
     if (isDone(seen)) return 'done'
     const t = await this.db('begin', () => this.driver.begin())
+    const marker = await this.lockMarker(t, key)
+    if (marker === 'busy') return 'busy'
+    await rollback(t)
+    return isDone(marker) ? 'done' : 'open'
+  }
+
+  /** Locks the marker row in `t` without waiting: the row (none if missing), or 'busy'. Rolls `t` back when it fails. */
+  private async lockMarker(t: SqlTransaction<Tx>, key: string): Promise<SqlRow | undefined | 'busy'> {
     try {
-      const marker = (await t.query(this.dialect.lock, [key])).rows[0]
-      return isDone(marker) ? 'done' : 'open'
+      return (await t.query(this.dialect.lock, [key])).rows[0]
     } catch (err) {
+      await rollback(t)
       if (this.dialect.isLockBusy(err)) return 'busy'
       throw storeFailed('lock', err)
-    } finally {
-      await rollback(t)
     }
   }
 
@@ -295,7 +295,8 @@ function isDone(row: SqlRow | undefined): boolean {
 
 function checkSqlKey(key: string): void {
   checkKey(key)
-  if ([...key].length > MAX_SQL_KEY_LENGTH) throw new ParamError('key', `must be at most ${MAX_SQL_KEY_LENGTH} characters for a SQL store; got ${[...key].length}`)
+  // Columns count code points; a string no longer in UTF-16 units needs no counting.
+  if (key.length > MAX_SQL_KEY_LENGTH && [...key].length > MAX_SQL_KEY_LENGTH) throw new ParamError('key', `must be at most ${MAX_SQL_KEY_LENGTH} characters for a SQL store; got ${[...key].length}`)
 }
 
 /** A ROLLBACK whose failure changes nothing: the driver destroys the connection, and the database rolls back with it. */
