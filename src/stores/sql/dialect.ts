@@ -4,9 +4,20 @@
  * The algorithm that runs them is written once, in sql-store.ts.
  */
 import { ConfigError } from '../../errors'
+import type { SqlResult, SqlRow } from '../../types'
+
+/** What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or raced (the row was not done when read, gone or done when locked). */
+export type ScriptClaim =
+  | { status: 'done'; memo: string | null }
+  | { status: 'busy' }
+  | { status: 'claimed'; attempts: number; tx: unknown }
+  | { status: 'raced' }
 
 /** Longest settlement key a marker row holds: 191 characters fit an index on a utf8mb4 VARCHAR in any InnoDB row format. */
 export const MAX_SQL_KEY_LENGTH = 191
+
+/** The same keys in bytes on MySQL: 191 code points of at most 4 UTF-8 bytes each. */
+const MYSQL_KEY_BYTES = MAX_SQL_KEY_LENGTH * 4
 
 export const DEFAULT_TABLE = 'gat_settlements'
 
@@ -42,8 +53,36 @@ export interface Dialect {
    * and deadlock with settlements in InnoDB.
    */
   purge(count: number): string
-  /** Probes that both tables exist. */
+  /** Probes that both tables exist, in this version's shape (the `memo` column; on MySQL, its procedures). */
   readonly probe: string
+  /**
+   * The settlement in two round trips, on a connection the store drives itself (the package's own
+   * pg and mysql2 drivers; a driver of your own takes the statements above, one by one).
+   */
+  readonly script: {
+    /**
+     * Reads the marker row, creates it when missing (committed on its own, so a duplicate never
+     * waits on it), opens a transaction and locks the row NOWAIT unless done: key, now.
+     * `claimed` leaves that transaction open; `done` and `busy` leave one open only where
+     * `openAfter` says so, for the store to roll back.
+     */
+    claim(key: string, now: number): [sql: string, params: unknown[]]
+    /** What `claim` answered, from its result sets. */
+    readClaim(results: readonly SqlResult[]): ScriptClaim
+    /** Whether a claim answered `done` or `busy` left a transaction open (PostgreSQL: its BEGIN always runs). */
+    readonly openAfter: boolean
+    /**
+     * Marks the row done and COMMITs, or, when the transaction that took the lock had ended,
+     * fails before COMMIT: done_at, attempts, touched_at, memo, key, tx.
+     */
+    finish: string
+    /** Whether `finish` failed because the transaction that took the lock had ended. */
+    isLockLost(err: unknown): boolean
+    /** Checks `finish` ended in a COMMIT. */
+    readFinish(results: readonly SqlResult[]): void
+  }
+  /** Statements that bring a table created by 0.2 to this version's shape; each can run again. */
+  readonly upgrade: readonly string[]
   /** The unsettled ledger (src/types.ts, UnsettledLedger), in `<table>_unsettled`. */
   readonly ledger: {
     /** Adds or replaces a record: key, deadline, record JSON. */
@@ -87,11 +126,10 @@ function placeholders(count: number): string {
 function common(table: string, transaction: string) {
   const u = unsettledTable(table)
   return {
-    read: `SELECT done_at, attempts FROM ${table} WHERE settle_key = ?`,
+    read: `SELECT done_at, attempts, memo FROM ${table} WHERE settle_key = ?`,
     lock: `SELECT done_at, attempts, ${transaction} AS tx FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
-    markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ? WHERE settle_key = ? AND done_at IS NULL AND ${transaction} = ?`,
+    markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? WHERE settle_key = ? AND done_at IS NULL AND ${transaction} = ?`,
     countAttempt: `UPDATE ${table} SET attempts = ?, touched_at = ? WHERE settle_key = ?`,
-    probe: `SELECT 1 FROM ${table}, ${u} WHERE 1 = 0`,
     purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? ORDER BY touched_at LIMIT ?`,
     purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND settle_key IN (${placeholders(count)})`,
     ledger: {
@@ -105,6 +143,10 @@ function common(table: string, transaction: string) {
 
 const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.code
 const errnoOf = (err: unknown): unknown => (err as { errno?: unknown } | null)?.errno
+const firstRow = (result: SqlResult | undefined) => result?.rows[0]
+
+/** Raised by the done-marker when the transaction that took the lock had ended (PostgreSQL: division_by_zero, from `1 / 0 rows`). */
+const LOCK_LOST = 'the transaction that took the lock had ended before the done-marker (did the handler commit or roll back ctx.tx?)'
 
 export function postgres(table: string): Dialect {
   // The transaction's id: outside it, each statement gets a new one.
@@ -112,16 +154,46 @@ export function postgres(table: string): Dialect {
   return {
     name: 'postgres',
     ...base,
+    probe: `SELECT memo FROM ${table}, ${unsettledTable(table)} WHERE 1 = 0`,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
         'ON CONFLICT (unsettled_key) DO UPDATE SET deadline = EXCLUDED.deadline, record = EXCLUDED.record',
     },
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING`,
-    ddl: postgresSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
+    script: {
+      // One simple-protocol query (values inlined by the driver's escapeLiteral). The insert
+      // commits in a block of its own: inside the locking transaction, it would wait for another
+      // settlement's uncommitted insert of the same key. A statement before BEGIN cannot end the
+      // script, so BEGIN always runs: `done` leaves an empty transaction for the store to roll
+      // back. The lock skips a done row, so a duplicate locks nothing.
+      claim: (key, now) => [`BEGIN; SELECT done_at, memo FROM ${table} WHERE settle_key = ?; ` +
+        `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING; COMMIT; ` +
+        `BEGIN; SELECT attempts, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`, [key, key, now, key]],
+      readClaim: (results) => readClaim(firstRow(results[1]), firstRow(results[5])),
+      openAfter: true,
+      // No row marked (the handler ended the transaction): 1 / 0 fails the script before its COMMIT.
+      finish: `WITH marked AS (UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? ` +
+        'WHERE settle_key = ? AND done_at IS NULL AND txid_current() = ? RETURNING 1) ' +
+        'SELECT 1 / count(*)::int AS marked FROM marked; COMMIT',
+      isLockLost: (err) => codeOf(err) === '22012',
+      readFinish: (results) => {
+        // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK, not an error.
+        const command = (results.at(-1) as { command?: string } | undefined)?.command
+        if (command !== undefined && command !== 'COMMIT') throw new Error(`COMMIT was answered ${command}: the transaction was rolled back`)
+      },
+    },
+    upgrade: [`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS memo TEXT`],
+    ddl: postgresSchemaStatements(table),
     // lock_not_available
     isLockBusy: (err) => codeOf(err) === '55P03',
   }
+}
+
+function readClaim(read: SqlRow | undefined, locked: SqlRow | undefined): ScriptClaim {
+  if (read && read.done_at !== null && read.done_at !== undefined) return { status: 'done', memo: (read.memo as string | null) ?? null }
+  if (locked) return { status: 'claimed', attempts: Number(locked.attempts), tx: locked.tx }
+  return { status: 'raced' }
 }
 
 export function mysql(table: string): Dialect {
@@ -130,6 +202,7 @@ export function mysql(table: string): Dialect {
   return {
     name: 'mysql',
     ...base,
+    probe: `SELECT memo FROM ${table}, ${unsettledTable(table)} WHERE 1 = 0`,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
@@ -141,54 +214,140 @@ export function mysql(table: string): Dialect {
     // that whole settlement: MariaDB runs it with no lock wait (the failure is read as busy). The
     // MariaDB-only comment is a comment to MySQL 8, where the insert can still wait.
     insertIfAbsent: `/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */ INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
-    ddl: mysqlSchema(table).split(';\n').map((s) => s.trim()).filter(Boolean),
+    script: {
+      // One CALL each (stored procedures from mysqlSchema()): a procedure may leave the
+      // transaction it started open, so a duplicate starts none, and a pool needs no multipleStatements.
+      claim: (key, now) => [`CALL ${procedure(table, 'claim')}(?, ?)`, [key, now]],
+      readClaim: (results) => {
+        const row = firstRow(results[0])
+        if (row?.status === 'busy') return { status: 'busy' }
+        if (row?.status === 'raced') return { status: 'raced' }
+        return readClaim(row?.status === 'done' ? row : undefined, row?.status === 'claimed' ? row : undefined)
+      },
+      openAfter: false,
+      finish: `CALL ${procedure(table, 'finish')}(?, ?, ?, ?, ?, ?)`,
+      // The procedure's SIGNAL (SQLSTATE 45000), raised after its ROLLBACK.
+      isLockLost: (err) => (err as { sqlState?: unknown } | null)?.sqlState === '45000',
+      readFinish: () => {},
+    },
+    upgrade: [
+      `ALTER TABLE ${table} MODIFY settle_key VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`,
+      `ALTER TABLE ${table} ADD COLUMN /*M! IF NOT EXISTS */ memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
+      `ALTER TABLE ${unsettledTable(table)} MODIFY unsettled_key VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`,
+    ],
+    ddl: mysqlSchemaStatements(table),
     // MySQL 8 answers NOWAIT with ER_LOCK_NOWAIT (3572); MariaDB with ER_LOCK_WAIT_TIMEOUT (1205).
     isLockBusy: (err) => errnoOf(err) === 3572 || errnoOf(err) === 1205,
   }
+}
+
+/** A stored procedure of the MySQL schema, named after the table; `_v1` so a later shape can ship beside it during a rolling upgrade. */
+function procedure(table: string, what: 'claim' | 'finish'): string {
+  return `${table}_${what}_v1`
 }
 
 /**
  * The PostgreSQL DDL of the settlement table and its unsettled-pay ledger, for shops whose
  * migrations own their schema. `touched_at` (epoch ms) is indexed so purging old markers reads
  * only what it deletes; the ledger's keys sort bytewise (COLLATE "C"), as every store orders them.
+ * `memo` is what the settlement core recorded with the done-marker.
  */
 export function postgresSchema(table = DEFAULT_TABLE): string {
-  const t = checkTable(table, 'postgresSchema()')
-  return `CREATE TABLE IF NOT EXISTS ${t} (
+  return `${postgresSchemaStatements(table, 'postgresSchema()').join(';\n')};\n`
+}
+
+/** `postgresSchema()` as one statement per string, for a migration tool that runs them one at a time. */
+export function postgresSchemaStatements(table = DEFAULT_TABLE, where = 'postgresSchemaStatements()'): string[] {
+  const t = checkTable(table, where)
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t} (
   settle_key VARCHAR(${MAX_SQL_KEY_LENGTH}) PRIMARY KEY,
   attempts INTEGER NOT NULL DEFAULT 0,
   done_at BIGINT,
-  touched_at BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ${suffixed(t, '_touched_at')} ON ${t} (touched_at);
-CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
+  touched_at BIGINT NOT NULL,
+  memo TEXT
+)`,
+    `CREATE INDEX IF NOT EXISTS ${suffixed(t, '_touched_at')} ON ${t} (touched_at)`,
+    `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
   unsettled_key VARCHAR(${MAX_SQL_KEY_LENGTH}) COLLATE "C" PRIMARY KEY,
   deadline BIGINT NOT NULL,
   record TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ${suffixed(t, '_unsettled_deadline')} ON ${unsettledTable(t)} (deadline, unsettled_key);
-`
+)`,
+    `CREATE INDEX IF NOT EXISTS ${suffixed(t, '_unsettled_deadline')} ON ${unsettledTable(t)} (deadline, unsettled_key)`,
+  ]
 }
 
 /**
- * The MySQL/MariaDB DDL of the settlement table and its unsettled-pay ledger. Keys collate
- * bytewise: order numbers `A1` and `a1` are two orders, which a case-insensitive default
- * collation would merge.
+ * The MySQL/MariaDB DDL of the settlement table, its unsettled-pay ledger and the two stored
+ * procedures a settlement calls, as the mysql client runs it (DELIMITER around the procedures).
+ * Keys are VARBINARY, compared byte for byte: `A1` and `a1` are two orders, and so are `A1` and
+ * `A1 ` (a utf8mb4_bin column pads with spaces on MariaDB and MySQL 5.7, and would merge them).
  */
 export function mysqlSchema(table = DEFAULT_TABLE): string {
-  const t = checkTable(table, 'mysqlSchema()')
-  return `CREATE TABLE IF NOT EXISTS ${t} (
-  settle_key VARCHAR(${MAX_SQL_KEY_LENGTH}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+  return mysqlSchemaStatements(table, 'mysqlSchema()')
+    .map((statement) => (statement.startsWith('CREATE PROCEDURE') ? `DELIMITER //\n${statement} //\nDELIMITER ;\n` : `${statement};\n`))
+    .join('')
+}
+
+/** `mysqlSchema()` as one statement per string, without DELIMITER, for a migration tool or driver that runs them one at a time. */
+export function mysqlSchemaStatements(table = DEFAULT_TABLE, where = 'mysqlSchemaStatements()'): string[] {
+  const t = checkTable(table, where)
+  const key = `VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`
+  // No lock wait: MariaDB refuses NOWAIT in a procedure and takes a zero lock wait instead; MySQL 8
+  // takes NOWAIT on the lock (its insert can wait, as insertIfAbsent's). Each reads only its own
+  // comment: MariaDB skips /*!80000 */, MySQL skips /*M! */.
+  const noWait = '/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */'
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t} (
+  settle_key ${key} PRIMARY KEY,
   attempts INT NOT NULL DEFAULT 0,
   done_at BIGINT NULL,
   touched_at BIGINT NOT NULL,
+  memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   INDEX ${suffixed(t, '_touched_at')} (touched_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
-  unsettled_key VARCHAR(${MAX_SQL_KEY_LENGTH}) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL PRIMARY KEY,
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
+  unsettled_key ${key} PRIMARY KEY,
   deadline BIGINT NOT NULL,
   record TEXT NOT NULL,
   INDEX ${suffixed(t, '_unsettled_deadline')} (deadline, unsettled_key)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
-`
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // Busy (the row locked by another settlement) rolls back and answers busy; done starts no transaction.
+    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'claim')}(IN k VARBINARY(${MYSQL_KEY_BYTES}), IN now_ms BIGINT)
+BEGIN
+  DECLARE done BIGINT DEFAULT NULL;
+  DECLARE tries INT DEFAULT NULL;
+  DECLARE note TEXT DEFAULT NULL;
+  DECLARE EXIT HANDLER FOR 1205, 3572 BEGIN ROLLBACK; SELECT 'busy' AS status; END;
+  SELECT done_at, attempts, memo INTO done, tries, note FROM ${t} WHERE settle_key = k;
+  IF done IS NOT NULL THEN
+    SELECT 'done' AS status, done AS done_at, note AS memo;
+  ELSE
+    IF tries IS NULL THEN
+      ${noWait} INSERT INTO ${t} (settle_key, attempts, touched_at) VALUES (k, 0, now_ms) ON DUPLICATE KEY UPDATE settle_key = settle_key;
+    END IF;
+    START TRANSACTION;
+    SET tries = NULL;
+    ${noWait} SELECT attempts INTO tries FROM ${t} WHERE settle_key = k AND done_at IS NULL FOR UPDATE /*!80000 NOWAIT */;
+    IF tries IS NULL THEN
+      ROLLBACK;
+      SELECT 'raced' AS status;
+    ELSE
+      SELECT 'claimed' AS status, tries AS attempts, @@in_transaction AS tx;
+    END IF;
+  END IF;
+END`,
+    // Marks done and commits in the transaction the claim opened; when it had ended, marks nothing, rolls back and fails.
+    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'finish')}(IN done BIGINT, IN tries INT, IN touched BIGINT, IN note TEXT, IN k VARBINARY(${MYSQL_KEY_BYTES}), IN tx INT)
+BEGIN
+  UPDATE ${t} SET done_at = done, attempts = tries, touched_at = touched, memo = note WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
+  IF ROW_COUNT() <> 1 THEN
+    ROLLBACK;
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '${LOCK_LOST.replace(/'/g, "''")}';
+  END IF;
+  COMMIT;
+END`,
+  ]
 }
+
+export { LOCK_LOST }

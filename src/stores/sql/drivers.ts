@@ -3,9 +3,31 @@
  * is imported: the shop's pool is used as given, so the package loads without them.
  */
 import type { EventEmitter } from 'node:events'
+import { ParamError } from '../../errors'
 import type {
   MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction,
 } from '../../types'
+
+/**
+ * A pooled connection the store drives itself, for the package's own drivers: it sends its own
+ * BEGIN and COMMIT inside a script, so a settlement takes two round trips (sql-store.ts).
+ */
+export interface SqlSession<Tx> {
+  readonly tx: Tx
+  /** One round trip: `sql` (one or several statements, `?` for each of `params`); every result set, in order. */
+  script(sql: string, params: readonly unknown[]): Promise<SqlResult[]>
+  /** Back to the pool; destroyed instead when `broken` or when the server dropped it meanwhile. */
+  release(broken?: unknown): void
+}
+
+/** A driver that also hands out sessions: `pgDriver` and `mysqlDriver`. */
+export interface SessionDriver<Tx> extends SqlDriver<Tx> {
+  session(): Promise<SqlSession<Tx>>
+}
+
+export function hasSessions<Tx>(driver: SqlDriver<Tx>): driver is SessionDriver<Tx> {
+  return typeof (driver as Partial<SessionDriver<Tx>>).session === 'function'
+}
 
 type ErrorEvents = { on(e: 'error', l: (err: Error) => void): unknown; off(e: 'error', l: (err: Error) => void): unknown }
 
@@ -44,6 +66,21 @@ async function openTransaction<Tx>(conn: Connection<Tx>): Promise<SqlTransaction
   return { tx: conn.tx, query: conn.query, commit: () => run('COMMIT'), rollback: () => run('ROLLBACK') }
 }
 
+/** A session over `conn`: its 'error' event heard until it goes back, and a dropped connection destroyed. */
+function openSession<Tx>(conn: Pick<Connection<Tx>, 'tx' | 'release'>, script: SqlSession<Tx>['script']): SqlSession<Tx> {
+  let broken: Error | undefined
+  const onError = (err: Error) => { broken ??= err }
+  conn.tx.on('error', onError)
+  return {
+    tx: conn.tx,
+    script,
+    release: (err?: unknown) => {
+      conn.tx.off('error', onError)
+      conn.release(err === undefined ? broken : err instanceof Error ? err : new Error(String(err)))
+    },
+  }
+}
+
 /** `?` placeholders as node-postgres wants them: `$1`, `$2`, … (the stores' SQL has no `?` elsewhere). */
 const numbered = new Map<string, string>()
 function pgText(sql: string): string {
@@ -58,7 +95,28 @@ function pgText(sql: string): string {
 
 const pgResult = (r: { rows: any[]; rowCount: number | null }): SqlResult => ({ rows: r.rows ?? [], affected: r.rowCount ?? 0 })
 
-export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriver<Tx> {
+/**
+ * `sql` with each `?` replaced by its value as a literal, escaped by the client's own
+ * `escapeLiteral`, for a simple-protocol query (the only one that runs several statements).
+ * PostgreSQL text cannot hold NUL, and a NUL would end the query message early: refused.
+ */
+function pgInline(sql: string, params: readonly unknown[], escapeLiteral: (s: string) => string): string {
+  let i = 0
+  return sql.replace(/\?/g, () => {
+    const value = params[i++]
+    if (value === null || value === undefined) return 'NULL'
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
+    if (typeof value === 'string') {
+      if (value.includes('\0')) throw new ParamError('value', 'cannot hold NUL (U+0000) in PostgreSQL text')
+      return escapeLiteral(value)
+    }
+    throw new TypeError(`a script value must be a string, a safe integer or null; got ${typeof value}`)
+  })
+}
+
+type PgEscaping = { escapeLiteral?: (s: string) => string }
+
+export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriver<Tx> | SessionDriver<Tx> {
   // node-postgres emits an idle connection's error (the server restarted, or killed it) on the
   // pool, which has already dropped that connection: nothing is lost, but an 'error' event no one
   // hears crashes the process. A pool whose owner listens is left alone.
@@ -66,7 +124,7 @@ export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriv
   if (typeof events.listenerCount === 'function' && typeof events.on === 'function' && events.listenerCount('error') === 0) {
     events.on('error', () => {})
   }
-  return {
+  const driver: SqlDriver<Tx> = {
     query: async (sql, params) => pgResult(await pool.query(pgText(sql), [...params])),
     begin: async () => {
       const client = await pool.connect()
@@ -84,14 +142,42 @@ export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriv
       })
     },
   }
+  // A pg older than escapeLiteral (8.x has it) keeps the statement-by-statement path.
+  if (typeof (pg(pool) as PgEscaping).escapeLiteral !== 'function') return driver
+  return {
+    ...driver,
+    session: async () => {
+      const client = await pool.connect()
+      const escape = (literal: string) => (client as PgEscaping).escapeLiteral!(literal)
+      return openSession({ tx: client, release: (broken) => client.release(broken) }, async (sql, params) => {
+        const raw: any = await client.query(pgInline(sql, params, escape))
+        return (Array.isArray(raw) ? raw : [raw]).map((r) => ({ ...pgResult(r), command: r.command }))
+      })
+    },
+  }
+}
+
+/** The client class behind a pool, whose prototype carries `escapeLiteral` (pg ≥ 8.8). */
+function pg(pool: unknown): unknown {
+  return (pool as { Client?: { prototype: unknown } }).Client?.prototype ?? {}
 }
 
 function mysqlResult([rows]: [any, any]): SqlResult {
   return Array.isArray(rows) ? { rows, affected: 0 } : { rows: [], affected: Number(rows?.affectedRows ?? 0) }
 }
 
-export function mysqlDriver<Tx extends MysqlConnectionLike>(pool: MysqlPoolLike<Tx>): SqlDriver<Tx> {
+export function mysqlDriver<Tx extends MysqlConnectionLike>(pool: MysqlPoolLike<Tx>): SessionDriver<Tx> {
   return {
+    session: async () => {
+      const conn = await pool.getConnection()
+      return openSession({ tx: conn, release: (broken) => (broken ? conn.destroy() : conn.release()) },
+        // A CALL answers its procedure's result sets, then a header: mysql2's values are escaped by its own escape().
+        async (sql, params) => {
+          const [rows] = await conn.query(sql, [...params])
+          const sets: unknown[] = Array.isArray(rows) && rows.some(Array.isArray) ? rows : [rows]
+          return sets.map((set) => mysqlResult([set, undefined]))
+        })
+    },
     query: async (sql, params) => mysqlResult(await pool.query(sql, [...params])),
     begin: async () => {
       const conn = await pool.getConnection()

@@ -6,7 +6,9 @@ import type {
 import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../validate'
 import { TurnBatch } from '../turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
-import { checkTable, MAX_SQL_KEY_LENGTH, type Dialect } from './dialect'
+import { checkTable, LOCK_LOST, MAX_SQL_KEY_LENGTH, type Dialect, type ScriptClaim } from './dialect'
+import { hasSessions, type SessionDriver, type SqlSession } from './drivers'
+import { guardTx } from './guard'
 
 /** What a SQL store class brings to the shared core. */
 export interface SqlStoreKind<Tx> {
@@ -30,8 +32,16 @@ const REMOVALS_PER_CALL = 500
 /** Rows one purge statement deletes: small enough not to hold locks long. */
 const PURGE_BATCH = 1000
 
+/** A settlement's result; `done` carries the memo its done-marker was written with. */
+type Settled = TransactionalResult & { memo?: string }
+
 /**
- * Exactly-once settlement in the shop's own database. One marker row per key:
+ * Exactly-once settlement in the shop's own database. One marker row per key.
+ *
+ * With the package's own drivers, two round trips (settleInScripts): a claim script (read; create
+ * the row, committed on its own; BEGIN; lock NOWAIT), the shop's statements, then a finish script
+ * (done-marker; COMMIT). A duplicate costs the claim script alone (on PostgreSQL plus a ROLLBACK of
+ * its empty transaction that the answer does not wait for). A driver of your own runs:
  *
  * 1. Read the row without a lock: done means `done` at once (a duplicate costs one round trip).
  *    Create it when missing, outside the transaction, so a duplicate never waits on an insert;
@@ -79,11 +89,12 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     this.createTable = options.createTable ?? true
   }
 
-  async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult> {
+  async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo?: string): Promise<Settled> {
     checkSqlKey(key)
     await this.ready()
+    if (hasSessions(this.driver)) return this.settleInScripts(this.driver, key, work, memo)
     const seen = await this.db('read', () => this.driver.query(this.dialect.read, [key]))
-    if (isDone(seen.rows[0])) return DONE
+    if (isDone(seen.rows[0])) return done(seen.rows[0])
     if (seen.rows.length === 0) {
       try {
         await this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()])
@@ -99,13 +110,13 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     if (marker === 'busy') return BUSY
     if (!marker || isDone(marker)) {
       await rollback(t)
-      if (marker) return DONE
-      throw new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED', 500)
+      if (marker) return done(marker)
+      throw vanished(key)
     }
 
     const attempt = Number(marker.attempts) + 1
     try {
-      await work(t.tx, attempt)
+      await this.runWork(key, t.tx, attempt, work)
     } catch (err) {
       await rollback(t)
       await this.countFailedAttempt(key)
@@ -113,8 +124,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     }
     try {
       const now = Date.now()
-      const marked = await t.query(this.dialect.markDone, [now, attempt, now, key, marker.tx])
-      if (marked.affected !== 1) throw new Error('the transaction that took the lock had ended before the done-marker (did the handler commit or roll back ctx.tx?)')
+      const marked = await t.query(this.dialect.markDone, [now, attempt, now, memo ?? null, key, marker.tx])
+      if (marked.affected !== 1) throw new Error(LOCK_LOST)
     } catch (err) {
       await rollback(t)
       throw storeFailed('done-marker', err)
@@ -123,6 +134,75 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     await this.db('commit', () => t.commit())
     this.purgeWhenDue()
     return COMPLETED
+  }
+
+  /** `settle` in two round trips, on a session of the package's own driver (see the class comment). */
+  private async settleInScripts(driver: SessionDriver<Tx>, key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo: string | undefined): Promise<Settled> {
+    const script = this.dialect.script
+    const s = await this.db('connect', () => driver.session())
+    let claim: ScriptClaim
+    try {
+      claim = script.readClaim(await s.script(...script.claim(key, Date.now())))
+    } catch (err) {
+      // The lock refused (busy), or the database failed: either way the open transaction is rolled back.
+      this.closeSession(s, script.openAfter || !this.dialect.isLockBusy(err))
+      if (this.dialect.isLockBusy(err)) return BUSY
+      throw storeFailed('claim', err)
+    }
+    if (claim.status !== 'claimed') {
+      this.closeSession(s, script.openAfter)
+      if (claim.status === 'done') return claim.memo === null ? DONE : { status: 'done', memo: claim.memo }
+      if (claim.status === 'busy') return BUSY
+      // Not done when read, not lockable as not done just after: settled meanwhile, or purged.
+      const row = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
+      if (isDone(row)) return done(row)
+      throw vanished(key)
+    }
+
+    const attempt = claim.attempts + 1
+    try {
+      await this.runWork(key, s.tx, attempt, work)
+    } catch (err) {
+      await this.closeSession(s, true)
+      await this.countFailedAttempt(key)
+      throw err
+    }
+    try {
+      const now = Date.now()
+      script.readFinish(await s.script(script.finish, [now, attempt, now, memo ?? null, key, claim.tx]))
+    } catch (err) {
+      await this.closeSession(s, true)
+      throw storeFailed('done-marker', script.isLockLost(err) ? new Error(LOCK_LOST, { cause: err }) : err)
+    }
+    s.release()
+    this.purgeWhenDue()
+    return COMPLETED
+  }
+
+  /**
+   * Gives a session back, after a ROLLBACK when `rollBack`: a connection whose ROLLBACK failed
+   * is destroyed instead of pooled, as it may still hold locks. The returned promise is awaited
+   * only where the answer must wait for it: pg queues later queries behind the ROLLBACK anyway.
+   */
+  private closeSession(s: SqlSession<Tx>, rollBack: boolean): Promise<void> {
+    if (!rollBack) {
+      s.release()
+      return Promise.resolve()
+    }
+    return s.script('ROLLBACK', []).then(
+      () => s.release(),
+      (err: unknown) => s.release(err),
+    )
+  }
+
+  /** The shop's work, given a `ctx.tx` that refuses every call once the work ended (guard.ts). */
+  private async runWork(key: string, tx: Tx, attempt: number, work: (tx: Tx, attempt: number) => Promise<void>): Promise<void> {
+    const handle = guardTx(tx, key)
+    try {
+      await work(handle.tx, attempt)
+    } finally {
+      handle.end()
+    }
   }
 
   async status(key: string): Promise<'done' | 'busy' | 'open'> {
@@ -251,6 +331,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     for (let attempt = 1; ; attempt++) {
       try {
         for (const statement of this.dialect.ddl) await this.driver.query(statement, [])
+        if (!(await this.tableExists())) await this.upgradeSchema()
         return
       } catch (err) {
         // Instances starting at once race to create the tables: IF NOT EXISTS does not stop
@@ -265,6 +346,17 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
         'STORE_FAILED', 500, { cause: err })
       }
     }
+  }
+
+  /**
+   * Brings tables created by 0.2 to this version's shape (dialect.upgrade: the memo column; on
+   * MySQL, VARBINARY keys). Each statement runs even when one before it failed (a column added by
+   * an earlier, interrupted run); the shape is what counts.
+   */
+  private async upgradeSchema(): Promise<void> {
+    let failure: unknown
+    for (const statement of this.dialect.upgrade) await this.driver.query(statement, []).catch((err: unknown) => { failure ??= err })
+    if (!(await this.tableExists())) throw failure ?? new Error(`${this.table} is still not in this version's shape after the upgrade`)
   }
 
   private async tableExists(): Promise<boolean> {
@@ -287,6 +379,14 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
 
 function toRecord(row: SqlRow): UnsettledRecord {
   return decodeUnsettled(String(row.record), Number(row.deadline))
+}
+
+function done(row: SqlRow): Settled {
+  return row.memo === null || row.memo === undefined ? DONE : { status: 'done', memo: String(row.memo) }
+}
+
+function vanished(key: string): GuanaitongError {
+  return new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED', 500)
 }
 
 function isDone(row: SqlRow | undefined): boolean {
