@@ -1,7 +1,8 @@
 export { guanaitong, guanaitong as default } from './router'
 export { sign, verifySign, canonicalString, maskedCanonicalString } from './signature'
 export { createClient, MemoryTokenCache } from './client'
-export { MemoryStore, RedisStore, RedisTokenCache, PostgresStore, MysqlStore, postgresSchema, mysqlSchema } from './stores'
+export { MemoryStore, RedisStore, RedisTokenCache, PostgresStore, MysqlStore, postgresSchema, mysqlSchema,
+  postgresSchemaStatements, mysqlSchemaStatements, postgresUpgrade, mysqlUpgrade } from './stores'
 export { parseNotification } from './middleware/parse'
 export { verifyNotification } from './middleware/verify'
 export { dedupeNotification } from './middleware/dedupe'

@@ -146,7 +146,10 @@ function mysqlTarget(max: number): SqlTarget {
     run: (tx, sql) => (tx as mysql.PoolConnection).query(sql),
     kill: (tx) => pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`),
     exists: async (table) => ((await pool.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
-    drop: (table) => pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
+    drop: async (table) => {
+      await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
+      for (const name of ['claim', 'finish']) await pool.query(`DROP PROCEDURE IF EXISTS ${table}_${name}_v1`)
+    },
     bare(table) {
       const own = mysqlPool(3)
       return {

@@ -351,3 +351,20 @@ END`,
 }
 
 export { LOCK_LOST }
+
+/**
+ * What brings a PostgreSQL table created by 0.2 to this version's shape (the `memo` column), for
+ * `createTable: false`: run each statement once, in a migration, before deploying this version.
+ * With `createTable: true` the store runs them itself when it finds the old shape.
+ */
+export function postgresUpgrade(table = DEFAULT_TABLE): string[] {
+  return [...postgres(checkTable(table, 'postgresUpgrade()')).upgrade]
+}
+
+/**
+ * What brings a MySQL table created by 0.2 to this version's shape: VARBINARY keys and the `memo`
+ * column. Run them, then the CREATE PROCEDURE statements of `mysqlSchemaStatements()`.
+ */
+export function mysqlUpgrade(table = DEFAULT_TABLE): string[] {
+  return [...mysql(checkTable(table, 'mysqlUpgrade()')).upgrade]
+}
