@@ -108,14 +108,50 @@ export type Payment = Notification
 /** A failed payment: `tradeNo` is empty. */
 export type PayFailedNotice = Notification
 
+/**
+ * Whether a key has an unsettled-ledger record to remove once it settles (issue 20: the ledger
+ * costs nothing for an order it does not hold). `true`: `watchUnsettled` marked the key and no
+ * `resolveUnsettled` cleared the mark since; `false`: the store keeps marks and this key has
+ * none; absent: the store keeps no marks, and the core removes the order from the ledger anyway.
+ */
+export interface WatchedFlag {
+  watched?: boolean
+}
+
 /** The outcome of claiming a notification key in a store. */
 export type ClaimResult =
-  /** The caller now owns the key for `leaseMs`; `attempt` counts claims of this key so far (1 for the first). */
-  | { status: 'claimed'; owner: string; attempt: number }
-  /** A handler already finished for this key: answer success without running it again. */
-  | { status: 'done' }
+  /**
+   * The caller now owns the key for `leaseMs`; `attempt` counts claims of this key so far (1 for
+   * the first). `note`: what `peek(key, note)` left on the key before this claim, if anything.
+   */
+  | ({ status: 'claimed'; owner: string; attempt: number; note?: string } & WatchedFlag)
+  /** A handler already finished for this key: answer success without running it again. `memo`: what `complete` stored with it. */
+  | ({ status: 'done'; memo?: string } & WatchedFlag)
   /** Another request owns the key right now: answer fail, Guanaitong retries later. */
   | { status: 'busy' }
+
+/**
+ * Where a key stands, as `peek` reads it without claiming it: `done` (with the done-marker's
+ * `memo`), `busy` (a live claim or an open transaction holds it) or `open` (anything else).
+ */
+export type PeekResult = { status: 'done' | 'busy' | 'open'; memo?: string } & WatchedFlag
+
+/**
+ * The cross-check between the two channels (issue 21 item 4), optional for a store: the core
+ * writes a `memo` with each done-marker (what settled: outcome, trade number, amount, buyer) and
+ * compares it with every duplicate; it reads the paid key with `peek` before a failure notice
+ * settles, leaving a `note` there for a payment that comes later. Memos and notes are printable
+ * ASCII (0x20–0x7e), at most `MEMO_MAX_LENGTH` (1 024) characters; a store keeps them exactly.
+ */
+export interface CrossCheck {
+  /**
+   * Where `key` stands, counting no attempt and taking no lease. When it is `open` and `note` is
+   * given, keeps `note` on the key (replacing an earlier note) for at least `retentionMs`: every
+   * later claim answered `claimed` (or `settle` answered `completed`) returns it. A `done` or
+   * `busy` key gets no note.
+   */
+  peek(key: string, note?: string): Promise<PeekResult>
+}
 
 /**
  * Where notifications are de-duplicated. A key is claimed before the handler runs,
@@ -126,8 +162,11 @@ export type ClaimResult =
 export interface NotifyStore {
   /** Claims `key` for `leaseMs` unless it is done or validly claimed by someone else. */
   claim(key: string): Promise<ClaimResult>
-  /** Marks `key` done and keeps the marker `retentionMs`; false when `owner` no longer owns it. */
-  complete(key: string, owner: string): Promise<boolean>
+  /**
+   * Marks `key` done and keeps the marker `retentionMs`; false when `owner` no longer owns it.
+   * A store that keeps memos stores `memo` with the marker: `claim` answers `done` with it.
+   */
+  complete(key: string, owner: string, memo?: string): Promise<boolean>
   /** Frees `key` so a later attempt can claim it; false when `owner` no longer owns it. */
   release(key: string, owner: string): Promise<boolean>
   /** Renews the lease of a running handler; false when `owner` no longer owns it. Optional. */
@@ -136,12 +175,18 @@ export interface NotifyStore {
   readonly leaseMs: number
   /** How long a done-marker is kept, in ms. */
   readonly retentionMs: number
+  /** Optional, see `CrossCheck`. */
+  peek?: CrossCheck['peek']
 }
 
 /** What a transactional store's `settle` found or did. */
-export interface TransactionalResult {
+export interface TransactionalResult extends WatchedFlag {
   /** `done`: settled before, the work did not run; `busy`: another caller holds the key right now; `completed`: the work ran and committed with the done-marker. */
   status: 'done' | 'busy' | 'completed'
+  /** With `done`: the memo stored with the done-marker, if any. */
+  memo?: string
+  /** With `completed`: the note `peek(key, note)` left on the key before this settlement, if any. */
+  note?: string
 }
 
 /**
@@ -158,14 +203,18 @@ export interface TransactionalStore<Tx = unknown> {
    * at once, never waiting, when another transaction holds it; otherwise BEGIN, `work(tx, attempt)`,
    * done-marker, COMMIT, and `completed` only after the COMMIT succeeded. Rejects with `work`'s own
    * error after a ROLLBACK when `work` rejects, and with a `GuanaitongError` when the database fails.
+   * A store that keeps memos commits `memo` with the done-marker (`done` answers return it).
+   * `watched` (see `WatchedFlag`) comes with `done` and `completed`.
    */
-  settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>): Promise<TransactionalResult>
+  settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo?: string): Promise<TransactionalResult>
   /**
    * Where `key` stands, changing nothing: `done`, `busy` (a transaction holds it now) or `open`.
    * Optional: without it, the unsettled sweep asks `settle` with work that throws, which a store
    * may count as an attempt.
    */
   status?(key: string): Promise<'done' | 'busy' | 'open'>
+  /** Optional, see `CrossCheck`. `busy`: a transaction holds the key now. */
+  peek?: CrossCheck['peek']
 }
 
 /** Why a pay is watched in the unsettled ledger. */
@@ -213,9 +262,14 @@ export interface UnsettledRecord {
  * `PostgresStore` and `MysqlStore` keep it in `<table>_unsettled` (src/stores/sql/dialect.ts).
  */
 export interface UnsettledLedger {
-  /** Adds the record, or replaces the one with the same `key`. */
+  /**
+   * Adds the record, or replaces the one with the same `key`. A store that keeps marks (see
+   * `WatchedFlag`) also marks the settlement key `record.key`, before the record is written and
+   * for at least as long as the record may be reported (past its deadline, and at least
+   * `retentionMs`); a mark changes nothing about claiming or settling the key.
+   */
   watchUnsettled(record: UnsettledRecord): Promise<void>
-  /** Removes the record with this key; nothing happens when there is none. */
+  /** Removes the record with this key, and its mark first; nothing happens when there is none. */
   resolveUnsettled(key: string): Promise<void>
   /** Up to `limit` records (default 1 000), soonest deadline first (ties by key). Changes nothing. */
   listUnsettled(limit?: number): Promise<UnsettledRecord[]>
@@ -468,8 +522,14 @@ export interface GuanaitongOptions<Tx = unknown> {
    * have a connection for while this settlement holds one.
    */
   findOrder?: (outerTradeNo: string, req: Request, ctx: SettleContext<Tx>) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
-  /** Called when `findOrder` disagrees with a notification. The notification is answered `fail`. */
-  onMismatch?: (mismatch: OrderMismatch, req: Request) => unknown
+  /**
+   * Called, besides a `logger.error` line, when a payment disagrees with what the shop or the
+   * other channel said: `findOrder` disagrees with it (`OrderMismatch`: answered `fail`, `onPaid`
+   * does not run), or it disagrees with what settled the order before (`ChannelMismatch`, see its
+   * `problem`: a failure notice for a paid order, a payment after a failure notice, a duplicate with
+   * another trade number, amount or buyer). Not awaited; a throw is logged.
+   */
+  onMismatch?: (mismatch: Mismatch, req: Request) => unknown
   /** Called when a payment has failed `retryBudgetThreshold` attempts, before Guanaitong (10 tries) gives up. */
   onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
   /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
@@ -500,6 +560,43 @@ export interface OrderMismatch {
   /** The order `findOrder` returned, if any. */
   order: OrderSummary | null
 }
+
+/** What settled an order (or what a failure notice said), as the store's memo or note keeps it. */
+export interface SettledSummary {
+  /** `paid`: a payment with a trade number; `failed`: a failure notice. */
+  outcome: 'paid' | 'failed'
+  /** Guanaitong's trade number; empty for `failed`. A value over 200 characters is kept as `sha256:<hex>` of it. */
+  tradeNo: string
+  /** The amount in yuan, two decimals, e.g. "19.90". */
+  totalAmount: string
+  /** The amount in integer fen, e.g. 1990. */
+  totalFen: number
+  /** The employee. A value over 200 characters is kept as `sha256:<hex>` of it. */
+  buyerOpenId: string
+}
+
+/** Passed to `onMismatch` when the two channels (the pay answer, the notifications) disagree about an order. */
+export interface ChannelMismatch {
+  /**
+   * `failed-after-paid`: a failure notice for an order already paid, or being paid: `onPayFailed`
+   * does not run, the notice is acknowledged `success`. `paid-after-failed`: a payment for an
+   * order a failure notice was received for: `onPaid` still runs (the employee was charged), then
+   * this is reported. `differs-from-settled`: a duplicate of a settled payment whose trade number,
+   * amount or buyer differ (`fields`): acknowledged `success`, nothing runs.
+   */
+  problem: 'failed-after-paid' | 'paid-after-failed' | 'differs-from-settled'
+  /** What arrived now: the verified notification, or the payment built from the pay answer. */
+  notification: Notification
+  /** Which channel it came from. */
+  source: SettleContext['source']
+  /** What the store recorded before: the settled payment, or the failure notice received. */
+  settled: SettledSummary
+  /** The fields that differ between `notification` and `settled` (`outcome` when a payment meets a failure). */
+  fields: Array<'outcome' | 'tradeNo' | 'totalAmount' | 'buyerOpenId'>
+}
+
+/** What `onMismatch` receives: tell them apart by `problem`. */
+export type Mismatch = OrderMismatch | ChannelMismatch
 
 /** Passed to `onRetryBudgetLow`. */
 export interface RetryBudgetInfo {

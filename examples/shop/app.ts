@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import pg from 'pg'
-import { amountToFen, fenToAmount, guanaitong, PostgresStore, type LogFields, type Logger, type OrderMismatch } from '../../src/index'
+import { amountToFen, fenToAmount, guanaitong, PostgresStore, type LogFields, type Logger, type Mismatch } from '../../src/index'
 import { createSandbox, type Sandbox, type SandboxOptions } from '../../src/testing/index'
 import { memoryOrders, postgresOrders, type Order, type OrderBook } from './orders'
 
@@ -78,7 +78,7 @@ export interface Shop {
   /** How many times onPaid / onPayFailed ran. */
   handled: { paid: number; failed: number }
   /** Notifications `findOrder` disagreed with (unknown order, other amount or buyer): answered `fail`, left for review. */
-  mismatches: OrderMismatch[]
+  mismatches: Mismatch[]
   close(): Promise<void>
 }
 
@@ -132,7 +132,7 @@ export async function startShop(options: ShopOptions = {}): Promise<Shop> {
   }
   const orders = new Map<string, Order>()
   const handled = { paid: 0, failed: 0 }
-  const mismatches: OrderMismatch[] = []
+  const mismatches: Mismatch[] = []
   const buyerOpenId = options.buyerOpenId ?? DEMO_BUYER_OPEN_ID
 
   let book: OrderBook = memoryOrders(orders)

@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../defaults'
 import { GuanaitongError } from '../errors'
-import type { ClaimResult, MemoryStoreOptions, NotifyStore, UnsettledLedger, UnsettledRecord } from '../types'
+import type { ClaimResult, CrossCheck, MemoryStoreOptions, NotifyStore, PeekResult, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../validate'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord } from './unsettled-record'
 
@@ -17,14 +17,23 @@ interface Held {
   attempt: number
   /** The entry (and its attempt counter) is dropped here (store-relative ms). */
   keepUntil: number
+  /** What `peek(key, note)` left, returned with every claim until the key is done. */
+  note?: string
+}
+
+/** A done-marker with the memo `complete` was given. */
+interface DoneWithMemo {
+  until: number
+  memo: string
 }
 
 /**
- * What the map holds per key. A done-marker is only its expiry, a number (store-relative ms,
- * so it stays a small integer that V8 keeps unboxed): 1 000 000 done-markers fit in about
- * 70 MB of heap, keys included. Claims are small objects; there are few at any time.
+ * What the map holds per key. A done-marker without a memo is only its expiry, a number
+ * (store-relative ms, so it stays a small integer that V8 keeps unboxed): 1 000 000 done-markers
+ * fit in about 70 MB of heap, keys included; one with a memo (the router's) is a small object
+ * holding it. Claims are small objects; there are few at any time.
  */
-type Entry = number | Held
+type Entry = number | DoneWithMemo | Held
 
 /** Expired entries looked at from the oldest end on each call. */
 const SWEEP_PER_CALL = 8
@@ -52,7 +61,7 @@ const SWEEP_PER_CALL = 8
  *   at most `maxEntries` records too; past that, `watchUnsettled` rejects (the pay route logs the
  *   record) rather than drop one. Records are few: most are settled within seconds.
  */
-export class MemoryStore implements NotifyStore, UnsettledLedger {
+export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
   readonly leaseMs: number
   readonly retentionMs: number
   /** The most keys held (live claims excepted, see the class notes). */
@@ -95,13 +104,17 @@ export class MemoryStore implements NotifyStore, UnsettledLedger {
     const now = this.now()
     this.sweep(now)
     const entry = this.entries.get(key)
+    // A key is watched while the ledger holds its record: both change together, in one process.
+    const watched = this.unsettled.has(key)
     let attempt = 1
+    let note: string | undefined
     if (entry !== undefined) {
-      if (typeof entry === 'number') {
-        if (entry > now) return { status: 'done' }
+      if (isDone(entry)) {
+        if (doneUntil(entry) > now) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: entry.memo, watched }
       } else if (entry.keepUntil > now) {
         if (entry.owner !== null && entry.leaseUntil > now) return { status: 'busy' }
         attempt = entry.attempt + 1
+        note = entry.note
       }
       this.drop(key)
     } else {
@@ -109,27 +122,49 @@ export class MemoryStore implements NotifyStore, UnsettledLedger {
     }
     const owner = newOwner()
     const leaseUntil = now + this.leaseMs
-    this.entries.set(flatten(key), {
-      owner,
-      leaseUntil,
-      attempt,
-      keepUntil: Math.max(leaseUntil, now + this.retentionMs),
-    })
+    const held: Held = { owner, leaseUntil, attempt, keepUntil: Math.max(leaseUntil, now + this.retentionMs) }
+    if (note !== undefined) held.note = note
+    this.entries.set(flatten(key), held)
     if (this.entries.size > 2 * this.cursorSize + 64) {
       // The map grew while the cursor stood still: let go of it (and of the old tables it holds).
       this.cursor = undefined
       this.oldestKey = undefined
     }
-    return { status: 'claimed', owner, attempt }
+    return note === undefined ? { status: 'claimed', owner, attempt, watched } : { status: 'claimed', owner, attempt, watched, note }
   }
 
-  async complete(key: string, owner: string): Promise<boolean> {
+  async complete(key: string, owner: string, memo?: string): Promise<boolean> {
     const now = this.now()
     this.sweep(now)
     if (!this.owned(key, owner, now)) return false
+    const until = now + this.retentionMs
     // Set in place: moving it to the newest end would leave a hole in the map's table per key.
-    this.entries.set(key, now + this.retentionMs)
+    this.entries.set(key, typeof memo === 'string' ? { until, memo } : until)
     return true
+  }
+
+  async peek(key: string, note?: string): Promise<PeekResult> {
+    checkKey(key)
+    const now = this.now()
+    this.sweep(now)
+    const watched = this.unsettled.has(key)
+    let entry = this.entries.get(key)
+    if (entry !== undefined && expired(entry, now)) {
+      this.drop(key)
+      entry = undefined
+    }
+    if (entry !== undefined && isDone(entry)) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: entry.memo, watched }
+    if (entry !== undefined && entry.owner !== null && entry.leaseUntil > now) return { status: 'busy', watched }
+    if (typeof note === 'string') {
+      if (entry === undefined) {
+        // A free key with its note: the next claim counts attempt 1 and takes the note along.
+        this.makeRoom(now)
+        entry = { owner: null, leaseUntil: now, attempt: 0, keepUntil: now + Math.max(this.leaseMs, this.retentionMs) }
+        this.entries.set(flatten(key), entry)
+      }
+      entry.note = note
+    }
+    return { status: 'open', watched }
   }
 
   async release(key: string, owner: string): Promise<boolean> {
@@ -192,7 +227,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger {
   /** The entry of `key` when `owner` made its latest claim and nobody released or completed it. */
   private owned(key: string, owner: string, now: number): Held | undefined {
     const entry = this.entries.get(key)
-    if (entry === undefined || typeof entry === 'number') return undefined
+    if (entry === undefined || isDone(entry)) return undefined
     if (entry.keepUntil <= now) {
       this.drop(key)
       return undefined
@@ -244,7 +279,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger {
       const key = this.oldest()
       if (key === undefined) break
       const entry = this.entries.get(key)!
-      if (typeof entry !== 'number' && entry.owner !== null && entry.leaseUntil > now && entry.keepUntil > now) {
+      if (!isDone(entry) && entry.owner !== null && entry.leaseUntil > now && entry.keepUntil > now) {
         live.push([key, entry])
       }
       this.drop(key)
@@ -253,8 +288,16 @@ export class MemoryStore implements NotifyStore, UnsettledLedger {
   }
 }
 
+function isDone(entry: Entry): entry is number | DoneWithMemo {
+  return typeof entry === 'number' || 'until' in entry
+}
+
+function doneUntil(entry: number | DoneWithMemo): number {
+  return typeof entry === 'number' ? entry : entry.until
+}
+
 function expired(entry: Entry, now: number): boolean {
-  return typeof entry === 'number' ? entry <= now : entry.keepUntil <= now
+  return isDone(entry) ? doneUntil(entry) <= now : entry.keepUntil <= now
 }
 
 function newOwner(): string {

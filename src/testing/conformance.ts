@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { GuanaitongError } from '../errors'
 import type { ClaimResult, NotifyStore } from '../types'
+import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
 import { ledgerConformance } from './ledger-conformance'
 
 /** Options a store under test is made with. */
@@ -136,8 +137,8 @@ export function storeConformance(
       const s = await store()
       const key = uniqueKey()
       assertClaimed(await s.claim(key))
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
+      assertStatus(await s.claim(key), 'busy')
     })
 
     test('complete by the owner returns true, then the key is done', async () => {
@@ -145,8 +146,8 @@ export function storeConformance(
       const key = uniqueKey()
       const r = assertClaimed(await s.claim(key))
       assert.equal(await s.complete(key, r.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
+      assertStatus(await s.claim(key), 'done')
     })
 
     test('a completed key cannot be released, completed or extended again, and stays done', async () => {
@@ -157,7 +158,7 @@ export function storeConformance(
       assert.equal(await s.release(key, r.owner), false, 'release after complete must not undo the done-marker')
       assert.equal(await s.complete(key, r.owner), false)
       if (s.extend) assert.equal(await s.extend(key, r.owner), false)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
     })
 
     test('release by the owner returns true, then the next claim gets attempt 2', async () => {
@@ -168,7 +169,7 @@ export function storeConformance(
       const second = assertClaimed(await s.claim(key))
       assert.equal(second.attempt, 2)
       assert.notEqual(second.owner, first.owner)
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
     })
 
     test('counts attempts across several releases', async () => {
@@ -182,7 +183,7 @@ export function storeConformance(
       const last = assertClaimed(await s.claim(key))
       assert.equal(last.attempt, 5)
       assert.equal(await s.complete(key, last.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
     })
 
     test('a released owner can no longer complete or release', async () => {
@@ -206,9 +207,9 @@ export function storeConformance(
         assert.equal(await s.release(key, wrong), false, `release with owner ${JSON.stringify(wrong)}`)
         if (s.extend) assert.equal(await s.extend(key, wrong), false, `extend with owner ${JSON.stringify(wrong)}`)
       }
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
       assert.equal(await s.complete(key, r.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
     })
 
     test('complete, release and extend of a key never claimed return false and create nothing', async () => {
@@ -225,7 +226,7 @@ export function storeConformance(
       const s = await store({ leaseMs: shortLease })
       const key = uniqueKey()
       const old = assertClaimed(await s.claim(key))
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
       await sleep(shortLease + 100)
       const taker = assertClaimed(await s.claim(key))
       assert.notEqual(taker.owner, old.owner)
@@ -233,9 +234,9 @@ export function storeConformance(
       assert.equal(await s.complete(key, old.owner), false, 'the old owner must not complete over the takeover')
       assert.equal(await s.release(key, old.owner), false, 'the old owner must not release the takeover')
       if (s.extend) assert.equal(await s.extend(key, old.owner), false, 'the old owner must not extend the takeover')
-      assert.deepEqual(await s.claim(key), { status: 'busy' }, 'the takeover must still hold the key')
+      assertStatus(await s.claim(key), 'busy', 'the takeover must still hold the key')
       assert.equal(await s.complete(key, taker.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
     })
 
     test('a takeover after an expired lease can itself be released and claimed again', async () => {
@@ -257,12 +258,12 @@ export function storeConformance(
       assert.equal(await s.extend(key, r.owner), true)
       await sleep(shortLease / 2 + 50)
       // Past the original lease, within the renewed one.
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
       assert.equal(await s.extend(key, r.owner), true)
       await sleep(shortLease / 2 + 50)
-      assert.deepEqual(await s.claim(key), { status: 'busy' })
+      assertStatus(await s.claim(key), 'busy')
       assert.equal(await s.complete(key, r.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
     })
 
     extendTest('without another extend, an extended claim expires one lease after the extend', async (s) => {
@@ -278,7 +279,7 @@ export function storeConformance(
       const key = uniqueKey()
       const r = assertClaimed(await s.claim(key))
       assert.equal(await s.complete(key, r.owner), true)
-      assert.deepEqual(await s.claim(key), { status: 'done' })
+      assertStatus(await s.claim(key), 'done')
       await sleep(shortRetention + 150)
       const again = assertClaimed(await s.claim(key))
       assert.notEqual(again.owner, r.owner)
@@ -312,11 +313,11 @@ export function storeConformance(
       const ra = assertClaimed(await s.claim(a))
       const rb = assertClaimed(await s.claim(b))
       assert.equal(await s.complete(a, ra.owner), true)
-      assert.deepEqual(await s.claim(a), { status: 'done' })
-      assert.deepEqual(await s.claim(b), { status: 'busy' })
+      assertStatus(await s.claim(a), 'done')
+      assertStatus(await s.claim(b), 'busy')
       assert.equal(await s.complete(b, ra.owner), false, "one key's owner must not complete another key")
       assert.equal(await s.release(b, rb.owner), true)
-      assert.deepEqual(await s.claim(a), { status: 'done' })
+      assertStatus(await s.claim(a), 'done')
       assert.equal(assertClaimed(await s.claim(b)).attempt, 2)
       assert.equal(assertClaimed(await s.claim(c)).attempt, 1)
       // A key that is a prefix or an extension of another is another key.
@@ -342,14 +343,46 @@ export function storeConformance(
       ]
       const owners = new Map<string, string>()
       for (const key of odd) owners.set(key, assertClaimed(await s.claim(key), key).owner)
-      for (const key of odd) assert.deepEqual(await s.claim(key), { status: 'busy' }, key)
+      for (const key of odd) assertStatus(await s.claim(key), 'busy', key)
       for (const key of odd) assert.equal(await s.complete(key, owners.get(key)!), true, key)
-      for (const key of odd) assert.deepEqual(await s.claim(key), { status: 'done' }, key)
+      for (const key of odd) assertStatus(await s.claim(key), 'done', key)
       assert.equal(assertClaimed(await s.claim(`${base}{brace`)).attempt, 1)
     })
 
     ledgerConformance(it, () => store(), { timeoutMs, run })
+    crossCheckConformance(it, async () => {
+      const s = await store()
+      return { store: s, probe: claimProbe(s) }
+    }, { timeoutMs, run })
   })
+}
+
+/** Settles through claim and complete, for the cross-check cases. */
+function claimProbe(s: NotifyStore): SettleProbe {
+  return {
+    async settleOnce(key, memo) {
+      const r = await s.claim(key)
+      if (r.status === 'busy') return { status: 'busy' }
+      if (r.status === 'done') return { status: 'done', watched: r.watched, memo: r.memo }
+      assert.equal(await s.complete(key, r.owner, memo), true)
+      return { status: 'settled', watched: r.watched, note: r.note }
+    },
+    async hold(key) {
+      const r = assertClaimed(await s.claim(key))
+      return {
+        attempt: r.attempt,
+        async finish(complete = true) {
+          assert.equal(await (complete ? s.complete(key, r.owner) : s.release(key, r.owner)), true)
+          return { watched: r.watched, note: r.note }
+        },
+      }
+    },
+  }
+}
+
+/** The status of a claim result; a store may add fields (watched, memo) the core reads. */
+function assertStatus(r: ClaimResult, status: ClaimResult['status'], label?: string): void {
+  assert.equal(r?.status, status, `${label ? `${label}: ` : ''}expected ${status}, got ${JSON.stringify(r)}`)
 }
 
 function assertClaimed(r: ClaimResult, label?: string): Extract<ClaimResult, { status: 'claimed' }> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import type { TransactionalResult, TransactionalStore } from '../types'
 import { runner, skipWithout, type Fn } from './conformance'
+import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
 import { ledgerConformance } from './ledger-conformance'
 
 /** What the suite needs from the database behind a transactional store, besides the store. */
@@ -96,9 +97,9 @@ export function transactionalStoreConformance<Tx>(
         attempts.push(attempt)
         await options.write(tx, key)
       }
-      assert.deepEqual(await s.settle(key, work), { status: 'completed' })
+      assertStatus(await s.settle(key, work), 'completed')
       assert.equal(await options.count(key), 1)
-      assert.deepEqual(await s.settle(key, work), { status: 'done' })
+      assertStatus(await s.settle(key, work), 'done')
       assert.deepEqual(attempts, [1])
       assert.equal(await options.count(key), 1)
     })
@@ -113,10 +114,10 @@ export function transactionalStoreConformance<Tx>(
       }), (err) => err === boom)
       assert.equal(await options.count(key), 0, 'the write of a failed work must be rolled back')
       let seen = 0
-      assert.deepEqual(await s.settle(key, async (tx, attempt) => {
+      assertStatus(await s.settle(key, async (tx, attempt) => {
         seen = attempt
         await options.write(tx, key)
-      }), { status: 'completed' })
+      }), 'completed')
       assert.equal(seen, 2)
       assert.equal(await options.count(key), 1)
     })
@@ -143,11 +144,11 @@ export function transactionalStoreConformance<Tx>(
       await first.inside
       let ranAgain = false
       // Resolving while the first still waits on its gate is what shows the duplicate did not block.
-      assert.deepEqual(await s.settle(key, async () => { ranAgain = true }), { status: 'busy' })
+      assertStatus(await s.settle(key, async () => { ranAgain = true }), 'busy')
       assert.equal(ranAgain, false)
       first.open()
-      assert.deepEqual(await settling, { status: 'completed' })
-      assert.deepEqual(await s.settle(key, async () => { ranAgain = true }), { status: 'done' })
+      assertStatus(await settling, 'completed')
+      assertStatus(await s.settle(key, async () => { ranAgain = true }), 'done')
       assert.equal(ranAgain, false)
       assert.equal(await options.count(key), 1)
     })
@@ -158,10 +159,10 @@ export function transactionalStoreConformance<Tx>(
       const first = held(key)
       const settling = a.settle(key, first.work)
       await first.inside
-      assert.deepEqual(await b.settle(key, async () => { throw new Error('must not run') }), { status: 'busy' })
+      assertStatus(await b.settle(key, async () => { throw new Error('must not run') }), 'busy')
       first.open()
       await settling
-      assert.deepEqual(await b.settle(key, async () => { throw new Error('must not run') }), { status: 'done' })
+      assertStatus(await b.settle(key, async () => { throw new Error('must not run') }), 'done')
     })
 
     test('20 concurrent settles of one key: the work runs and commits exactly once', async () => {
@@ -194,7 +195,7 @@ export function transactionalStoreConformance<Tx>(
       assert.match(outcome, /^rejected: /, 'a settlement whose connection died must not report completed')
       assert.equal(await options.count(key), 0, 'the killed transaction must leave no row')
       const result = await s.settle(key, async (t2) => { await options.write(t2, key) })
-      assert.deepEqual(result, { status: 'completed' })
+      assertStatus(result, 'completed')
       assert.equal(await options.count(key), 1)
     })
 
@@ -220,14 +221,61 @@ export function transactionalStoreConformance<Tx>(
       if (typeof (s as Partial<Purgeable>).purge !== 'function') return skipWithout(this, 'purge()')
       const key = uniqueKey()
       await s.settle(key, async () => {})
-      assert.deepEqual(await s.settle(key, async () => {}), { status: 'done' })
+      assertStatus(await s.settle(key, async () => {}), 'done')
       await new Promise((resolve) => setTimeout(resolve, 400))
       assert.ok(await (s as unknown as Purgeable).purge() >= 1, 'purge must delete the old marker')
       let attempt = 0
-      assert.deepEqual(await s.settle(key, async (_tx, n) => { attempt = n }), { status: 'completed' })
+      assertStatus(await s.settle(key, async (_tx, n) => { attempt = n }), 'completed')
       assert.equal(attempt, 1, 'a purged key starts counting again')
     })
 
     ledgerConformance(it, () => store(), { timeoutMs, run })
+    crossCheckConformance(it, async () => {
+      const s = await store()
+      return { store: s, probe: transactionalProbe(s) }
+    }, { timeoutMs, run })
   })
+}
+
+/** Settles with empty work, for the cross-check cases. */
+function transactionalProbe<Tx>(s: TransactionalStore<Tx>): SettleProbe {
+  return {
+    async settleOnce(key, memo) {
+      const r = await s.settle(key, async () => {}, memo)
+      if (r.status === 'busy') return { status: 'busy' }
+      if (r.status === 'done') return { status: 'done', watched: r.watched, memo: r.memo }
+      return { status: 'settled', watched: r.watched, note: r.note }
+    },
+    async hold(key) {
+      let open!: (complete: boolean) => void
+      const gate = new Promise<boolean>((resolve) => { open = resolve })
+      let entered!: (attempt: number) => void
+      const inside = new Promise<number>((resolve) => { entered = resolve })
+      const GIVE_BACK = new Error('given back by the conformance suite')
+      const settling = s.settle(key, async (_tx, attempt) => {
+        entered(attempt)
+        if (!(await gate)) throw GIVE_BACK
+      })
+      // A settle that ends without running the work (busy, done) must not leave the test waiting.
+      const attempt = await Promise.race([inside, settling.then((r) => { throw new Error(`settle answered ${r.status} without running the work`) })])
+      return {
+        attempt,
+        async finish(complete = true) {
+          open(complete)
+          if (!complete) {
+            await assert.rejects(settling, (err) => err === GIVE_BACK)
+            return {}
+          }
+          const r = await settling
+          assertStatus(r, 'completed')
+          return { watched: r.watched, note: r.note }
+        },
+      }
+    },
+  }
+}
+
+/** The status of a settle result; a store may add fields (watched, memo, note) the core reads. */
+function assertStatus(r: TransactionalResult, status: TransactionalResult['status'], label?: string): void {
+  assert.equal(r?.status, status, `${label ? `${label}: ` : ''}expected ${status}, got ${JSON.stringify(r)}`)
 }

@@ -6,7 +6,7 @@ import { expect } from 'chai'
 import http from 'node:http'
 import { MemoryStore } from '../../src/stores/memory'
 import { signNotification } from '../../src/testing/sign-notification'
-import type { Fields, GuanaitongOptions, NotifyStore, OrderMismatch, Payment, RetryBudgetInfo } from '../../src/types'
+import type { Fields, GuanaitongOptions, NotifyStore, Mismatch, OrderMismatch, Payment, RetryBudgetInfo } from '../../src/types'
 import { EXPRESS_VERSIONS, formBody, paidFields, sleep } from '../helpers'
 import { FORM, SECRET, listen, notifyApp, pairsBody, rawPost, signKeepingEmpty } from './support'
 
@@ -263,7 +263,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       const order = { totalAmount: '100.00', buyerOpenId: 'd87797eea12a2f80ad72ed93214a0908' }
 
       async function mismatch(found: unknown) {
-        const mismatches: OrderMismatch[] = []
+        const mismatches: Mismatch[] = []
         const looked: string[] = []
         const ctx = await start({
           findOrder: (outerTradeNo) => { looked.push(outerTradeNo); return found as never },
@@ -290,7 +290,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       it('unknown order → onMismatch (unknown-order), ORDER_MISMATCH logged, onPaid not called, fail', async () => {
         const out = await mismatch(null)
         expectMismatch(out, 'unknown-order')
-        expect(out.mismatches[0].order).to.equal(null)
+        expect((out.mismatches[0] as OrderMismatch).order).to.equal(null)
       })
 
       it('order of another amount → onMismatch (amount), fail', async () => {

@@ -67,7 +67,7 @@ describe('MemoryStore', () => {
       expect(await s.complete('k', first.owner)).to.equal(false)
       expect(await s.complete('k', second.owner)).to.equal(true)
       clock.advance(4999)
-      expect(await s.claim('k')).to.deep.equal({ status: 'done' })
+      expect(await s.claim('k')).to.include({ status: 'done' })
       clock.advance(1)
       const third = await claimed(s, 'k')
       expect(third.attempt).to.equal(1, 'after the done-marker expired the key is new')
@@ -79,7 +79,7 @@ describe('MemoryStore', () => {
       const r = await claimed(s, 'k')
       clock.advance(5000)
       expect(await s.complete('k', r.owner)).to.equal(true)
-      expect(await s.claim('k')).to.deep.equal({ status: 'done' })
+      expect(await s.claim('k')).to.include({ status: 'done' })
     })
 
     it("a released key's attempt counter is kept retentionMs from its release", async () => {
@@ -187,12 +187,12 @@ describe('MemoryStore', () => {
         expect(s.size).to.be.at.most(10)
       }
       expect(s.size).to.equal(10)
-      for (let i = 15; i < 25; i++) expect(await s.claim(`k${i}`), `k${i}`).to.deep.equal({ status: 'done' })
+      for (let i = 15; i < 25; i++) expect(await s.claim(`k${i}`), `k${i}`).to.include({ status: 'done' })
       // k14 was evicted: it is new again, and claiming it evicts the oldest survivor, k15.
       expect((await claimed(s, 'k14')).attempt).to.equal(1)
       expect(s.size).to.equal(10)
       expect((await claimed(s, 'k15')).attempt).to.equal(1)
-      expect(await s.claim('k24')).to.deep.equal({ status: 'done' })
+      expect(await s.claim('k24')).to.include({ status: 'done' })
     })
 
     it('never evicts a live claim while a done-marker or free key can go', async () => {
@@ -245,7 +245,7 @@ describe('MemoryStore', () => {
       await claimed(s, 'b')
       await claimed(s, 'd')
       expect(s.size).to.equal(3)
-      expect(await s.claim('c'), 'the done-marker of c must survive').to.deep.equal({ status: 'done' })
+      expect(await s.claim('c'), 'the done-marker of c must survive').to.include({ status: 'done' })
       expect((await claimed(s, 'a')).attempt, 'a, the oldest free key, was the one evicted').to.equal(1)
     })
 
@@ -271,7 +271,7 @@ describe('MemoryStore', () => {
       // Once the claims are done, the next new key brings the store back to its bound.
       await claimed(s, 'next')
       expect(s.size).to.equal(3)
-      expect(await s.claim('live-5')).to.deep.equal({ status: 'done' })
+      expect(await s.claim('live-5')).to.include({ status: 'done' })
     })
   })
 

@@ -63,7 +63,7 @@ async function expectWaitShortfall(store: RedisStore, replicas: number): Promise
   expect((error as GuanaitongError).code).to.equal('STORE_NOT_REPLICATED')
   expect((error as Error).message).to.include(`reached 0 of ${replicas} replica(s) within 150 ms`)
   expect(tookMs, 'complete waited for the replicas').to.be.at.least(140)
-  expect(await store.claim(key), 'the done-marker is stored on the primary').to.deep.equal({ status: 'done' })
+  expect(await store.claim(key), 'the done-marker is stored on the primary').to.include({ status: 'done' })
 }
 
 describe('RedisStore (real Redis)', () => {
@@ -243,7 +243,7 @@ describe('RedisStore (real Redis)', () => {
         expect(r.attempt, what).to.equal(1)
         expect(await store.claim('k'), what).to.deep.equal({ status: 'busy' })
         expect(await store.complete('k', r.owner), what).to.equal(true)
-        expect(await store.claim('k'), what).to.deep.equal({ status: 'done' })
+        expect(await store.claim('k'), what).to.include({ status: 'done' })
       }
     })
 
@@ -315,7 +315,7 @@ describe('RedisStore (real Redis)', () => {
         const r = await claimed(a, 'k')
         expect(await b.claim('k')).to.deep.equal({ status: 'busy' })
         expect(await b.complete('k', r.owner)).to.equal(true)
-        expect(await a.claim('k')).to.deep.equal({ status: 'done' })
+        expect(await a.claim('k')).to.include({ status: 'done' })
       } finally {
         io.disconnect()
       }
