@@ -31,8 +31,8 @@ for (const target of sqlTargets()) {
     it('keeps keys that differ only in case apart', async () => {
       const store = target.store({ table })
       const base = `20110698:paid:C${Date.now()}`
-      expect(await store.settle(`${base}a`, async () => {})).to.deep.equal({ status: 'completed' })
-      expect(await store.settle(`${base}A`, async () => {})).to.deep.equal({ status: 'completed' })
+      expect(await store.settle(`${base}a`, async () => {})).to.include({ status: 'completed' })
+      expect(await store.settle(`${base}A`, async () => {})).to.include({ status: 'completed' })
     })
   })
 }
@@ -46,8 +46,8 @@ describe('SQL schema exports', () => {
     expect(ddl).to.contain('ON shop.gat_settlements_unsettled (deadline, unsettled_key)')
   })
 
-  it('mysqlSchema() collates keys bytewise', () => {
-    expect(mysqlSchema().match(/COLLATE utf8mb4_bin/g)).to.have.length(2)
+  it('mysqlSchema() keeps keys as bytes: VARBINARY, no PAD SPACE collation to merge trailing spaces', () => {
+    expect(mysqlSchema().match(/(settle|unsettled)_key VARBINARY\(764\) NOT NULL PRIMARY KEY/g)).to.have.length(2)
   })
 
   it('docs/sql-stores.md shows the DDL both return', () => {

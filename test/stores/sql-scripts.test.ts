@@ -117,7 +117,7 @@ for (const make of [countedPg, countedMysql]) {
       const k = key()
       await store.settle(k, async () => {}, 'first')
       const { answered, all } = await counting(db, async () => {
-        expect(await store.settle(k, async () => expect.fail('a duplicate runs nothing'))).to.deep.equal({ status: 'done', memo: 'first' })
+        expect(await store.settle(k, async () => expect.fail('a duplicate runs nothing'))).to.deep.equal({ status: 'done', memo: 'first', watched: false })
       })
       expect(all, all.join('\n')).to.have.length(db.kind === 'postgres' ? 2 : 1)
       expect(all.slice(1)).to.deep.equal(db.kind === 'postgres' ? ['ROLLBACK'] : [])
@@ -149,8 +149,8 @@ for (const make of [countedPg, countedMysql]) {
         const store = db.store(table)
         const k = `20110698:paid:${value}`
         let runs = 0
-        expect(await store.settle(k, async () => { runs++ }, value)).to.deep.equal({ status: 'completed' })
-        expect(await store.settle(k, async () => { runs++ })).to.deep.equal({ status: 'done', memo: value })
+        expect(await store.settle(k, async () => { runs++ }, value)).to.deep.equal({ status: 'completed', watched: false })
+        expect(await store.settle(k, async () => { runs++ })).to.deep.equal({ status: 'done', memo: value, watched: false })
         expect(runs).to.equal(1)
         const rows = await db.query(`SELECT settle_key, memo FROM ${table} WHERE memo = ?`.replace('?', db.kind === 'postgres' ? '$1' : '?'), [value])
         expect(rows.map((r) => String(r.settle_key))).to.deep.equal([k])
@@ -174,8 +174,8 @@ for (const make of [countedPg, countedMysql]) {
         expect(runs, 'the work ran, then the done-marker was refused and rolled back').to.equal(1)
         return
       }
-      expect(await store.settle(k, async () => { runs++ }, 'm\0x')).to.deep.equal({ status: 'completed' })
-      expect(await store.settle(k, async () => { runs++ })).to.deep.equal({ status: 'done', memo: 'm\0x' })
+      expect(await store.settle(k, async () => { runs++ }, 'm\0x')).to.deep.equal({ status: 'completed', watched: false })
+      expect(await store.settle(k, async () => { runs++ })).to.deep.equal({ status: 'done', memo: 'm\0x', watched: false })
       expect(runs).to.equal(1)
       const [row] = await db.query(`SELECT HEX(settle_key) AS hex FROM ${table} WHERE settle_key = ?`, [k])
       expect(row.hex).to.equal(Buffer.from(k).toString('hex').toUpperCase())
@@ -195,7 +195,7 @@ for (const make of [countedPg, countedMysql]) {
       const base = key('P')
       const ran: string[] = []
       for (const k of [base, `${base} `, `${base}  `, `${base}\t`]) {
-        expect(await store.settle(k, async () => { ran.push(k) })).to.deep.equal({ status: 'completed' })
+        expect(await store.settle(k, async () => { ran.push(k) })).to.deep.equal({ status: 'completed', watched: false })
       }
       expect(ran).to.have.length(4)
     })
@@ -236,8 +236,8 @@ for (const make of [countedPg, countedMysql]) {
       await db.query(`INSERT INTO ${table} (settle_key, attempts, done_at, touched_at) VALUES ('${settled}', 1, 5, ${Date.now()})`)
 
       const store = db.store(table)
-      expect(await store.settle(settled, async () => expect.fail('settled under 0.2'))).to.deep.equal({ status: 'done' })
-      expect(await store.settle(`${settled} `, async () => {})).to.deep.equal({ status: 'completed' })
+      expect(await store.settle(settled, async () => expect.fail('settled under 0.2'))).to.deep.equal({ status: 'done', watched: false })
+      expect(await store.settle(`${settled} `, async () => {})).to.deep.equal({ status: 'completed', watched: false })
       expect((db.kind === 'postgres' ? postgresUpgrade(table) : mysqlUpgrade(table)).length).to.be.greaterThan(0)
     })
   })
@@ -279,7 +279,7 @@ for (const make of [countedPg, countedMysql]) {
       await refused(() => kept.query('COMMIT'))
       if (db.kind === 'mysql') await refused(() => kept.commit())
       release()
-      expect(await settling).to.deep.equal({ status: 'completed' })
+      expect(await settling).to.deep.equal({ status: 'completed', watched: false })
       expect((await db.query(`SELECT id FROM ${shop} ORDER BY id`)).map((r) => r.id)).to.deep.equal([next])
     })
   })
@@ -317,7 +317,7 @@ for (const k of KNEX) {
       const fresh = sent.slice(from).filter((sql) => !sql.includes(shop))
       expect(fresh, fresh.join('\n')).to.have.length(6)
       from = sent.length
-      expect(await store.settle(id, async () => expect.fail('a duplicate runs nothing'))).to.deep.equal({ status: 'done' })
+      expect(await store.settle(id, async () => expect.fail('a duplicate runs nothing'))).to.deep.equal({ status: 'done', watched: false })
       expect(sent.slice(from)).to.have.length(1)
     })
 
@@ -330,7 +330,7 @@ for (const k of KNEX) {
         expect((err as GuanaitongError).code).to.equal('TX_ENDED')
       }
       const next = key('N')
-      expect(await store.settle(next, async (tx) => { await (tx as Knex.Transaction)(shop).insert({ id: next }) })).to.deep.equal({ status: 'completed' })
+      expect(await store.settle(next, async (tx) => { await (tx as Knex.Transaction)(shop).insert({ id: next }) })).to.deep.equal({ status: 'completed', watched: false })
       const ids = (await db(shop).select('id')).map((r: { id: string }) => r.id)
       expect(ids).to.include(next)
       expect(ids).not.to.include('intruder')

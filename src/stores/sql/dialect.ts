@@ -8,9 +8,9 @@ import type { SqlResult, SqlRow } from '../../types'
 
 /** What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or raced (the row was not done when read, gone or done when locked). */
 export type ScriptClaim =
-  | { status: 'done'; memo: string | null }
+  | { status: 'done'; memo: string | null; watched: boolean }
   | { status: 'busy' }
-  | { status: 'claimed'; attempts: number; tx: unknown }
+  | { status: 'claimed'; attempts: number; tx: unknown; watched: boolean; note: string | null }
   | { status: 'raced' }
 
 /** Longest settlement key a marker row holds: 191 characters fit an index on a utf8mb4 VARCHAR in any InnoDB row format. */
@@ -27,7 +27,7 @@ const TABLE_NAME = /^(?:[A-Za-z_][A-Za-z0-9_]{0,49}\.)?[A-Za-z_][A-Za-z0-9_]{0,4
 
 export interface Dialect {
   readonly name: 'postgres' | 'mysql'
-  /** The marker row, read without a lock: `done_at`, `attempts`. */
+  /** The marker row, read without a lock: `done_at`, `attempts`, `memo`, `watched`. */
   readonly read: string
   /** Creates the marker row (not done, 0 attempts) unless it exists; never waits on a row lock held by a settlement (but on MySQL 8: see mysql()), failing as `isLockBusy` instead. */
   readonly insertIfAbsent: string
@@ -53,6 +53,12 @@ export interface Dialect {
    * and deadlock with settlements in InnoDB.
    */
   purge(count: number): string
+  /** Marks a key watched (issue 20), creating its not-done row when missing: key, now. Then the ledger record is written. */
+  readonly mark: string
+  /** Clears the marks of `count` keys. */
+  unmark(count: number): string
+  /** Keeps a note on a not-done row this transaction locked: note, touched_at, key. */
+  readonly keepNote: string
   /** Probes that both tables exist, in this version's shape (the `memo` column; on MySQL, its procedures). */
   readonly probe: string
   /**
@@ -126,12 +132,16 @@ function placeholders(count: number): string {
 function common(table: string, transaction: string) {
   const u = unsettledTable(table)
   return {
-    read: `SELECT done_at, attempts, memo FROM ${table} WHERE settle_key = ?`,
-    lock: `SELECT done_at, attempts, ${transaction} AS tx FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
+    read: `SELECT done_at, attempts, memo, watched FROM ${table} WHERE settle_key = ?`,
+    lock: `SELECT done_at, attempts, memo, watched, note, ${transaction} AS tx FROM ${table} WHERE settle_key = ? FOR UPDATE NOWAIT`,
+    unmark: (count: number) => `UPDATE ${table} SET watched = false WHERE watched AND settle_key IN (${placeholders(count)})`,
+    keepNote: `UPDATE ${table} SET note = ?, touched_at = ? WHERE settle_key = ? AND done_at IS NULL`,
+    probe: `SELECT memo, watched, note FROM ${table}, ${u} WHERE 1 = 0`,
     markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? WHERE settle_key = ? AND done_at IS NULL AND ${transaction} = ?`,
     countAttempt: `UPDATE ${table} SET attempts = ?, touched_at = ? WHERE settle_key = ?`,
-    purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? ORDER BY touched_at LIMIT ?`,
-    purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND settle_key IN (${placeholders(count)})`,
+    // A watched row stays while its ledger record may still be reported.
+    purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? AND NOT watched ORDER BY touched_at LIMIT ?`,
+    purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND NOT watched AND settle_key IN (${placeholders(count)})`,
     ledger: {
       resolve: (count: number) => `DELETE FROM ${u} WHERE unsettled_key IN (${placeholders(count)})`,
       list: `SELECT record, deadline FROM ${u} ORDER BY deadline, unsettled_key LIMIT ?`,
@@ -145,6 +155,9 @@ const codeOf = (err: unknown): unknown => (err as { code?: unknown } | null)?.co
 const errnoOf = (err: unknown): unknown => (err as { errno?: unknown } | null)?.errno
 const firstRow = (result: SqlResult | undefined) => result?.rows[0]
 
+/** A flag as either database returns it: PostgreSQL a boolean, MySQL a TINYINT. */
+export const isTrue = (value: unknown): boolean => value === true || Number(value) === 1
+
 /** Raised by the done-marker when the transaction that took the lock had ended (PostgreSQL: division_by_zero, from `1 / 0 rows`). */
 const LOCK_LOST = 'the transaction that took the lock had ended before the done-marker (did the handler commit or roll back ctx.tx?)'
 
@@ -154,22 +167,22 @@ export function postgres(table: string): Dialect {
   return {
     name: 'postgres',
     ...base,
-    probe: `SELECT memo FROM ${table}, ${unsettledTable(table)} WHERE 1 = 0`,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
         'ON CONFLICT (unsettled_key) DO UPDATE SET deadline = EXCLUDED.deadline, record = EXCLUDED.record',
     },
     insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING`,
+    mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON CONFLICT (settle_key) DO UPDATE SET watched = true`,
     script: {
       // One simple-protocol query (values inlined by the driver's escapeLiteral). The insert
       // commits in a block of its own: inside the locking transaction, it would wait for another
       // settlement's uncommitted insert of the same key. A statement before BEGIN cannot end the
       // script, so BEGIN always runs: `done` leaves an empty transaction for the store to roll
       // back. The lock skips a done row, so a duplicate locks nothing.
-      claim: (key, now) => [`BEGIN; SELECT done_at, memo FROM ${table} WHERE settle_key = ?; ` +
+      claim: (key, now) => [`BEGIN; SELECT done_at, memo, watched FROM ${table} WHERE settle_key = ?; ` +
         `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING; COMMIT; ` +
-        `BEGIN; SELECT attempts, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`, [key, key, now, key]],
+        `BEGIN; SELECT attempts, watched, note, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`, [key, key, now, key]],
       readClaim: (results) => readClaim(firstRow(results[1]), firstRow(results[5])),
       openAfter: true,
       // No row marked (the handler ended the transaction): 1 / 0 fails the script before its COMMIT.
@@ -183,7 +196,11 @@ export function postgres(table: string): Dialect {
         if (command !== undefined && command !== 'COMMIT') throw new Error(`COMMIT was answered ${command}: the transaction was rolled back`)
       },
     },
-    upgrade: [`ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS memo TEXT`],
+    upgrade: [
+      `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS memo TEXT`,
+      `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS watched BOOLEAN NOT NULL DEFAULT false`,
+      `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS note TEXT`,
+    ],
     ddl: postgresSchemaStatements(table),
     // lock_not_available
     isLockBusy: (err) => codeOf(err) === '55P03',
@@ -191,8 +208,8 @@ export function postgres(table: string): Dialect {
 }
 
 function readClaim(read: SqlRow | undefined, locked: SqlRow | undefined): ScriptClaim {
-  if (read && read.done_at !== null && read.done_at !== undefined) return { status: 'done', memo: (read.memo as string | null) ?? null }
-  if (locked) return { status: 'claimed', attempts: Number(locked.attempts), tx: locked.tx }
+  if (read && read.done_at !== null && read.done_at !== undefined) return { status: 'done', memo: (read.memo as string | null) ?? null, watched: isTrue(read.watched) }
+  if (locked) return { status: 'claimed', attempts: Number(locked.attempts), tx: locked.tx, watched: isTrue(locked.watched), note: (locked.note as string | null) ?? null }
   return { status: 'raced' }
 }
 
@@ -202,7 +219,6 @@ export function mysql(table: string): Dialect {
   return {
     name: 'mysql',
     ...base,
-    probe: `SELECT memo FROM ${table}, ${unsettledTable(table)} WHERE 1 = 0`,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
@@ -214,6 +230,7 @@ export function mysql(table: string): Dialect {
     // that whole settlement: MariaDB runs it with no lock wait (the failure is read as busy). The
     // MariaDB-only comment is a comment to MySQL 8, where the insert can still wait.
     insertIfAbsent: `/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */ INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
+    mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON DUPLICATE KEY UPDATE watched = true`,
     script: {
       // One CALL each (stored procedures from mysqlSchema()): a procedure may leave the
       // transaction it started open, so a duplicate starts none, and a pool needs no multipleStatements.
@@ -233,6 +250,8 @@ export function mysql(table: string): Dialect {
     upgrade: [
       `ALTER TABLE ${table} MODIFY settle_key VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`,
       `ALTER TABLE ${table} ADD COLUMN /*M! IF NOT EXISTS */ memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
+      `ALTER TABLE ${table} ADD COLUMN /*M! IF NOT EXISTS */ watched BOOLEAN NOT NULL DEFAULT false`,
+      `ALTER TABLE ${table} ADD COLUMN /*M! IF NOT EXISTS */ note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL`,
       `ALTER TABLE ${unsettledTable(table)} MODIFY unsettled_key VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`,
     ],
     ddl: mysqlSchemaStatements(table),
@@ -265,7 +284,9 @@ export function postgresSchemaStatements(table = DEFAULT_TABLE, where = 'postgre
   attempts INTEGER NOT NULL DEFAULT 0,
   done_at BIGINT,
   touched_at BIGINT NOT NULL,
-  memo TEXT
+  memo TEXT,
+  watched BOOLEAN NOT NULL DEFAULT false,
+  note TEXT
 )`,
     `CREATE INDEX IF NOT EXISTS ${suffixed(t, '_touched_at')} ON ${t} (touched_at)`,
     `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
@@ -304,6 +325,8 @@ export function mysqlSchemaStatements(table = DEFAULT_TABLE, where = 'mysqlSchem
   done_at BIGINT NULL,
   touched_at BIGINT NOT NULL,
   memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  watched BOOLEAN NOT NULL DEFAULT false,
+  note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   INDEX ${suffixed(t, '_touched_at')} (touched_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
     `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
@@ -317,23 +340,24 @@ export function mysqlSchemaStatements(table = DEFAULT_TABLE, where = 'mysqlSchem
 BEGIN
   DECLARE done BIGINT DEFAULT NULL;
   DECLARE tries INT DEFAULT NULL;
-  DECLARE note TEXT DEFAULT NULL;
+  DECLARE kept TEXT DEFAULT NULL;
+  DECLARE marked BOOLEAN DEFAULT false;
   DECLARE EXIT HANDLER FOR 1205, 3572 BEGIN ROLLBACK; SELECT 'busy' AS status; END;
-  SELECT done_at, attempts, memo INTO done, tries, note FROM ${t} WHERE settle_key = k;
+  SELECT done_at, attempts, memo, watched INTO done, tries, kept, marked FROM ${t} WHERE settle_key = k;
   IF done IS NOT NULL THEN
-    SELECT 'done' AS status, done AS done_at, note AS memo;
+    SELECT 'done' AS status, done AS done_at, kept AS memo, marked AS watched;
   ELSE
     IF tries IS NULL THEN
       ${noWait} INSERT INTO ${t} (settle_key, attempts, touched_at) VALUES (k, 0, now_ms) ON DUPLICATE KEY UPDATE settle_key = settle_key;
     END IF;
     START TRANSACTION;
     SET tries = NULL;
-    ${noWait} SELECT attempts INTO tries FROM ${t} WHERE settle_key = k AND done_at IS NULL FOR UPDATE /*!80000 NOWAIT */;
+    ${noWait} SELECT attempts, watched, note INTO tries, marked, kept FROM ${t} WHERE settle_key = k AND done_at IS NULL FOR UPDATE /*!80000 NOWAIT */;
     IF tries IS NULL THEN
       ROLLBACK;
       SELECT 'raced' AS status;
     ELSE
-      SELECT 'claimed' AS status, tries AS attempts, @@in_transaction AS tx;
+      SELECT 'claimed' AS status, tries AS attempts, marked AS watched, kept AS note, @@in_transaction AS tx;
     END IF;
   END IF;
 END`,

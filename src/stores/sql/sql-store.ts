@@ -1,12 +1,12 @@
 import { DEFAULTS } from '../../defaults'
 import { errorMessage, GuanaitongError, ParamError } from '../../errors'
 import type {
-  SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
+  PeekResult, SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
 } from '../../types'
 import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../validate'
 import { TurnBatch } from '../turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
-import { checkTable, LOCK_LOST, MAX_SQL_KEY_LENGTH, type Dialect, type ScriptClaim } from './dialect'
+import { checkTable, isTrue, LOCK_LOST, MAX_SQL_KEY_LENGTH, type Dialect, type ScriptClaim } from './dialect'
 import { hasSessions, type SessionDriver, type SqlSession } from './drivers'
 import { guardTx } from './guard'
 
@@ -22,9 +22,7 @@ export interface SqlStoreKind<Tx> {
   driver(pool: unknown): SqlDriver<Tx>
 }
 
-const DONE: TransactionalResult = Object.freeze({ status: 'done' })
 const BUSY: TransactionalResult = Object.freeze({ status: 'busy' })
-const COMPLETED: TransactionalResult = Object.freeze({ status: 'completed' })
 
 /** Ledger keys one DELETE removes. */
 const REMOVALS_PER_CALL = 500
@@ -32,8 +30,6 @@ const REMOVALS_PER_CALL = 500
 /** Rows one purge statement deletes: small enough not to hold locks long. */
 const PURGE_BATCH = 1000
 
-/** A settlement's result; `done` carries the memo its done-marker was written with. */
-type Settled = TransactionalResult & { memo?: string }
 
 /**
  * Exactly-once settlement in the shop's own database. One marker row per key.
@@ -68,10 +64,11 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private purging: Promise<number> | undefined
 
   private readonly name: string
-  private readonly removals = new TurnBatch<string>(
-    (keys) => this.db('resolveUnsettled', () => this.driver.query(this.dialect.ledger.resolve(keys.length), keys)).then(() => {}),
-    REMOVALS_PER_CALL,
-  )
+  // The marks first, then the records (see watchUnsettled).
+  private readonly removals = new TurnBatch<string>(async (keys) => {
+    await this.db('resolveUnsettled', () => this.driver.query(this.dialect.unmark(keys.length), keys))
+    await this.db('resolveUnsettled', () => this.driver.query(this.dialect.ledger.resolve(keys.length), keys))
+  }, REMOVALS_PER_CALL)
   private readonly driver: SqlDriver<Tx>
   private readonly dialect: Dialect
 
@@ -89,7 +86,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     this.createTable = options.createTable ?? true
   }
 
-  async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo?: string): Promise<Settled> {
+  async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo?: string): Promise<TransactionalResult> {
     checkSqlKey(key)
     await this.ready()
     if (hasSessions(this.driver)) return this.settleInScripts(this.driver, key, work, memo)
@@ -113,6 +110,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       if (marker) return done(marker)
       throw vanished(key)
     }
+    const { watched, note } = { watched: isTrue(marker.watched), note: marker.note }
 
     const attempt = Number(marker.attempts) + 1
     try {
@@ -133,11 +131,11 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     // Once COMMIT is sent, the connection is the driver's: it gives it back or destroys it.
     await this.db('commit', () => t.commit())
     this.purgeWhenDue()
-    return COMPLETED
+    return completed(watched, note)
   }
 
   /** `settle` in two round trips, on a session of the package's own driver (see the class comment). */
-  private async settleInScripts(driver: SessionDriver<Tx>, key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo: string | undefined): Promise<Settled> {
+  private async settleInScripts(driver: SessionDriver<Tx>, key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo: string | undefined): Promise<TransactionalResult> {
     const script = this.dialect.script
     const s = await this.db('connect', () => driver.session())
     let claim: ScriptClaim
@@ -151,7 +149,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     }
     if (claim.status !== 'claimed') {
       this.closeSession(s, script.openAfter)
-      if (claim.status === 'done') return claim.memo === null ? DONE : { status: 'done', memo: claim.memo }
+      if (claim.status === 'done') return done(claim)
       if (claim.status === 'busy') return BUSY
       // Not done when read, not lockable as not done just after: settled meanwhile, or purged.
       const row = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
@@ -176,7 +174,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     }
     s.release()
     this.purgeWhenDue()
-    return COMPLETED
+    return completed(claim.watched, claim.note)
   }
 
   /**
@@ -203,6 +201,41 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     } finally {
       handle.end()
     }
+  }
+
+  /**
+   * Where `key` stands (CrossCheck): read, then a NOWAIT lock that is rolled back, or committed
+   * with `note` kept on the not-done row (created for it when missing). Counts no attempt.
+   */
+  async peek(key: string, note?: string): Promise<PeekResult> {
+    checkSqlKey(key)
+    await this.ready()
+    const seen = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
+    if (isDone(seen)) return peekResult(seen!)
+    if (!seen && note === undefined) return { status: 'open', watched: false }
+    if (!seen) {
+      try {
+        await this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()])
+      } catch (err) {
+        if (this.dialect.isLockBusy(err)) return { status: 'busy', watched: false }
+        throw storeFailed('insert', err)
+      }
+    }
+    const t = await this.db('begin', () => this.driver.begin())
+    const marker = await this.lockMarker(t, key)
+    if (marker === 'busy') return { status: 'busy', watched: isTrue(seen?.watched) }
+    if (!marker || isDone(marker) || note === undefined) {
+      await rollback(t)
+      return marker ? peekResult(marker) : { status: 'open', watched: false }
+    }
+    try {
+      await t.query(this.dialect.keepNote, [note, Date.now(), key])
+    } catch (err) {
+      await rollback(t)
+      throw storeFailed('note', err)
+    }
+    await this.db('commit', () => t.commit())
+    return peekResult(marker)
   }
 
   async status(key: string): Promise<'done' | 'busy' | 'open'> {
@@ -233,6 +266,9 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     const copy = checkUnsettledRecord(this.name, record)
     checkSqlKey(copy.key)
     await this.ready()
+    // The mark first: a record is never there without it, so a settlement answering watched: false
+    // means nothing to remove. The mark waits for a settlement holding the row, which then reads it.
+    await this.db('watchUnsettled', () => this.driver.query(this.dialect.mark, [copy.key, Date.now()]))
     await this.db('watchUnsettled', () => this.driver.query(this.dialect.ledger.watch, [copy.key, copy.deadline, encodeUnsettled(copy)]))
   }
 
@@ -381,12 +417,28 @@ function toRecord(row: SqlRow): UnsettledRecord {
   return decodeUnsettled(String(row.record), Number(row.deadline))
 }
 
-function done(row: SqlRow): Settled {
-  return row.memo === null || row.memo === undefined ? DONE : { status: 'done', memo: String(row.memo) }
+/** A `done` answer: the memo stored with the done-marker (none when it was written without one) and the key's mark. */
+function done(row: SqlRow): TransactionalResult {
+  const result: TransactionalResult = { status: 'done', watched: isTrue(row.watched) }
+  if (row.memo !== null && row.memo !== undefined) result.memo = String(row.memo)
+  return result
+}
+
+/** A `completed` answer: the key's mark, read under the lock (a mark waits for it), and the note a peek left, if any. */
+function completed(watched: boolean, note: unknown): TransactionalResult {
+  const result: TransactionalResult = { status: 'completed', watched }
+  if (note !== null && note !== undefined) result.note = String(note)
+  return result
 }
 
 function vanished(key: string): GuanaitongError {
   return new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED', 500)
+}
+
+function peekResult(row: SqlRow): PeekResult {
+  if (!isDone(row)) return { status: 'open', watched: isTrue(row.watched) }
+  const { memo, watched } = done(row)
+  return memo === undefined ? { status: 'done', watched: watched! } : { status: 'done', memo, watched: watched! }
 }
 
 function isDone(row: SqlRow | undefined): boolean {
