@@ -57,7 +57,7 @@ for (const kind of SQL_KINDS) {
       go.fire()
       const answer = await Promise.race([duplicate, sleep(2000).then((): TransactionalResult | 'waiting' => 'waiting')])
       finish.fire()
-      expect(await settling).to.deep.equal({ status: 'completed' })
+      expect(await settling).to.include({ status: 'completed' })
       expect(answer, 'the duplicate while the first settlement holds the row').to.deep.equal({ status: 'busy' })
     })
   })

@@ -42,7 +42,7 @@ for (const target of TARGETS) {
         )
         const before = await shop.count(k)
         let ran = 0
-        expect(await store.settle(k, async () => { ran++ })).to.deep.equal({ status: 'completed' })
+        expect(await store.settle(k, async () => { ran++ })).to.include({ status: 'completed' })
         expect(ran).to.equal(1)
         // A ROLLBACK took the write with it; a COMMIT made it permanent outside the store's control.
         expect(before).to.equal(statement === 'COMMIT' ? 1 : 0)
@@ -73,7 +73,7 @@ for (const target of TARGETS) {
         expect(await bare.killIdle()).to.be.greaterThan(0)
         // An unheard 'error' event would be an uncaught exception here, failing this test (and the run).
         await new Promise((resolve) => setTimeout(resolve, 300))
-        expect(await bare.store.settle(key(), async () => {})).to.deep.equal({ status: 'completed' })
+        expect(await bare.store.settle(key(), async () => {})).to.include({ status: 'completed' })
       } finally {
         await bare.end()
       }
