@@ -88,6 +88,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
 
   async settle(key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo?: string): Promise<TransactionalResult> {
     checkSqlKey(key)
+    this.checkText('key', key)
+    if (memo !== undefined) this.checkText('memo', memo)
     await this.ready()
     if (hasSessions(this.driver)) return this.settleInScripts(this.driver, key, work, memo)
     const seen = await this.db('read', () => this.driver.query(this.dialect.read, [key]))
@@ -145,6 +147,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       // The lock refused (busy), or the database failed: either way the open transaction is rolled back.
       this.closeSession(s, script.openAfter || !this.dialect.isLockBusy(err))
       if (this.dialect.isLockBusy(err)) return BUSY
+      // MySQL's ER_SP_DOES_NOT_EXIST: tables made by migrations that left out the procedures.
+      if ((err as { errno?: unknown }).errno === 1305) throw storeFailed(`claim (run the CREATE PROCEDURE statements of mysqlSchemaStatements('${this.table}'))`, err)
       throw storeFailed('claim', err)
     }
     if (claim.status !== 'claimed') {
@@ -193,6 +197,12 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     )
   }
 
+  /** PostgreSQL text cannot hold NUL: refused before anything runs, rather than failing after the work. */
+  private checkText(field: string, value: string): void {
+    if (typeof value !== 'string') throw new ParamError(field, `must be a string; got ${typeof value}`)
+    if (this.dialect.name === 'postgres' && value.includes('\0')) throw new ParamError(field, 'cannot hold NUL (U+0000): PostgreSQL text cannot store it')
+  }
+
   /** The shop's work, given a `ctx.tx` that refuses every call once the work ended (guard.ts). */
   private async runWork(key: string, tx: Tx, attempt: number, work: (tx: Tx, attempt: number) => Promise<void>): Promise<void> {
     const handle = guardTx(tx, key)
@@ -209,6 +219,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
    */
   async peek(key: string, note?: string): Promise<PeekResult> {
     checkSqlKey(key)
+    this.checkText('key', key)
+    if (note !== undefined) this.checkText('note', note)
     await this.ready()
     const seen = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
     if (isDone(seen)) return peekResult(seen!)
