@@ -362,9 +362,9 @@ BEGIN
   END IF;
 END`,
     // Marks done and commits in the transaction the claim opened; when it had ended, marks nothing, rolls back and fails.
-    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'finish')}(IN done BIGINT, IN tries INT, IN touched BIGINT, IN note TEXT, IN k VARBINARY(${MYSQL_KEY_BYTES}), IN tx INT)
+    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'finish')}(IN done_ms BIGINT, IN tries INT, IN touched BIGINT, IN memo_in TEXT, IN k VARBINARY(${MYSQL_KEY_BYTES}), IN tx INT)
 BEGIN
-  UPDATE ${t} SET done_at = done, attempts = tries, touched_at = touched, memo = note WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
+  UPDATE ${t} SET done_at = done_ms, attempts = tries, touched_at = touched, memo = memo_in WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
   IF ROW_COUNT() <> 1 THEN
     ROLLBACK;
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '${LOCK_LOST.replace(/'/g, "''")}';
