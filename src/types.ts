@@ -589,8 +589,12 @@ export interface ChannelMismatch {
   notification: Notification
   /** Which channel it came from. */
   source: SettleContext['source']
-  /** What the store recorded before: the settled payment, or the failure notice received. */
-  settled: SettledSummary
+  /**
+   * What the store recorded before: the settled payment, or the failure notice received. Null
+   * when that settlement left no memo (a done-marker written before this version, or a store
+   * that keeps none).
+   */
+  settled: SettledSummary | null
   /** The fields that differ between `notification` and `settled` (`outcome` when a payment meets a failure). */
   fields: Array<'outcome' | 'tradeNo' | 'totalAmount' | 'buyerOpenId'>
 }

@@ -3,7 +3,7 @@ import { withTimeout } from '../notify/timeout'
 import { errorMessage } from '../errors'
 import type { Log } from '../observe/log'
 import { traceStep } from '../observe/telemetry'
-import type { ClaimResult, NotifyStore } from '../types'
+import type { ClaimResult, CrossCheck, NotifyStore, PeekResult } from '../types'
 
 /** A claim this request holds, and what it needs to settle it. */
 export interface HeldClaim {
@@ -14,6 +14,8 @@ export interface HeldClaim {
   storeTimeoutMs: number
   /** For log lines: every line about a payment names its order. */
   outerTradeNo: string
+  /** Stored with the done-marker, for the cross-check of later duplicates. */
+  memo?: string
 }
 
 /** Runs one store call under the store timeout; an error or a hang becomes STORE_FAILED. */
@@ -72,7 +74,12 @@ function releaseLateClaim(store: NotifyStore, key: string, pending: Promise<Clai
  */
 export function completeClaim(claim: HeldClaim): Promise<boolean> {
   return traceStep('guanaitong.store.complete',
-    () => storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner)))
+    () => storeCall('complete', claim.key, claim.storeTimeoutMs, () => claim.store.complete(claim.key, claim.owner, claim.memo)))
+}
+
+/** Reads where `key` stands (and leaves `note` on it when open), under the store timeout. */
+export function peekKey(store: CrossCheck, key: string, note: string, storeTimeoutMs: number): Promise<PeekResult> {
+  return traceStep('guanaitong.store.peek', () => storeCall('peek', key, storeTimeoutMs, () => store.peek(key, note)))
 }
 
 /** Frees the claim so Guanaitong's next attempt can run the handler; a failure is only logged, the lease expires anyway. */

@@ -35,19 +35,19 @@ export function encodeMemo(n: Notification): string {
   return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
-/** The summary a memo stands for; undefined for one this version did not write (or none). */
-export function decodeMemo(memo: string | undefined): SettledSummary | undefined {
-  if (typeof memo !== 'string') return undefined
+/** The summary a memo stands for; null for one this version did not write (or none). */
+export function decodeMemo(memo: string | undefined): SettledSummary | null {
+  if (typeof memo !== 'string') return null
   let parsed: unknown
   try {
     parsed = JSON.parse(memo)
   } catch {
-    return undefined
+    return null
   }
-  if (!Array.isArray(parsed) || parsed.length !== 5 || parsed[0] !== 1) return undefined
+  if (!Array.isArray(parsed) || parsed.length !== 5 || parsed[0] !== 1) return null
   const [, outcome, fen, tradeNo, buyerOpenId] = parsed as unknown[]
   if ((outcome !== 'p' && outcome !== 'f') || !Number.isSafeInteger(fen) || (fen as number) < 0 || typeof tradeNo !== 'string' || typeof buyerOpenId !== 'string') {
-    return undefined
+    return null
   }
   return { outcome: outcome === 'p' ? 'paid' : 'failed', tradeNo, totalAmount: fenToAmount(fen as number), totalFen: fen as number, buyerOpenId }
 }

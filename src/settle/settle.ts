@@ -6,12 +6,14 @@ import { withTimeout } from '../notify/timeout'
 import { toLogger, type Log } from '../observe/log'
 import { traceHandler, traceStep } from '../observe/telemetry'
 import type {
-  Notification, NotifyStore, SettleContext, SettleOptions, SettleStore, TransactionalStore,
+  ChannelMismatch, CrossCheck, Notification, NotifyStore, SettleContext, SettledSummary, SettleOptions, SettleStore,
+  TransactionalStore, WatchedFlag,
 } from '../types'
-import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from './claim'
+import { claimKey, completeClaim, keepLease, peekKey, releaseClaim, type HeldClaim } from './claim'
 import { fireHook } from './hooks'
 import { notificationKey } from './key'
-import { forgetUnsettled } from './unsettled'
+import { decodeMemo, differences, encodeMemo } from './memo'
+import { forgetUnsettled, unsettledKey } from './unsettled'
 
 type ShopRequest = Parameters<SettleOptions['onPaid']>[1]
 
@@ -50,6 +52,10 @@ function isTransactional(store: SettleStore): store is TransactionalStore {
   return (store as Partial<TransactionalStore>).transactional === true
 }
 
+function canPeek(store: SettleStore): store is SettleStore & CrossCheck {
+  return typeof (store as Partial<CrossCheck>).peek === 'function'
+}
+
 /**
  * The settlement core, shared by the notification route and the pay answer. Read top to bottom:
  * claim the key, check the order, run the handler under its timeout while the lease is renewed,
@@ -69,23 +75,68 @@ export function createSettlement(options: SettleOptions) {
         await withTimeout(runHandler(s, { source: s.source, attempt: 1 }), handlerTimeoutMs, timedOut)
         return SETTLED
       }
-      return isTransactional(s.store) ? await inTransaction(s, s.store) : await withClaim(s, s.store)
+      let failure: WatchedFlag | undefined
+      if (s.notification.tradeNo === '') {
+        const checked = await checkFailure(s, s.store)
+        if ('answer' in checked) return checked
+        failure = checked
+      }
+      return isTransactional(s.store) ? await inTransaction(s, s.store, failure) : await withClaim(s, s.store, failure)
     } catch (err) {
       return { answer: 'fail', rejection: asRejection(err) }
     }
   }
 
-  async function withClaim(s: Settlement, store: NotifyStore): Promise<SettleOutcome> {
+  /**
+   * A failure notice meets the order's payment key before it settles (stores with `peek`): a
+   * payment settled there, or being settled, means the channels disagree, and `onPayFailed` must
+   * not run (a shop re-opening the order would let the employee pay twice). Otherwise the notice
+   * is noted on the payment key, so a payment arriving later is reported too. Resolves with the
+   * outcome when the notice is not to settle, else with whether the order is in the ledger.
+   */
+  async function checkFailure(s: Settlement, store: SettleStore): Promise<SettleOutcome | WatchedFlag> {
+    // Without peek the failure key's own answer cannot say: the core removes as before.
+    if (!canPeek(store)) return {}
+    const paid = await peekKey(store, unsettledKey(s.notification), encodeMemo(s.notification), s.storeTimeoutMs ?? storeTimeoutMs)
+    if (paid.status === 'busy') throw inProgress(s.notification)
+    if (paid.status === 'open') return { watched: paid.watched }
+    channelMismatch(s, 'failed-after-paid', decodeMemo(paid.memo))
+    return DUPLICATE
+  }
+
+  /** The order is settled: it leaves the ledger, unless the store said it was never in it. */
+  function settledOrder(store: SettleStore, n: Notification, watched: boolean | undefined): void {
+    if (watched !== false) forgetUnsettled(store, n, logger)
+  }
+
+  /** A duplicate: reported when it disagrees with the memo of what settled. */
+  function settledBefore(s: Settlement, store: SettleStore, found: WatchedFlag & { memo?: string }, failure: WatchedFlag | undefined): SettleOutcome {
+    settledOrder(store, s.notification, (failure ?? found).watched)
+    const settled = decodeMemo(found.memo)
+    if (settled && differences(s.notification, settled).length > 0) channelMismatch(s, 'differs-from-settled', settled)
+    return duplicate(s)
+  }
+
+  /** What a payment that just settled had waiting for it: a note from a failure notice is reported. */
+  function settledNow(s: Settlement, note: string | undefined): void {
+    if (note === undefined || s.notification.tradeNo === '') return
+    channelMismatch(s, 'paid-after-failed', decodeMemo(note))
+  }
+
+  async function withClaim(s: Settlement, store: NotifyStore, failure: WatchedFlag | undefined): Promise<SettleOutcome> {
     const key = notificationKey(s.notification)
     const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
     const result = await claimKey(store, key, storeMs)
-    if (result.status === 'done') {
-      forgetUnsettled(store, s.notification, logger)
-      return duplicate(s)
-    }
+    if (result.status === 'done') return settledBefore(s, store, result, failure)
     if (result.status === 'busy') throw inProgress(s.notification)
     const claim: HeldClaim = {
       store, key, owner: result.owner, attempt: result.attempt, storeTimeoutMs: storeMs, outerTradeNo: s.notification.outerTradeNo,
+      memo: encodeMemo(s.notification),
+    }
+    const done = () => {
+      settledOrder(store, s.notification, (failure ?? result).watched)
+      settledNow(s, result.note)
+      return markDone(claim, s.notification)
     }
     const stopLease = keepLease(claim, logger, DEFAULTS.leaseRenewalCapMs)
     const work = runHandler(s, { source: s.source, attempt: claim.attempt })
@@ -97,7 +148,7 @@ export function createSettlement(options: SettleOptions) {
         // Answered `fail`, but the handler may still finish: keep its claim (and lease) until it
         // does, so a retry meanwhile cannot run it alongside, and one after it reads `success`.
         work.then(
-          () => { stopLease(); return markDone(claim, s.notification) },
+          () => { stopLease(); return done() },
           () => { stopLease(); return releaseClaim(claim, logger) },
         )
       } else {
@@ -108,7 +159,7 @@ export function createSettlement(options: SettleOptions) {
       return { answer: 'fail', rejection }
     }
     stopLease()
-    await markDone(claim, s.notification)
+    await done()
     return SETTLED
   }
 
@@ -117,7 +168,7 @@ export function createSettlement(options: SettleOptions) {
    * connection and the claim, the handler timeout everything after the handler started. A claim
    * that arrives after its time-out was answered `fail` runs nothing: the transaction rolls back.
    */
-  async function inTransaction(s: Settlement, store: TransactionalStore): Promise<SettleOutcome> {
+  async function inTransaction(s: Settlement, store: TransactionalStore, failure: WatchedFlag | undefined): Promise<SettleOutcome> {
     const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
     let abandoned = false
     let handlerFailed = false
@@ -133,18 +184,22 @@ export function createSettlement(options: SettleOptions) {
           handlerFailed = true
           throw err
         })
-      })),
+      }, encodeMemo(s.notification))),
     ))
     pending.then(
-      // Settled now or before, also when it completes after its time-out was answered `fail`.
-      (result) => { if (result?.status === 'completed' || result?.status === 'done') forgetUnsettled(store, s.notification, logger) },
+      // Settled now, also when it completes after its time-out was answered `fail` (`done` is read below).
+      (result) => {
+        if (result?.status !== 'completed') return
+        settledOrder(store, s.notification, (failure ?? result).watched)
+        settledNow(s, result.note)
+      },
       () => {}, // its failure is read below, or after a time-out is answered
     )
     const storeTimedOut = () => new NotifyRejection('STORE_FAILED', `store settle: no answer within ${storeMs} ms`)
     try {
       const first = await withTimeout(Promise.race([pending, started]), storeMs, storeTimedOut)
       const result = first === 'started' ? await withTimeout(pending, handlerTimeoutMs, timedOut) : first
-      if (result.status === 'done') return duplicate(s)
+      if (result.status === 'done') return settledBefore(s, store, result, failure)
       if (result.status === 'busy') throw inProgress(s.notification)
       return SETTLED
     } catch (err) {
@@ -192,6 +247,28 @@ export function createSettlement(options: SettleOptions) {
     fireHook(logger, s.notification.outerTradeNo, 'onRetryBudgetLow', () => onRetryBudgetLow(info, s.req))
   }
 
+  /**
+   * The two channels disagree about the order (issue 21): logged at error and handed to
+   * `onMismatch`, once per delivery that meets the disagreement.
+   */
+  function channelMismatch(s: Settlement, problem: ChannelMismatch['problem'], settled: SettledSummary | null): void {
+    const n = s.notification
+    const fields = settled ? differences(n, settled) : []
+    const what = {
+      'failed-after-paid': 'a failure notice for an order that was paid: onPayFailed not run',
+      'paid-after-failed': 'a payment for an order a failure notice was received for: onPaid ran',
+      'differs-from-settled': `a duplicate that differs from what settled (${fields.join(', ')}): acknowledged, nothing run`,
+    }[problem]
+    logger.error(`[express-guanaitong] ${what}, for ${n.outerTradeNo}; check it with Guanaitong`, {
+      reason: 'CHANNEL_MISMATCH', problem, source: s.source, outerTradeNo: n.outerTradeNo, tradeNo: n.tradeNo,
+      totalAmount: n.totalAmount, buyerOpenId: n.buyerOpenId, settled, fields,
+    })
+    if (onMismatch) {
+      const mismatch: ChannelMismatch = { problem, notification: n, source: s.source, settled, fields }
+      fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, s.req))
+    }
+  }
+
   function duplicate(s: Settlement): SettleOutcome {
     // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
     const what = s.source === 'pay' ? 'settlement' : 'notification'
@@ -203,11 +280,9 @@ export function createSettlement(options: SettleOptions) {
 
   /**
    * The handler finished, so the outcome is `success` whatever happens here: answering `fail`
-   * would make Guanaitong retry and run the handler a second time. The order is settled for the
-   * shop either way, so it leaves the unsettled ledger.
+   * would make Guanaitong retry and run the handler a second time.
    */
   async function markDone(claim: HeldClaim, n: Notification): Promise<void> {
-    forgetUnsettled(claim.store, n, logger)
     try {
       if (!(await completeClaim(claim))) {
         logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +

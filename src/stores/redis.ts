@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../defaults'
 import { ConfigError, GuanaitongError } from '../errors'
-import type { ClaimResult, NotifyStore, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
+import type { ClaimResult, CrossCheck, NotifyStore, PeekResult, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, REDIS_STORE_RULES } from '../validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
 import { TurnBatch } from './turn-batch'
@@ -9,29 +9,54 @@ import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnse
 
 
 // Keys of one notification key K, both in the hash slot of K (Redis Cluster safe):
-//   <prefix>{K}        hash: a = claims so far, o = owner of the latest claim, d = done
+//   <prefix>{K}        hash: a = claims so far, o = owner of the latest claim, d = done,
+//                      m = the done-marker's memo, w = watched (the ledger holds K's record),
+//                      n = a note left by peek (a failure notice, on the payment key)
 //   <prefix>{K}:lease  string: the owner while its lease runs, PX leaseMs
 // The hash outlives the lease (max(leaseMs, retentionMs)), so the attempt counter survives a
 // release and a lease that ran out, and the owner is known until someone else claims.
+// Scripts answering about a key return {status, w, m or n}: Lua's false is a nil element.
 
-/** ARGV: owner, leaseMs, keepMs. Returns 0 done, -1 busy, else the attempt number of the new claim. */
+/** ARGV: owner, leaseMs, keepMs. Returns {0, w, m} done, {-1} busy, else {attempt, w, n} of the new claim. */
 const CLAIM = new LuaScript(`
-if redis.call('HEXISTS', KEYS[1], 'd') == 1 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
+local f = redis.call('HMGET', KEYS[1], 'd', 'w', 'm', 'n')
+if f[1] then return {0, f[2], f[3]} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1} end
 local attempt = redis.call('HINCRBY', KEYS[1], 'a', 1)
 redis.call('HSET', KEYS[1], 'o', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-return attempt
+return {attempt, f[2], f[4]}
 `)
 
-/** ARGV: owner, retentionMs. Marks done when owner made the latest claim. */
+/** ARGV: owner, retentionMs, memo (optional). Marks done when owner made the latest claim. */
 const COMPLETE = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'o') ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('HDEL', KEYS[1], 'o')
+redis.call('HDEL', KEYS[1], 'o', 'n')
 redis.call('HSET', KEYS[1], 'd', '1')
+if ARGV[3] then redis.call('HSET', KEYS[1], 'm', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+/** ARGV: keepMs, note (optional). Returns {0, w, m} done, {-1, w} busy, {1, w} open (noted). */
+const PEEK = new LuaScript(`
+local f = redis.call('HMGET', KEYS[1], 'd', 'w', 'm')
+if f[1] then return {0, f[2], f[3]} end
+if redis.call('EXISTS', KEYS[2]) == 1 then return {-1, f[2]} end
+if ARGV[2] then
+  redis.call('HSET', KEYS[1], 'n', ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+end
+return {1, f[2]}
+`)
+
+/** ARGV: keepForMs, or none to clear. Marks (or unmarks) a key watched; a mark never shortens the key's life. */
+const MARK = new LuaScript(`
+if not ARGV[1] then return redis.call('HDEL', KEYS[1], 'w') end
+redis.call('HSET', KEYS[1], 'w', '1')
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return 1
 `)
 
@@ -124,7 +149,7 @@ return out
  * It also keeps the unsettled ledger (pays not settled yet), shared by every instance on the
  * same prefix: a sorted set by deadline and a hash of records, in one Cluster slot.
  */
-export class RedisStore implements NotifyStore, UnsettledLedger {
+export class RedisStore implements NotifyStore, UnsettledLedger, CrossCheck {
   readonly leaseMs: number
   readonly retentionMs: number
   readonly prefix: string
@@ -182,10 +207,20 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
       this.redis.evalSource(RELEASE, keys, [owner, this.keepMs]).catch(() => undefined)
       throw err
     }
-    const reply = toInteger(raw)
-    if (reply === 0) return { status: 'done' }
+    const [reply, watched, text] = keyState(raw)
+    if (reply === 0) return text === undefined ? { status: 'done', watched } : { status: 'done', watched, memo: text }
     if (reply < 0) return { status: 'busy' }
-    return { status: 'claimed', owner, attempt: reply }
+    return text === undefined ? { status: 'claimed', owner, attempt: reply, watched } : { status: 'claimed', owner, attempt: reply, watched, note: text }
+  }
+
+  /** Where `key` stands, without claiming it; leaves `note` on it when it is open (see `CrossCheck`). */
+  async peek(key: string, note?: string): Promise<PeekResult> {
+    checkKey(key)
+    const args: (string | number)[] = [this.keepMs]
+    if (typeof note === 'string') args.push(note)
+    const [reply, watched, memo] = keyState(await this.redis.evalScript(PEEK, this.keysOf(key), args))
+    if (reply === 0) return memo === undefined ? { status: 'done', watched } : { status: 'done', watched, memo }
+    return { status: reply < 0 ? 'busy' : 'open', watched }
   }
 
   /**
@@ -194,10 +229,12 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
    * fewer acknowledged within `waitTimeoutMs`: the marker is on the primary, but a failover
    * before it replicates would lose it.
    */
-  async complete(key: string, owner: string): Promise<boolean> {
+  async complete(key: string, owner: string, memo?: string): Promise<boolean> {
     checkKey(key)
     const keys = this.keysOf(key)
-    const done = toInteger(await this.redis.evalScript(COMPLETE, keys, [String(owner), this.retentionMs])) === 1
+    const args: (string | number)[] = [String(owner), this.retentionMs]
+    if (typeof memo === 'string') args.push(memo)
+    const done = toInteger(await this.redis.evalScript(COMPLETE, keys, args)) === 1
     if (done && this.waitReplicas > 0) {
       const acknowledged = toInteger(await this.redis.waitForReplicas(keys[0], this.waitReplicas, this.waitTimeoutMs))
       if (acknowledged < this.waitReplicas) {
@@ -224,14 +261,25 @@ export class RedisStore implements NotifyStore, UnsettledLedger {
     return [`${this.prefix}{unsettled}:due`, `${this.prefix}{unsettled}:records`]
   }
 
+  /**
+   * Marks the key watched (in its own hash, so its claim reads the mark in the same script), then
+   * writes the record: two calls, as the two live in different Cluster slots. The mark lasts
+   * until keepMs past the record's deadline at least, and never shortens the key's life.
+   */
   async watchUnsettled(record: UnsettledRecord): Promise<void> {
     const checked = checkUnsettledRecord('RedisStore', record)
+    const keepFor = Math.max(0, checked.deadline - Date.now()) + this.keepMs
+    await this.redis.evalScript(MARK, this.keysOf(checked.key).slice(0, 1), [keepFor])
     await this.redis.evalScript(WATCH, this.unsettledKeys, [checked.key, checked.deadline, encodeUnsettled(checked)])
   }
 
-  /** Batched per event-loop turn (TurnBatch): resolves when the call carrying this key answered. */
+  /**
+   * Clears the key's mark, then removes the record; the removals asked for in one event-loop turn
+   * share one call (TurnBatch). Resolves when the call carrying this key answered.
+   */
   async resolveUnsettled(key: string): Promise<void> {
     checkLedgerKey('RedisStore', key)
+    await this.redis.evalScript(MARK, this.keysOf(key).slice(0, 1), [])
     return this.removals.add(key)
   }
 
@@ -255,6 +303,13 @@ function decodePairs(reply: unknown): UnsettledRecord[] {
   const records: UnsettledRecord[] = []
   for (let i = 0; i < reply.length; i += 2) records.push(decodeUnsettled(String(reply[i]), toInteger(reply[i + 1])))
   return records
+}
+
+/** A key script's reply `{status, w, text}`: the status, whether the key is watched, and the memo or note (nil when none). */
+function keyState(reply: unknown): [status: number, watched: boolean, text: string | undefined] {
+  if (!Array.isArray(reply) || reply.length < 1) throw new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`, 'STORE_FAILED', 503)
+  const text = reply[2]
+  return [toInteger(reply[0]), reply[1] !== null && reply[1] !== undefined, text === null || text === undefined ? undefined : String(text)]
 }
 
 function toInteger(reply: unknown): number {

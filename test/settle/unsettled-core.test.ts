@@ -119,17 +119,65 @@ describe('unsettled ledger and the settlement core', () => {
 
   it('the answer never waits for the removal, and a failed removal is only logged', async () => {
     const store = new MemoryStore()
-    store.resolveUnsettled = () => new Promise(() => undefined)
+    const first = payment()
+    await store.watchUnsettled(recordOf(first))
+    let removals = 0
+    store.resolveUnsettled = () => { removals++; return new Promise(() => undefined) }
     const { settle } = settlement()
     const started = Date.now()
-    expect(reasonOf(await settle({ notification: payment(), req, source: 'notify', store }))).to.equal('settled')
+    expect(reasonOf(await settle({ notification: first, req, source: 'notify', store }))).to.equal('settled')
     expect(Date.now() - started).to.be.below(1000)
+    await sleep(0)
+    expect(removals).to.equal(1, 'the watched order is removed')
     const failing = new MemoryStore()
+    const second = payment()
+    await failing.watchUnsettled(recordOf(second))
     failing.resolveUnsettled = async () => { throw new Error('ledger down') }
     const { settle: settle2, logger } = settlement()
-    expect(reasonOf(await settle2({ notification: payment(), req, source: 'notify', store: failing }))).to.equal('settled')
+    expect(reasonOf(await settle2({ notification: second, req, source: 'notify', store: failing }))).to.equal('settled')
     await sleep(0)
     expect(logger.lines.filter((l) => l.level === 'warn').map((l) => l.message).join('\n')).to.match(/could not remove the settled .*ledger down/)
+  })
+
+  it('an order the ledger does not hold costs no ledger call: a new payment, its duplicates, a failure notice (issue 20)', async () => {
+    const store = new MemoryStore()
+    const calls: string[] = []
+    for (const name of ['watchUnsettled', 'resolveUnsettled', 'listUnsettled', 'takeDueUnsettled'] as const) {
+      const real = store[name].bind(store) as (...args: unknown[]) => Promise<unknown>
+      ;(store as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => { calls.push(name); return real(...args) }
+    }
+    const { settle } = settlement({ onPayFailed: () => undefined })
+    const n = payment()
+    expect(reasonOf(await settle({ notification: n, req, source: 'pay', store }))).to.equal('settled')
+    expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('duplicate')
+    expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('duplicate')
+    const failed = payment({ tradeNo: '' })
+    expect(reasonOf(await settle({ notification: failed, req, source: 'notify', store }))).to.equal('settled')
+    expect(reasonOf(await settle({ notification: failed, req, source: 'notify', store }))).to.equal('duplicate')
+    await sleep(10)
+    expect(calls).to.deep.equal([])
+    // A watched order is still removed, once.
+    const watched = payment()
+    await store.watchUnsettled(recordOf(watched))
+    calls.length = 0
+    expect(reasonOf(await settle({ notification: watched, req, source: 'notify', store }))).to.equal('settled')
+    expect(reasonOf(await settle({ notification: watched, req, source: 'notify', store }))).to.equal('duplicate')
+    await sleep(10)
+    expect(calls).to.deep.equal(['resolveUnsettled'])
+    expect(await keys(store)).to.deep.equal([])
+  })
+
+  it('a store that keeps no marks (watched absent) has every settlement remove its order, as before', async () => {
+    const { store } = transactionalWithLedger()
+    let removals = 0
+    const resolve = store.resolveUnsettled
+    store.resolveUnsettled = (k) => { removals++; return resolve(k) }
+    const { settle } = settlement()
+    const n = payment()
+    await settle({ notification: n, req, source: 'notify', store })
+    await settle({ notification: n, req, source: 'notify', store })
+    await sleep(10)
+    expect(removals).to.equal(2)
   })
 
   describe('with a transactional store', () => {

@@ -101,3 +101,45 @@ export function keySlot(key: string): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/**
+ * The client as a store sees it, recording each command the store sends through it (the method
+ * called, then its arguments flattened), on this client only: no other connection's traffic, as
+ * MONITOR would show, can get in. The adapter awaits every command it sends, so each recorded
+ * command is one round trip (a `pipeline` call records its commands when it is executed).
+ */
+export function spyOnCommands<C extends object>(client: C): { client: C; sent: string[][]; names: () => string[] } {
+  const sent: string[][] = []
+  const flat = (args: unknown[]): string[] => args.flatMap((a) => {
+    if (Array.isArray(a)) return flat(a)
+    if (a !== null && typeof a === 'object') return flat([...((a as { keys?: unknown[] }).keys ?? []), ...((a as { arguments?: unknown[] }).arguments ?? [])])
+    return [String(a)]
+  })
+  const proxy = new Proxy(client, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown
+      if (typeof value !== 'function') return value
+      if (prop === 'pipeline') {
+        // ioredis: the commands chained on the pipeline go out together when it is executed.
+        return () => {
+          const queued: string[][] = []
+          const pipe = (value as () => Record<string, (...args: unknown[]) => unknown>).call(target)
+          const wrapped: Record<string, unknown> = new Proxy(pipe, {
+            get(p, name) {
+              const fn = Reflect.get(p, name, p) as unknown
+              if (typeof fn !== 'function') return fn
+              if (name === 'exec') return () => { sent.push(...queued); return (fn as () => unknown).call(p) }
+              return (...args: unknown[]) => { queued.push([String(name), ...flat(args)]); (fn as (...a: unknown[]) => unknown).apply(p, args); return wrapped }
+            },
+          })
+          return wrapped
+        }
+      }
+      return (...args: unknown[]) => {
+        sent.push([String(prop), ...flat(args)])
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    },
+  })
+  return { client: proxy, sent, names: () => sent.map((args) => args[0].toLowerCase()) }
+}

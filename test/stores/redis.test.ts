@@ -3,10 +3,12 @@ import { Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { ConfigError, GuanaitongError } from '../../src/errors'
 import { createSettlement } from '../../src/settle/settle'
+import { notificationKey } from '../../src/settle/key'
+import type { Notification, UnsettledRecord } from '../../src/types'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
-import { deleteKeys, keySlot, keysUnder, REDIS_URL, sleep, uniquePrefix, unusedPort } from './redis-helpers'
+import { deleteKeys, keySlot, keysUnder, REDIS_URL, sleep, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
 
 const prefix = uniquePrefix('store')
 let admin: Redis
@@ -15,30 +17,6 @@ async function claimed(store: RedisStore, key: string) {
   const r = await store.claim(key)
   if (r.status !== 'claimed') throw new Error(`expected claimed for ${key}, got ${r.status}`)
   return r
-}
-
-/** Commands a client's connection sends while `fn` runs, seen through MONITOR. */
-async function commandsSentBy(connectionAddr: string, fn: () => Promise<unknown>): Promise<string[][]> {
-  const monitor = await admin.monitor()
-  const seen: string[][] = []
-  monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source === connectionAddr) seen.push(args)
-  })
-  try {
-    await fn()
-    // MONITOR lines arrive asynchronously.
-    await sleep(150)
-  } finally {
-    monitor.disconnect()
-  }
-  return seen
-}
-
-/** The `addr=` of a connection, as MONITOR reports its commands' source. */
-function addrOf(clientInfo: string): string {
-  const m = /(?:^|\s)addr=(\S+)/.exec(clientInfo)
-  if (!m) throw new Error(`no addr in ${clientInfo}`)
-  return m[1]
 }
 
 /** More replicas than this Redis has: WAIT for them always falls short. */
@@ -64,6 +42,84 @@ async function expectWaitShortfall(store: RedisStore, replicas: number): Promise
   expect((error as Error).message).to.include(`reached 0 of ${replicas} replica(s) within 150 ms`)
   expect(tookMs, 'complete waited for the replicas').to.be.at.least(140)
   expect(await store.claim(key), 'the done-marker is stored on the primary').to.include({ status: 'done' })
+}
+
+/**
+ * Round trips through the settlement core (issue 20), counted at the client the store uses: a
+ * new notification is 2 (claim, complete), a duplicate 1; an order outside the ledger costs no
+ * ledger call, a watched one an unmark plus its share of a batched removal, off the answer's path.
+ */
+function roundTrips(library: string, getClient: () => object) {
+  const payment = (label: string, i: number, overrides: Partial<Notification> = {}): Notification => ({
+    appId: '20110698', outerTradeNo: `${label}${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100,
+    attach: '', timestamp: 0, raw: {}, ...overrides,
+  })
+  const setup = async (label: string) => {
+    const spy = spyOnCommands(getClient())
+    const store = new RedisStore({ client: spy.client, prefix: `${prefix}rt-${library}-${label}:` })
+    const mismatches: unknown[] = []
+    const settle = createSettlement({ onPaid: () => undefined, onPayFailed: () => undefined, onMismatch: (m) => { mismatches.push(m) }, logger: { warn() {}, error() {} } })
+    const run = (n: Notification, source: 'pay' | 'notify' = 'notify') => settle({ notification: n, req: {} as never, source, store })
+    // Every script cached, so each call is one EVALSHA.
+    await run(payment(`${label}warm`, 0))
+    await run(payment(`${label}warm`, 1, { tradeNo: '' }))
+    await store.watchUnsettled(recordOf(payment(`${label}warm`, 2)))
+    await run(payment(`${label}warm`, 2))
+    await sleep(20)
+    spy.sent.length = 0
+    /** The commands sent while `fn` ran, the ledger removals it started included. */
+    const during = async (fn: () => Promise<unknown>) => {
+      spy.sent.length = 0
+      await fn()
+      await sleep(50)
+      return spy.sent.splice(0)
+    }
+    return { spy, store, run, during, mismatches }
+  }
+  const recordOf = (n: Notification): UnsettledRecord => ({
+    key: notificationKey(n), appId: n.appId, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount, totalFen: n.totalFen,
+    buyerOpenId: n.buyerOpenId, tradeNo: null, reason: 'AMBIGUOUS', since: 1e11, deadline: 9e12,
+  })
+  const names = (sent: string[][]) => sent.map((args) => args[0].toLowerCase())
+
+  it(`${library}: 20 new notifications at once are 40 round trips (claim, complete), their 20 duplicates 20; no ledger call`, async () => {
+    const { run, during, store } = await setup('new')
+    const batch = Array.from({ length: 20 }, (_, i) => payment('N', i))
+    const fresh = await during(() => Promise.all(batch.map((n) => run(n))))
+    expect(names(fresh)).to.deep.equal(Array(40).fill('evalsha'))
+    expect(fresh.some((args) => args.includes(store.unsettledKeys[0]) || args.includes(store.unsettledKeys[1])), 'no ledger call').to.equal(false)
+    const dups = await during(() => Promise.all(batch.map((n) => run(n))))
+    expect(names(dups)).to.deep.equal(Array(20).fill('evalsha'))
+    // The notification after the pay answer settled the order: one round trip too.
+    const paidOnPay = payment('P', 1)
+    expect(names(await during(() => run(paidOnPay, 'pay')))).to.deep.equal(['evalsha', 'evalsha'])
+    expect(names(await during(() => run(paidOnPay)))).to.deep.equal(['evalsha'])
+  })
+
+  it(`${library}: 10 watched orders settling at once each add an unmark and share their ledger removal calls, and leave the ledger`, async () => {
+    const { run, during, store } = await setup('watched')
+    const batch = Array.from({ length: 10 }, (_, i) => payment('W', i))
+    for (const n of batch) await store.watchUnsettled(recordOf(n))
+    const sent = await during(() => Promise.all(batch.map((n) => run(n))))
+    const removals = sent.filter((args) => args.includes(store.unsettledKeys[0]))
+    expect(sent.length - removals.length).to.equal(30, 'claim, complete and unmark per order')
+    expect(removals.length).to.be.within(1, 10)
+    const mine = new Set(batch.map((n) => notificationKey(n)))
+    expect((await store.listUnsettled(100_000)).filter((r) => mine.has(r.key))).to.deep.equal([])
+    expect(names(await during(() => Promise.all(batch.map((n) => run(n)))))).to.deep.equal(Array(10).fill('evalsha'), 'duplicates once the marks are cleared')
+  })
+
+  it(`${library}: a failure notice is 3 round trips (peek the payment key, claim, complete), its duplicate 2; after a payment, 1 and nothing runs`, async () => {
+    const { run, during, mismatches } = await setup('failed')
+    const failed = payment('F', 1, { tradeNo: '' })
+    expect(names(await during(() => run(failed)))).to.deep.equal(['evalsha', 'evalsha', 'evalsha'])
+    expect(names(await during(() => run(failed)))).to.deep.equal(['evalsha', 'evalsha'])
+    const paid = payment('F', 2)
+    await run(paid)
+    const late = await during(() => run({ ...paid, tradeNo: '' }))
+    expect(names(late)).to.deep.equal(['evalsha'])
+    expect(mismatches).to.have.length(1)
+  })
 }
 
 describe('RedisStore (real Redis)', () => {
@@ -152,53 +208,29 @@ describe('RedisStore (real Redis)', () => {
       expect(await client.pttl(hash)).to.be.within(599_000, 600_000)
     })
 
-    it('claim is one round trip: a single EVALSHA once the script is cached', async () => {
-      const store = new RedisStore({ client, prefix: `${prefix}rtt:` })
+    it('claim is one round trip: a single EVALSHA once the script is cached; complete one more', async () => {
+      const spy = spyOnCommands(client)
+      const store = new RedisStore({ client: spy.client, prefix: `${prefix}rtt:` })
       const warm = await claimed(store, 'warm-up')
       await store.complete('warm-up', warm.owner)
-      const addr = addrOf(String(await client.client('INFO')))
-      let owner = ''
-      const claimSent = await commandsSentBy(addr, async () => {
-        owner = (await claimed(store, 'k')).owner
-      })
-      expect(claimSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
-      const completeSent = await commandsSentBy(addr, () => store.complete('k', owner))
-      expect(completeSent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+      spy.sent.length = 0
+      const { owner } = await claimed(store, 'k')
+      expect(spy.names()).to.deep.equal(['evalsha'])
+      await store.complete('k', owner, 'memo')
+      expect(spy.names()).to.deep.equal(['evalsha', 'evalsha'])
     })
 
-    it('settlements at once share their ledger removals: 50 settle with 50 claims, 50 completes and a few removal calls', async () => {
-      const store = new RedisStore({ client, prefix: `${prefix}batch:` })
-      const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
-      const notification = (i: number) => ({
-        appId: '20110698', outerTradeNo: `B${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100,
-        attach: '', timestamp: 0, raw: {},
-      })
-      await settle({ notification: notification(-1), req: {} as never, source: 'notify', store }) // scripts cached
-      const addr = addrOf(String(await client.client('INFO')))
-      const sent = await commandsSentBy(addr, async () => {
-        const outcomes = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-          settle({ notification: notification(i), req: {} as never, source: 'notify', store })))
-        expect(outcomes.every((o) => o.answer === 'success')).to.equal(true)
-      })
-      const removals = sent.filter((args) => args.includes(store.unsettledKeys[0]))
-      const others = sent.filter((args) => !args.includes(store.unsettledKeys[0]))
-      expect(others).to.have.length(100)
-      expect(removals.length).to.be.within(1, 24)
-      expect(removals.flatMap((args) => args.slice(5)).sort()).to.deep.equal(Array.from({ length: 50 }, (_, i) => `20110698:paid:B${i}`).sort())
-    })
+    roundTrips('ioredis', () => client)
 
     it('falls back to EVAL when Redis does not have the script (NOSCRIPT), then uses EVALSHA', async () => {
-      const adapter = redisAdapter(client, 'test')
+      const spy = spyOnCommands(client)
+      const adapter = redisAdapter(spy.client, 'test')
       const script = new LuaScript(`-- ${uniquePrefix('noscript')}\nreturn ARGV[1] .. KEYS[1]`)
-      const addr = addrOf(String(await client.client('INFO')))
-      const first = await commandsSentBy(addr, async () => {
-        expect(await adapter.evalScript(script, [`${prefix}x`], ['v'])).to.equal(`v${prefix}x`)
-      })
-      expect(first.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha', 'eval'])
-      const second = await commandsSentBy(addr, async () => {
-        expect(await adapter.evalScript(script, [`${prefix}x`], ['w'])).to.equal(`w${prefix}x`)
-      })
-      expect(second.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+      expect(await adapter.evalScript(script, [`${prefix}x`], ['v'])).to.equal(`v${prefix}x`)
+      expect(spy.names()).to.deep.equal(['evalsha', 'eval'])
+      spy.sent.length = 0
+      expect(await adapter.evalScript(script, [`${prefix}x`], ['w'])).to.equal(`w${prefix}x`)
+      expect(spy.names()).to.deep.equal(['evalsha'])
     })
 
     it('rejects quickly when Redis is unreachable (enableOfflineQueue: false), instead of hanging', async () => {
@@ -228,11 +260,15 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
-    /** The ioredis client, with every EVALSHA/EVAL reply passed through `reply` (a client library that decodes differently). */
+    /**
+     * The ioredis client, with every EVALSHA/EVAL reply passed through `reply` (a client library
+     * that decodes differently), integers inside an array reply too.
+     */
     function decoding(reply: (raw: unknown) => unknown) {
+      const decode = (raw: unknown) => (Array.isArray(raw) ? raw.map((x) => (typeof x === 'number' ? reply(x) : x)) : reply(raw))
       return {
-        evalsha: (...args: Parameters<Redis['evalsha']>) => client.evalsha(...args).then(reply),
-        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args).then(reply),
+        evalsha: (...args: Parameters<Redis['evalsha']>) => client.evalsha(...args).then(decode),
+        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args).then(decode),
       }
     }
 
@@ -248,7 +284,7 @@ describe('RedisStore (real Redis)', () => {
     })
 
     it('rejects a reply that is not an integer instead of guessing what it means', async () => {
-      for (const junk of ['OK', null, 1.5, [1]]) {
+      for (const junk of ['OK', null, 1.5, [], ['OK'], [1.5]]) {
         const store = new RedisStore({ client: decoding(() => junk), prefix: `${prefix}junk:` })
         let error: unknown
         try { await store.claim('k') } catch (err) { error = err }
@@ -293,12 +329,23 @@ describe('RedisStore (real Redis)', () => {
     })
 
     it('claim is one round trip with node-redis too', async () => {
-      const store = new RedisStore({ client, prefix: `${prefix}nr-rtt:` })
+      const spy = spyOnCommands(client)
+      const store = new RedisStore({ client: spy.client, prefix: `${prefix}nr-rtt:` })
       await store.claim('warm-up')
-      const addr = addrOf(String(await client.sendCommand(['CLIENT', 'INFO'])))
-      const sent = await commandsSentBy(addr, () => store.claim('k'))
-      expect(sent.map((args) => args[0].toLowerCase())).to.deep.equal(['evalsha'])
+      spy.sent.length = 0
+      await store.claim('k')
+      expect(spy.names()).to.deep.equal(['evalsha'])
     })
+
+    it('falls back to EVAL on NOSCRIPT with node-redis too', async () => {
+      const spy = spyOnCommands(client)
+      const adapter = redisAdapter(spy.client, 'test')
+      const script = new LuaScript(`-- ${uniquePrefix('noscript')}\nreturn ARGV[1]`)
+      expect(await adapter.evalScript(script, [`${prefix}x`], ['v'])).to.equal('v')
+      expect(spy.names()).to.deep.equal(['evalsha', 'eval'])
+    })
+
+    roundTrips('node-redis', () => client)
 
     it('waitReplicas with node-redis: complete rejects STORE_NOT_REPLICATED when fewer replicas acknowledge', async () => {
       const replicas = await moreReplicasThanThereAre()
