@@ -319,22 +319,8 @@ export function mysqlSchemaStatements(table = DEFAULT_TABLE, where = 'mysqlSchem
   // comment: MariaDB skips /*!80000 */, MySQL skips /*M! */.
   const noWait = '/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */'
   return [
-    `CREATE TABLE IF NOT EXISTS ${t} (
-  settle_key ${key} PRIMARY KEY,
-  attempts INT NOT NULL DEFAULT 0,
-  done_at BIGINT NULL,
-  touched_at BIGINT NOT NULL,
-  memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-  watched BOOLEAN NOT NULL DEFAULT false,
-  note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
-  INDEX ${suffixed(t, '_touched_at')} (touched_at)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
-    `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
-  unsettled_key ${key} PRIMARY KEY,
-  deadline BIGINT NOT NULL,
-  record TEXT NOT NULL,
-  INDEX ${suffixed(t, '_unsettled_deadline')} (deadline, unsettled_key)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    // The procedures first: a store that finds the tables (its probe) can call them, also while
+    // another instance is still creating the schema. They may name tables that do not exist yet.
     // Busy (the row locked by another settlement) rolls back and answers busy; done starts no transaction.
     `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'claim')}(IN k VARBINARY(${MYSQL_KEY_BYTES}), IN now_ms BIGINT)
 BEGIN
@@ -371,6 +357,22 @@ BEGIN
   END IF;
   COMMIT;
 END`,
+    `CREATE TABLE IF NOT EXISTS ${t} (
+  settle_key ${key} PRIMARY KEY,
+  attempts INT NOT NULL DEFAULT 0,
+  done_at BIGINT NULL,
+  touched_at BIGINT NOT NULL,
+  memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  watched BOOLEAN NOT NULL DEFAULT false,
+  note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
+  INDEX ${suffixed(t, '_touched_at')} (touched_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+    `CREATE TABLE IF NOT EXISTS ${unsettledTable(t)} (
+  unsettled_key ${key} PRIMARY KEY,
+  deadline BIGINT NOT NULL,
+  record TEXT NOT NULL,
+  INDEX ${suffixed(t, '_unsettled_deadline')} (deadline, unsettled_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
   ]
 }
 
