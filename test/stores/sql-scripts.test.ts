@@ -321,6 +321,13 @@ for (const k of KNEX) {
       expect(sent.slice(from)).to.have.length(1)
     })
 
+    if (k.kind === 'mysql') {
+      it('creates the whole schema through Knex too, procedures included (no `?` in the DDL for Knex to take as a binding)', async () => {
+        const [rows] = await db.raw('SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME LIKE ?', [`${table}%`])
+        expect((rows as Array<{ name: string }>).map((r) => r.name).sort()).to.deep.equal([`${table}_claim_v1`, `${table}_finish_v1`])
+      })
+    }
+
     it('the kept Knex transaction refuses every call with TX_ENDED, and the next settlement commits only its own write', async () => {
       let kept: any
       await store.settle(key(), async (tx) => { kept = tx })

@@ -353,7 +353,7 @@ BEGIN
   UPDATE ${t} SET done_at = done_ms, attempts = tries, touched_at = touched, memo = memo_in WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
   IF ROW_COUNT() <> 1 THEN
     ROLLBACK;
-    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '${LOCK_LOST.replace(/'/g, "''")}';
+    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the transaction that took the lock had ended before the done-marker';
   END IF;
   COMMIT;
 END`,

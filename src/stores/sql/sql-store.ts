@@ -30,7 +30,6 @@ const REMOVALS_PER_CALL = 500
 /** Rows one purge statement deletes: small enough not to hold locks long. */
 const PURGE_BATCH = 1000
 
-
 /**
  * Exactly-once settlement in the shop's own database. One marker row per key.
  *
@@ -112,7 +111,6 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       if (marker) return done(marker)
       throw vanished(key)
     }
-    const { watched, note } = { watched: isTrue(marker.watched), note: marker.note }
 
     const attempt = Number(marker.attempts) + 1
     try {
@@ -133,7 +131,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     // Once COMMIT is sent, the connection is the driver's: it gives it back or destroys it.
     await this.db('commit', () => t.commit())
     this.purgeWhenDue()
-    return completed(watched, note)
+    return completed(isTrue(marker.watched), marker.note)
   }
 
   /** `settle` in two round trips, on a session of the package's own driver (see the class comment). */
