@@ -31,16 +31,19 @@ interface CountedPool {
   end(): Promise<void>
 }
 
+/** Records the text of every statement `conn` sends (pg: a string or `{ text }`; mysql2: a string or `{ sql }`). */
+function countQueries(conn: { query: (...args: any[]) => any }, sent: string[]): void {
+  const query = conn.query.bind(conn)
+  conn.query = (...args: any[]) => {
+    sent.push(typeof args[0] === 'string' ? args[0] : args[0].text ?? args[0].sql)
+    return query(...args)
+  }
+}
+
 function countedPg(max: number): CountedPool {
   const pool = pgPool(max)
   const sent: string[] = []
-  pool.on('connect', (client: pg.PoolClient) => {
-    const query = client.query.bind(client) as (...args: any[]) => any
-    client.query = ((...args: any[]) => {
-      sent.push(typeof args[0] === 'string' ? args[0] : args[0].text)
-      return query(...args)
-    }) as typeof client.query
-  })
+  pool.on('connect', (client) => countQueries(client, sent))
   return {
     kind: 'postgres',
     sent,
@@ -54,13 +57,7 @@ function countedPg(max: number): CountedPool {
 function countedMysql(max: number): CountedPool {
   const pool = mysqlPool(max)
   const sent: string[] = []
-  pool.pool.on('connection', (conn) => {
-    const query = conn.query.bind(conn) as (...args: any[]) => any
-    conn.query = ((...args: any[]) => {
-      sent.push(typeof args[0] === 'string' ? args[0] : args[0].sql)
-      return query(...args)
-    }) as typeof conn.query
-  })
+  pool.pool.on('connection', (conn) => countQueries(conn, sent))
   return {
     kind: 'mysql',
     sent,
