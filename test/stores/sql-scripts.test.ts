@@ -6,6 +6,10 @@
  * and `ctx.tx` refusing every call once its settlement ended (issue 21 item 5).
  */
 import { expect } from 'chai'
+import express from 'express'
+import request from 'supertest'
+import { guanaitong } from '../../src/index'
+import { encodeForm, quietLogger, signNotification } from '../../src/testing/index'
 import knex, { type Knex } from 'knex'
 import type mysql from 'mysql2/promise'
 import type pg from 'pg'
@@ -119,6 +123,36 @@ for (const make of [countedPg, countedMysql]) {
       expect(all, all.join('\n')).to.have.length(db.kind === 'postgres' ? 2 : 1)
       expect(all.slice(1)).to.deep.equal(db.kind === 'postgres' ? ['ROLLBACK'] : [])
       expect(answered).to.deep.equal(all)
+    })
+  })
+
+  describe(`${kind}: behind the router`, () => {
+    const db = make(3)
+    const table = uniqueTable('rtr')
+    const shop = uniqueTable('rtrshop')
+    before(() => db.query(`CREATE TABLE ${shop} (id VARCHAR(191) NOT NULL)`))
+    after(async () => {
+      await dropAll(db, table, shop)
+      await db.end()
+    })
+
+    it('a new notification sends the two scripts and the shop\'s INSERT, a duplicate the claim script (PostgreSQL: and its ROLLBACK); the ledger is not touched', async () => {
+      const app = express()
+      app.use('/gat', guanaitong({
+        appId: '20110698', appSecret: 'rt-secret', payPath: false, logger: quietLogger(), store: db.store(table),
+        onPaid: async (payment, _req, ctx) => { await db.write(ctx.tx, shop, payment.outerTradeNo) },
+      }))
+      const notify = (order: string) => request(app).post('/gat/notify').type('form').send(encodeForm(signNotification({
+        appid: '20110698', outer_trade_no: order, total_amount: '9.90', buyer_open_id: 'b', trade_no: '2018070920000005',
+      }, 'rt-secret'))).expect(200, 'success')
+      await notify('WARM') // creates the tables
+      const order = `RT${Date.now() % 1e8}`
+      const fresh = await counting(db, () => notify(order))
+      expect(fresh.all.filter((sql) => !sql.includes(shop)), fresh.all.join('\n')).to.have.length(2)
+      expect(fresh.all.filter((sql) => sql.includes(shop))).to.have.length(1)
+      const duplicate = await counting(db, () => notify(order))
+      expect(duplicate.all, duplicate.all.join('\n')).to.have.length(db.kind === 'postgres' ? 2 : 1)
+      expect([...fresh.all, ...duplicate.all].filter((sql) => sql.includes('_unsettled'))).to.deep.equal([])
     })
   })
 
