@@ -12,7 +12,9 @@ import { MemoryStore } from '../../src/stores/memory'
 import { RedisStore } from '../../src/stores/redis'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
-import type { ChannelMismatch, Fields, Mismatch, Payment, SettleStore } from '../../src/types'
+import { notificationKey } from '../../src/settle/key'
+import { createSettlement } from '../../src/settle/settle'
+import type { ChannelMismatch, Fields, Mismatch, Notification, NotifyStore, Payment, SettleStore } from '../../src/types'
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
 import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox } from '../helpers'
 
@@ -148,3 +150,38 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     })
   }
 }
+
+describe('the cross-check in the settlement core', () => {
+  const failure = (no: string): Notification => ({
+    appId: APP.appId, outerTradeNo: no, tradeNo: '', buyerOpenId: BUYER, totalAmount: '19.99', totalFen: 1999, attach: '', timestamp: 0, raw: {},
+  })
+  const req = {} as never
+
+  it('a failure notice while the payment is being settled is answered IN_PROGRESS, onPayFailed not run', async () => {
+    const store = new MemoryStore()
+    const no = orderNo()
+    const held = await store.claim(notificationKey({ appId: APP.appId, outerTradeNo: no, tradeNo: 'T' }))
+    expect(held.status).to.equal('claimed')
+    let ran = 0
+    const settle = createSettlement({ onPaid: () => undefined, onPayFailed: () => { ran++ }, logger: recordingLogger() })
+    const outcome = await settle({ notification: failure(no), req, source: 'notify', store })
+    expect(outcome.answer === 'fail' && outcome.rejection.reason).to.equal('IN_PROGRESS')
+    expect(ran).to.equal(0)
+  })
+
+  it('a store without peek runs failure notices as before (no cross-check, no extra call)', async () => {
+    const inner = new MemoryStore()
+    const calls: string[] = []
+    const store: NotifyStore = {
+      leaseMs: inner.leaseMs, retentionMs: inner.retentionMs,
+      claim: (k) => { calls.push('claim'); return inner.claim(k) },
+      complete: (k, o) => { calls.push('complete'); return inner.complete(k, o) },
+      release: (k, o) => inner.release(k, o),
+    }
+    let ran = 0
+    const settle = createSettlement({ onPaid: () => undefined, onPayFailed: () => { ran++ }, logger: recordingLogger() })
+    const outcome = await settle({ notification: failure(orderNo()), req, source: 'notify', store })
+    expect(outcome).to.deep.equal({ answer: 'success', how: 'settled' })
+    expect([ran, calls]).to.deep.equal([1, ['claim', 'complete']])
+  })
+})
