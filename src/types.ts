@@ -141,7 +141,7 @@ export type PeekResult = { status: 'done' | 'busy' | 'open'; memo?: string } & W
  * writes a `memo` with each done-marker (what settled: outcome, trade number, amount, buyer) and
  * compares it with every duplicate; it reads the paid key with `peek` before a failure notice
  * settles, leaving a `note` there for a payment that comes later. Memos and notes are printable
- * ASCII (0x20–0x7e), at most `MEMO_MAX_LENGTH` (1 024) characters; a store keeps them exactly.
+ * ASCII (0x20–0x7e), at most 1 024 characters (`MEMO_MAX_LENGTH`, src/settle/memo.ts); a store keeps them exactly.
  */
 export interface CrossCheck {
   /**
