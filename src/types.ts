@@ -148,7 +148,8 @@ export interface CrossCheck {
    * Where `key` stands, counting no attempt and taking no lease. When it is `open` and `note` is
    * given, keeps `note` on the key (replacing an earlier note) for at least `retentionMs`: every
    * later claim answered `claimed` (or `settle` answered `completed`) returns it. A `done` or
-   * `busy` key gets no note.
+   * `busy` key gets no note. Atomic with respect to claims of the key: a claim comes wholly
+   * before it (the peek sees `busy` or `done`) or wholly after it (the claim gets the note).
    */
   peek(key: string, note?: string): Promise<PeekResult>
 }
