@@ -141,14 +141,15 @@ export type PeekResult = { status: 'done' | 'busy' | 'open'; memo?: string } & W
  * writes a `memo` with each done-marker (what settled: outcome, trade number, amount, buyer) and
  * compares it with every duplicate; it reads the paid key with `peek` before a failure notice
  * settles, leaving a `note` there for a payment that comes later. Memos and notes are printable
- * ASCII (0x20–0x7e), at most `MEMO_MAX_LENGTH` (1 024) characters; a store keeps them exactly.
+ * ASCII (0x20–0x7e), at most 1 024 characters (`MEMO_MAX_LENGTH`, src/settle/memo.ts); a store keeps them exactly.
  */
 export interface CrossCheck {
   /**
    * Where `key` stands, counting no attempt and taking no lease. When it is `open` and `note` is
    * given, keeps `note` on the key (replacing an earlier note) for at least `retentionMs`: every
    * later claim answered `claimed` (or `settle` answered `completed`) returns it. A `done` or
-   * `busy` key gets no note.
+   * `busy` key gets no note. Atomic with respect to claims of the key: a claim comes wholly
+   * before it (the peek sees `busy` or `done`) or wholly after it (the claim gets the note).
    */
   peek(key: string, note?: string): Promise<PeekResult>
 }

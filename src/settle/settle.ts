@@ -3,6 +3,7 @@ import { errorMessage, GuanaitongError } from '../errors'
 import { compareOrder } from '../notify/order-check'
 import { NotifyRejection } from '../notify/rejection'
 import { withTimeout } from '../notify/timeout'
+import { printable } from '../printable'
 import { toLogger, type Log } from '../observe/log'
 import { traceHandler, traceStep } from '../observe/telemetry'
 import type {
@@ -259,7 +260,7 @@ export function createSettlement(options: SettleOptions) {
       'paid-after-failed': 'a payment for an order a failure notice was received for: onPaid ran',
       'differs-from-settled': `a duplicate that differs from what settled (${fields.join(', ')}): acknowledged, nothing run`,
     }[problem]
-    logger.error(`[express-guanaitong] ${what}, for ${n.outerTradeNo}; check it with Guanaitong`, {
+    logger.error(`[express-guanaitong] ${what}, for ${printable(n.outerTradeNo, 64)}; check it with Guanaitong`, {
       reason: 'CHANNEL_MISMATCH', problem, source: s.source, outerTradeNo: n.outerTradeNo, tradeNo: n.tradeNo,
       totalAmount: n.totalAmount, buyerOpenId: n.buyerOpenId, settled, fields,
     })

@@ -21,17 +21,18 @@ interface Held {
   note?: string
 }
 
-/** A done-marker with the memo `complete` was given. */
-interface DoneWithMemo {
-  until: number
-  memo: string
-}
+/**
+ * A done-marker with the memo `complete` was given, as one flat string `<expiry> <memo>`: an
+ * object holding both would cost about 40 bytes more per marker.
+ */
+type DoneWithMemo = string
 
 /**
  * What the map holds per key. A done-marker without a memo is only its expiry, a number
  * (store-relative ms, so it stays a small integer that V8 keeps unboxed): 1 000 000 done-markers
- * fit in about 70 MB of heap, keys included; one with a memo (the router's) is a small object
- * holding it. Claims are small objects; there are few at any time.
+ * fit in about 70 MB of heap, keys included; the router's markers carry a memo (about 70
+ * characters), stored with the expiry in one string: about 2.2 times as much in all (measured: 77
+ * and 173 bytes per marker, 200 000 of them). Claims are small objects; there are few at any time.
  */
 type Entry = number | DoneWithMemo | Held
 
@@ -110,7 +111,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
     let note: string | undefined
     if (entry !== undefined) {
       if (isDone(entry)) {
-        if (doneUntil(entry) > now) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: entry.memo, watched }
+        if (doneUntil(entry) > now) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: memoOf(entry), watched }
       } else if (entry.keepUntil > now) {
         if (entry.owner !== null && entry.leaseUntil > now) return { status: 'busy' }
         attempt = entry.attempt + 1
@@ -139,7 +140,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
     if (!this.owned(key, owner, now)) return false
     const until = now + this.retentionMs
     // Set in place: moving it to the newest end would leave a hole in the map's table per key.
-    this.entries.set(key, typeof memo === 'string' ? { until, memo } : until)
+    this.entries.set(key, typeof memo === 'string' ? flatten(`${until} ${memo}`) : until)
     return true
   }
 
@@ -153,7 +154,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
       this.drop(key)
       entry = undefined
     }
-    if (entry !== undefined && isDone(entry)) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: entry.memo, watched }
+    if (entry !== undefined && isDone(entry)) return typeof entry === 'number' ? { status: 'done', watched } : { status: 'done', memo: memoOf(entry), watched }
     if (entry !== undefined && entry.owner !== null && entry.leaseUntil > now) return { status: 'busy', watched }
     if (typeof note === 'string') {
       if (entry === undefined) {
@@ -289,11 +290,15 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
 }
 
 function isDone(entry: Entry): entry is number | DoneWithMemo {
-  return typeof entry === 'number' || 'until' in entry
+  return typeof entry !== 'object'
 }
 
 function doneUntil(entry: number | DoneWithMemo): number {
-  return typeof entry === 'number' ? entry : entry.until
+  return typeof entry === 'number' ? entry : parseInt(entry, 10)
+}
+
+function memoOf(entry: DoneWithMemo): string {
+  return entry.slice(entry.indexOf(' ') + 1)
 }
 
 function expired(entry: Entry, now: number): boolean {

@@ -62,6 +62,14 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
       : (_key, replicas, timeoutMs) => send.call(c, ['WAIT', replicas, timeoutMs])
   } else if (typeof c.evalsha === 'function' && typeof c.eval === 'function') {
     kind = 'ioredis'
+    // An ioredis Cluster auto-pipelines by the slot of a command's FIRST argument: for EVALSHA that
+    // is the script's SHA, not a key, so scripts on keys of different slots land in one pipeline,
+    // which ioredis then refuses ("All keys in the pipeline should belong to the same slots
+    // allocation group"): every store call under concurrency would fail (test/cluster/autopipelining.test.ts).
+    if (c.isCluster === true && (c.options as { enableAutoPipelining?: unknown } | undefined)?.enableAutoPipelining === true) {
+      throw new ConfigError(`${owner}: an ioredis Cluster with enableAutoPipelining sends scripts on different slots in one pipeline, ` +
+        'which ioredis refuses: create the Cluster without enableAutoPipelining (a single-server client may keep it)')
+    }
     const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
       (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
         .call(c, method === 'evalsha' ? sha : source, keys.length, ...keys, ...args)

@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { Redis } from 'ioredis'
+import { Cluster, Redis } from 'ioredis'
 import { createClient } from 'redis'
 import { ConfigError, GuanaitongError } from '../../src/errors'
 import { createSettlement } from '../../src/settle/settle'
@@ -221,6 +221,44 @@ describe('RedisStore (real Redis)', () => {
     })
 
     roundTrips('ioredis', () => client)
+
+    it('enableAutoPipelining on one server: the same commands and answers; concurrent settlements share socket writes', async () => {
+      const piped = new Redis(REDIS_URL, { lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 1 })
+      await piped.connect()
+      try {
+        const spy = spyOnCommands(piped)
+        const store = new RedisStore({ client: spy.client, prefix: `${prefix}autopipe:` })
+        const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
+        const payment = (i: number): Notification => ({
+          appId: '20110698', outerTradeNo: `AP${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100, attach: '', timestamp: 0, raw: {},
+        })
+        const run = (i: number) => settle({ notification: payment(i), req: {} as never, source: 'notify', store })
+        await run(-1)
+        const stream = (piped as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream
+        const write = stream.write
+        let writes = 0
+        stream.write = (...args: unknown[]) => { writes++; return write.apply(stream, args) }
+        spy.sent.length = 0
+        const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => run(i)))
+        expect(fresh.every((o) => o.answer === 'success' && o.how === 'settled')).to.equal(true)
+        expect(spy.names()).to.deep.equal(Array(40).fill('evalsha'))
+        expect(writes, 'the 40 commands went out in a few socket writes').to.be.below(40)
+        spy.sent.length = 0
+        const dups = await Promise.all(Array.from({ length: 20 }, (_, i) => run(i)))
+        expect(dups.every((o) => o.answer === 'success' && o.how === 'duplicate')).to.equal(true)
+        expect(spy.names()).to.deep.equal(Array(20).fill('evalsha'))
+        stream.write = write
+      } finally {
+        piped.disconnect()
+      }
+    })
+
+    it('refuses an ioredis Cluster with enableAutoPipelining (its scripts would share pipelines across slots)', () => {
+      const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { enableAutoPipelining: true, lazyConnect: true })
+      expect(() => new RedisStore({ client: cluster, prefix })).to.throw(ConfigError, /enableAutoPipelining/)
+      const plain = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true })
+      expect(() => new RedisStore({ client: plain, prefix })).to.not.throw()
+    })
 
     it('falls back to EVAL when Redis does not have the script (NOSCRIPT), then uses EVALSHA', async () => {
       const spy = spyOnCommands(client)
