@@ -432,7 +432,7 @@ export interface GuanaitongOptions<Tx = unknown> {
   client?: GatClient
   /** API host for the default client. */
   baseUrl?: string
-  /** Signature algorithm for outgoing requests. Default sha1. */
+  /** Signature algorithm for outgoing requests. Default sha1. Notifications: see `notifySignTypes`. */
   signType?: SignAlgorithm
   /** Upstream timeout of the default client, ms. Default 10 000. */
   timeoutMs?: number
