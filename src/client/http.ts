@@ -224,7 +224,6 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
           : new GatError({ kind: 'invalid-response', code: null, status, traceId, path, msg: `answer is over the ${MAX_BYTES}-byte limit` }))
         request.destroy()
       }
-      if (Number(res.headers['content-length'] ?? 0) > MAX_BYTES) return tooLarge()
       res.on('data', (chunk: Buffer) => {
         size += chunk.length
         if (size > MAX_BYTES) return tooLarge()
@@ -246,6 +245,8 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
       res.on('close', () => {
         if (!res.complete) broken(new Error('connection closed before the answer was complete'))
       })
+      // Announced over the cap: not worth reading at all (every listener is in place for the destroy).
+      if (Number(res.headers['content-length'] ?? 0) > MAX_BYTES) tooLarge()
     })
     request.end(body)
   })
