@@ -648,13 +648,8 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         try {
           const body = formBody(paidFields())
           const head = `POST /gat/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\n\r\n`
-          // Waits far longer than the time-out: the server must answer and close on its own before then.
-          const started = Date.now()
-          const received = await rawSocket(port, head + body.slice(0, 40), 'end', new Promise((resolve) => {
-            const check = setInterval(() => { if (logger.reasons().length > 0) { clearInterval(check); setTimeout(resolve, 50) } }, 10)
-            setTimeout(() => { clearInterval(check); resolve(undefined) }, 5000)
-          }))
-          expect(Date.now() - started).to.be.below(4000)
+          // The client never sends the rest: the server must answer and close on its own.
+          const received = await rawSocket(port, head + body.slice(0, 40), 'end', eventually(() => logger.reasons().length > 0).then(() => sleep(50)))
           expect(received).to.match(/^HTTP\/1\.1 408 /).and.match(/\r\n\r\nfail$/)
           expect(received.toLowerCase()).to.contain('connection: close')
           expect(logger.reasons()).to.deep.equal(['BODY_TIMEOUT'])
