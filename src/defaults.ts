@@ -13,6 +13,17 @@ export const DEFAULTS = {
   payPath: '/pay',
   leaseMs: 60_000,
   /**
+   * Most bytes the API client reads of any answer. Guanaitong's answers are a few hundred bytes
+   * (a token, a trade number); a megabyte leaves room for any list an other endpoint returns,
+   * and stops a broken or hostile server from filling the process's memory.
+   */
+  maxResponseBytes: 1024 * 1024,
+  /**
+   * Longest the notify route waits for a notification's whole body (a few hundred bytes): a client
+   * that sends it slowly holds a socket no longer than this, not Node's 300 s `requestTimeout`.
+   */
+  bodyTimeoutMs: 10_000,
+  /**
    * How long a lease keeps being renewed for a handler that runs past `handlerTimeoutMs`: long
    * enough for any real onPaid to finish, short enough that a hung one frees its payment.
    */

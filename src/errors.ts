@@ -1,4 +1,4 @@
-import { printable } from './printable'
+import { printable, withoutControls } from './printable'
 
 /**
  * Every error this package throws or hands to a callback is a GuanaitongError:
@@ -106,7 +106,8 @@ export class GatError extends GuanaitongError {
     const hint = ambiguous
       ? '; the request may have been processed: look up the outer_trade_no before paying again'
       : wasSent(d) ? '' : '; nothing was sent'
-    super(`Guanaitong ${d.path} failed (${d.kind}${d.code !== null ? ` ${d.code}` : ''}): ${d.msg}${where}${hint}`,
+    // `msg` is Guanaitong's (or a proxy's) text: escaped, it cannot write a line into the shop's log.
+    super(`Guanaitong ${d.path} failed (${d.kind}${d.code !== null ? ` ${d.code}` : ''}): ${withoutControls(d.msg)}${where}${hint}`,
       d.code ?? `GAT_${d.kind.toUpperCase().replace('-', '_')}`, d.status, { cause: d.cause })
     this.name = 'GatError'
     this.kind = d.kind

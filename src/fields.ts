@@ -27,12 +27,42 @@ export function findReservedCharacter(fields: Readonly<Record<string, string>>):
   return null
 }
 
+/**
+ * THE PACKAGE'S OWN RULE for identifiers (an order number on its way out, the trade number of a
+ * pay answer): no whitespace at either end and no control, format or line-separating character.
+ * An order number is what a shop's database, its logs, a settlement key and Guanaitong's records
+ * are matched by: `"ABC "` would look like `"ABC"` (and be one key to a PAD SPACE collation), a
+ * NUL can end a string in C code, and U+202E shows `ABC` reversed to whoever reads it.
+ * Guanaitong states nothing about these characters; the seed only gives lengths.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u
+
+/** Why `value` is not a printable identifier (the phrase after its name), or undefined when it is. */
+export function identifierProblem(value: string): string | undefined {
+  if (value !== value.trim()) return 'must not begin or end with whitespace'
+  const found = UNPRINTABLE.exec(value)
+  if (found) {
+    const code = found[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
+    return `must not contain control or formatting characters (found U+${code})`
+  }
+  return undefined
+}
+
+/**
+ * Guanaitong's trade number as a pay answer gives it (`data`). The seed's example is 16 digits and
+ * it states no limit: 64 characters is the package's bound, far above that and small enough that
+ * an answer cannot push a page's worth of text into `onPaid`, a log line or the cashier page.
+ */
+export const TRADE_NO_MAX = 64
+
 /** A private parameter of `/platformDealer/employee/pay`. */
 export interface PayFieldRule {
   /** The seed marks it required (its table); false for the optional ones. */
   required: boolean
   /** Length limits in characters from the seed's table, when it gives them. */
   length?: readonly [min: number, max: number]
+  /** Held to `identifierProblem` too (the package's rule, not the seed's). */
+  identifier?: true
   /** What the seed says about its content. */
   seed: string
 }
@@ -45,7 +75,7 @@ export const PAY_FIELDS = {
   buyer_open_id: { required: true, length: [1, 32], seed: 'the employee\'s open id, string, 32' },
   reason: { required: true, length: [1, 254], seed: 'why the employee pays, string [1,254]' },
   total_amount: { required: true, seed: 'decimal [0.01, 99999999.99] (src/money.ts)' },
-  outer_trade_no: { required: true, length: [2, 22], seed: 'the shop\'s order number, string [2,22]' },
+  outer_trade_no: { required: true, length: [2, 22], identifier: true, seed: 'the shop\'s order number, string [2,22]' },
   asset_type: { required: true, seed: '1 points (积分) or 4 quota (额度)' },
   asset_open_id: { required: true, length: [1, 32], seed: 'the asset the employee chose, string, 32' },
   notify_url: { required: false, length: [1, 254], seed: 'where the result is posted, string [1,254]' },
@@ -54,6 +84,12 @@ export const PAY_FIELDS = {
 } as const satisfies Record<string, PayFieldRule>
 
 export type PayField = keyof typeof PAY_FIELDS
+
+/** The package's identifier rule for a pay parameter marked `identifier` (`identifierProblem`); undefined for the others. */
+export function payFieldProblem(field: PayField, value: string): string | undefined {
+  const rule: PayFieldRule = PAY_FIELDS[field]
+  return rule.identifier ? identifierProblem(value) : undefined
+}
 
 /** The seed's limits of one pay parameter, as `[min, max]` characters. */
 export function payFieldLength(field: PayField): readonly [number, number] {

@@ -86,9 +86,15 @@ function matches(expected: Buffer, text: string, algorithm: SignAlgorithm): bool
   return nodeCrypto.timingSafeEqual(expected, Buffer.from(digest(text, algorithm), 'latin1'))
 }
 
+/** The algorithm a signature's length says it was made with (40 sha1, 64 sha256, 128 sha512); undefined for another length. */
+export function signAlgorithmOf(signature: string): SignAlgorithm | undefined {
+  return HEX_LENGTH[signature.length]
+}
+
 /**
  * True when `params.sign` is the signature of the other parameters under one of the secrets.
- * The algorithm follows from the signature's length (40 sha1, 64 sha256, 128 sha512).
+ * The algorithm follows from the signature's length (40 sha1, 64 sha256, 128 sha512) and must be
+ * one of `algorithms` (default: any of the three).
  * A missing, duplicated (non-string), non-hex, upper-case or wrongly sized signature is false,
  * never a throw. Empty values are tried both ways: Guanaitong's older signer dropped them,
  * a newer one signs whatever it is given.
@@ -96,12 +102,13 @@ function matches(expected: Buffer, text: string, algorithm: SignAlgorithm): bool
 export function verifySign(
   params: Readonly<Record<string, unknown>>,
   appSecret: string | readonly string[],
+  algorithms: readonly SignAlgorithm[] = SIGN_ALGORITHMS,
 ): boolean {
   if (params === null || typeof params !== 'object' || !hasOnlyStrings(params)) return false
   const signature = params.sign
   if (typeof signature !== 'string') return false
-  const algorithm = HEX_LENGTH[signature.length]
-  if (!algorithm || !LOWER_HEX.test(signature)) return false
+  const algorithm = signAlgorithmOf(signature)
+  if (!algorithm || !algorithms.includes(algorithm) || !LOWER_HEX.test(signature)) return false
   const expected = Buffer.from(signature, 'latin1')
   const secrets = typeof appSecret === 'string' ? [appSecret] : appSecret
   const tryKept = hasEmptyValue(params)

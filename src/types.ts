@@ -39,6 +39,8 @@ export type RejectReason =
   | 'BAD_BODY'
   /** Body larger than `bodyLimit`. */
   | 'BODY_TOO_LARGE'
+  /** The whole body did not arrive within `bodyTimeoutMs` (a client sending it slowly). */
+  | 'BODY_TIMEOUT'
   /** Content type other than application/x-www-form-urlencoded, or a method other than POST. */
   | 'UNSUPPORTED_MEDIA_TYPE'
   /** A key appeared twice (`a=1&a=2`). */
@@ -485,7 +487,7 @@ export interface GuanaitongOptions<Tx = unknown> {
   client?: GatClient
   /** API host for the default client. */
   baseUrl?: string
-  /** Signature algorithm for outgoing requests. Default sha1. */
+  /** Signature algorithm for outgoing requests. Default sha1. Notifications: see `notifySignTypes`. */
   signType?: SignAlgorithm
   /** Upstream timeout of the default client, ms. Default 10 000. */
   timeoutMs?: number
@@ -508,6 +510,14 @@ export interface GuanaitongOptions<Tx = unknown> {
   bodyLimit?: number | string
   /** Most form parameters in a notification. Default 100. */
   parameterLimit?: number
+  /** Longest the notify route waits for a notification's whole body, ms; then it answers `fail` (`BODY_TIMEOUT`). Default 10 000. */
+  bodyTimeoutMs?: number
+  /**
+   * The algorithms a notification's signature may use. Default all three (sha1, sha256, sha512,
+   * told apart by length), whatever `signType` is: `signType` is how requests are signed. Pin it
+   * (`['sha256']`) to refuse notifications signed another way (`BAD_SIGN`).
+   */
+  notifySignTypes?: readonly SignAlgorithm[]
   /** Where rejections and handler failures are logged, with a reason code. Default `console`. */
   logger?: Logger
   /** Log the canonical string of each rejected signature, secret masked. Default false. */
@@ -616,9 +626,9 @@ export interface RetryBudgetInfo {
 }
 
 /** Options of the `parseNotification()` middleware. */
-export type ParseOptions = Pick<GuanaitongOptions, 'bodyLimit' | 'parameterLimit' | 'logger'>
+export type ParseOptions = Pick<GuanaitongOptions, 'bodyLimit' | 'parameterLimit' | 'bodyTimeoutMs' | 'logger'>
 /** Options of the `verifyNotification()` middleware. */
-export type VerifyOptions = Pick<GuanaitongOptions, 'appId' | 'appSecret' | 'toleranceSec' | 'now' | 'debug' | 'logger'>
+export type VerifyOptions = Pick<GuanaitongOptions, 'appId' | 'appSecret' | 'toleranceSec' | 'notifySignTypes' | 'now' | 'debug' | 'logger'>
 /** Options of the `dedupeNotification()` middleware. */
 export type DedupeOptions<Tx = unknown> = Pick<GuanaitongOptions<Tx>, 'store' | 'storeTimeoutMs' | 'logger'>
 /** What the settlement core needs: the handlers, their checks, and where it de-duplicates. */

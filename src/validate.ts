@@ -359,10 +359,16 @@ export function pickOptions(options: object, rules: Rules): Record<string, unkno
 
 // ------------------------------------------------------------------ the entry points' options
 
-export const PARSE_RULES: Rules = { bodyLimit: bytes, parameterLimit: positiveInteger(), logger }
+export const PARSE_RULES: Rules = { bodyLimit: bytes, parameterLimit: positiveInteger(), bodyTimeoutMs: durationMs, logger }
+
+/** A non-empty list of signature algorithms, each one the package knows. */
+export const signAlgorithms: Rule = (value, name) => {
+  if (Array.isArray(value) && value.length > 0 && value.every((a) => SIGN_ALGORITHMS.includes(a as never))) return undefined
+  return `${name} must be a non-empty list of ${SIGN_ALGORITHMS.join(', ')} (e.g. ['sha256']); got ${describeValue(value)}`
+}
 
 export const VERIFY_RULES: Rules = {
-  appId: APP_ID, appSecret: APP_SECRET, toleranceSec: seconds(), now: fn, debug: bool, logger,
+  appId: APP_ID, appSecret: APP_SECRET, toleranceSec: seconds(), notifySignTypes: signAlgorithms, now: fn, debug: bool, logger,
 }
 
 export const DEDUPE_RULES: Rules = { store, storeTimeoutMs: durationMs, logger }

@@ -22,6 +22,15 @@ describe('signature', () => {
     expect(sign(example, 'secret123')).to.equal('5ad48cf46541f84b9e5741dfac48227d40b322aa')
   })
 
+  it('verifySign with a list of algorithms accepts only those (notifySignTypes, issue 21 item 7)', () => {
+    const sha1 = { ...example, sign: sign(example, 'secret123', 'sha1') }
+    const sha256 = { ...example, sign: sign(example, 'secret123', 'sha256') }
+    expect(verifySign(sha1, 'secret123')).to.equal(true)
+    expect(verifySign(sha1, 'secret123', ['sha256'])).to.equal(false)
+    expect(verifySign(sha256, 'secret123', ['sha256'])).to.equal(true)
+    expect(verifySign(sha1, 'secret123', ['sha256', 'sha1'])).to.equal(true)
+  })
+
   it('drops sign and blank values, keeps raw (unencoded) UTF-8 values', () => {
     const text = canonicalString({ b: ' ', a: '测试&x=1', sign: 'zz', c: '' }, 's')
     expect(text).to.equal('a=测试&x=1&appsecret=s')

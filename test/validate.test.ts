@@ -156,7 +156,7 @@ describe('option checks: the review\'s cases (issue 9)', () => {
 
   it('an option of another middleware (one options object passed to each) → ConfigError saying where it belongs', () => {
     const err = configError(() => parseNotification({ appId: APP_ID } as never))
-    expect(err.message).to.match(/unknown option "appId" \(it is an option of guanaitong\(\), createClient\(\), verifyNotification\(\), payRoute\(\); parseNotification\(\) takes bodyLimit, parameterLimit, logger\)/)
+    expect(err.message).to.match(/unknown option "appId" \(it is an option of guanaitong\(\), createClient\(\), verifyNotification\(\), payRoute\(\); parseNotification\(\) takes bodyLimit, parameterLimit, bodyTimeoutMs, logger\)/)
   })
 })
 

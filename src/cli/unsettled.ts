@@ -4,6 +4,7 @@
  */
 import { DEFAULTS } from '../defaults'
 import { errorMessage } from '../errors'
+import { printable } from '../printable'
 import { RedisStore } from '../stores/redis'
 import type { RedisClientLike, UnsettledRecord } from '../types'
 import { EXIT, helpText, intFlag, parseCommand, requireFlag, stringFlag, UsageError, type CommandSpec, type Io } from './args'
@@ -74,16 +75,14 @@ function dueIn(deadline: number, now: number): string {
   return deadline <= now ? `due ${span} ago` : `in ${span}`
 }
 
-/** A cell without control characters: a stored order number must not steer the terminal. */
-function printable(text: string): string {
-  return /[\u0000-\u001f\u007f-\u009f]/.test(text) ? JSON.stringify(text).slice(1, -1) : text
-}
+/** A cell escaped as log lines are (src/printable.ts): a stored order number must not steer the terminal or reverse the text. */
+const cell = (text: string) => printable(text, Infinity)
 
 function table(records: UnsettledRecord[], now: number): string[] {
   const header = ['DEADLINE', 'WHEN', 'OUTER_TRADE_NO', 'AMOUNT', 'TRADE_NO', 'REASON', 'BUYER', 'SINCE']
   const rows = records.map((r) => [
     when(r.deadline), dueIn(r.deadline, now), r.outerTradeNo, r.totalAmount, r.tradeNo ?? '-', r.reason, r.buyerOpenId, when(r.since),
-  ].map(printable))
+  ].map(cell))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)))
   return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd())
 }

@@ -4,7 +4,10 @@ import { apiError, callSigned, type CallConfig } from './call'
 import type { GatResponse } from './http'
 import { resolveClientOptions } from './options'
 import { createToken, TOKEN_PATH, TokenManager } from './token'
-import { toFields, validatePayParams } from './validate'
+import { charLength, toFields, validatePayParams } from './validate'
+import { hasReservedCharacter, identifierProblem, TRADE_NO_MAX } from '../fields'
+import { printable } from '../printable'
+import { isBlank } from '../signature'
 
 export const PAY_PATH = '/platformDealer/employee/pay'
 
@@ -26,6 +29,27 @@ export function tokenFailure(err: unknown, path?: string): GatError {
   return new GatError({
     kind: 'token-cache', code: null, status: 0, path: TOKEN_PATH, sent: false, cause: err,
     msg: `no access token from the token cache (${typeof code === 'string' || typeof code === 'number' ? `${code}: ` : ''}${errorMessage(err)})${unsent}`,
+  })
+}
+
+/**
+ * The trade number of a pay answered code 0: a non-blank string of at most `TRADE_NO_MAX`
+ * printable characters without `&` or `=` (src/fields.ts), the only kind a notification could
+ * carry too. Anything else is an `invalid-response` GatError, ambiguous: code 0 says the pay was
+ * accepted, only its trade number cannot be trusted, so the order is neither settled nor refused.
+ * The pay route holds a custom client's answer to the same rule.
+ */
+export function payTradeNo(data: unknown, status: number, traceId?: string): string {
+  const problem = typeof data !== 'string' ? 'is not a string'
+    : isBlank(data) ? 'is empty or blank'
+      : charLength(data) > TRADE_NO_MAX ? `is over ${TRADE_NO_MAX} characters (got ${charLength(data)})`
+        : hasReservedCharacter(data) ? 'contains "&" or "="'
+          : identifierProblem(data)
+  if (problem === undefined) return data as string
+  const shown = typeof data === 'string' ? `"${printable(data, 40)}"` : printable(JSON.stringify(data) ?? String(data), 40)
+  throw new GatError({
+    kind: 'invalid-response', code: null, status, traceId, path: PAY_PATH,
+    msg: `pay answered code 0, but its trade number ${problem} (data: ${shown})`,
   })
 }
 
@@ -84,14 +108,7 @@ export function createClient(options: ClientOptions): GatClient {
       // Validation first: a ParamError must leave nothing sent, not even a token request.
       const fields = validatePayParams(params)
       const res = await send(PAY_PATH, fields)
-      if (typeof res.data !== 'string' || res.data === '') {
-        throw new GatError({
-          kind: 'invalid-response', code: null, status: res.status, traceId: res.traceId, path: PAY_PATH,
-          // code 0 says the pay was accepted; only its trade number is unreadable: ambiguous.
-          msg: `pay answered code 0 without a trade number (data: ${JSON.stringify(res.data)})`,
-        })
-      }
-      return res.data
+      return payTradeNo(res.data, res.status, res.traceId)
     },
   }
 }

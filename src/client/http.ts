@@ -1,6 +1,7 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { TLSSocket } from 'node:tls'
+import { DEFAULTS } from '../defaults'
 import { errorMessage, errorProperty, GatError } from '../errors'
 import type { Fields } from '../types'
 import { httpAgent, httpsAgent } from './agent'
@@ -31,6 +32,7 @@ const NEVER_SENT = new Set([
 ])
 
 const SNIPPET_LENGTH = 200
+const MAX_BYTES = DEFAULTS.maxResponseBytes
 
 /** Enough of a body to recognise an nginx error page or a WAF block in a log line, not a whole page. */
 export function snippet(text: string): string {
@@ -215,7 +217,18 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
       status = res.statusCode ?? 0
       traceId = headerValue(res.headers['x-trace-id'])
       const chunks: Buffer[] = []
-      res.on('data', (chunk: Buffer) => chunks.push(chunk))
+      let size = 0
+      // Stops reading at the cap: what was read decorates an HTTP error; a 200 is an invalid answer (ambiguous).
+      const tooLarge = () => {
+        fail(status !== 200 ? httpError(path, status, traceId, decodeBody(chunks))
+          : new GatError({ kind: 'invalid-response', code: null, status, traceId, path, msg: `answer is over the ${MAX_BYTES}-byte limit` }))
+        request.destroy()
+      }
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length
+        if (size > MAX_BYTES) return tooLarge()
+        chunks.push(chunk)
+      })
       res.on('end', () => {
         const text = decodeBody(chunks)
         if (status !== 200) return fail(httpError(path, status, traceId, text))
@@ -232,6 +245,8 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
       res.on('close', () => {
         if (!res.complete) broken(new Error('connection closed before the answer was complete'))
       })
+      // Announced over the cap: not worth reading at all (every listener is in place for the destroy).
+      if (Number(res.headers['content-length'] ?? 0) > MAX_BYTES) tooLarge()
     })
     request.end(body)
   })

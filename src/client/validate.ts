@@ -1,5 +1,5 @@
 import { ParamError } from '../errors'
-import { encodeAttach, PAY_FIELDS, payFieldLength } from '../fields'
+import { encodeAttach, PAY_FIELDS, payFieldLength, payFieldProblem } from '../fields'
 import { normalizeAmount } from '../money'
 import { refuseReservedCharacters } from '../pay/params'
 import type { Fields } from '../types'
@@ -126,11 +126,16 @@ export function toFields(params: unknown, skip: ReadonlySet<string> = new Set())
   return out
 }
 
-/** A seed parameter within the seed's length limits (src/fields.ts). */
-/** A pay parameter against the seed's length limits (src/fields.ts); a ParamError naming it otherwise. */
+/**
+ * A pay parameter against the seed's length limits and, for an identifier (`outer_trade_no`), the
+ * package's printable rule (src/fields.ts); a ParamError naming it otherwise.
+ */
 export function checkPayString(field: keyof typeof PAY_FIELDS, value: unknown): string {
   const [min, max] = payFieldLength(field)
-  return checkString(field, value, min, max)
+  const checked = checkString(field, value, min, max)
+  const problem = payFieldProblem(field, checked)
+  if (problem) throw new ParamError(field, problem)
+  return checked
 }
 
 /**

@@ -6,6 +6,7 @@ import { DEFAULTS, parseBytes } from '../defaults'
 import { fieldsFromParsed, formCharset, parseForm } from '../notify/parse-form'
 import { errorMessage, errorProperty } from '../errors'
 import { NotifyRejection } from '../notify/rejection'
+import { withTimeout } from '../notify/timeout'
 import { printable } from '../printable'
 import { toLogger } from '../observe/log'
 import type { ParseOptions } from '../types'
@@ -43,12 +44,22 @@ const READ_ERRORS: Record<string, NotifyRejection['reason']> = {
   'request.size.invalid': 'BAD_BODY',
 }
 
-async function readBody(req: Request, limit: number): Promise<Buffer> {
+/**
+ * The whole body, within `limit` bytes and `timeoutMs`. A body still arriving at the time-out is
+ * answered `fail` (BODY_TIMEOUT) and its connection closed after the answer: a client dribbling
+ * bytes holds a socket no longer than that.
+ */
+async function readBody(req: Request, res: Response, limit: number, timeoutMs: number): Promise<Buffer> {
   const stream = bodyStream(req)
   const inflated = stream !== req
+  const timedOut = () => {
+    res.setHeader('Connection', 'close')
+    return new NotifyRejection('BODY_TIMEOUT', `the body did not arrive within ${timeoutMs} ms`)
+  }
   try {
-    return await getRawBody(stream, { limit, length: inflated ? undefined : req.headers['content-length'] })
+    return await withTimeout(getRawBody(stream, { limit, length: inflated ? undefined : req.headers['content-length'] }), timeoutMs, timedOut)
   } catch (err) {
+    if (err instanceof NotifyRejection) throw err
     const type = errorProperty(err, 'type')
     const reason = (typeof type === 'string' ? READ_ERRORS[type] : undefined) ?? 'BAD_BODY'
     const detail = printable(errorMessage(err), 120)
@@ -70,6 +81,7 @@ export function parseNotification(options: ParseOptions = {}) {
   checkOptions('parseNotification()', options, PARSE_RULES, "{ bodyLimit: '64kb' }")
   const limit = parseBytes(options.bodyLimit ?? DEFAULTS.bodyLimit)
   const parameterLimit = options.parameterLimit ?? DEFAULTS.parameterLimit
+  const timeoutMs = options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs
   const logger = toLogger(options.logger)
   return guarded(logger, async function parse(req: Request, res: Response, next) {
     if (req.method !== 'POST') {
@@ -81,7 +93,7 @@ export function parseNotification(options: ParseOptions = {}) {
     }
     const decoder = formCharset(charset)
     const state = notifyState(res)
-    if (!alreadyRead(req)) state.fields = parseForm(await readBody(req, limit), decoder, parameterLimit)
+    if (!alreadyRead(req)) state.fields = parseForm(await readBody(req, res, limit, timeoutMs), decoder, parameterLimit)
     else if (Buffer.isBuffer(req.body)) state.fields = parseForm(req.body, decoder, parameterLimit)
     else state.fields = fieldsFromParsed(req.body, parameterLimit)
     next()

@@ -1,5 +1,6 @@
 import bodyParser from 'body-parser'
 import type { Request, RequestHandler, Response } from 'express'
+import { payTradeNo } from '../client/client'
 import { DEFAULTS } from '../defaults'
 import { ConfigError, errorMessage, GatError, GuanaitongError } from '../errors'
 import { toLogger, type Log } from '../observe/log'
@@ -157,7 +158,8 @@ export function payRoute(options: PayRouteOptions): RequestHandler {
       await parseBody(req, res, forms)
       params = await buildPayParams(req.body, { extraPayParams, notifyUrl }, prepare?.(req))
       sending = true
-      const tradeNo = await client.pay(params as PayParams)
+      // A custom client's answer is held to the client's rule too: only a usable trade number settles.
+      const tradeNo = payTradeNo(await client.pay(params as PayParams), 200)
       const paid: Record<string, unknown> = { trade_no: tradeNo, outer_trade_no: params.outer_trade_no }
       // Without settling here, only the notification settles the order: watch it until then.
       const unsettled = settleAnswer ? await settleAnswer(req, params as PayParams, tradeNo) : 'AWAITING_NOTIFICATION'

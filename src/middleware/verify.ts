@@ -19,6 +19,7 @@ export function verifyNotification(options: VerifyOptions) {
     toleranceSec: options.toleranceSec ?? DEFAULTS.toleranceSec,
     now: options.now ?? Date.now,
     debug: options.debug ?? false,
+    algorithms: options.notifySignTypes,
   }
   return guarded(toLogger(options.logger), async function verify(req: Request, res: Response, next) {
     const state = notifyState(res)

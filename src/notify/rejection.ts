@@ -8,6 +8,7 @@ import type { RejectReason } from '../types'
 const STATUS: Record<RejectReason, number> = {
   BAD_BODY: 400,
   BODY_TOO_LARGE: 413,
+  BODY_TIMEOUT: 408,
   UNSUPPORTED_MEDIA_TYPE: 415,
   DUPLICATE_KEY: 400,
   NESTED_KEY: 400,

@@ -1,8 +1,8 @@
 import { decodeAttach, findReservedCharacter, SIGNING_NAME } from '../fields'
 import { amountToFen, MAX_FEN, MIN_FEN } from '../money'
 import { printable } from '../printable'
-import { isBlank, maskedCanonicalString, verifySign } from '../signature'
-import type { Fields, Notification } from '../types'
+import { isBlank, maskedCanonicalString, SIGN_ALGORITHMS, signAlgorithmOf, verifySign } from '../signature'
+import type { Fields, Notification, SignAlgorithm } from '../types'
 import { NotifyRejection } from './rejection'
 
 export interface VerifyConfig {
@@ -12,6 +12,8 @@ export interface VerifyConfig {
   now: () => number
   /** Attach the masked canonical string to BAD_SIGN rejections. */
   debug: boolean
+  /** The algorithms a signature may use (`notifySignTypes`); default any of the three. */
+  algorithms?: readonly SignAlgorithm[]
 }
 
 /** Fields every notification carries and the package cannot do without. */
@@ -87,7 +89,13 @@ export function verifyFields(fields: Fields, config: VerifyConfig): Notification
     )
   }
   const timestamp = checkTimestamp(fields.timestamp)
-  if (!verifySign(fields, config.secrets)) {
+  const accepted = config.algorithms ?? SIGN_ALGORITHMS
+  const algorithm = signAlgorithmOf(fields.sign)
+  if (algorithm && !accepted.includes(algorithm)) {
+    throw new NotifyRejection('BAD_SIGN', `signature is ${algorithm} (${fields.sign.length} hex digits), and notifySignTypes ` +
+      `accepts only ${accepted.join(', ')}`, { outerTradeNo, signType: algorithm })
+  }
+  if (!verifySign(fields, config.secrets, accepted)) {
     const context: Record<string, unknown> = { outerTradeNo }
     if (config.debug) context.canonical = maskedCanonicalString(fields)
     throw new NotifyRejection(

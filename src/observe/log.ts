@@ -1,3 +1,4 @@
+import { withoutControls } from '../printable'
 import type { LogFields, Logger } from '../types'
 
 /**
@@ -22,12 +23,15 @@ function noop() {}
 
 /**
  * A log call never throws: a logger that fails (a closed stream, a broken transport) must not
- * change or hold an answer Guanaitong or the cashier page is waiting for.
+ * change or hold an answer Guanaitong or the cashier page is waiting for. Nor does a message write
+ * a line of its own: an order number, a trade number or an error text from a request or an answer
+ * that holds a line break or a bidi control is escaped here, wherever in the package it was put
+ * into the message.
  */
 function safe(write: (message: string, fields?: LogFields) => void) {
   return (message: string, fields?: LogFields) => {
     try {
-      write(message, fields)
+      write(withoutControls(message), fields)
     } catch {
       // Nowhere left to report it.
     }

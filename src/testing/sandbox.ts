@@ -34,6 +34,7 @@ import {
   type NotificationMode,
 } from './sandbox/types'
 import type {
+  AnswerDataOptions,
   BreakOptions,
   DeliveryState,
   FaultOptions,
@@ -55,6 +56,7 @@ export { DEFAULT_RETRY_SCHEDULE, MAX_NOTIFY_ATTEMPTS, type SandboxOptions } from
 export { PAY_PATH, TOKEN_PATH } from './sandbox/http'
 export { NOTIFICATION_MODES } from './sandbox/types'
 export type {
+  AnswerDataOptions,
   BreakOptions,
   DeliveryState,
   FaultKind,
@@ -317,6 +319,14 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
    */
   refuse(options: RefuseOptions): void {
     this.faults.refuse(options)
+  }
+
+  /**
+   * The next matching request(s) get HTTP 200 `{ code: 0, msg: 'OK', data }` with the `data` the
+   * test chooses, e.g. a blank or oversized trade number (with `processed: true` the pay is made).
+   */
+  answerData(options: AnswerDataOptions): void {
+    this.faults.answerData(options)
   }
 
   /** The next matching request(s) get HTTP 200 with a body that is not valid JSON. */

@@ -75,6 +75,24 @@ describe('cli unsettled (real Redis)', function () {
     expect(run.lines.map((line) => JSON.parse(line) as UnsettledRecord)).to.deep.equal(records.slice(0, 2))
   })
 
+  it('prints a stored order number with a bidi control (U+202E) or a line break escaped, as log lines are (issue 21, item 2)', async () => {
+    const hostile = `${prefix}hostile:`
+    const now = Date.now()
+    await new RedisStore({ client: redis, prefix: hostile }).watchUnsettled({
+      key: '20110698:paid:AB\u202eDC\nX', appId: '20110698', outerTradeNo: 'AB\u202eDC\nX', totalAmount: '1.00', totalFen: 100,
+      buyerOpenId: 'b\u2066uyer', tradeNo: null, reason: 'AMBIGUOUS', since: now, deadline: now + HOUR,
+    })
+    try {
+      const run = await cli(['--redis', REDIS_URL, '--prefix', hostile])
+      expect(run.code, run.stderr).to.equal(0)
+      expect(run.stdout).to.not.match(/[\u202e\u2066]/)
+      expect(run.lines).to.have.length(3)
+      expect(run.lines[1]).to.contain('AB\\u202eDC\\nX').and.contain('b\\u2066uyer')
+    } finally {
+      await deleteKeys(redis, hostile)
+    }
+  })
+
   it('says so when there are none', async () => {
     const run = await cli(['--redis', REDIS_URL, '--prefix', `${prefix}empty:`])
     expect(run.code, run.stderr).to.equal(0)

@@ -2,6 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import { neverSent, postForm } from '../../src/client/http'
+import { DEFAULTS } from '../../src/defaults'
 import { caught, FakeGat } from './fake-gat'
 
 describe('client/http: postForm', () => {
@@ -57,6 +58,63 @@ describe('client/http: postForm', () => {
     fake.script('/x', { status: 500, body: 'x'.repeat(100_000) })
     const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
     expect(e.msg.length).to.be.below(300)
+  })
+
+  describe('every answer is read up to DEFAULTS.maxResponseBytes (issue 21, item 3)', () => {
+    /** A server that streams `bytes` with `status`, chunked (no Content-Length), and records whether the client hung up before the end. */
+    async function streaming(status: number, bytes: number) {
+      const state = { hungUp: false }
+      const server = http.createServer((req, res) => {
+        req.resume()
+        res.writeHead(status, { 'content-type': 'application/json', 'x-trace-id': 't-big' })
+        res.on('close', () => { if (!res.writableFinished) state.hungUp = true })
+        const chunk = Buffer.alloc(64 * 1024, 0x32)
+        let sent = 0
+        const more = () => {
+          while (sent < bytes) {
+            sent += chunk.length
+            if (!res.write(chunk)) return void res.once('drain', more)
+          }
+          res.end()
+        }
+        more()
+      })
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, state, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()) }) }
+    }
+
+    it('a 200 streamed past the cap without Content-Length → invalid-response, ambiguous, the connection dropped', async () => {
+      const big = await streaming(200, 4 * DEFAULTS.maxResponseBytes)
+      try {
+        const e = await caught(postForm(`${big.url}/x`, {}, 5000))
+        expect(e).to.include({ kind: 'invalid-response', status: 200, traceId: 't-big', ambiguous: true })
+        expect(e.msg).to.equal(`answer is over the ${DEFAULTS.maxResponseBytes}-byte limit`)
+        await new Promise((r) => setTimeout(r, 50))
+        expect(big.state.hungUp, 'the client stopped reading').to.equal(true)
+      } finally {
+        await big.close()
+      }
+    })
+
+    it('a 502 streamed past the cap → still kind http with its status, a snippet of what was read', async () => {
+      const big = await streaming(502, 4 * DEFAULTS.maxResponseBytes)
+      try {
+        const e = await caught(postForm(`${big.url}/x`, {}, 5000))
+        expect(e).to.include({ kind: 'http', status: 502 })
+        expect(e.msg).to.match(/^HTTP 502: 2+…$/)
+      } finally {
+        await big.close()
+      }
+    })
+
+    it('an answer of exactly the cap is read', async () => {
+      const json = JSON.stringify({ code: 0, msg: 'OK', data: '' })
+      const body = json.replace('"data":""', `"data":"${'2'.repeat(DEFAULTS.maxResponseBytes - json.length)}"`)
+      expect(Buffer.byteLength(body)).to.equal(DEFAULTS.maxResponseBytes)
+      fake.script('/x', { body, contentType: 'application/json' })
+      const res = await postForm(`${fake.url}/x`, {}, 5000)
+      expect(res.data).to.have.length(DEFAULTS.maxResponseBytes - json.length)
+    })
   })
 
   const invalid: Array<[string, string]> = [

@@ -5,14 +5,22 @@
 import { expect } from 'chai'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { deflateSync, gzipSync } from 'node:zlib'
 import iconv from 'iconv-lite'
-import { ConfigError } from '../../src/errors'
+import type { Server } from 'node:http'
+import request from 'supertest'
+import { createClient } from '../../src/client'
+import { DEFAULTS } from '../../src/defaults'
+import { ConfigError, GatError, ParamError } from '../../src/errors'
+import { MemoryStore } from '../../src/stores/memory'
+import { createSandbox, PAY_PATH, SANDBOX_CODES, type Sandbox } from '../../src/testing/sandbox'
+import { quietLogger } from '../../src/testing/quiet-logger'
 import { guanaitong } from '../../src/router'
 import { canonicalString, sign, SIGN_ALGORITHMS } from '../../src/signature'
 import { signNotification } from '../../src/testing/sign-notification'
 import type { Fields, GuanaitongOptions, Payment } from '../../src/types'
-import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, sleep, unusedClient } from '../helpers'
+import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, recordingLogger, routerBehindSandbox, sleep, unusedClient } from '../helpers'
 import { APP_ID, FORM, NOW_MS, NOW_SEC, SECRET, listen, notifyApp, pairsBody, rawPost, rawSocket } from './support'
 
 interface Outcome {
@@ -178,6 +186,43 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         const { sign: _sign, ...rest } = paidFields()
         const sha256 = createHash('sha256').update(canonicalString(rest, SECRET), 'utf8').digest('hex')
         expectSuccess(await send(formBody({ ...rest, sign: sha256 })))
+      })
+
+      describe('the algorithm: signType signs requests, notifySignTypes pins notifications (issue 21, item 7)', () => {
+        const signedWith = (algorithm: (typeof SIGN_ALGORITHMS)[number]) => {
+          const { sign: _sign, ...rest } = paidFields()
+          return formBody({ ...rest, sign: sign(rest, SECRET, algorithm) })
+        }
+
+        it('signType sha256 without notifySignTypes: a sha1-signed notification → success (any of the three is accepted, as documented)', async () => {
+          expectSuccess(await send(signedWith('sha1'), { options: { client: undefined, signType: 'sha256' } }))
+        })
+
+        it('notifySignTypes [sha256]: a sha1-signed notification with a correct signature → fail (BAD_SIGN), the message naming the algorithm', async () => {
+          const { app, paid, logger } = notifyApp(express, { notifySignTypes: ['sha256'] })
+          const { port, close } = await listen(app)
+          try {
+            const res = await rawPost(port, '/gat/notify', { 'content-type': FORM }, signedWith('sha1'))
+            expect(res).to.include({ status: 401, text: 'fail' })
+            expect(logger.reasons()).to.deep.equal(['BAD_SIGN'])
+            expect(logger.lines[0].message).to.contain('signature is sha1').and.contain('accepts only sha256')
+            expect(paid).to.have.length(0)
+          } finally {
+            await close()
+          }
+        })
+
+        it('notifySignTypes [sha256]: a sha256-signed notification → success; a sha512-signed one → fail (BAD_SIGN)', async () => {
+          const options = { notifySignTypes: ['sha256'] as const }
+          expectSuccess(await send(signedWith('sha256'), { options }))
+          expectFail(await send(signedWith('sha512'), { options }), 'BAD_SIGN', 401)
+        })
+
+        it('notifySignTypes [] or an unknown name → ConfigError when the router is built', () => {
+          for (const notifySignTypes of [[], ['md5']]) {
+            expect(() => notifyApp(express, { notifySignTypes: notifySignTypes as never })).to.throw(ConfigError, /notifySignTypes/)
+          }
+        })
       })
     })
 
@@ -392,6 +437,16 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expect(out.paid[0].attach).to.equal('x&y=z%')
         expect(out.paid[0].raw.attach).to.equal('x%26y%3Dz%25')
       })
+
+      it('attach of a pay sent by 0.1, urlencoded by the shop itself (100%25 for "100%") → payment.attach decoded once (100%), raw.attach as it arrived, as docs/security.md "Upgrading from 0.1" says (issue 21, item 8)', async () => {
+        const out = await send(formBody(paidFields({ attach: '100%25' })))
+        expectSuccess(out)
+        expect(out.paid[0].attach).to.equal('100%')
+        expect(out.paid[0].raw.attach).to.equal('100%25')
+        const upgrade = readFileSync(new URL('../../docs/security.md', import.meta.url), 'utf8').split('## Upgrading from 0.1')[1]
+        expect(upgrade, 'docs/security.md has an "Upgrading from 0.1" section').to.be.a('string')
+        expect(upgrade).to.contain('`100%25`').and.contain('`payment.raw.attach`')
+      })
     })
 
     describe('log lines: request text is escaped (issue 9)', () => {
@@ -437,6 +492,14 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       it('a bad escape next to a raw line break → fail (BAD_BODY), logged escaped', async () => {
         const { out, lines } = await sendLogged(`${formBody(paidFields())}&x=%zz${INJECTED}`)
         expectEscaped(out, 'BAD_BODY', lines)
+      })
+
+      it('a signed failure notice whose order number carries a fake log line and U+202E, no onPayFailed → success, its warning logged escaped (issue 21, item 2)', async () => {
+        const { out, lines } = await sendLogged(formBody(paidFields({ trade_no: '', outer_trade_no: `X${INJECTED}\u202eYZ` })))
+        expect(out.text).to.equal('success')
+        expect(out.reasons).to.deep.equal(['PAY_FAILED_UNHANDLED'])
+        for (const line of lines) expect(line.message).to.not.match(/[\n\r\u001b\u2028\u202e]/)
+        expect(lines[0].message).to.contain('X\\n[express-guanaitong] payment ORDER1 processed')
       })
 
       it('a timestamp and an amount carrying fake log lines → fail (BAD_TIMESTAMP / BAD_AMOUNT), logged escaped', async () => {
@@ -579,6 +642,29 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     })
 
     describe('connections', () => {
+      it('a body sent slowly (half of it, then nothing) → fail (BODY_TIMEOUT) 408 after bodyTimeoutMs, the connection closed, server lives on (issue 21, item 6)', async () => {
+        const { app, paid, logger } = notifyApp(express, { bodyTimeoutMs: 200 })
+        const { port, close } = await listen(app)
+        try {
+          const body = formBody(paidFields())
+          const head = `POST /gat/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\n\r\n`
+          // The client never sends the rest: the server must answer and close on its own.
+          const received = await rawSocket(port, head + body.slice(0, 40), 'end', eventually(() => logger.reasons().length > 0).then(() => sleep(50)))
+          expect(received).to.match(/^HTTP\/1\.1 408 /).and.match(/\r\n\r\nfail$/)
+          expect(received.toLowerCase()).to.contain('connection: close')
+          expect(logger.reasons()).to.deep.equal(['BODY_TIMEOUT'])
+          expect(paid).to.have.length(0)
+          const next = await rawPost(port, '/gat/notify', { 'content-type': FORM }, formBody(paidFields()))
+          expect(next.text).to.equal('success')
+        } finally {
+          await close()
+        }
+      })
+
+      it('bodyTimeoutMs 0 or over 2^31-1 → ConfigError when the router is built', () => {
+        for (const bodyTimeoutMs of [0, 2 ** 31]) expect(() => notifyApp(express, { bodyTimeoutMs })).to.throw(ConfigError, /bodyTimeoutMs/)
+      })
+
       for (const how of ['end', 'destroy'] as const) {
         it(`body cut off mid-stream, client ${how === 'end' ? 'half-closes' : 'resets'} → no answer but fail (BAD_BODY), server lives on`, async () => {
           const { app, paid, logger } = notifyApp(express)
@@ -633,6 +719,181 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         } finally {
           await close()
         }
+      })
+    })
+  })
+
+  /**
+   * The pay route and Guanaitong's answer to it (issue 21): what the route lets through to the
+   * client and the sandbox, and what of the answer it trusts. Real router, real client, the sandbox.
+   */
+  describe(`hostile pay requests and pay answers (${name})`, function () {
+    this.timeout(30_000)
+    const SANDBOX = { appId: '20110698', appSecret: 'sandbox-secret' }
+    const BUYER = 'd87797eea12a2f80ad72ed93214a0908'
+    let sandbox: Sandbox
+    let server: Server | undefined
+    let seq = 0
+    const order = (overrides: Record<string, unknown> = {}) => ({
+      outer_trade_no: `HP${Date.now() % 1e8}${++seq}`, reason: '午餐', asset_type: '1', asset_open_id: 'a5fad9894edd0d2202639248fa0461ec', ...overrides,
+    })
+
+    beforeEach(async () => {
+      sandbox = createSandbox({ ...SANDBOX, timeScale: 0.001 })
+      await sandbox.start()
+    })
+    afterEach(async () => {
+      await sandbox.close()
+      server?.close()
+      server = undefined
+    })
+
+    /** The router behind the sandbox; what onPaid and preparePayment saw, the store and the log. */
+    function shop(options: Partial<GuanaitongOptions> = {}) {
+      const paid: Payment[] = []
+      const prepared: unknown[] = []
+      const logger = recordingLogger()
+      const store = new MemoryStore()
+      const built = routerBehindSandbox(express, sandbox, {
+        ...SANDBOX, logger, store,
+        preparePayment: (_req, params) => {
+          prepared.push(params.outer_trade_no)
+          return { ...params, buyer_open_id: BUYER, total_amount: '19.99' }
+        },
+        onPaid: (p) => { paid.push(p) },
+        ...options,
+      })
+      server = built.server
+      return { base: built.base, paid, prepared, logger, store }
+    }
+
+    describe('outer_trade_no: printable, no whitespace at either end (item 1)', () => {
+      const HOSTILE: ReadonlyArray<readonly [string, string, string]> = [
+        ['a NUL', 'AB\u0000CD', 'U+0000'],
+        ['U+202E (right-to-left override)', 'AB\u202eDC', 'U+202E'],
+        ['a zero-width space', 'AB\u200bCD', 'U+200B'],
+        ['a line break', 'AB\nCD', 'U+000A'],
+        ['a trailing space', 'ABCD ', 'whitespace'],
+        ['a leading space', ' ABCD', 'whitespace'],
+        ['a trailing ideographic space', 'ABCD\u3000', 'whitespace'],
+      ]
+      for (const [what, value, named] of HOSTILE) {
+        it(`${what} → 400 INVALID_PARAM naming outer_trade_no (${named}), before preparePayment, nothing sent`, async () => {
+          const { base, prepared } = shop()
+          const res = await request(base).post('/gat/pay').send(order({ outer_trade_no: value }))
+          expect(res.status).to.equal(400)
+          expect(res.body).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
+          expect(res.body.msg).to.match(/^outer_trade_no /).and.contain(named)
+          expect(prepared).to.deep.equal([])
+          expect(sandbox.stats.payCalls).to.equal(0)
+        })
+      }
+
+      it('the same rule in the client (ParamError, nothing sent) and in the sandbox (INVALID_PARAM): one rule for all three', async () => {
+        const client = createClient({ ...SANDBOX, baseUrl: sandbox.url, logger: quietLogger() })
+        const pay = { ...order(), buyer_open_id: BUYER, total_amount: '1.00' }
+        for (const [, value] of HOSTILE) {
+          const err = await client.pay({ ...pay, outer_trade_no: value }).catch((e: unknown) => e)
+          expect(err).to.be.instanceOf(ParamError).and.include({ field: 'outer_trade_no' })
+        }
+        expect(sandbox.stats.payCalls).to.equal(0)
+        // The sandbox, sent the pay without the client's checks: a raw signed form.
+        const token = await client.getToken()
+        for (const [what, value] of HOSTILE.filter(([w]) => !w.includes('line break'))) {
+          const fields: Record<string, string> = {
+            ...pay, outer_trade_no: value, appid: SANDBOX.appId, timestamp: String(Math.floor(Date.now() / 1000)), version: '1.0.0', access_token: token,
+          }
+          const answer = await fetch(`${sandbox.url}${PAY_PATH}`, {
+            method: 'POST', headers: { 'content-type': FORM }, body: formBody({ ...fields, sign: sign(fields, SANDBOX.appSecret) }),
+          }).then((r) => r.json() as Promise<{ code: number; msg: string }>)
+          expect(answer.code, what).to.equal(SANDBOX_CODES.INVALID_PARAM)
+          expect(answer.msg, what).to.match(/^outer_trade_no /)
+        }
+        expect(sandbox.payments).to.have.length(0)
+      })
+    })
+
+    describe('the pay answer\'s trade number (item 3)', () => {
+      for (const [what, data] of [
+        ['a blank " "', ' '],
+        ['a line break', '\n'],
+        ['65 characters', '2'.repeat(65)],
+        ['a U+202E', '2020\u202e0702'],
+        ['a number, not a string', 2020070220000015],
+        ['"&" and "="', '2020&trade_no=1'],
+      ] as const) {
+        it(`code 0 with data ${what} → 502 ambiguous (GAT_INVALID_RESPONSE), recorded in the unsettled ledger, not settled`, async () => {
+          const { base, paid, store, logger } = shop()
+          sandbox.setNotifications('off')
+          sandbox.answerData({ path: PAY_PATH, data, processed: true })
+          const body = order()
+          const res = await request(base).post('/gat/pay').send(body)
+          expect(res.status).to.equal(502)
+          expect(res.body).to.include({ code: 'GAT_INVALID_RESPONSE', outer_trade_no: body.outer_trade_no, ambiguous: true })
+          expect(res.body).to.not.have.property('trade_no')
+          expect(paid).to.have.length(0)
+          expect(sandbox.getPayment(body.outer_trade_no), 'Guanaitong did charge').to.exist
+          const ledger = await store.listUnsettled()
+          expect(ledger.map((r) => [r.outerTradeNo, r.reason, r.tradeNo])).to.deep.equal([[body.outer_trade_no, 'AMBIGUOUS', null]])
+          expect(logger.reasons()).to.deep.equal(['OUTCOME_UNKNOWN'])
+          for (const line of logger.lines) expect(line.message).to.not.match(/[\n\u202e]/)
+        })
+      }
+
+      it('a 2 MB data → 502 ambiguous: the answer is over the client\'s cap (DEFAULTS.maxResponseBytes), nothing echoed or settled', async () => {
+        const { base, paid, store, logger } = shop()
+        sandbox.setNotifications('off')
+        sandbox.answerData({ path: PAY_PATH, data: '2'.repeat(2 * 1024 * 1024), processed: true })
+        const body = order()
+        const res = await request(base).post('/gat/pay').send(body)
+        expect(res.status).to.equal(502)
+        expect(res.body).to.include({ code: 'GAT_INVALID_RESPONSE', ambiguous: true })
+        expect(res.body.msg).to.equal(`answer is over the ${DEFAULTS.maxResponseBytes}-byte limit`)
+        expect(JSON.stringify(res.body).length).to.be.below(1000)
+        expect(paid).to.have.length(0)
+        expect((await store.listUnsettled()).map((r) => r.reason)).to.deep.equal(['AMBIGUOUS'])
+        expect(logger.lines.every((l) => l.message.length < 1000)).to.equal(true)
+      })
+
+      it('a trade number of 64 printable characters is still one → 200, settled', async () => {
+        const { base, paid } = shop()
+        sandbox.answerData({ path: PAY_PATH, data: '2'.repeat(64), processed: true })
+        const res = await request(base).post('/gat/pay').send(order())
+        expect(res.status).to.equal(200)
+        expect(res.body).to.include({ trade_no: '2'.repeat(64), settled: true })
+        expect(paid).to.have.length(1)
+      })
+    })
+
+    describe('log lines on the pay path (item 2)', () => {
+      const INJECTED = '\n[express-guanaitong] payment ORDER1 processed\r\u001b[2K\u202e'
+
+      it('settling on the pay answer fails for an order number from preparePayment carrying a fake log line → its warning is one line, escaped', async () => {
+        const logger = recordingLogger()
+        const app = express()
+        app.use('/gat', guanaitong({
+          appId: APP_ID, appSecret: SECRET, logger, notifyUrl: 'https://shop.example/gat/notify',
+          // A custom client checks nothing: only the route stands between the order number and the log.
+          client: { ...unusedClient, pay: async () => '2020070220000015' },
+          preparePayment: (_req, params) => ({ ...params, outer_trade_no: `O1${INJECTED}`, buyer_open_id: BUYER, total_amount: '1.00' }),
+          onPaid: () => { throw new Error('database down') },
+        }))
+        const res = await request(app).post('/gat/pay').send(order())
+        expect(res.status).to.equal(200)
+        expect(res.body.settled).to.equal(false)
+        expect(logger.reasons()).to.include('HANDLER_FAILED')
+        for (const line of logger.lines) expect(line.message).to.not.match(/[\n\r\u001b\u202e]/)
+        expect(logger.lines.map((l) => l.message).join(' ')).to.contain('O1\\n[express-guanaitong] payment ORDER1 processed\\r\\u001b[2K\\u202e')
+      })
+
+      it('a refusal whose msg carries a fake log line → the GatError message (what a shop logs) is one line', async () => {
+        sandbox.refuse({ path: PAY_PATH, code: 1001, msg: `余额不足${INJECTED}` })
+        const client = createClient({ ...SANDBOX, baseUrl: sandbox.url, logger: quietLogger() })
+        const err = await client.pay({ ...order(), buyer_open_id: BUYER, total_amount: '1.00' }).catch((e: unknown) => e) as GatError
+        expect(err).to.be.instanceOf(GatError).and.include({ kind: 'api', code: 1001 })
+        expect(err.message).to.not.match(/[\n\r\u001b\u202e]/)
+        expect(err.message).to.contain('余额不足\\n[express-guanaitong]')
+        expect(err.msg, 'msg stays as Guanaitong sent it').to.equal(`余额不足${INJECTED}`)
       })
     })
   })

@@ -27,8 +27,8 @@ function notifyApp(expressFactory: typeof express, options: Partial<GuanaitongOp
   return app
 }
 
-const post = (app: ReturnType<typeof notifyApp>, body: string, type = FORM) =>
-  request(app).post('/gat/notify').set('content-type', type).send(body)
+const post = (app: ReturnType<typeof notifyApp>, body: string, type = FORM, headers: Record<string, string> = {}) =>
+  request(app).post('/gat/notify').set('content-type', type).set(headers).send(body)
 
 /** A store whose claim always answers `busy`, as when another instance holds the payment. */
 const busyStore: NotifyStore = {
@@ -40,9 +40,11 @@ const busyStore: NotifyStore = {
 const brokenStore: NotifyStore = { ...busyStore, claim: async () => { throw new Error('redis gone') } }
 
 /** One request per reject reason; the Record makes the compiler insist on every reason. */
-const REJECTIONS: Record<RejectReason, { body: () => string; type?: string; options?: Partial<GuanaitongOptions> }> = {
+const REJECTIONS: Record<RejectReason, { body: () => string; type?: string; headers?: Record<string, string>; options?: Partial<GuanaitongOptions> }> = {
   BAD_BODY: { body: () => 'appid=%zz' },
   BODY_TOO_LARGE: { body: () => formBody(paidFields()), options: { bodyLimit: 20 } },
+  // Announces more than it sends: the rest never comes.
+  BODY_TIMEOUT: { body: () => formBody(paidFields()), headers: { 'content-length': '4000' }, options: { bodyTimeoutMs: 50 } },
   UNSUPPORTED_MEDIA_TYPE: { body: () => JSON.stringify(paidFields()), type: 'application/json' },
   DUPLICATE_KEY: { body: () => `${formBody(paidFields())}&appid=${APP_ID}` },
   NESTED_KEY: { body: () => `${formBody(paidFields())}&a[b]=1` },
@@ -124,7 +126,7 @@ describe('observability: OpenTelemetry spans and metrics (SDK registered globall
     it(`${reason}: guanaitong.notify has status ERROR, outcome fail and the reason; the counter counts it`, async () => {
       const before = count(await sdk.collect(), 'guanaitong.notifications', { 'guanaitong.reason': reason })
       const app = notifyApp(express, rejection.options)
-      const res = await post(app, rejection.body(), rejection.type)
+      const res = await post(app, rejection.body(), rejection.type, rejection.headers)
       expect(res.text).to.equal('fail')
       const notify = spansNamed(sdk.spans.getFinishedSpans(), 'guanaitong.notify')
       expect(notify).to.have.length(1)

@@ -137,6 +137,11 @@ const CASES: Case[] = [
   { call: 'pay call', when: 'during the answer', fault: '502 HTML page, processed', status: 502, code: 'GAT_HTTP', ambiguous: true, charged: true, setup: () => sandboxWith((s) => s.respond5xx(pay(true))) },
   { call: 'pay call', when: 'during the answer', fault: '503 HTML page, processed', status: 502, code: 'GAT_HTTP', ambiguous: true, charged: true, setup: () => sandboxWith((s) => s.respond5xx({ ...pay(true), status: 503 })) },
   { call: 'pay call', when: 'during the answer', fault: '200 with a body that is not JSON, processed', status: 502, code: 'GAT_INVALID_RESPONSE', ambiguous: true, charged: true, setup: () => sandboxWith((s) => s.garble(pay(true))) },
+  { call: 'pay call', when: 'during the answer', fault: '200 with a body over 1 MB, processed', status: 502, code: 'GAT_INVALID_RESPONSE', ambiguous: true, charged: true,
+    setup: () => sandboxWith((s) => s.answerData({ ...pay(true), data: '2'.repeat(2 * 1024 * 1024) })) },
+  // Code 0 says the pay went through; a trade number that cannot be one says nothing certain about which.
+  { call: 'pay call', when: 'answered', fault: 'code 0 with a blank trade number, processed', status: 502, code: 'GAT_INVALID_RESPONSE', ambiguous: true, charged: true,
+    setup: () => sandboxWith((s) => s.answerData({ ...pay(true), data: ' ' })) },
   // A well-formed answer says what happened: not ambiguous.
   { call: 'pay call', when: 'answered', fault: 'well-formed refusal (code 999912345)', status: 502, code: 999_912_345, ambiguous: false, charged: false, setup: () => sandboxWith((s) => s.refuse({ path: PAY_PATH, code: 999_912_345 })) },
   { call: 'pay call', when: 'answered', fault: `outer_trade_no used before (${OUTER_TRADE_NO_EXISTS_CODE})`, status: 409, code: OUTER_TRADE_NO_EXISTS_CODE, ambiguous: false, charged: false,

@@ -305,6 +305,10 @@ describe('sandbox: token and pay', () => {
       ['total_amount', { total_amount: '-1' }],
       ['outer_trade_no', { outer_trade_no: 'A' }],
       ['outer_trade_no', { outer_trade_no: 'A'.repeat(23) }],
+      // The package's printable rule for order numbers, which the client applies too (src/fields.ts).
+      ['outer_trade_no', { outer_trade_no: 'AB\u0000C' }],
+      ['outer_trade_no', { outer_trade_no: 'AB\u202eC' }],
+      ['outer_trade_no', { outer_trade_no: 'ABC ' }],
       ['asset_type', { asset_type: '2' }],
       ['asset_open_id', { asset_open_id: 'x'.repeat(33) }],
       ['notify_url', { notify_url: `http://shop.example/${'n'.repeat(240)}` }],

@@ -3,7 +3,7 @@
  * like) and pays whose notification reports a failed payment.
  */
 import { ParamError } from '../../errors'
-import type { BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions } from './types'
+import type { AnswerDataOptions, BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions } from './types'
 
 export interface Fault {
   kind: FaultKind
@@ -18,6 +18,8 @@ export interface Fault {
   /** `refuse`: the code and message answered. */
   code: number | null
   msg: string | null
+  /** `data`: what the code-0 answer carries as `data`. */
+  data?: unknown
 }
 
 export class Faults {
@@ -76,6 +78,11 @@ export class Faults {
     this.add('refuse', options, 200, { code: options.code, msg: options.msg ?? 'refused by the sandbox' })
   }
 
+  answerData(options: AnswerDataOptions): void {
+    if (options === null || typeof options !== 'object' || !('data' in options)) throw new ParamError('answerData({ data })', 'needs the data to answer')
+    this.add('data', options, 200, { data: options.data })
+  }
+
   /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. Failing assets stay: they are the sandbox's data, not a fault. */
   clear(): void {
     this.queue = []
@@ -92,7 +99,7 @@ export class Faults {
     return fault
   }
 
-  private add(kind: FaultKind, options: FaultOptions, status: number, extra: Partial<Pick<Fault, 'midAnswer' | 'code' | 'msg'>> = {}): void {
+  private add(kind: FaultKind, options: FaultOptions, status: number, extra: Partial<Pick<Fault, 'midAnswer' | 'code' | 'msg' | 'data'>> = {}): void {
     const times = options.times ?? 1
     if (!(times === Infinity || (Number.isInteger(times) && times > 0))) {
       throw new ParamError('fault times', 'must be a positive integer or Infinity')

@@ -2,7 +2,7 @@
  * Request parsing and parameter checks of the sandbox (see sandbox.ts). Internal: the error
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
-import { payFieldLength, type PayField } from '../../fields'
+import { payFieldLength, payFieldProblem, type PayField } from '../../fields'
 import { normalizeAmount } from '../../money'
 import { parseForm as parseStrictForm } from '../../notify/parse-form'
 import { NotifyRejection } from '../../notify/rejection'
@@ -95,13 +95,20 @@ function required(params: Fields, key: string): string {
   return params[key]
 }
 
-/** The seed's limits (src/fields.ts), counted as Java counts a String: UTF-16 code units, which is what `.length` counts. */
+/**
+ * The seed's limits (src/fields.ts), counted as Java counts a String: UTF-16 code units, which is
+ * what `.length` counts. An identifier (`outer_trade_no`) is also held to the package's printable
+ * rule: THE SANDBOX'S CHOICE, so that it refuses what the client refuses; Guanaitong's own answer
+ * to a NUL or a U+202E in an order number is not known.
+ */
 function length(key: PayField, value: string): void {
   const [min, max] = payFieldLength(key)
   if (value.length < min || value.length > max) {
     const rule = min <= 1 ? `must be at most ${max} characters` : `must be ${min} to ${max} characters`
     throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `${key} ${rule} (got ${value.length})`)
   }
+  const problem = payFieldProblem(key, value)
+  if (problem) throw new Refusal(SANDBOX_CODES.INVALID_PARAM, `${key} ${problem}`)
 }
 
 /** The private parameters of an employee pay once checked, amount normalised. */

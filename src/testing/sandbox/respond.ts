@@ -59,5 +59,9 @@ export function spoil(res: ServerResponse, fault: Fault, traceId?: string, answe
     writeJson(res, 200, JSON.stringify({ code: fault.code, msg: fault.msg, data: null }), traceId)
     return
   }
+  if (fault.kind === 'data') {
+    writeJson(res, 200, JSON.stringify({ code: 0, msg: 'OK', data: fault.data }), traceId)
+    return
+  }
   writeJson(res, 200, BROKEN_JSON, traceId)
 }

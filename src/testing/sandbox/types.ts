@@ -82,9 +82,10 @@ export interface SandboxStats {
 
 /**
  * `5xx` a gateway's HTML error page; `hang` no answer; `reset` the connection closed without an
- * answer; `garble` a 200 whose body is not JSON; `refuse` a well-formed refusal `{code, msg}`.
+ * answer; `garble` a 200 whose body is not JSON; `refuse` a well-formed refusal `{code, msg}`;
+ * `data` a code-0 answer whose `data` the test chooses.
  */
-export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse'
+export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse' | 'data'
 
 /** Where and how often a fault applies. */
 export interface FaultOptions {
@@ -120,6 +121,12 @@ export interface RefuseOptions extends FaultOptions {
   code: number
   /** The `msg` answered. Default 'refused by the sandbox'. */
   msg?: string
+}
+
+/** Options of `answerData()`: the `data` of the code-0 answer. */
+export interface AnswerDataOptions extends FaultOptions {
+  /** Answered as `data` in place of the real one (a pay's trade number), e.g. `' '` or a 2 MB string. */
+  data: unknown
 }
 
 /** Emitted after every answered (or hung) request, for logs and a CLI. */
