@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai'
 import { MemoryStore } from '../../src/stores/memory'
+import { RETRY_BUDGET_MEMORY } from '../../src/settle/retry-budget'
 import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
 import type { NotifyStore, Notification, SettleOptions, TransactionalStore } from '../../src/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
@@ -49,6 +50,36 @@ describe('settlement core', () => {
         await sleep(5)
         if (hook !== never) expect(logger.lines.map((l) => l.message).join('\n')).to.contain('onRetryBudgetLow threw: pager down')
       }
+    })
+
+    it(`onRetryBudgetLow's memory holds ${RETRY_BUDGET_MEMORY} payments: past that the oldest is forgotten, a recent one still alerts`, async () => {
+      const alarms: string[] = []
+      const { settle } = settlement({
+        retryBudgetThreshold: 2, onRetryBudgetLow: (info) => { alarms.push(info.notification.outerTradeNo) },
+        onPaid: () => { throw new Error('db down') },
+      })
+      const payments = Array.from({ length: RETRY_BUDGET_MEMORY + 1 }, () => payment())
+      for (const n of payments) await settle({ notification: n, req, source: 'notify' })
+      const [oldest, recent] = [payments[0], payments[RETRY_BUDGET_MEMORY]]
+      await settle({ notification: oldest, req, source: 'notify' })
+      await settle({ notification: recent, req, source: 'notify' })
+      expect(alarms).to.deep.equal([recent.outerTradeNo])
+    })
+
+    it('a settled payment starts counting again from zero (its failures are forgotten)', async () => {
+      const alarms: number[] = []
+      let fail = true
+      const { settle } = settlement({
+        retryBudgetThreshold: 2, onRetryBudgetLow: (info) => { alarms.push(info.attempt) },
+        onPaid: () => { if (fail) throw new Error('db down') },
+      })
+      const n = payment()
+      await settle({ notification: n, req, source: 'notify' })
+      fail = false
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify' }))).to.equal('settled')
+      fail = true
+      await settle({ notification: n, req, source: 'notify' })
+      expect(alarms).to.deep.equal([])
     })
 
     it('a throwing onMismatch does not change ORDER_MISMATCH', async () => {
