@@ -470,7 +470,16 @@ export interface GuanaitongOptions<Tx = unknown> {
   findOrder?: (outerTradeNo: string, req: Request, ctx: SettleContext<Tx>) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
   /** Called when `findOrder` disagrees with a notification. The notification is answered `fail`. */
   onMismatch?: (mismatch: OrderMismatch, req: Request) => unknown
-  /** Called when a payment has failed `retryBudgetThreshold` attempts, before Guanaitong (10 tries) gives up. */
+  /**
+   * Called once per payment whose notification was answered `fail` `retryBudgetThreshold` times,
+   * before Guanaitong (10 attempts) gives up. Counted two ways, whichever reaches the threshold
+   * first: the store's attempt number (attempts that won a claim, shared by the instances on one
+   * store; it fires at the attempt numbered exactly the threshold), and this instance's count of
+   * `fail` answers, in memory, which also sees STORE_FAILED (the store could not be reached) and
+   * IN_PROGRESS. That memory holds 10 000 payments, is one instance's and is lost on a restart.
+   * Not counted: notifications refused before they were verified (BAD_SIGN, …).
+   * See the README, "What `onRetryBudgetLow` counts".
+   */
   onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
   /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
   retryBudgetThreshold?: number
@@ -505,7 +514,10 @@ export interface OrderMismatch {
 export interface RetryBudgetInfo {
   /** The notification that keeps failing. */
   notification: Notification
-  /** Attempts that reached the handler so far, this one included. */
+  /**
+   * Failed attempts counted for this payment, this one included: the store's attempt number, or
+   * this instance's count of `fail` answers when that is higher.
+   */
   attempt: number
   /** Guanaitong's documented maximum number of attempts. */
   budget: number
