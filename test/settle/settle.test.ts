@@ -3,6 +3,8 @@
  * and its lease, a store whose extend() misbehaves, and the transactional branch.
  */
 import { expect } from 'chai'
+import { readFileSync } from 'node:fs'
+import { DEFAULTS } from '../../src/defaults'
 import { MemoryStore } from '../../src/stores/memory'
 import { RETRY_BUDGET_MEMORY } from '../../src/settle/retry-budget'
 import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
@@ -106,6 +108,57 @@ describe('settlement core', () => {
       await sleep(500)
       expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('duplicate')
       expect(runs).to.equal(1)
+    })
+  })
+
+  describe('the lease renewal cap (DEFAULTS.leaseRenewalCapMs: README, "Reason codes"; docs/operations.md)', () => {
+    it('renews a timed-out handler\'s lease until 10 minutes after it started, then stops (HANDLER_TIMEOUT warning): the lease runs out and a retry runs the handler again', async () => {
+      expect(DEFAULTS.leaseRenewalCapMs).to.equal(10 * 60 * 1000)
+      const realNow = Date.now
+      let skew = 0
+      Date.now = () => realNow() + skew
+      try {
+        const store = new MemoryStore({ leaseMs: 90, now: realNow })
+        let runs = 0
+        const { settle, logger } = settlement({ handlerTimeoutMs: 20, onPaid: async () => { runs += 1; if (runs === 1) await never() } })
+        const n = payment()
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('HANDLER_TIMEOUT')
+        // Just before the cap the lease is still renewed: a retry well past leaseMs is IN_PROGRESS.
+        skew = DEFAULTS.leaseRenewalCapMs - 1000
+        await sleep(300)
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('IN_PROGRESS')
+        expect(logger.lines.filter((l) => l.context?.reason === 'HANDLER_TIMEOUT' && l.level === 'warn')).to.have.length(0)
+        // Past the cap: renewal stops, with a warning, and the lease lapses within leaseMs.
+        skew = DEFAULTS.leaseRenewalCapMs + 1000
+        await sleep(300)
+        const stopped = logger.lines.filter((l) => l.level === 'warn' && l.context?.reason === 'HANDLER_TIMEOUT')
+        expect(stopped.map((l) => l.message)).to.have.length(1)
+        expect(stopped[0].message).to.match(/still running after 600000 ms; no longer renewing its lease/)
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('settled')
+        expect(runs, 'the retry ran the handler alongside the one still running').to.equal(2)
+      } finally {
+        Date.now = realNow
+      }
+    })
+  })
+
+  describe('the docs on the lease after a handler timeout', () => {
+    const read = (doc: string) => readFileSync(new URL(`../../${doc}`, import.meta.url), 'utf8')
+    const cap = `${DEFAULTS.leaseRenewalCapMs / 60_000} minutes`
+    /** The paragraph or list item holding `text`, on one line. */
+    const paragraphWith = (doc: string, text: string) =>
+      doc.split(/\n\n|\n(?=- )/).map((p) => p.replace(/\s+/g, ' ')).find((p) => p.includes(text)) ?? ''
+
+    it(`README, docs/operations.md and docs/settlement.md say the lease is renewed past handlerTimeoutMs up to ${cap}, never that it stops at the timeout`, () => {
+      const readme = read('README.md')
+      const operations = read('docs/operations.md')
+      expect(paragraphWith(readme, 'A handler that times out keeps its claim')).to.contain(cap)
+      expect(paragraphWith(operations, '**Lease extension.**')).to.contain(cap)
+      expect(paragraphWith(operations, 'a lease that ran out while `onPaid` was still running')).to.contain(cap)
+      expect(paragraphWith(read('docs/settlement.md'), 'the lease is renewed, also past `handlerTimeoutMs`')).to.contain(cap)
+      for (const doc of ['README.md', 'docs/operations.md', 'docs/settlement.md']) {
+        expect(read(doc).replace(/\s+/g, ' '), doc).to.not.match(/lease (is|was) no longer (extended|renewed)/)
+      }
     })
   })
 
