@@ -271,8 +271,14 @@ export interface StoreOptions {
 
 /** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions extends StoreOptions {
-  /** The most keys held; the oldest done-markers are evicted first. Default 100 000. */
+  /**
+   * The most keys held; when full, a new key evicts the oldest done-marker (or released key), even
+   * one younger than `retentionMs`: a retry of that payment then runs the handler again. Each such
+   * eviction is logged as a warning and counted (`guanaitong.store.evictions`). Default 100 000.
+   */
   maxEntries?: number
+  /** Where the eviction warnings go; the router passes its own `logger` to the store it creates. Default: the console. */
+  logger?: Logger
   /** Clock in ms, for tests. Default `Date.now`. */
   now?: () => number
 }
