@@ -94,7 +94,8 @@ export interface Notification {
   totalFen: number
   /**
    * `attach` as the shop passed it to `pay()`: the client percent-encodes `%`, `&` and `=` on the
-   * way out (src/fields.ts) and they are decoded here. `raw.attach` is what arrived. Empty when none.
+   * way out (src/fields.ts) and they are decoded here. `raw.attach` is the encoded string, as the
+   * notification carried it or (settled from the pay answer) as the client sent it. Empty when none.
    */
   attach: string
   /** `timestamp` of this delivery attempt, Unix seconds. */

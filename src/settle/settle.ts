@@ -191,12 +191,11 @@ export function createSettlement(options: SettleOptions) {
     if (!findOrder || n.tradeNo === '') return
     const mismatch = compareOrder(n, await findOrder(n.outerTradeNo, req, ctx))
     if (!mismatch) return
-    logger.error(`[express-guanaitong] notification for ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
-      reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,
-      buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
-    })
     if (onMismatch) fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, req))
-    throw new NotifyRejection('ORDER_MISMATCH', `${mismatch.problem} for ${n.outerTradeNo}`, { outerTradeNo: n.outerTradeNo })
+    // Logged once, by whoever answers (the notify route, or the pay route): the context carries the details.
+    throw new NotifyRejection('ORDER_MISMATCH', `payment ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
+      problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount, buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
+    })
   }
 
   function duplicate(s: Settlement): SettleOutcome {

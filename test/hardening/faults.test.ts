@@ -287,6 +287,17 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expect(out.logger.reasons().every((r) => r === 'ORDER_MISMATCH')).to.equal(true)
       }
 
+      it('a mismatch is logged once: one error line with the problem, amount, buyer and trade number', async () => {
+        const out = await mismatch({ ...order, totalAmount: '99.99' })
+        const lines = out.logger.lines.filter((l) => l.context?.reason === 'ORDER_MISMATCH')
+        expect(lines.map((l) => l.level)).to.deep.equal(['error'])
+        expect(lines[0].context).to.include({
+          problem: 'amount', outerTradeNo: out.fields.outer_trade_no, totalAmount: out.fields.total_amount,
+          buyerOpenId: out.fields.buyer_open_id, tradeNo: out.fields.trade_no,
+        })
+        expect(lines[0].message).to.contain(`${out.fields.outer_trade_no} does not match the order (amount)`)
+      })
+
       it('unknown order → onMismatch (unknown-order), ORDER_MISMATCH logged, onPaid not called, fail', async () => {
         const out = await mismatch(null)
         expectMismatch(out, 'unknown-order')
