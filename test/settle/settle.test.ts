@@ -262,6 +262,25 @@ describe('settlement core', () => {
       expect(reasonOf(outcome)).to.equal('STORE_FAILED')
     })
 
+    it('onRetryBudgetLow: a database that cannot be reached (STORE_FAILED) and a held row (IN_PROGRESS) count too, in memory; one alarm', async () => {
+      const { store } = memoryTransactions()
+      const alarms: Array<[number, string]> = []
+      let down = true
+      const settleOrRefuse: typeof store.settle = (key, work) => (down ? Promise.reject(new Error('ECONNREFUSED')) : store.settle(key, work))
+      const { settle } = settlement({
+        retryBudgetThreshold: 4, onPaid: () => sleep(100), onRetryBudgetLow: (info) => { alarms.push([info.attempt, info.reason]) },
+      })
+      const n = payment()
+      const unreachable = { ...store, settle: settleOrRefuse }
+      for (let i = 0; i < 2; i++) expect(reasonOf(await settle({ notification: n, req, source: 'notify', store: unreachable }))).to.equal('STORE_FAILED')
+      down = false
+      const first = settle({ notification: n, req, source: 'notify', store: unreachable })
+      await sleep(20)
+      for (let i = 0; i < 3; i++) expect(reasonOf(await settle({ notification: n, req, source: 'notify', store: unreachable }))).to.equal('IN_PROGRESS')
+      expect(reasonOf(await first)).to.equal('settled')
+      expect(alarms).to.deep.equal([[4, 'IN_PROGRESS']])
+    })
+
     it('a claim slower than storeTimeoutMs answers STORE_FAILED, and when it arrives it rolls back without running the handler', async () => {
       const { store, log } = memoryTransactions({ claimDelayMs: 150 })
       let calls = 0
