@@ -48,7 +48,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "The secure pay pattern")')
   }
-  const store = options.store ?? new MemoryStore()
+  const store = options.store ?? new MemoryStore({ logger })
   if (options.onUnsettled !== undefined && !hasUnsettledLedger(store)) {
     throw new ConfigError('guanaitong(): onUnsettled needs a store that keeps the unsettled ledger (MemoryStore, RedisStore, PostgresStore, MysqlStore); this store has no watchUnsettled/takeDueUnsettled')
   }

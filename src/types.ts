@@ -96,7 +96,8 @@ export interface Notification {
   totalFen: number
   /**
    * `attach` as the shop passed it to `pay()`: the client percent-encodes `%`, `&` and `=` on the
-   * way out (src/fields.ts) and they are decoded here. `raw.attach` is what arrived. Empty when none.
+   * way out (src/fields.ts) and they are decoded here. `raw.attach` is the encoded string, as the
+   * notification carried it or (settled from the pay answer) as the client sent it. Empty when none.
    */
   attach: string
   /** `timestamp` of this delivery attempt, Unix seconds. */
@@ -328,8 +329,14 @@ export interface StoreOptions {
 
 /** Options of `new MemoryStore()`. */
 export interface MemoryStoreOptions extends StoreOptions {
-  /** The most keys held; the oldest done-markers are evicted first. Default 100 000. */
+  /**
+   * The most keys held; when full, a new key evicts the oldest done-marker (or released key), even
+   * one younger than `retentionMs`: a retry of that payment then runs the handler again. Each such
+   * eviction is logged as a warning and counted (`guanaitong.store.evictions`). Default 100 000.
+   */
   maxEntries?: number
+  /** Where the eviction warnings go; the router passes its own `logger` to the store it creates. Default: the console. */
+  logger?: Logger
   /** Clock in ms, for tests. Default `Date.now`. */
   now?: () => number
 }
@@ -541,7 +548,16 @@ export interface GuanaitongOptions<Tx = unknown> {
    * another trade number, amount or buyer). Not awaited; a throw is logged.
    */
   onMismatch?: (mismatch: Mismatch, req: Request) => unknown
-  /** Called when a payment has failed `retryBudgetThreshold` attempts, before Guanaitong (10 tries) gives up. */
+  /**
+   * Called once per payment whose notification was answered `fail` `retryBudgetThreshold` times,
+   * before Guanaitong (10 attempts) gives up. Counted two ways, whichever reaches the threshold
+   * first: the store's attempt number (attempts that won a claim, shared by the instances on one
+   * store; it fires at the attempt numbered exactly the threshold), and this instance's count of
+   * `fail` answers, in memory, which also sees STORE_FAILED (the store could not be reached) and
+   * IN_PROGRESS. That memory holds 10 000 payments, is one instance's and is lost on a restart.
+   * Not counted: notifications refused before they were verified (BAD_SIGN, …).
+   * See the README, "What `onRetryBudgetLow` counts".
+   */
   onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
   /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
   retryBudgetThreshold?: number
@@ -617,7 +633,10 @@ export type Mismatch = OrderMismatch | ChannelMismatch
 export interface RetryBudgetInfo {
   /** The notification that keeps failing. */
   notification: Notification
-  /** Attempts that reached the handler so far, this one included. */
+  /**
+   * Failed attempts counted for this payment, this one included: the store's attempt number, or
+   * this instance's count of `fail` answers when that is higher.
+   */
   attempt: number
   /** Guanaitong's documented maximum number of attempts. */
   budget: number

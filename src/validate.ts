@@ -432,6 +432,7 @@ export const MEMORY_STORE_RULES: Rules = {
   retentionMs: wholeMs('how long a done-marker is kept; keep it above 24 h (Guanaitong retries for 24 h)', DEFAULTS.retentionMs),
   maxEntries: positiveInteger('the most keys held in memory', DEFAULTS.maxEntries),
   now: fn,
+  logger,
 }
 
 const REDIS_CLIENT = required((value, name) => (value === null ? `${name} must be a Redis client; got null` : undefined),

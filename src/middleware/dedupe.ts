@@ -13,7 +13,7 @@ import { notifyState } from './state'
  */
 export function dedupeNotification(options: DedupeOptions = {}) {
   checkOptions('dedupeNotification()', options, DEDUPE_RULES, '{ store: new RedisStore({ client }) }')
-  const dedupe = { store: options.store ?? new MemoryStore(), storeTimeoutMs: options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs }
+  const dedupe = { store: options.store ?? new MemoryStore({ logger: options.logger }), storeTimeoutMs: options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs }
   return guarded(toLogger(options.logger), async function dedupeWith(_req: Request, res: Response, next) {
     notifyState(res).dedupe = dedupe
     next()

@@ -85,9 +85,11 @@ function settlesOnPay(options: PayRouteOptions, logger: Log): SettleAnswer | und
     })
     if (outcome.answer === 'success') return undefined
     const { rejection } = outcome
-    logger.warn(`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
-      `(${rejection.reason}: ${rejection.detail}); the notification will settle it`, {
-      reason: rejection.reason, outerTradeNo: params.outer_trade_no, tradeNo, source: 'pay',
+    // A mismatch is not settled by the notification either: it repeats there, and needs a person.
+    const mismatch = rejection.reason === 'ORDER_MISMATCH'
+    logger[mismatch ? 'error' : 'warn'](`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
+      `(${rejection.reason}: ${rejection.detail}); ${mismatch ? 'onMismatch was called' : 'the notification will settle it'}`, {
+      ...rejection.context, reason: rejection.reason, outerTradeNo: params.outer_trade_no, tradeNo, source: 'pay',
     })
     return rejection.reason
   }

@@ -56,6 +56,7 @@ interface Instruments {
   apiCalls: Counter
   apiDuration: Histogram
   tokenRefreshes: Counter
+  evictions: Counter
 }
 
 function createInstruments(meter: Meter): Instruments {
@@ -77,6 +78,10 @@ function createInstruments(meter: Meter): Instruments {
     }),
     tokenRefreshes: meter.createCounter('guanaitong.token.refreshes', {
       description: 'Access tokens created, by outcome', unit: '{refresh}',
+    }),
+    evictions: meter.createCounter('guanaitong.store.evictions', {
+      description: 'Done-markers a full MemoryStore evicted before their retentionMs: a retry of that payment runs the handler again',
+      unit: '{done-marker}',
     }),
   }
 }
@@ -266,6 +271,11 @@ function spanApi<T extends ApiAnswer>(path: string, work: () => Promise<T>): Pro
     if (failure) markFailed(o.api, span, errorMessage(failure.error), failure.error)
     else if (details.type) markFailed(o.api, span, `code ${answer!.code}${answer!.msg ? `: ${answer!.msg}` : ''}`)
   })
+}
+
+/** A full MemoryStore evicted a done-marker younger than its `retentionMs`. */
+export function countEviction(): void {
+  observers()?.instruments?.evictions.add(1)
 }
 
 /** Creating an access token upstream: a `guanaitong.token.refresh` span and the refreshes counter. */

@@ -1,10 +1,12 @@
+import { encodeAttach } from '../fields'
 import { normalizeAmount } from '../money'
 import type { Fields, PayParams, Payment } from '../types'
 
 /**
  * The payment a pay answered `code: 0` stands for, built from what was sent and the trade number
  * Guanaitong gave back: the seed says the notification will carry the same result. `timestamp`
- * is the time of the answer; `raw` holds the private parameters as sent (no token, no sign).
+ * is the time of the answer; `raw` holds the private parameters as sent (no token, no sign):
+ * `raw.attach` percent-encoded as the client sent it, the same string the notification carries.
  */
 export function paymentFromPayAnswer(appId: string, params: PayParams, tradeNo: string, nowMs: number): Payment {
   const amount = normalizeAmount(params.total_amount)
@@ -15,6 +17,8 @@ export function paymentFromPayAnswer(appId: string, params: PayParams, tradeNo: 
   }
   raw.total_amount = amount.amount
   raw.trade_no = tradeNo
+  const attach = typeof params.attach === 'string' ? params.attach : undefined
+  if (attach !== undefined) raw.attach = encodeAttach(attach)
   return {
     appId,
     outerTradeNo: params.outer_trade_no,
@@ -22,7 +26,7 @@ export function paymentFromPayAnswer(appId: string, params: PayParams, tradeNo: 
     buyerOpenId: params.buyer_open_id,
     totalAmount: amount.amount,
     totalFen: amount.fen,
-    attach: typeof params.attach === 'string' ? params.attach : '',
+    attach: attach ?? '',
     timestamp: Math.floor(nowMs / 1000),
     raw,
   }

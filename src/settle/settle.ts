@@ -14,6 +14,7 @@ import { claimKey, completeClaim, keepLease, peekKey, releaseClaim, type HeldCla
 import { fireHook } from './hooks'
 import { notificationKey } from './key'
 import { decodeMemo, differences, encodeMemo } from './memo'
+import { retryBudget } from './retry-budget'
 import { forgetUnsettled, unsettledKey } from './unsettled'
 
 type ShopRequest = Parameters<SettleOptions['onPaid']>[1]
@@ -39,6 +40,11 @@ export interface Settlement {
 export type SettleOutcome =
   | { answer: 'success'; how: 'settled' | 'duplicate' }
   | { answer: 'fail'; rejection: NotifyRejection }
+
+/** The store's number for this attempt (`ctx.attempt`), once it gave one; 0 before. */
+interface Numbered {
+  attempt: number
+}
 
 const SETTLED: SettleOutcome = { answer: 'success', how: 'settled' }
 const DUPLICATE: SettleOutcome = { answer: 'success', how: 'duplicate' }
@@ -66,26 +72,40 @@ export function createSettlement(options: SettleOptions) {
   const logger: Log = toLogger(options.logger)
   const handlerTimeoutMs = options.handlerTimeoutMs ?? DEFAULTS.handlerTimeoutMs
   const storeTimeoutMs = options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs
-  const threshold = options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold
-  const { onPaid, onPayFailed, findOrder, onMismatch, onRetryBudgetLow } = options
+  const { onPaid, onPayFailed, findOrder, onMismatch } = options
+  const budget = retryBudget(options, logger)
   const timedOut = () => new NotifyRejection('HANDLER_TIMEOUT', `handler did not finish within ${handlerTimeoutMs} ms`)
 
   return async function settle(s: Settlement): Promise<SettleOutcome> {
+    const numbered: Numbered = { attempt: 0 }
+    let outcome: SettleOutcome
     try {
       if (!s.store) {
         await withTimeout(runHandler(s, { source: s.source, attempt: 1 }), handlerTimeoutMs, timedOut)
-        return SETTLED
+        outcome = SETTLED
+      } else {
+        outcome = await inStore(s, s.store, numbered)
       }
-      let failure: WatchedFlag | undefined
-      if (s.notification.tradeNo === '') {
-        const checked = await checkFailure(s, s.store)
-        if ('answer' in checked) return checked
-        failure = checked
-      }
-      return isTransactional(s.store) ? await inTransaction(s, s.store, failure) : await withClaim(s, s.store, failure)
     } catch (err) {
-      return { answer: 'fail', rejection: asRejection(err) }
+      outcome = { answer: 'fail', rejection: asRejection(err) }
     }
+    // Only the notification channel spends Guanaitong's retries; every `fail` counts, the store reachable or not.
+    if (s.source === 'notify') {
+      const key = notificationKey(s.notification)
+      if (outcome.answer === 'success') budget.settled(key)
+      else budget.failed(key, s.notification, s.req, numbered.attempt, outcome.rejection.reason)
+    }
+    return outcome
+  }
+
+  async function inStore(s: Settlement, store: SettleStore, numbered: Numbered): Promise<SettleOutcome> {
+    let failure: WatchedFlag | undefined
+    if (s.notification.tradeNo === '') {
+      const checked = await checkFailure(s, store)
+      if ('answer' in checked) return checked
+      failure = checked
+    }
+    return isTransactional(store) ? await inTransaction(s, store, failure, numbered) : await withClaim(s, store, failure, numbered)
   }
 
   /**
@@ -124,7 +144,7 @@ export function createSettlement(options: SettleOptions) {
     channelMismatch(s, 'paid-after-failed', decodeMemo(note))
   }
 
-  async function withClaim(s: Settlement, store: NotifyStore, failure: WatchedFlag | undefined): Promise<SettleOutcome> {
+  async function withClaim(s: Settlement, store: NotifyStore, failure: WatchedFlag | undefined, numbered: Numbered): Promise<SettleOutcome> {
     const key = notificationKey(s.notification)
     const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
     const result = await claimKey(store, key, storeMs)
@@ -139,6 +159,7 @@ export function createSettlement(options: SettleOptions) {
       settledNow(s, result.note)
       return markDone(claim, s.notification)
     }
+    numbered.attempt = claim.attempt
     const stopLease = keepLease(claim, logger, DEFAULTS.leaseRenewalCapMs)
     const work = runHandler(s, { source: s.source, attempt: claim.attempt })
     try {
@@ -156,7 +177,6 @@ export function createSettlement(options: SettleOptions) {
         stopLease()
         await releaseClaim(claim, logger)
       }
-      warnRetryBudget(s, claim.attempt, rejection)
       return { answer: 'fail', rejection }
     }
     stopLease()
@@ -169,17 +189,16 @@ export function createSettlement(options: SettleOptions) {
    * connection and the claim, the handler timeout everything after the handler started. A claim
    * that arrives after its time-out was answered `fail` runs nothing: the transaction rolls back.
    */
-  async function inTransaction(s: Settlement, store: TransactionalStore, failure: WatchedFlag | undefined): Promise<SettleOutcome> {
+  async function inTransaction(s: Settlement, store: TransactionalStore, failure: WatchedFlag | undefined, numbered: Numbered): Promise<SettleOutcome> {
     const storeMs = s.storeTimeoutMs ?? storeTimeoutMs
     let abandoned = false
     let handlerFailed = false
-    let attempt = 0
     let markStarted!: () => void
     const started = new Promise<'started'>((resolve) => { markStarted = () => resolve('started') })
     const pending = new Promise<Awaited<ReturnType<TransactionalStore['settle']>>>((resolve) => resolve(
       traceStep('guanaitong.store.settle', () => store.settle(notificationKey(s.notification), (tx, n) => {
         if (abandoned) throw new NotifyRejection('STORE_FAILED', `claimed after the ${storeMs} ms store timeout; rolled back`)
-        attempt = n
+        numbered.attempt = n
         markStarted()
         return runHandler(s, { source: s.source, attempt: n, tx }).catch((err: unknown) => {
           handlerFailed = true
@@ -206,7 +225,6 @@ export function createSettlement(options: SettleOptions) {
     } catch (err) {
       abandoned = true
       const rejection = handlerFailed || err instanceof NotifyRejection ? asRejection(err) : storeFailed(err)
-      if (attempt > 0) warnRetryBudget(s, attempt, rejection)
       return { answer: 'fail', rejection }
     }
   }
@@ -233,19 +251,11 @@ export function createSettlement(options: SettleOptions) {
     if (!findOrder || n.tradeNo === '') return
     const mismatch = compareOrder(n, await findOrder(n.outerTradeNo, req, ctx))
     if (!mismatch) return
-    logger.error(`[express-guanaitong] notification for ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
-      reason: 'ORDER_MISMATCH', problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount,
-      buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
-    })
     if (onMismatch) fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, req))
-    throw new NotifyRejection('ORDER_MISMATCH', `${mismatch.problem} for ${n.outerTradeNo}`, { outerTradeNo: n.outerTradeNo })
-  }
-
-  /** Alerts before Guanaitong's retries run out; counts only what the notification channel spends. */
-  function warnRetryBudget(s: Settlement, attempt: number, rejection: NotifyRejection): void {
-    if (!onRetryBudgetLow || s.source !== 'notify' || attempt < threshold) return
-    const info = { notification: s.notification, attempt, budget: DEFAULTS.retryBudget, reason: rejection.reason }
-    fireHook(logger, s.notification.outerTradeNo, 'onRetryBudgetLow', () => onRetryBudgetLow(info, s.req))
+    // Logged once, by whoever answers (the notify route, or the pay route): the context carries the details.
+    throw new NotifyRejection('ORDER_MISMATCH', `payment ${n.outerTradeNo} does not match the order (${mismatch.problem})`, {
+      problem: mismatch.problem, outerTradeNo: n.outerTradeNo, totalAmount: n.totalAmount, buyerOpenId: n.buyerOpenId, tradeNo: n.tradeNo,
+    })
   }
 
   /**

@@ -1,5 +1,8 @@
 import { DEFAULTS } from '../defaults'
 import { GuanaitongError } from '../errors'
+import { toLogger, type Log } from '../observe/log'
+import { countEviction } from '../observe/telemetry'
+import { printable } from '../printable'
 import type { ClaimResult, CrossCheck, MemoryStoreOptions, NotifyStore, PeekResult, UnsettledLedger, UnsettledRecord } from '../types'
 import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../validate'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord } from './unsettled-record'
@@ -48,6 +51,8 @@ const SWEEP_PER_CALL = 8
  *   Expired entries count as absent; they are removed when touched and by a small sweep of the
  *   oldest entries on every call. There is no timer, so the store never keeps a process alive.
  * - Bounded: at `maxEntries` keys, claiming a new key evicts the oldest done-marker or free key.
+ *   A done-marker evicted before its `retentionMs` is logged (warn) and counted: a retry of its
+ *   payment finds no marker and runs the handler again.
  *   A live claim is never evicted, even if every entry is one: the store then goes over
  *   `maxEntries` rather than let a second request run a handler that is still running. Live
  *   claims are bounded by the handlers running at once, and each lasts at most `leaseMs` unless
@@ -69,6 +74,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
   readonly maxEntries: number
 
   private readonly clock: () => number
+  private readonly logger: Log
   /** Times are stored relative to this, so they stay small integers. */
   private readonly base: number
   private readonly entries = new Map<string, Entry>()
@@ -89,6 +95,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
     this.retentionMs = options.retentionMs ?? DEFAULTS.retentionMs
     this.maxEntries = options.maxEntries ?? DEFAULTS.maxEntries
     this.clock = options.now ?? Date.now
+    this.logger = toLogger(options.logger)
     this.base = this.clock()
   }
 
@@ -282,10 +289,23 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
       const entry = this.entries.get(key)!
       if (!isDone(entry) && entry.owner !== null && entry.leaseUntil > now && entry.keepUntil > now) {
         live.push([key, entry])
+      } else if (isDone(entry) && doneUntil(entry) > now) {
+        this.evicted(key, doneUntil(entry), now)
       }
       this.drop(key)
     }
     for (const [key, held] of live) this.entries.set(key, held)
+  }
+
+  /** A done-marker dropped before its time: the payment's next retry would run its handler again. */
+  private evicted(key: string, expiresAt: number, now: number): void {
+    countEviction()
+    const settledSec = Math.floor((now - (expiresAt - this.retentionMs)) / 1000)
+    this.logger.warn(`[express-guanaitong] MemoryStore is full (maxEntries ${this.maxEntries}): evicted the done-marker of ` +
+      `${printable(key, 200)}, settled ${settledSec} s ago, before its retentionMs (${Math.round(this.retentionMs / 1000)} s); ` +
+      'a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store', {
+      reason: 'DONE_MARKER_EVICTED', key,
+    })
   }
 }
 

@@ -287,6 +287,17 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         expect(out.logger.reasons().every((r) => r === 'ORDER_MISMATCH')).to.equal(true)
       }
 
+      it('a mismatch is logged once: one error line with the problem, amount, buyer and trade number', async () => {
+        const out = await mismatch({ ...order, totalAmount: '99.99' })
+        const lines = out.logger.lines.filter((l) => l.context?.reason === 'ORDER_MISMATCH')
+        expect(lines.map((l) => l.level)).to.deep.equal(['error'])
+        expect(lines[0].context).to.include({
+          problem: 'amount', outerTradeNo: out.fields.outer_trade_no, totalAmount: out.fields.total_amount,
+          buyerOpenId: out.fields.buyer_open_id, tradeNo: out.fields.trade_no,
+        })
+        expect(lines[0].message).to.contain(`${out.fields.outer_trade_no} does not match the order (amount)`)
+      })
+
       it('unknown order → onMismatch (unknown-order), ORDER_MISMATCH logged, onPaid not called, fail', async () => {
         const out = await mismatch(null)
         expectMismatch(out, 'unknown-order')
@@ -495,6 +506,82 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         })
         expect((await post(paidFields())).text).to.equal('fail')
         expect(alarms.map((a) => [a.attempt, a.reason])).to.deep.equal([[1, 'HANDLER_TIMEOUT']])
+      })
+
+      it('fires once per payment: ten failing attempts → one alarm, at attempt 7', async () => {
+        const alarms: RetryBudgetInfo[] = []
+        const { post } = await start({
+          onPaid: () => { throw new Error('db down') },
+          onRetryBudgetLow: (info) => { alarms.push(info) },
+        })
+        const fields = paidFields()
+        for (let attempt = 1; attempt <= 10; attempt++) expect((await post(retryOf(fields, attempt))).text).to.equal('fail')
+        expect(alarms.map((a) => [a.attempt, a.reason])).to.deep.equal([[7, 'HANDLER_FAILED']])
+      })
+
+      it('store unreachable: ten STORE_FAILED answers → one alarm at the 7th, counted in memory', async () => {
+        const alarms: RetryBudgetInfo[] = []
+        const { post } = await start({
+          store: storeWith({ claim: () => Promise.reject(new Error('redis gone')) }),
+          onRetryBudgetLow: (info) => { alarms.push(info) },
+        })
+        const fields = paidFields()
+        for (let attempt = 1; attempt <= 6; attempt++) expect((await post(retryOf(fields, attempt))).text).to.equal('fail')
+        expect(alarms).to.have.length(0)
+        for (let attempt = 7; attempt <= 10; attempt++) expect((await post(retryOf(fields, attempt))).text).to.equal('fail')
+        expect(alarms.map((a) => [a.attempt, a.reason])).to.deep.equal([[7, 'STORE_FAILED']])
+        expect(alarms[0].notification.outerTradeNo).to.equal(fields.outer_trade_no)
+      })
+
+      it('IN_PROGRESS answers count: a payment held by a handler that never finishes → one alarm at the 7th failed answer', async () => {
+        const alarms: RetryBudgetInfo[] = []
+        const { post } = await start({
+          handlerTimeoutMs: 20,
+          onPaid: never,
+          onRetryBudgetLow: (info) => { alarms.push(info) },
+        })
+        const fields = paidFields()
+        const reasons: unknown[] = []
+        for (let attempt = 1; attempt <= 8; attempt++) {
+          expect((await post(retryOf(fields, attempt))).text).to.equal('fail')
+          reasons.push(alarms.length)
+        }
+        // The first attempt timed out (attempt 1 in the store); the claim it keeps makes every later one IN_PROGRESS.
+        expect(alarms.map((a) => [a.attempt, a.reason])).to.deep.equal([[7, 'IN_PROGRESS']])
+        expect(reasons).to.deep.equal([0, 0, 0, 0, 0, 0, 1, 1])
+      })
+
+      it('two instances on one store: the store counts their attempts together → one alarm, at store attempt 7', async () => {
+        const alarms: Array<[string, RetryBudgetInfo]> = []
+        const store = new MemoryStore()
+        const instances = await Promise.all(['a', 'b'].map((name) => start({
+          store,
+          onPaid: () => { throw new Error('db down') },
+          onRetryBudgetLow: (info) => { alarms.push([name, info]) },
+        })))
+        const fields = paidFields()
+        for (let attempt = 1; attempt <= 10; attempt++) {
+          expect((await instances[attempt % 2].post(retryOf(fields, attempt))).text).to.equal('fail')
+        }
+        expect(alarms.map(([name, a]) => [name, a.attempt])).to.deep.equal([['b', 7]])
+      })
+
+      it('a store that comes back mid-outage: failures before and after add up (3 STORE_FAILED + 4 HANDLER_FAILED → alarm at 7)', async () => {
+        const alarms: RetryBudgetInfo[] = []
+        let storeUp = false
+        const store = new MemoryStore()
+        const claim = store.claim.bind(store)
+        const { post } = await start({
+          store: Object.assign(store, { claim: (key: string) => (storeUp ? claim(key) : Promise.reject(new Error('redis gone'))) }),
+          onPaid: () => { throw new Error('db down') },
+          onRetryBudgetLow: (info) => { alarms.push(info) },
+        })
+        const fields = paidFields()
+        for (let attempt = 1; attempt <= 7; attempt++) {
+          storeUp = attempt > 3
+          expect((await post(retryOf(fields, attempt))).text).to.equal('fail')
+        }
+        expect(alarms.map((a) => [a.attempt, a.reason])).to.deep.equal([[7, 'HANDLER_FAILED']])
       })
     })
   })

@@ -3,6 +3,7 @@
  * real sandbox, both Express majors.
  */
 import { expect } from 'chai'
+import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import request from 'supertest'
 import { guanaitong } from '../../src/router'
@@ -143,6 +144,36 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(ofOrder(body.outer_trade_no).map((s) => [s.ctx.source, s.ctx.attempt])).to.deep.equal([['notify', 2]])
     })
 
+    it('payment.raw.attach is the same on both channels: attach as sent, percent-encoded; payment.attach as the shop passed it', async () => {
+      const runs: Payment[] = []
+      onPaid = async (payment, ctx) => {
+        runs.push(payment)
+        if (ctx.source === 'pay') throw new Error('database busy') // so the notification runs it too
+      }
+      await shop()
+      const attach = 'a&b=c%d 测试'
+      const body = order({ attach })
+      expect((await request(base).post('/gat/pay').send(body).expect(200)).body.settled).to.equal(false)
+      await sandbox.waitForAcknowledged(body.outer_trade_no)
+      const [fromPay, fromNotify] = runs
+      expect(runs).to.have.length(2)
+      expect(fromNotify.raw.attach).to.equal('a%26b%3Dc%25d 测试')
+      expect(fromPay.raw.attach).to.equal(fromNotify.raw.attach)
+      expect([fromPay.attach, fromNotify.attach]).to.deep.equal([attach, attach])
+    })
+
+    it('a findOrder mismatch on the pay answer is logged once, at error, with the problem: not settled, onMismatch called', async () => {
+      const mismatches: string[] = []
+      await shop({ findOrder: () => ({ totalAmount: '0.01', buyerOpenId: BUYER }), onMismatch: (m) => { mismatches.push(m.problem) } })
+      sandbox.setNotifications('off')
+      const body = order()
+      expect((await request(base).post('/gat/pay').send(body).expect(200)).body.settled).to.equal(false)
+      const lines = logger.lines.filter((l) => l.context?.reason === 'ORDER_MISMATCH')
+      expect(lines.map((l) => [l.level, l.context?.problem, l.context?.outerTradeNo])).to.deep.equal([['error', 'amount', body.outer_trade_no]])
+      expect(lines[0].message).to.not.contain('the notification will settle it')
+      expect(mismatches).to.deep.equal(['amount'])
+    })
+
     it('onPaid slower than handlerTimeoutMs on the pay path: settled: false at the time-out, and nothing runs twice', async () => {
       onPaid = async (payment, ctx) => {
         if (ctx.source === 'pay') await sleep(300)
@@ -206,3 +237,12 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     })
   })
 }
+
+describe('the README on settled (the pay route\'s 200 row)', () => {
+  it('says settled: true also when the notification settled the order first, as the test above shows', () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    const row = readme.split('\n').find((l) => l.startsWith('| 200 | `{ trade_no, outer_trade_no, settled }`'))
+    expect(row).to.be.a('string')
+    expect(row).to.match(/`settled: true` when the order is settled: `onPaid` ran from this answer, or had already run from the notification/)
+  })
+})

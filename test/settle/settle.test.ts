@@ -3,7 +3,10 @@
  * and its lease, a store whose extend() misbehaves, and the transactional branch.
  */
 import { expect } from 'chai'
+import { readFileSync } from 'node:fs'
+import { DEFAULTS } from '../../src/defaults'
 import { MemoryStore } from '../../src/stores/memory'
+import { RETRY_BUDGET_MEMORY } from '../../src/settle/retry-budget'
 import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
 import type { NotifyStore, Notification, SettleOptions, TransactionalStore } from '../../src/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
@@ -51,6 +54,36 @@ describe('settlement core', () => {
       }
     })
 
+    it(`onRetryBudgetLow's memory holds ${RETRY_BUDGET_MEMORY} payments: past that the oldest is forgotten, a recent one still alerts`, async () => {
+      const alarms: string[] = []
+      const { settle } = settlement({
+        retryBudgetThreshold: 2, onRetryBudgetLow: (info) => { alarms.push(info.notification.outerTradeNo) },
+        onPaid: () => { throw new Error('db down') },
+      })
+      const payments = Array.from({ length: RETRY_BUDGET_MEMORY + 1 }, () => payment())
+      for (const n of payments) await settle({ notification: n, req, source: 'notify' })
+      const [oldest, recent] = [payments[0], payments[RETRY_BUDGET_MEMORY]]
+      await settle({ notification: oldest, req, source: 'notify' })
+      await settle({ notification: recent, req, source: 'notify' })
+      expect(alarms).to.deep.equal([recent.outerTradeNo])
+    })
+
+    it('a settled payment starts counting again from zero (its failures are forgotten)', async () => {
+      const alarms: number[] = []
+      let fail = true
+      const { settle } = settlement({
+        retryBudgetThreshold: 2, onRetryBudgetLow: (info) => { alarms.push(info.attempt) },
+        onPaid: () => { if (fail) throw new Error('db down') },
+      })
+      const n = payment()
+      await settle({ notification: n, req, source: 'notify' })
+      fail = false
+      expect(reasonOf(await settle({ notification: n, req, source: 'notify' }))).to.equal('settled')
+      fail = true
+      await settle({ notification: n, req, source: 'notify' })
+      expect(alarms).to.deep.equal([])
+    })
+
     it('a throwing onMismatch does not change ORDER_MISMATCH', async () => {
       const { settle, logger } = settlement({ findOrder: () => ({ totalFen: 1 }), onMismatch: () => { throw new Error('x') } })
       const outcome = await settle({ notification: payment(), req, source: 'notify', store: new MemoryStore() })
@@ -75,6 +108,57 @@ describe('settlement core', () => {
       await sleep(500)
       expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('duplicate')
       expect(runs).to.equal(1)
+    })
+  })
+
+  describe('the lease renewal cap (DEFAULTS.leaseRenewalCapMs: README, "Reason codes"; docs/operations.md)', () => {
+    it('renews a timed-out handler\'s lease until 10 minutes after it started, then stops (HANDLER_TIMEOUT warning): the lease runs out and a retry runs the handler again', async () => {
+      expect(DEFAULTS.leaseRenewalCapMs).to.equal(10 * 60 * 1000)
+      const realNow = Date.now
+      let skew = 0
+      Date.now = () => realNow() + skew
+      try {
+        const store = new MemoryStore({ leaseMs: 90, now: realNow })
+        let runs = 0
+        const { settle, logger } = settlement({ handlerTimeoutMs: 20, onPaid: async () => { runs += 1; if (runs === 1) await never() } })
+        const n = payment()
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('HANDLER_TIMEOUT')
+        // Just before the cap the lease is still renewed: a retry well past leaseMs is IN_PROGRESS.
+        skew = DEFAULTS.leaseRenewalCapMs - 1000
+        await sleep(300)
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('IN_PROGRESS')
+        expect(logger.lines.filter((l) => l.context?.reason === 'HANDLER_TIMEOUT' && l.level === 'warn')).to.have.length(0)
+        // Past the cap: renewal stops, with a warning, and the lease lapses within leaseMs.
+        skew = DEFAULTS.leaseRenewalCapMs + 1000
+        await sleep(300)
+        const stopped = logger.lines.filter((l) => l.level === 'warn' && l.context?.reason === 'HANDLER_TIMEOUT')
+        expect(stopped.map((l) => l.message)).to.have.length(1)
+        expect(stopped[0].message).to.match(/still running after 600000 ms; no longer renewing its lease/)
+        expect(reasonOf(await settle({ notification: n, req, source: 'notify', store }))).to.equal('settled')
+        expect(runs, 'the retry ran the handler alongside the one still running').to.equal(2)
+      } finally {
+        Date.now = realNow
+      }
+    })
+  })
+
+  describe('the docs on the lease after a handler timeout', () => {
+    const read = (doc: string) => readFileSync(new URL(`../../${doc}`, import.meta.url), 'utf8')
+    const cap = `${DEFAULTS.leaseRenewalCapMs / 60_000} minutes`
+    /** The paragraph or list item holding `text`, on one line. */
+    const paragraphWith = (doc: string, text: string) =>
+      doc.split(/\n\n|\n(?=- )/).map((p) => p.replace(/\s+/g, ' ')).find((p) => p.includes(text)) ?? ''
+
+    it(`README, docs/operations.md and docs/settlement.md say the lease is renewed past handlerTimeoutMs up to ${cap}, never that it stops at the timeout`, () => {
+      const readme = read('README.md')
+      const operations = read('docs/operations.md')
+      expect(paragraphWith(readme, 'A handler that times out keeps its claim')).to.contain(cap)
+      expect(paragraphWith(operations, '**Lease extension.**')).to.contain(cap)
+      expect(paragraphWith(operations, 'a lease that ran out while `onPaid` was still running')).to.contain(cap)
+      expect(paragraphWith(read('docs/settlement.md'), 'the lease is renewed, also past `handlerTimeoutMs`')).to.contain(cap)
+      for (const doc of ['README.md', 'docs/operations.md', 'docs/settlement.md']) {
+        expect(read(doc).replace(/\s+/g, ' '), doc).to.not.match(/lease (is|was) no longer (extended|renewed)/)
+      }
     })
   })
 
@@ -176,6 +260,25 @@ describe('settlement core', () => {
       const { settle } = settlement()
       const outcome = await settle({ notification: payment(), req, source: 'notify', store })
       expect(reasonOf(outcome)).to.equal('STORE_FAILED')
+    })
+
+    it('onRetryBudgetLow: a database that cannot be reached (STORE_FAILED) and a held row (IN_PROGRESS) count too, in memory; one alarm', async () => {
+      const { store } = memoryTransactions()
+      const alarms: Array<[number, string]> = []
+      let down = true
+      const settleOrRefuse: typeof store.settle = (key, work) => (down ? Promise.reject(new Error('ECONNREFUSED')) : store.settle(key, work))
+      const { settle } = settlement({
+        retryBudgetThreshold: 4, onPaid: () => sleep(100), onRetryBudgetLow: (info) => { alarms.push([info.attempt, info.reason]) },
+      })
+      const n = payment()
+      const unreachable = { ...store, settle: settleOrRefuse }
+      for (let i = 0; i < 2; i++) expect(reasonOf(await settle({ notification: n, req, source: 'notify', store: unreachable }))).to.equal('STORE_FAILED')
+      down = false
+      const first = settle({ notification: n, req, source: 'notify', store: unreachable })
+      await sleep(20)
+      for (let i = 0; i < 3; i++) expect(reasonOf(await settle({ notification: n, req, source: 'notify', store: unreachable }))).to.equal('IN_PROGRESS')
+      expect(reasonOf(await first)).to.equal('settled')
+      expect(alarms).to.deep.equal([[4, 'IN_PROGRESS']])
     })
 
     it('a claim slower than storeTimeoutMs answers STORE_FAILED, and when it arrives it rolls back without running the handler', async () => {

@@ -4,6 +4,11 @@ import { expect } from 'chai'
 import { ConfigError, ParamError } from '../../src/errors'
 import { MemoryStore } from '../../src/stores/memory'
 import { storeConformance } from '../../src/testing/conformance'
+import { quietLogger } from '../../src/testing/quiet-logger'
+import { dedupeNotification } from '../../src/middleware/dedupe'
+import { notifyState } from '../../src/middleware/state'
+import { resolveOptions } from '../../src/options'
+import { count, registerSdk } from '../observe/otel-sdk'
 
 storeConformance('MemoryStore', (opts) => new MemoryStore(opts))
 
@@ -180,7 +185,7 @@ describe('MemoryStore', () => {
 
   describe('bound', () => {
     it('holds at most maxEntries keys, evicting the oldest done-markers first', async () => {
-      const s = new MemoryStore({ maxEntries: 10 })
+      const s = new MemoryStore({ maxEntries: 10, logger: quietLogger() })
       for (let i = 0; i < 25; i++) {
         const r = await claimed(s, `k${i}`)
         await s.complete(`k${i}`, r.owner)
@@ -196,7 +201,7 @@ describe('MemoryStore', () => {
     })
 
     it('never evicts a live claim while a done-marker or free key can go', async () => {
-      const s = new MemoryStore({ maxEntries: 5 })
+      const s = new MemoryStore({ maxEntries: 5, logger: quietLogger() })
       const live = await claimed(s, 'live-oldest')
       for (let i = 0; i < 4; i++) {
         const r = await claimed(s, `done-${i}`)
@@ -209,7 +214,7 @@ describe('MemoryStore', () => {
     })
 
     it('evicts done-markers and free keys from behind live claims until it is back at the bound', async () => {
-      const s = new MemoryStore({ maxEntries: 3 })
+      const s = new MemoryStore({ maxEntries: 3, logger: quietLogger() })
       await claimed(s, 'live-1')
       await claimed(s, 'live-2')
       await s.complete('done', (await claimed(s, 'done')).owner)
@@ -231,7 +236,7 @@ describe('MemoryStore', () => {
 
     it('after re-claiming an expired key in the middle, still evicts the oldest free key, not a newer done-marker', async () => {
       const clock = fakeClock()
-      const s = new MemoryStore({ maxEntries: 3, leaseMs: 1000, retentionMs: 5000, now: clock.now })
+      const s = new MemoryStore({ maxEntries: 3, leaseMs: 1000, retentionMs: 5000, now: clock.now, logger: quietLogger() })
       const a = await claimed(s, 'a')
       clock.advance(1)
       await s.complete('b', (await claimed(s, 'b')).owner)
@@ -262,7 +267,7 @@ describe('MemoryStore', () => {
     })
 
     it('when every entry is a live claim, claims still work and the store goes over the bound', async () => {
-      const s = new MemoryStore({ maxEntries: 3 })
+      const s = new MemoryStore({ maxEntries: 3, logger: quietLogger() })
       const owners = []
       for (let i = 0; i < 6; i++) owners.push(await claimed(s, `live-${i}`))
       expect(s.size).to.equal(6)
@@ -272,6 +277,57 @@ describe('MemoryStore', () => {
       await claimed(s, 'next')
       expect(s.size).to.equal(3)
       expect(await s.claim('live-5')).to.include({ status: 'done' })
+    })
+  })
+
+  describe('a done-marker evicted before retentionMs (the store is full)', () => {
+    it('maxEntries: 2, A1 A2 A3 A1 → A1 is settled twice; the eviction is logged as a warning naming A1', async () => {
+      const clock = fakeClock()
+      const logger = quietLogger()
+      const s = new MemoryStore({ maxEntries: 2, retentionMs: 100_000, now: clock.now, logger })
+      for (const key of ['A1', 'A2']) {
+        await s.complete(key, (await claimed(s, key)).owner)
+        clock.advance(1000)
+      }
+      expect(logger.lines).to.deep.equal([])
+      await s.complete('A3', (await claimed(s, 'A3')).owner)
+      // A1's retry finds no done-marker: it is claimed (and its handler run) a second time.
+      expect((await claimed(s, 'A1')).attempt).to.equal(1)
+      expect(logger.lines.map((l) => [l.level, l.context])).to.deep.equal([
+        ['warn', { reason: 'DONE_MARKER_EVICTED', key: 'A1' }],
+        ['warn', { reason: 'DONE_MARKER_EVICTED', key: 'A2' }],
+      ])
+      expect(logger.lines[0].message).to.equal('[express-guanaitong] MemoryStore is full (maxEntries 2): evicted the done-marker of A1, ' +
+        'settled 2 s ago, before its retentionMs (100 s); a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store')
+    })
+
+    it('evicting a free key (a released claim) is not warned about: no payment was settled under it', async () => {
+      const logger = quietLogger()
+      const s = new MemoryStore({ maxEntries: 2, logger })
+      await s.release('free', (await claimed(s, 'free')).owner)
+      await claimed(s, 'b')
+      await claimed(s, 'c')
+      expect(s.size).to.equal(2)
+      expect(logger.lines).to.deep.equal([])
+    })
+
+    it('a key with a line break is escaped in the message', async () => {
+      const logger = quietLogger()
+      const s = new MemoryStore({ maxEntries: 1, logger })
+      await s.complete('a\nb', (await claimed(s, 'a\nb')).owner)
+      await claimed(s, 'c')
+      expect(logger.lines[0].message).to.contain('done-marker of a\\nb,')
+    })
+
+    it('is counted in the guanaitong.store.evictions metric', async () => {
+      const sdk = registerSdk()
+      try {
+        const s = new MemoryStore({ maxEntries: 1, logger: quietLogger() })
+        for (const key of ['x1', 'x2', 'x3']) await s.complete(key, (await claimed(s, key)).owner)
+        expect(count(await sdk.collect(), 'guanaitong.store.evictions')).to.equal(2)
+      } finally {
+        await sdk.unregister()
+      }
     })
   })
 
@@ -325,5 +381,28 @@ describe('MemoryStore', () => {
     expect(await s.complete('k', null as never)).to.equal(false)
     expect(await s.release('k', null as never)).to.equal(false)
     expect(await s.extend('k', null as never)).to.equal(false)
+  })
+})
+
+describe('the MemoryStore the router and dedupeNotification() create log their evictions to the given logger', () => {
+  const fill = async (store: MemoryStore) => {
+    for (let i = 0; i <= store.maxEntries; i++) await store.complete(`k${i}`, (await claimed(store, `k${i}`)).owner)
+  }
+
+  it('guanaitong({ logger }) without a store', async function () {
+    this.timeout(20_000)
+    const logger = quietLogger()
+    const { store } = resolveOptions({ appId: '20110698', appSecret: 's', onPaid: () => {}, payPath: false, logger })
+    await fill(store as MemoryStore)
+    expect(logger.lines.filter((l) => l.context?.reason === 'DONE_MARKER_EVICTED').map((l) => l.context?.key)).to.deep.equal(['k0'])
+  })
+
+  it('dedupeNotification({ logger }) without a store', async function () {
+    this.timeout(20_000)
+    const logger = quietLogger()
+    const res = { locals: {} } as never
+    await new Promise<void>((resolve) => dedupeNotification({ logger })({} as never, res, () => resolve()))
+    await fill(notifyState(res).dedupe!.store as MemoryStore)
+    expect(logger.lines.filter((l) => l.context?.reason === 'DONE_MARKER_EVICTED').map((l) => l.context?.key)).to.deep.equal(['k0'])
   })
 })
