@@ -57,6 +57,22 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/**
+ * Polls `check` every `everyMs` until it holds; throws (failing the test) after `timeoutMs`. For
+ * what happens out of the test's sight: on a server, in another process, on a timer.
+ */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  { timeoutMs = 10_000, everyMs = 20 }: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
 /** A client that must never be called: notify tests do not touch Guanaitong. */
 export const unusedClient = {
   getToken: () => Promise.reject(new Error('not used')),
