@@ -3,7 +3,10 @@ import express4 from 'express4'
 import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/quiet-logger'
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
 import type { Server } from 'node:http'
+import { expect } from 'chai'
+import { GatError } from '../src/errors'
 import { guanaitong } from '../src/router'
+import type { Sandbox, SandboxRequestEvent } from '../src/testing/sandbox'
 import type { Fields, GuanaitongOptions } from '../src/types'
 
 export const APP_ID = '20110698'
@@ -94,4 +97,26 @@ export function routerBehindSandbox(
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
   app.use('/gat', guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` }))
   return { server, base }
+}
+
+/**
+ * The error `promise` rejects with, checked to be a `type` (a GatError unless given); fails the
+ * test when it resolves or rejects with anything else.
+ */
+export async function caught<E extends Error = GatError>(
+  promise: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = GatError as never,
+): Promise<E> {
+  const error = await promise.then(() => { throw new Error(`expected a ${type.name}, got success`) }, (err: unknown) => err)
+  expect(error).to.be.instanceOf(type)
+  return error as E
+}
+
+/** The requests `sandbox` answers from now on, in order (its `request` events), and the tokens it issues. */
+export function sandboxLog(sandbox: Sandbox): { requests: SandboxRequestEvent[]; seen(path: string): SandboxRequestEvent[]; tokens: string[] } {
+  const requests: SandboxRequestEvent[] = []
+  const tokens: string[] = []
+  sandbox.on('request', (event) => requests.push(event))
+  sandbox.on('token', (event) => tokens.push(event.accessToken))
+  return { requests, tokens, seen: (path) => requests.filter((r) => r.path === path) }
 }

@@ -8,7 +8,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { killChild, ProcessGroup } from '../processes'
-import { sleep, unusedPort } from '../stores/redis-helpers'
+import { unusedPort } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 import type { SqlKind } from '../stores/sql-helpers'
 
 const APP_PROCESS = fileURLToPath(new URL('./app-process.ts', import.meta.url))
@@ -207,15 +208,6 @@ export class RedisServer {
     const redis = new Redis(this.url, { maxRetriesPerRequest: 1 })
     redis.on('error', () => undefined)
     return redis
-  }
-}
-
-/** Polls `check` every `everyMs` until it returns true; throws after `timeoutMs`. */
-export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
   }
 }
 

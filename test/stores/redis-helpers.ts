@@ -100,4 +100,3 @@ export function keySlot(key: string): number {
   return crc16(bytes) % 16384
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))

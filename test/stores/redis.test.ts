@@ -6,7 +6,8 @@ import { createSettlement } from '../../src/settle/settle'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
-import { deleteKeys, keySlot, keysUnder, REDIS_URL, sleep, uniquePrefix, unusedPort } from './redis-helpers'
+import { deleteKeys, keySlot, keysUnder, REDIS_URL, uniquePrefix, unusedPort } from './redis-helpers'
+import { sleep } from '../helpers'
 
 const prefix = uniquePrefix('store')
 let admin: Redis
