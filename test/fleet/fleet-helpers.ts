@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { killChild, ProcessGroup } from '../processes'
-import { unusedPort } from '../stores/redis-helpers'
+import { REDIS_URL, unusedPort } from '../stores/redis-helpers'
 import { sleep } from '../helpers'
 import type { SqlKind } from '../stores/sql-helpers'
 
@@ -127,7 +127,8 @@ export interface AppEnv {
 
 /** Starts one instance and resolves once it printed READY. */
 export async function startApp(name: string, env: AppEnv): Promise<AppInstance> {
-  const vars: Record<string, string> = { INSTANCE: name, PORT: '0' }
+  // The counts go where the test reads them (its REDIS_URL, database included), unless it says otherwise.
+  const vars: Record<string, string> = { INSTANCE: name, PORT: '0', COUNT_REDIS_URL: REDIS_URL }
   for (const [key, value] of Object.entries(env)) if (value !== undefined) vars[key] = String(value)
   const child = processes.spawn(process.execPath, ['--import', 'tsx', APP_PROCESS], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
