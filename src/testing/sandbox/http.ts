@@ -45,7 +45,7 @@ export async function handleRequest(context: RequestContext, req: IncomingMessag
   const finish = (status: number, code: number | null, msg: string | null, traceId: string | null) => {
     context.answered({ method, path, params: read.params, status, code, msg, traceId, fault: fault?.kind ?? null, durationMs: elapsedMs(started) })
   }
-  const customTrace = (f: Fault) => (f.kind === 'custom' ? f.headers['x-trace-id'] ?? null : null)
+  const customTrace = (f: Fault) => Object.entries(f.headers).find(([name]) => name.toLowerCase() === 'x-trace-id')?.[1] ?? null
 
   if (fault && !fault.processed) {
     const refusalTrace = fault.kind === 'refuse' ? randomBytes(8).toString('hex') : undefined
