@@ -5,7 +5,7 @@ import { signNotification, encodeForm } from '../src/testing/sign-notification'
 import type { Server } from 'node:http'
 import { expect } from 'chai'
 import { GatError } from '../src/errors'
-import { guanaitong } from '../src/router'
+import { guanaitong, type GuanaitongRouter } from '../src/router'
 import type { Sandbox, SandboxRequestEvent } from '../src/testing/sandbox'
 import type { Fields, GuanaitongOptions } from '../src/types'
 
@@ -85,18 +85,20 @@ export const unusedClient = {
 
 /**
  * An app listening on a free port with the router at /gat, calling `sandbox` as Guanaitong and
- * giving it this app's notify URL. `express` is the major under test (EXPRESS_VERSIONS).
+ * giving it this app's notify URL. `express` is the major under test (EXPRESS_VERSIONS). A router
+ * that sweeps (`onUnsettled`) must be closed by the test.
  */
 export function routerBehindSandbox(
   express: typeof express5,
   sandbox: { url: string },
   options: Omit<GuanaitongOptions, 'baseUrl' | 'notifyUrl'>,
-): { server: Server; base: string } {
+): { server: Server; base: string; router: GuanaitongRouter } {
   const app = express()
   const server = app.listen(0)
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  app.use('/gat', guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` }))
-  return { server, base }
+  const router = guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` })
+  app.use('/gat', router)
+  return { server, base, router }
 }
 
 /**

@@ -18,7 +18,7 @@ import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { PAY_PATH } from '../../src/testing/sandbox/http'
 import { notificationFields } from '../../src/testing/sandbox/payments'
 import type { GuanaitongOptions, SettleStore, SweepOptions, UnsettledLedger, UnsettledRecord } from '../../src/types'
-import { EXPRESS_VERSIONS, recordingLogger, sleep, waitFor } from '../helpers'
+import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox, sleep, waitFor } from '../helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
 import { sqlTargets, uniqueTable } from '../stores/sql-helpers'
 
@@ -94,14 +94,8 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
 
       /** A shop on its own port; the sweep is run by the test unless `sweepEveryMs` is given. */
       async function shop(store: LedgerStore, options: Partial<GuanaitongOptions> = {}) {
-        const app = express()
-        const server = app.listen(0)
-        servers.push(server)
-        const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-        const router = guanaitong({
+        const { server, base, router } = routerBehindSandbox(express, sandbox, {
           ...APP,
-          baseUrl: sandbox.url,
-          notifyUrl: `${base}/gat/notify`,
           timeoutMs: 1000,
           logger,
           store,
@@ -111,8 +105,8 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
           sweepEveryMs: false,
           ...options,
         })
+        servers.push(server)
         routers.push(router)
-        app.use('/gat', router)
         return { base, store }
       }
 
