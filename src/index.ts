@@ -1,4 +1,4 @@
-export { guanaitong, guanaitong as default } from './router'
+export { guanaitong, guanaitong as default, type GuanaitongRouter } from './router'
 export { sign, verifySign, canonicalString, maskedCanonicalString } from './signature'
 export { createClient, MemoryTokenCache } from './client'
 export { MemoryStore, RedisStore, RedisTokenCache, PostgresStore, MysqlStore, postgresSchema, mysqlSchema,

@@ -3,7 +3,10 @@ import express4 from 'express4'
 import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/quiet-logger'
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
 import type { Server } from 'node:http'
-import { guanaitong } from '../src/router'
+import { expect } from 'chai'
+import { GatError } from '../src/errors'
+import { guanaitong, type GuanaitongRouter } from '../src/router'
+import type { Sandbox, SandboxRequestEvent } from '../src/testing/sandbox'
 import type { Fields, GuanaitongOptions } from '../src/types'
 
 export const APP_ID = '20110698'
@@ -57,6 +60,22 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/**
+ * Polls `check` every `everyMs` until it holds; throws (failing the test) after `timeoutMs`. For
+ * what happens out of the test's sight: on a server, in another process, on a timer.
+ */
+export async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  { timeoutMs = 10_000, everyMs = 20 }: { timeoutMs?: number; everyMs?: number } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(everyMs)
+  }
+}
+
 /** A client that must never be called: notify tests do not touch Guanaitong. */
 export const unusedClient = {
   getToken: () => Promise.reject(new Error('not used')),
@@ -66,16 +85,40 @@ export const unusedClient = {
 
 /**
  * An app listening on a free port with the router at /gat, calling `sandbox` as Guanaitong and
- * giving it this app's notify URL. `express` is the major under test (EXPRESS_VERSIONS).
+ * giving it this app's notify URL. `express` is the major under test (EXPRESS_VERSIONS). A router
+ * that sweeps (`onUnsettled`) must be closed by the test.
  */
 export function routerBehindSandbox(
   express: typeof express5,
   sandbox: { url: string },
   options: Omit<GuanaitongOptions, 'baseUrl' | 'notifyUrl'>,
-): { server: Server; base: string } {
+): { server: Server; base: string; router: GuanaitongRouter } {
   const app = express()
   const server = app.listen(0)
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-  app.use('/gat', guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` }))
-  return { server, base }
+  const router = guanaitong({ ...options, baseUrl: sandbox.url, notifyUrl: `${base}/gat/notify` })
+  app.use('/gat', router)
+  return { server, base, router }
+}
+
+/**
+ * The error `promise` rejects with, checked to be a `type` (a GatError unless given); fails the
+ * test when it resolves or rejects with anything else.
+ */
+export async function caught<E extends Error = GatError>(
+  promise: Promise<unknown>,
+  type: abstract new (...args: never[]) => E = GatError as never,
+): Promise<E> {
+  const error = await promise.then(() => { throw new Error(`expected a ${type.name}, got success`) }, (err: unknown) => err)
+  expect(error).to.be.instanceOf(type)
+  return error as E
+}
+
+/** The requests `sandbox` answers from now on, in order (its `request` events), and the tokens it issues. */
+export function sandboxLog(sandbox: Sandbox): { requests: SandboxRequestEvent[]; seen(path: string): SandboxRequestEvent[]; tokens: string[] } {
+  const requests: SandboxRequestEvent[] = []
+  const tokens: string[] = []
+  sandbox.on('request', (event) => requests.push(event))
+  sandbox.on('token', (event) => tokens.push(event.accessToken))
+  return { requests, tokens, seen: (path) => requests.filter((r) => r.path === path) }
 }

@@ -4,6 +4,7 @@
  * test process exits (mocha runs with `exit: true`, and exits on SIGINT) or gets SIGTERM.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { sleep } from './helpers'
 
 const groups = new Set<ProcessGroup>()
 
@@ -16,8 +17,6 @@ process.once('SIGTERM', () => {
   killEveryGroupNow()
   process.exit(143)
 })
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** Sends `signal` to one child (SIGKILL by default) and waits for it to be gone. */
 export async function killChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

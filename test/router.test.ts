@@ -4,7 +4,7 @@ import { guanaitong } from '../src/router'
 import { MemoryStore } from '../src/stores/memory'
 import type { Payment } from '../src/types'
 import { signNotification } from '../src/testing/sign-notification'
-import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, sleep, unusedClient } from './helpers'
+import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, sleep, unusedClient, waitFor } from './helpers'
 
 for (const { name, express } of EXPRESS_VERSIONS) {
   describe(`router notify route (${name})`, () => {
@@ -266,3 +266,50 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     })
   })
 }
+
+describe('router close()', () => {
+  const QUIET = { appId: APP_ID, appSecret: SECRET, client: unusedClient, onPaid: () => undefined, payPath: false as const, logger: recordingLogger() }
+
+  /** A router sweeping a MemoryStore every 10 ms, and how many sweeps have read the ledger so far. */
+  function sweeping(onUnsettled: () => unknown = () => undefined) {
+    const store = new MemoryStore()
+    let sweeps = 0
+    const take = store.takeDueUnsettled.bind(store)
+    store.takeDueUnsettled = (...args) => { sweeps++; return take(...args) }
+    const router = guanaitong({ ...QUIET, store, onUnsettled, sweepEveryMs: 10 })
+    return { router, store, sweeps: () => sweeps }
+  }
+
+  it('stops the unsettled sweep: no sweep reads the store after it resolves', async () => {
+    const { router, sweeps } = sweeping()
+    await waitFor('a first sweep', () => sweeps() > 0)
+    await router.close()
+    const after = sweeps()
+    await sleep(100) // ten sweep periods
+    expect(sweeps()).to.equal(after)
+  })
+
+  it('waits for a sweep in progress to finish, and may be called again', async () => {
+    let hookRan = false
+    let finish!: () => void
+    const hook = new Promise<void>((resolve) => { finish = resolve })
+    const { router, store } = sweeping(() => { hookRan = true; return hook })
+    await store.watchUnsettled({
+      key: `${APP_ID}:paid:T1`, appId: APP_ID, outerTradeNo: 'T1', totalAmount: '1.00', totalFen: 100, buyerOpenId: 'b',
+      tradeNo: null, reason: 'AMBIGUOUS', since: 0, deadline: 0,
+    })
+    await waitFor('the sweep to report the due record', () => hookRan)
+    let closed = false
+    const closing = router.close().then(() => { closed = true })
+    await sleep(50)
+    expect(closed, 'close() resolved while onUnsettled was still running').to.equal(false)
+    finish()
+    await closing
+    await router.close()
+    expect(await store.listUnsettled(10), 'the sweep finished with the record').to.deep.equal([])
+  })
+
+  it('resolves at once for a router that does not sweep', async () => {
+    expect(await guanaitong(QUIET).close()).to.equal(undefined)
+  })
+})

@@ -198,19 +198,22 @@ function positive(options: SweepOptions, name: 'storeTimeoutMs' | 'hookTimeoutMs
 
 /**
  * Sweeps every `everyMs` on an unref'd timer (it never keeps the process alive), one sweep at a
- * time. Failures are logged. Returns a function that stops it.
+ * time. Failures are logged. Returns a function that stops it and resolves once a sweep in
+ * progress has finished, so the store can be closed after it.
  */
-export function startSweeping(options: SweepOptions & { everyMs: number }): () => void {
+export function startSweeping(options: SweepOptions & { everyMs: number }): () => Promise<void> {
   const logger = toLogger(options.logger)
-  let running = false
+  let running: Promise<void> | null = null
   const timer = setInterval(() => {
     if (running) return
-    running = true
-    sweepUnsettled(options).catch((err: unknown) => {
+    running = sweepUnsettled(options).then(() => undefined, (err: unknown) => {
       // A GuanaitongError: its message names the package already.
       logger.error(errorMessage(err), { reason: 'STORE_FAILED' })
-    }).finally(() => { running = false })
+    }).finally(() => { running = null })
   }, options.everyMs)
   timer.unref()
-  return () => clearInterval(timer)
+  return async () => {
+    clearInterval(timer)
+    await running
+  }
 }

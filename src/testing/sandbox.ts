@@ -42,6 +42,7 @@ import type {
   PayOutcome,
   RefuseOptions,
   Respond5xxOptions,
+  RespondWithOptions,
   SandboxDelivery,
   SandboxEvents,
   SandboxPayment,
@@ -66,6 +67,7 @@ export type {
   PayOutcome,
   RefuseOptions,
   Respond5xxOptions,
+  RespondWithOptions,
   SandboxAttempt,
   SandboxDelivery,
   SandboxEvents,
@@ -332,6 +334,15 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   /** The next matching request(s) get HTTP 200 with a body that is not valid JSON. */
   garble(options: FaultOptions = {}): void {
     this.faults.garble(options)
+  }
+
+  /**
+   * The next matching request(s) get exactly the answer the test wrote: status, headers, body.
+   * For what the other faults do not give: a proxy's HTML page with status 200, a redirect, a
+   * success without data, a token whose lifetime is not a number.
+   */
+  respondWith(options: RespondWithOptions): void {
+    this.faults.respondWith(options)
   }
 
   /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. */

@@ -14,6 +14,7 @@ import { createClient } from '../../src/client'
 import { guanaitong } from '../../src/router'
 import { sign } from '../../src/signature'
 import type { Logger, Notification } from '../../src/types'
+import { sleep, waitFor } from '../helpers'
 
 const root = resolve(import.meta.dirname, '..', '..')
 const APP_ID = '20110698'
@@ -113,7 +114,7 @@ describe('cli (express-guanaitong command line)', function () {
         logger: quiet(),
         onPaid: async (payment) => {
           paid.push(payment)
-          await new Promise((r) => setTimeout(r, handlerDelayMs))
+          await sleep(handlerDelayMs)
         },
         onPayFailed: (notice) => {
           failed.push(notice)
@@ -315,8 +316,7 @@ describe('cli (express-guanaitong command line)', function () {
       let stdout = ''
       child.stdout!.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
       try {
-        const deadline = Date.now() + 20_000
-        while (!/use it as the API host/.test(stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+        await waitFor('the sandbox to listen', () => /use it as the API host/.test(stdout), { timeoutMs: 20_000 })
         const baseUrl = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)![1]
         expect(stdout).to.contain('notifications off')
         const client = createClient({ appId: '20110698', appSecret: SECRET, baseUrl, logger: quiet() })
@@ -325,8 +325,8 @@ describe('cli (express-guanaitong command line)', function () {
           outer_trade_no: 'SBXOFF1', asset_type: '1', asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
           notify_url: 'http://127.0.0.1:9/gat/notify',
         })
-        while (!stdout.includes(`trade_no=${tradeNo}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-        await new Promise((r) => setTimeout(r, 300))
+        await waitFor('the pay to be printed', () => stdout.includes(`trade_no=${tradeNo}`))
+        await sleep(300) // a notification, were one sent, would be printed by now
         expect(stdout).to.contain(`trade_no=${tradeNo} (paid)`)
         expect(stdout).to.not.contain('notify #1')
       } finally {
@@ -345,7 +345,7 @@ describe('cli (express-guanaitong command line)', function () {
         const deadline = Date.now() + 20_000
         while (!/listening on http:\/\/0\.0\.0\.0:\d+/.test(stdout) || !/warning/.test(stderr)) {
           if (Date.now() > deadline || child.exitCode !== null) throw new Error(`sandbox did not start as expected:\n${stdout}\n${stderr}`)
-          await new Promise((resolve) => setTimeout(resolve, 50))
+          await sleep(50)
         }
         expect(stderr).to.match(/warning: the sandbox listens on 0\.0\.0\.0, not a loopback address: .*POST .*notify_url/)
         const port = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(stdout)![1]

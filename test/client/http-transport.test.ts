@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url'
 import { expect } from 'chai'
 import { httpAgent, httpsAgent } from '../../src/client/agent'
 import { postForm } from '../../src/client/http'
-import { caught } from './fake-gat'
+import { caught, waitFor } from '../helpers'
 
 // A self-signed certificate for localhost / 127.0.0.1, valid 2000–2100.
 const KEY = `-----BEGIN PRIVATE KEY-----
@@ -68,14 +68,6 @@ class Counting {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy()
     await new Promise<void>((r) => this.server.close(() => r()))
-  }
-}
-
-async function until(what: string, check: () => boolean, ms = 2000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
   }
 }
 
@@ -139,7 +131,7 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     const e = await caught(postForm(`${server.url}/x`, {}, 150))
     expect(e).to.include({ kind: 'timeout', ambiguous: true, status: 0 })
     // The hung call ran on the warm socket: the server sees it closed by the client.
-    await until('the timed-out socket to close', () => server!.closed === 1)
+    await waitFor('the timed-out socket to close', () => server!.closed === 1, { timeoutMs: 2000, everyMs: 5 })
     expect(httpAgent.freeSockets[`127.0.0.1:${new URL(server.url).port}:`]).to.equal(undefined)
     expect((await postForm(`${server.url}/x`, {}, 2000)).code).to.equal(0)
     expect(server.connections).to.equal(2)
@@ -154,7 +146,7 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     })
     const e = await caught(postForm(`${server.url}/x`, {}, 150))
     expect(e).to.include({ kind: 'timeout', ambiguous: true, status: 200, traceId: 't-stall' })
-    await until('the stalled socket to close', () => server!.closed === 1)
+    await waitFor('the stalled socket to close', () => server!.closed === 1, { timeoutMs: 2000, everyMs: 5 })
   })
 
   it('a non-200 whose body stalls is still an http error once the timer fires (sent, so ambiguous)', async () => {
@@ -165,7 +157,7 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     })
     const e = await caught(postForm(`${server.url}/x`, {}, 150))
     expect(e).to.include({ kind: 'http', status: 502, sent: true, ambiguous: true })
-    await until('the stalled socket to close', () => server!.closed === 1)
+    await waitFor('the stalled socket to close', () => server!.closed === 1, { timeoutMs: 2000, everyMs: 5 })
   })
 
   it('a 200 cut off mid-body → network, ambiguous, with status and trace id', async () => {
@@ -215,7 +207,7 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     server.server.keepAliveTimeout = 2000 // announced as Keep-Alive: timeout=2; the client keeps it 1 s
     const started = Date.now()
     await postForm(`${server.url}/x`, {}, 2000)
-    await until('the idle socket to close', () => server!.closed === 1, 3000)
+    await waitFor('the idle socket to close', () => server!.closed === 1, { timeoutMs: 3000, everyMs: 5 })
     expect(Date.now() - started).to.be.below(1800)
   })
 
@@ -311,6 +303,6 @@ describe('client/http: transport (node:http, keep-alive)', () => {
     expect(server.requests).to.equal(3)
     expect(server.connections).to.equal(1)
     // The idle socket was still open when the child exited: it was the process exiting that closed it.
-    await until('the child socket to close', () => server!.closed === 1)
+    await waitFor('the child socket to close', () => server!.closed === 1, { timeoutMs: 2000, everyMs: 5 })
   })
 })

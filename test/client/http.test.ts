@@ -3,35 +3,42 @@ import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import { neverSent, postForm } from '../../src/client/http'
 import { DEFAULTS } from '../../src/defaults'
-import { caught, FakeGat } from './fake-gat'
+import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
+import { caught, sandboxLog } from '../helpers'
 
+/** postForm against the sandbox, on a path of no API: only the answers the test writes (faults) matter. */
 describe('client/http: postForm', () => {
-  let fake: FakeGat
+  let sandbox: Sandbox
+  let log: ReturnType<typeof sandboxLog>
+  let x: string
   beforeEach(async () => {
-    fake = await FakeGat.start()
+    sandbox = createSandbox()
+    await sandbox.start()
+    log = sandboxLog(sandbox)
+    x = `${sandbox.url}/x`
   })
-  afterEach(() => fake.close())
+  afterEach(() => sandbox.close())
 
   it('posts a UTF-8 form body and parses {code,msg,data} with the trace id', async () => {
-    fake.script('/x', { json: { code: 0, msg: 'OK', data: 'd' }, headers: { 'x-trace-id': 'abc' } })
-    const res = await postForm(`${fake.url}/x`, { reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' }, 2000)
+    sandbox.respondWith({ path: '/x', body: { code: 0, msg: 'OK', data: 'd' }, headers: { 'x-trace-id': 'abc' } })
+    const res = await postForm(x, { reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' }, 2000)
     expect(res).to.deep.equal({ code: 0, msg: 'OK', data: 'd', status: 200, traceId: 'abc' })
-    const [seen] = fake.seen('/x')
+    const [seen] = log.seen('/x')
     expect(seen.method).to.equal('POST')
-    expect(seen.contentType).to.match(/^application\/x-www-form-urlencoded/)
-    expect(seen.fields).to.deep.equal({ reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' })
+    // The sandbox reads a body as a UTF-8 form only (params is null otherwise).
+    expect(seen.params).to.deep.equal({ reason: '午餐 & 饮料=1', trade_info: '{"a":"b"}' })
   })
 
   it('returns a non-zero code as an answer, not an error (the caller judges it)', async () => {
-    fake.script('/x', { json: { code: 1001220005, msg: '外部交易号已存在', data: null } })
-    const res = await postForm(`${fake.url}/x`, {}, 2000)
+    sandbox.refuse({ path: '/x', code: 1001220005, msg: '外部交易号已存在' })
+    const res = await postForm(x, {}, 2000)
     expect(res.code).to.equal(1001220005)
     expect(res.msg).to.equal('外部交易号已存在')
   })
 
   it('a 500 HTML page → kind http with status, snippet and trace id', async () => {
-    fake.script('/x', { status: 500, body: '<html><body><h1>502 Bad Gateway</h1>\n<hr>nginx</body></html>', headers: { 'x-trace-id': 't-500' } })
-    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    sandbox.respondWith({ path: '/x', status: 500, body: '<html><body><h1>502 Bad Gateway</h1>\n<hr>nginx</body></html>', headers: { 'x-trace-id': 't-500' } })
+    const e = await caught(postForm(x, {}, 2000))
     expect(e.kind).to.equal('http')
     expect(e.status).to.equal(500)
     expect(e.traceId).to.equal('t-500')
@@ -42,21 +49,21 @@ describe('client/http: postForm', () => {
   })
 
   it('a non-200 that carries valid JSON is still http (the official client rejects any non-200)', async () => {
-    fake.script('/x', { status: 503, json: { code: 0, msg: 'OK', data: 'x' } })
-    expect((await caught(postForm(`${fake.url}/x`, {}, 2000))).kind).to.equal('http')
+    sandbox.respondWith({ path: '/x', status: 503, body: { code: 0, msg: 'OK', data: 'x' } })
+    expect((await caught(postForm(x, {}, 2000))).kind).to.equal('http')
   })
 
   it('does not follow a redirect (it would drop the POST body)', async () => {
-    fake.script('/x', { status: 302, body: '', headers: { location: '/elsewhere' } })
-    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    sandbox.respondWith({ path: '/x', status: 302, headers: { location: '/elsewhere' } })
+    const e = await caught(postForm(x, {}, 2000))
     expect(e.kind).to.equal('http')
     expect(e.status).to.equal(302)
-    expect(fake.seen('/elsewhere')).to.have.length(0)
+    expect(log.requests.map((r) => r.path)).to.deep.equal(['/x'])
   })
 
   it('shortens a huge error body in the message', async () => {
-    fake.script('/x', { status: 500, body: 'x'.repeat(100_000) })
-    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    sandbox.respondWith({ path: '/x', status: 500, body: 'x'.repeat(100_000) })
+    const e = await caught(postForm(x, {}, 2000))
     expect(e.msg.length).to.be.below(300)
   })
 
@@ -111,8 +118,8 @@ describe('client/http: postForm', () => {
       const json = JSON.stringify({ code: 0, msg: 'OK', data: '' })
       const body = json.replace('"data":""', `"data":"${'2'.repeat(DEFAULTS.maxResponseBytes - json.length)}"`)
       expect(Buffer.byteLength(body)).to.equal(DEFAULTS.maxResponseBytes)
-      fake.script('/x', { body, contentType: 'application/json' })
-      const res = await postForm(`${fake.url}/x`, {}, 5000)
+      sandbox.respondWith({ path: '/x', body, headers: { 'content-type': 'application/json' } })
+      const res = await postForm(x, {}, 5000)
       expect(res.data).to.have.length(DEFAULTS.maxResponseBytes - json.length)
     })
   })
@@ -128,8 +135,8 @@ describe('client/http: postForm', () => {
   ]
   for (const [name, body] of invalid) {
     it(`${name} → kind invalid-response with trace id`, async () => {
-      fake.script('/x', { body, contentType: 'application/json', headers: { 'x-trace-id': 't-inv' } })
-      const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+      sandbox.respondWith({ path: '/x', body, headers: { 'content-type': 'application/json', 'x-trace-id': 't-inv' } })
+      const e = await caught(postForm(x, {}, 2000))
       expect(e.kind).to.equal('invalid-response')
       expect(e.status).to.equal(200)
       expect(e.traceId).to.equal('t-inv')
@@ -137,39 +144,30 @@ describe('client/http: postForm', () => {
   }
 
   it('a hanging server → kind timeout, ambiguous, and it was sent exactly once', async () => {
-    fake.script('/x', { hang: true })
-    const e = await caught(postForm(`${fake.url}/x`, { a: '1' }, 200))
+    sandbox.hang({ path: '/x' })
+    const e = await caught(postForm(x, { a: '1' }, 200))
     expect(e.kind).to.equal('timeout')
     expect(e.ambiguous).to.equal(true)
     expect(e.status).to.equal(0)
     expect(e.message).to.contain('look up the outer_trade_no')
-    expect(fake.seen('/x')).to.have.length(1)
+    expect(log.seen('/x')).to.have.length(1)
   })
 
   it('headers then a stalled body → still a timeout (one timer covers the body too)', async () => {
-    const server = http.createServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json', 'x-trace-id': 't-stall' })
-      res.write('{"code":0,')
-    })
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    try {
-      const port = (server.address() as AddressInfo).port
-      const e = await caught(postForm(`http://127.0.0.1:${port}/x`, {}, 200))
-      expect(e.kind).to.equal('timeout')
-      expect(e.ambiguous).to.equal(true)
-      expect(e.traceId).to.equal('t-stall')
-    } finally {
-      server.closeAllConnections()
-      server.close()
-    }
+    // Processed, so the half-sent answer carries the trace id the whole one would have had.
+    sandbox.hang({ path: '/x', midAnswer: true, processed: true })
+    const e = await caught(postForm(x, {}, 200))
+    expect(e.kind).to.equal('timeout')
+    expect(e.ambiguous).to.equal(true)
+    expect(e.traceId).to.be.a('string').and.equal(log.seen('/x')[0].traceId)
   })
 
   it('a socket closed after the request was sent → kind network, ambiguous', async () => {
-    fake.script('/x', { close: true })
-    const e = await caught(postForm(`${fake.url}/x`, {}, 2000))
+    sandbox.reset({ path: '/x' })
+    const e = await caught(postForm(x, {}, 2000))
     expect(e.kind).to.equal('network')
     expect(e.ambiguous).to.equal(true)
-    expect(fake.seen('/x')).to.have.length(1)
+    expect(log.seen('/x')).to.have.length(1)
   })
 
   it('a refused connection → kind network, not ambiguous (nothing was sent)', async () => {

@@ -1,9 +1,10 @@
 import { expect } from 'chai'
-import { GatError } from '../../src/errors'
 import { createToken, MemoryTokenCache, REFRESH_RETRY_MS, TokenManager } from '../../src/client/token'
 import type { Log } from '../../src/observe/log'
 import type { CachedToken, TokenCache } from '../../src/types'
-import { FakeGat } from './fake-gat'
+import { verifySign } from '../../src/signature'
+import { createSandbox, TOKEN_PATH, type Sandbox } from '../../src/testing/sandbox'
+import { caught, sandboxLog } from '../helpers'
 
 const T0 = 1_700_000_000_000
 
@@ -152,37 +153,36 @@ describe('client/token: TokenManager', () => {
   })
 })
 
-describe('client/token: createToken against the fake', () => {
-  let fake: FakeGat
-  beforeEach(async () => { fake = await FakeGat.start() })
-  afterEach(() => fake.close())
+describe('client/token: createToken against the sandbox', () => {
+  let sandbox: Sandbox
+  let log: ReturnType<typeof sandboxLog>
+  beforeEach(async () => {
+    sandbox = createSandbox({ now: () => T0 })
+    await sandbox.start()
+    log = sandboxLog(sandbox)
+  })
+  afterEach(() => sandbox.close())
   const cfg = (now: () => number) => ({
-    appId: '20110698', signingSecret: 'secret123', signType: 'sha1' as const, baseUrl: fake.url, timeoutMs: 2000, now,
+    appId: sandbox.appId, signingSecret: sandbox.appSecret, signType: 'sha1' as const, baseUrl: sandbox.url, timeoutMs: 2000, now,
   })
 
   it('sends a signed client_credential request and computes refreshAt at 80 % of expires_in', async () => {
-    fake.expiresIn = 7200
     const t = await createToken(cfg(() => T0))
-    expect(t).to.deep.equal({ token: 'tok-1', expiresAt: T0 + 7_200_000, refreshAt: T0 + 5_760_000 })
-    const [req] = fake.seen('/token/create')
-    expect(req.signOk).to.equal(true)
-    expect(req.fields).to.include({ appid: '20110698', grant_type: 'client_credential', version: '1.0.0', timestamp: String(T0 / 1000) })
-    expect(req.fields).to.not.have.property('access_token')
+    expect(sandbox.tokenTtlSec).to.equal(3600)
+    expect(t).to.deep.equal({ token: log.tokens[0], expiresAt: T0 + 3_600_000, refreshAt: T0 + 2_880_000 })
+    const [req] = log.seen(TOKEN_PATH)
+    expect(req.code, 'the sandbox checked the sign').to.equal(0)
+    expect(verifySign(req.params!, sandbox.appSecret)).to.equal(true)
+    expect(req.params).to.include({ appid: sandbox.appId, grant_type: 'client_credential', version: '1.0.0', timestamp: String(T0 / 1000) })
+    expect(req.params).to.not.have.property('access_token')
   })
 
   it('a non-zero code → GatError api; a malformed data → invalid-response', async () => {
-    fake.script('/token/create', { json: { code: 1000210001, msg: 'appid不存在', data: null } })
-    fake.script('/token/create', { json: { code: 0, msg: 'OK', data: { access_token: '', expires_in: 3600 } } })
-    fake.script('/token/create', { json: { code: 0, msg: 'OK', data: { access_token: 'x', expires_in: -5 } } })
+    sandbox.refuse({ path: TOKEN_PATH, code: 1000210001, msg: 'appid不存在' })
+    sandbox.respondWith({ path: TOKEN_PATH, body: { code: 0, msg: 'OK', data: { access_token: '', expires_in: 3600 } } })
+    sandbox.respondWith({ path: TOKEN_PATH, body: { code: 0, msg: 'OK', data: { access_token: 'x', expires_in: -5 } } })
     const kinds: string[] = []
-    for (let i = 0; i < 3; i++) {
-      try {
-        await createToken(cfg(() => T0))
-      } catch (e) {
-        expect(e).to.be.instanceOf(GatError)
-        kinds.push((e as GatError).kind)
-      }
-    }
+    for (let i = 0; i < 3; i++) kinds.push((await caught(createToken(cfg(() => T0)))).kind)
     expect(kinds).to.deep.equal(['api', 'invalid-response', 'invalid-response'])
   })
 })

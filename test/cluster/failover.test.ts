@@ -11,7 +11,8 @@ import { GuanaitongError } from '../../src/errors'
 import { RedisStore } from '../../src/stores/redis'
 import type { ClaimResult, RedisClientLike } from '../../src/types'
 import { RedisCluster, type ClusterNodeInfo } from '../stores/redis-cluster'
-import { keySlot, sleep, uniquePrefix } from '../stores/redis-helpers'
+import { keySlot, uniquePrefix } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 
 const LEASE_MS = 8000
 

@@ -15,7 +15,8 @@ import { notificationFields } from '../../src/testing/sandbox/payments'
 import { Balancer } from '../fleet/balancer'
 import { counts, killAll, RedisServer, startFleet, type AppEnv, type AppInstance } from '../fleet/fleet-helpers'
 import { RedisCluster, type ClusterNodeInfo } from '../stores/redis-cluster'
-import { keySlot, sleep, uniquePrefix } from '../stores/redis-helpers'
+import { keySlot, uniquePrefix } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 
 const PAYMENTS = 500
 /** Payments sent per tick, and the tick: 500 payments over about 10 s. */

@@ -62,6 +62,7 @@ import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import type { Logger, UnsettledRecord } from '../../src/types'
 import { IOREDIS_CLUSTER_OPTIONS } from '../stores/cluster-options'
 import { SQL_KINDS, sqlTarget, type SqlKind } from '../stores/sql-helpers'
+import { sleep } from '../helpers'
 
 const env = process.env
 const num = (name: string, fallback: number) => (env[name] === undefined || env[name] === '' ? fallback : Number(env[name]))
@@ -146,8 +147,6 @@ function log(level: string, message: string, context: Record<string, unknown> = 
   const no = typeof context.outerTradeNo === 'string' ? context.outerTradeNo : '-'
   say(`LOG ${level} ${reason} ${no} ${oneLine(message)}`)
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
 /** With a SQL store: the database, and the shop table onPaid writes to. */
 const sql = isSql(STORE) ? sqlTarget(STORE, POOL_MAX) : null

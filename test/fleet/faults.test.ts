@@ -12,9 +12,10 @@ import { createSandbox, type Sandbox, type SandboxOptions, type SandboxPayment }
 import { notificationFields } from '../../src/testing/sandbox/payments'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
 import { RedisStore } from '../../src/stores/redis'
-import { deleteKeys, REDIS_URL, sleep, uniquePrefix } from '../stores/redis-helpers'
+import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
+import { sleep, waitFor } from '../helpers'
 import { Balancer } from './balancer'
-import { counts, killAll, RedisServer, startFleet, waitUntil, type AppEnv, type AppInstance } from './fleet-helpers'
+import { counts, killAll, RedisServer, startFleet, type AppEnv, type AppInstance } from './fleet-helpers'
 
 const APP_ID = '20110698'
 /** The store client's commandTimeout (app-process.ts) plus a margin for a loaded two-core machine. */
@@ -115,7 +116,7 @@ describe('fleet faults: store Redis unreachable, gone, slow; an instance killed 
       retrySchedule: [0, 1500, 1500, 1500, 2000, 2000, 3000, 3000, 3000, 3000],
     })
     const payments = send(s, 'D', 20)
-    await waitUntil('two answers to every notification', () => payments.every((p) => p.attempts.length >= 2), 15_000)
+    await waitFor('two answers to every notification', () => payments.every((p) => p.attempts.length >= 2), { timeoutMs: 15_000 })
     expectFastFails(payments)
     expect((await paidCounts()).size, 'onPaid completions while Redis is down').to.equal(0)
     expect((await startedCounts()).size, 'onPaid starts while Redis is down').to.equal(0)
@@ -177,14 +178,14 @@ describe('fleet faults: store Redis unreachable, gone, slow; an instance killed 
 
     // B: claimed and inside onPaid (300 ms of work) when Redis dies.
     const inFlight = send(s, 'B', 20)
-    await waitUntil('every B inside onPaid', async () => {
+    await waitFor('every B inside onPaid', async () => {
       const begun = await startedCounts()
       return inFlight.every((p) => begun.has(p.outerTradeNo))
-    }, 10_000, 10)
+    }, { timeoutMs: 10_000, everyMs: 10 })
     await server.stop()
     // C: arrive while Redis is gone.
     const pending = send(s, 'C', 20)
-    await waitUntil('two answers to every C', () => pending.every((p) => p.attempts.length >= 2), 15_000)
+    await waitFor('two answers to every C', () => pending.every((p) => p.attempts.length >= 2), { timeoutMs: 15_000 })
     expect(server.running).to.equal(false)
     expectFastFails(pending)
     expect(pending.some((p) => p.state !== 'pending')).to.equal(false)
@@ -209,7 +210,7 @@ describe('fleet faults: store Redis unreachable, gone, slow; an instance killed 
     const asleep = admin.call('DEBUG', 'SLEEP', '3')
     await sleep(100)
     const slowed = send(s, 'S', 5)
-    await waitUntil('a first answer to every S', () => slowed.every((p) => p.attempts.length >= 1), 10_000)
+    await waitFor('a first answer to every S', () => slowed.every((p) => p.attempts.length >= 1), { timeoutMs: 10_000 })
     for (const p of slowed) {
       const first = p.attempts[0]
       expect(first.body).to.equal('fail')
@@ -267,7 +268,7 @@ describe('fleet faults: store Redis unreachable, gone, slow; an instance killed 
     const s = await fleet('stall', { LEASE_MS: 1500, HANDLER_DELAY_MS: 6000 }, { notifyTimeoutMs: 30_000 })
     const payment = s.sendNotification({ notifyUrl: notifyUrl(), outerTradeNo: `L${run}`, totalAmount: '5.00' })
     const no = payment.outerTradeNo
-    await waitUntil('onPaid started', async () => (await startedCounts()).has(no), 10_000, 10)
+    await waitFor('onPaid started', async () => (await startedCounts()).has(no), { timeoutMs: 10_000, everyMs: 10 })
     const t0 = Date.now()
     // Redis stalls 2 s from t0+1000: the renewal sent at t0+1500 times out (commandTimeout 1 s).
     await sleep(1000)
@@ -302,10 +303,10 @@ describe('fleet faults: store Redis unreachable, gone, slow; an instance killed 
     const no = `K${run}`
     const payment = s.sendNotification({ notifyUrl: notifyUrl(), outerTradeNo: no, totalAmount: '88.00' })
     let victim: AppInstance | undefined
-    await waitUntil('an instance inside onPaid', () => {
+    await waitFor('an instance inside onPaid', () => {
       victim = apps.find((app) => app.lines.includes(`INSIDE_ONPAID ${no}`))
       return victim !== undefined
-    }, 15_000, 10)
+    }, { timeoutMs: 15_000, everyMs: 10 })
 
     const admin = server.admin()
     const [hashKey, leaseKey] = [`${storePrefix()}{${APP_ID}:paid:${no}}`, `${storePrefix()}{${APP_ID}:paid:${no}}:lease`]

@@ -8,7 +8,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { killChild, ProcessGroup } from '../processes'
-import { sleep, unusedPort } from '../stores/redis-helpers'
+import { REDIS_URL, unusedPort } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 import type { SqlKind } from '../stores/sql-helpers'
 
 const APP_PROCESS = fileURLToPath(new URL('./app-process.ts', import.meta.url))
@@ -126,7 +127,8 @@ export interface AppEnv {
 
 /** Starts one instance and resolves once it printed READY. */
 export async function startApp(name: string, env: AppEnv): Promise<AppInstance> {
-  const vars: Record<string, string> = { INSTANCE: name, PORT: '0' }
+  // The counts go where the test reads them (its REDIS_URL, database included), unless it says otherwise.
+  const vars: Record<string, string> = { INSTANCE: name, PORT: '0', COUNT_REDIS_URL: REDIS_URL }
   for (const [key, value] of Object.entries(env)) if (value !== undefined) vars[key] = String(value)
   const child = processes.spawn(process.execPath, ['--import', 'tsx', APP_PROCESS], {
     cwd: fileURLToPath(new URL('../..', import.meta.url)),
@@ -207,15 +209,6 @@ export class RedisServer {
     const redis = new Redis(this.url, { maxRetriesPerRequest: 1 })
     redis.on('error', () => undefined)
     return redis
-  }
-}
-
-/** Polls `check` every `everyMs` until it returns true; throws after `timeoutMs`. */
-export async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
   }
 }
 

@@ -16,7 +16,8 @@ import { expect } from 'chai'
 import { Redis } from 'ioredis'
 import { createSandbox, type Sandbox, type SandboxPayment } from '../../src/testing/sandbox'
 import { notificationFields } from '../../src/testing/sandbox/payments'
-import { deleteKeys, REDIS_URL, sleep, uniquePrefix } from '../stores/redis-helpers'
+import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 import { SQL_KINDS, sqlTarget, uniqueTable, type ShopTable, type SqlKind, type SqlTarget } from '../stores/sql-helpers'
 import { Balancer } from './balancer'
 import { counts, killAll, startApp, startFleet, type AppEnv, type AppInstance } from './fleet-helpers'
@@ -128,7 +129,8 @@ describe('SQL fleet: three instances, one settlement table, kills and a database
       const server = sqlServer(kind)
       const why = server.cannotRestart()
       if (why) {
-        console.log(`      skipped: ${why}`)
+        // The reporter lists a skipped test by its title: the reason goes there.
+        this.test!.title += ` (skipped: ${why})`
         this.skip()
       }
       current = { server }

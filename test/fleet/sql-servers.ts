@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MYSQL_URL, POSTGRES_URL, type SqlKind } from '../stores/sql-helpers'
-import { sleep } from '../stores/redis-helpers'
+import { sleep } from '../helpers'
 
 const exec = promisify(execFile)
 

@@ -7,9 +7,10 @@ import { Redis } from 'ioredis'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { PAY_PATH } from '../../src/testing/sandbox/http'
 import { notificationFields } from '../../src/testing/sandbox/payments'
-import { deleteKeys, REDIS_URL, sleep, uniquePrefix } from '../stores/redis-helpers'
+import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
+import { sleep, waitFor } from '../helpers'
 import { Balancer } from './balancer'
-import { counts, killAll, startFleet, waitUntil, type AppInstance } from './fleet-helpers'
+import { counts, killAll, startFleet, type AppInstance } from './fleet-helpers'
 
 const PAYS = 20
 const UNSETTLED_AFTER_MS = 4000
@@ -82,7 +83,7 @@ describe('fleet: unsettled pays swept by three instances at once', function () {
     expect(Date.now(), 'late notifications all settled before the first deadline').to.be.below(Math.min(...answered) + UNSETTLED_AFTER_MS)
 
     const reportedKey = `${prefix}count:unsettled`
-    await waitUntil('every open pay reported', async () => (await redis.hlen(reportedKey)) >= open.length, 30_000)
+    await waitFor('every open pay reported', async () => (await redis.hlen(reportedKey)) >= open.length, { timeoutMs: 30_000 })
     await sleep(10 * SWEEP_EVERY_MS) // more sweeps on every instance: nothing is reported twice
     const reported = await counts(redis, reportedKey)
     expect([...reported.keys()].sort()).to.deep.equal([...open].sort())

@@ -20,7 +20,7 @@ import { guanaitong } from '../../src/router'
 import { canonicalString, sign, SIGN_ALGORITHMS } from '../../src/signature'
 import { signNotification } from '../../src/testing/sign-notification'
 import type { Fields, GuanaitongOptions, Payment } from '../../src/types'
-import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, recordingLogger, routerBehindSandbox, sleep, unusedClient } from '../helpers'
+import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, recordingLogger, routerBehindSandbox, sleep, unusedClient, waitFor } from '../helpers'
 import { APP_ID, FORM, NOW_MS, NOW_SEC, SECRET, listen, notifyApp, pairsBody, rawPost, rawSocket } from './support'
 
 interface Outcome {
@@ -28,11 +28,6 @@ interface Outcome {
   text: string
   paid: Payment[]
   reasons: unknown[]
-}
-
-/** Waits (in small steps, at most ~2 s) until `check` holds; the event it waits for happens on the server. */
-async function eventually(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 100 && !check(); i++) await sleep(20)
 }
 
 for (const { name, express } of EXPRESS_VERSIONS) {
@@ -649,7 +644,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
           const body = formBody(paidFields())
           const head = `POST /gat/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\n\r\n`
           // The client never sends the rest: the server must answer and close on its own.
-          const received = await rawSocket(port, head + body.slice(0, 40), 'end', eventually(() => logger.reasons().length > 0).then(() => sleep(50)))
+          const received = await rawSocket(port, head + body.slice(0, 40), 'end', waitFor('the BODY_TIMEOUT log line', () => logger.reasons().length > 0).then(() => sleep(50)))
           expect(received).to.match(/^HTTP\/1\.1 408 /).and.match(/\r\n\r\nfail$/)
           expect(received.toLowerCase()).to.contain('connection: close')
           expect(logger.reasons()).to.deep.equal(['BODY_TIMEOUT'])
@@ -674,7 +669,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
             const head = `POST /gat/notify HTTP/1.1\r\nHost: shop\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length + 100}\r\n\r\n`
             const received = await rawSocket(port, head + body, how)
             expect(received).to.not.contain('success')
-            await eventually(() => logger.reasons().length > 0)
+            await waitFor('the rejection to be logged', () => logger.reasons().length > 0)
             expect(logger.reasons()).to.deep.equal(['BAD_BODY'])
             expect(paid).to.have.length(0)
             const next = await rawPost(port, '/gat/notify', { 'content-type': FORM }, formBody(paidFields()))
@@ -692,13 +687,16 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         const running = new Promise<void>((r) => { started = r })
         let finish!: () => void
         const gate = new Promise<void>((r) => { finish = r })
-        let finished = false
+        const store = new MemoryStore()
+        let done = false
+        const complete = store.complete.bind(store)
+        store.complete = async (key, owner) => { const ok = await complete(key, owner); done = true; return ok }
         const { app, logger } = notifyApp(express, {
+          store,
           onPaid: async () => {
             calls++
             started()
             await gate
-            finished = true
           },
         })
         const { port, close } = await listen(app)
@@ -709,8 +707,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
           const received = await rawSocket(port, head + body, 'destroy', running)
           expect(received).to.equal('')
           finish()
-          await eventually(() => finished)
-          await sleep(20)
+          await waitFor('the settlement to be marked done', () => done)
           const retry = resign(fields, { timestamp: String(Number(fields.timestamp) + 1) })
           const res = await rawPost(port, '/gat/notify', { 'content-type': FORM }, formBody(retry))
           expect(res.text).to.equal('success')

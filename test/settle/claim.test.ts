@@ -10,7 +10,7 @@ import { notificationKey } from '../../src/settle/key'
 import { toLogger } from '../../src/observe/log'
 import { NotifyRejection } from '../../src/notify/rejection'
 import type { ClaimResult, Notification, NotifyStore } from '../../src/types'
-import { recordingLogger, sleep } from '../helpers'
+import { recordingLogger, sleep, waitFor } from '../helpers'
 
 /** A store whose every method fails the test unless the test replaces it. */
 function store(overrides: Partial<NotifyStore> = {}, leaseMs = 60_000): NotifyStore {
@@ -119,27 +119,37 @@ describe('dedupe core', () => {
     }
 
     it('does nothing for a store without extend', async () => {
-      const stop = keepLease({ store: store({}, 30), key: 'k6', owner: 'o', attempt: 1, storeTimeoutMs: 1000, outerTradeNo: 'T1' }, toLogger(recordingLogger()), 60_000)
-      // A renewal would fire after 10 ms and call the missing method: an uncaught TypeError fails this test.
-      await sleep(60)
+      const reads: PropertyKey[] = []
+      let started = false
+      const watched = new Proxy(store({}, 30), { get: (target, name, receiver) => {
+        if (started) reads.push(name)
+        return Reflect.get(target, name, receiver)
+      } })
+      const logger = recordingLogger()
+      const stop = keepLease({ store: watched, key: 'k6', owner: 'o', attempt: 1, storeTimeoutMs: 1000, outerTradeNo: 'T1' }, toLogger(logger), 60_000)
+      started = true
+      await sleep(60) // six renewal periods of a 30 ms lease
       stop()
+      expect(reads, 'the store was touched after keepLease returned').to.deep.equal([])
+      expect(logger.lines).to.deep.equal([])
     })
 
     it('renews every third of the lease, not more often', async () => {
       const { claim, calls } = extending(300, [async () => true])
+      const started = Date.now()
       const stop = keepLease(claim, toLogger(recordingLogger()), 60_000)
-      await sleep(250)
+      await waitFor('two renewals', () => calls.length >= 2)
       stop()
-      // Timers fire late on a loaded machine, never early: at most 100 ms and 200 ms.
-      expect(calls.length).to.be.within(0, 2)
+      // Timers fire late on a loaded machine, never early: each renewal at least 100 ms after the last.
+      const gaps = [calls[0] - started, calls[1] - calls[0]]
+      expect(gaps.every((gap) => gap >= 99), `gaps ${gaps.join(', ')} ms`).to.equal(true)
     })
 
     it('retries a failed renewal after a third of the renewal interval, logging the key and the error', async () => {
       const logger = recordingLogger()
       const { claim, calls } = extending(3000, [async () => { throw new Error('stalled') }, async () => true])
-      const started = Date.now()
       const stop = keepLease(claim, toLogger(logger), 60_000)
-      while (calls.length < 2 && Date.now() - started < 10_000) await sleep(20)
+      await waitFor('the retried renewal', () => calls.length >= 2)
       stop()
       expect(calls).to.have.length(2)
       const gap = calls[1] - calls[0]
@@ -162,7 +172,7 @@ describe('dedupe core', () => {
       let answer!: (owned: boolean) => void
       const { claim, calls } = extending(30, [() => new Promise<boolean>((resolve) => { answer = resolve })])
       const stop = keepLease(claim, toLogger(recordingLogger()), 60_000)
-      while (calls.length < 1) await sleep(5)
+      await waitFor('a renewal in flight', () => calls.length >= 1)
       stop()
       answer(true)
       await sleep(60)

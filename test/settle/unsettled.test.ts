@@ -10,7 +10,7 @@ import request from 'supertest'
 import { DEFAULTS } from '../../src/defaults'
 import { ConfigError } from '../../src/errors'
 import * as main from '../../src/index'
-import { guanaitong } from '../../src/router'
+import { guanaitong, type GuanaitongRouter } from '../../src/router'
 import { listUnsettled, sweepUnsettled } from '../../src/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
 import { RedisStore } from '../../src/stores/redis'
@@ -18,7 +18,7 @@ import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { PAY_PATH } from '../../src/testing/sandbox/http'
 import { notificationFields } from '../../src/testing/sandbox/payments'
 import type { GuanaitongOptions, SettleStore, SweepOptions, UnsettledLedger, UnsettledRecord } from '../../src/types'
-import { EXPRESS_VERSIONS, recordingLogger, sleep } from '../helpers'
+import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox, sleep, waitFor } from '../helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix } from '../stores/redis-helpers'
 import { sqlTargets, uniqueTable } from '../stores/sql-helpers'
 
@@ -37,14 +37,6 @@ const order = () => ({
   asset_type: '1',
   asset_open_id: 'a5fad9894edd0d2202639248fa0461ec',
 })
-
-async function waitUntil(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(20)
-  }
-}
 
 interface StoreKind {
   name: string
@@ -95,20 +87,15 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
       this.timeout(60_000)
       let sandbox: Sandbox
       let servers: Server[]
+      let routers: GuanaitongRouter[]
       let logger: ReturnType<typeof recordingLogger>
       let reported: UnsettledRecord[]
       let onUnsettled: (record: UnsettledRecord) => unknown
 
       /** A shop on its own port; the sweep is run by the test unless `sweepEveryMs` is given. */
       async function shop(store: LedgerStore, options: Partial<GuanaitongOptions> = {}) {
-        const app = express()
-        const server = app.listen(0)
-        servers.push(server)
-        const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
-        app.use('/gat', guanaitong({
+        const { server, base, router } = routerBehindSandbox(express, sandbox, {
           ...APP,
-          baseUrl: sandbox.url,
-          notifyUrl: `${base}/gat/notify`,
           timeoutMs: 1000,
           logger,
           store,
@@ -117,7 +104,9 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
           onUnsettled: (record) => onUnsettled(record),
           sweepEveryMs: false,
           ...options,
-        }))
+        })
+        servers.push(server)
+        routers.push(router)
         return { base, store }
       }
 
@@ -143,18 +132,21 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
       const sweep = (store: LedgerStore, aheadMs = PAST_WINDOW, extra: Partial<SweepOptions> = {}) =>
         sweepUnsettled({ store, onUnsettled: (r) => onUnsettled(r), logger, now: () => Date.now() + aheadMs, ...extra })
 
-      const gone = (store: LedgerStore, outerTradeNo: string) => waitUntil(`${outerTradeNo} to leave the ledger`,
+      const gone = (store: LedgerStore, outerTradeNo: string) => waitFor(`${outerTradeNo} to leave the ledger`,
         async () => !(await listUnsettled(store)).some((r) => r.outerTradeNo === outerTradeNo))
 
       beforeEach(async () => {
         sandbox = createSandbox({ ...APP, timeScale: 0.001 })
         await sandbox.start()
         servers = []
+        routers = []
         logger = recordingLogger()
         reported = []
         onUnsettled = (record) => { reported.push(record) }
       })
       afterEach(async () => {
+        // A sweep left running would go on reading the store during the tests that follow.
+        await Promise.all(routers.map((router) => router.close()))
         await sandbox.close()
         for (const server of servers) server.close()
       })
@@ -311,7 +303,7 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
         onUnsettled = (record) => { reportedAt = Date.now(); reported.push(record) }
         sandbox.setNotifications('off')
         const outerTradeNo = await hungPay(base)
-        await waitUntil('onUnsettled', () => reported.length > 0)
+        await waitFor('onUnsettled', () => reported.length > 0)
         expect(reportedAt - reported[0].since).to.be.at.least(400)
         await sleep(300) // six more sweeps
         expect(reported.map((r) => r.outerTradeNo)).to.deep.equal([outerTradeNo])
@@ -336,7 +328,7 @@ for (const { name: expressName, express } of EXPRESS_VERSIONS) {
         sandbox.setNotifications('off')
         const outerTradeNo = await hungPay(base)
         await lateNotification(base, outerTradeNo)
-        await waitUntil('the warning', () => logger.lines.some((l) => /could not remove the settled/.test(l.message)))
+        await waitFor('the warning', () => logger.lines.some((l) => /could not remove the settled/.test(l.message)))
         expect(await sweep(store)).to.deep.equal([])
         expect(reported).to.deep.equal([])
       })

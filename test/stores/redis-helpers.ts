@@ -100,8 +100,6 @@ export function keySlot(key: string): number {
   return crc16(bytes) % 16384
 }
 
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
 /**
  * The client as a store sees it, recording each command the store sends through it (the method
  * called, then its arguments flattened), on this client only: no other connection's traffic, as

@@ -6,7 +6,8 @@ import { expect } from 'chai'
 import { GuanaitongError } from '../../src/errors'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import type { CachedToken } from '../../src/types'
-import { deleteKeys, keysUnder, sleep, uniquePrefix, type IoredisClient, type RedisTarget } from './redis-helpers'
+import { deleteKeys, keysUnder, uniquePrefix, type IoredisClient, type RedisTarget } from './redis-helpers'
+import { sleep } from '../helpers'
 
 function token(value: string, { lifeMs = 7_200_000, refreshInMs = lifeMs * 0.8 }: { lifeMs?: number; refreshInMs?: number } = {}): CachedToken {
   const now = Date.now()

@@ -8,7 +8,8 @@ import type { Notification, UnsettledRecord } from '../../src/types'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
-import { deleteKeys, keySlot, keysUnder, REDIS_URL, sleep, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
+import { deleteKeys, keySlot, keysUnder, REDIS_URL, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
+import { sleep } from '../helpers'
 
 const prefix = uniquePrefix('store')
 let admin: Redis

@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai'
 import type { SqlDriver, TransactionalResult } from '../../src/types'
-import { sleep } from './redis-helpers'
+import { sleep } from '../helpers'
 import { SQL_KINDS, sqlTarget, uniqueTable } from './sql-helpers'
 
 const NAMES = { postgres: 'PostgresStore', mysql: 'MysqlStore (MariaDB)' } as const

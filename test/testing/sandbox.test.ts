@@ -714,6 +714,40 @@ describe('sandbox: faults', () => {
     expect((await call(TOKEN_PATH, tokenParams())).json.code).to.equal(0)
     expect(() => sandbox.refuse({ code: 0 })).to.throw(ParamError)
   })
+
+  it('respondWith answers exactly what the test wrote, before or after processing the call', async () => {
+    await open()
+    const events: Array<[string | null, number, string | null]> = []
+    sandbox.on('request', (e) => events.push([e.fault, e.status, e.traceId]))
+    sandbox.respondWith({ path: TOKEN_PATH, status: 302, headers: { location: '/elsewhere', 'x-trace-id': 't-1' } })
+    const redirect = await fetch(`${sandbox.url}${TOKEN_PATH}`, { method: 'POST', redirect: 'manual' })
+    expect([redirect.status, redirect.headers.get('location'), await redirect.text()]).to.deep.equal([302, '/elsewhere', ''])
+
+    sandbox.respondWith({ path: TOKEN_PATH, body: { code: 0, msg: 'OK', data: null }, processed: true })
+    const answer = await call(TOKEN_PATH, tokenParams())
+    expect(answer).to.deep.include({ status: 200, traceId: null, contentType: 'application/json;charset=UTF-8', json: { code: 0, msg: 'OK', data: null } })
+    expect(sandbox.stats.tokensIssued, 'processed: the token was issued').to.equal(1)
+
+    sandbox.respondWith({ body: '<html>login</html>', headers: { 'content-type': 'text/html' } })
+    const page = await fetch(`${sandbox.url}/anything`, { method: 'POST' })
+    expect([page.status, page.headers.get('content-type'), await page.text()]).to.deep.equal([200, 'text/html', '<html>login</html>'])
+    expect(events).to.deep.equal([['custom', 302, 't-1'], ['custom', 200, null], ['custom', 200, null]])
+    expect(() => sandbox.respondWith({ status: 100 })).to.throw(ParamError)
+    expect(() => sandbox.respondWith({ headers: { 'x-n': 1 as never } })).to.throw(ParamError)
+  })
+
+  it('request events carry the parameters as received, faulted requests included; null for a body that is no form', async () => {
+    await open()
+    const seen: Array<Fields | null> = []
+    sandbox.on('request', (e) => seen.push(e.params))
+    sandbox.reset({ path: TOKEN_PATH })
+    const params = tokenParams()
+    await call(TOKEN_PATH, params, { query: { q: '1' } }).catch(() => undefined)
+    await fetch(`${sandbox.url}${TOKEN_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    expect(seen).to.have.length(2)
+    expect(seen[0]).to.deep.equal({ q: '1', ...params, sign: sign({ q: '1', ...params }, SECRET) })
+    expect(seen[1]).to.equal(null)
+  })
 })
 
 describe('signNotification / encodeForm', () => {

@@ -3,7 +3,7 @@
  * like) and pays whose notification reports a failed payment.
  */
 import { ParamError } from '../../errors'
-import type { AnswerDataOptions, BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions } from './types'
+import type { AnswerDataOptions, BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions, RespondWithOptions } from './types'
 
 export interface Fault {
   kind: FaultKind
@@ -20,6 +20,9 @@ export interface Fault {
   msg: string | null
   /** `data`: what the code-0 answer carries as `data`. */
   data?: unknown
+  /** `custom`: the headers and body answered, with `status`. */
+  headers: Record<string, string>
+  body: string
 }
 
 export class Faults {
@@ -83,6 +86,20 @@ export class Faults {
     this.add('data', options, 200, { data: options.data })
   }
 
+  respondWith(options: RespondWithOptions): void {
+    const status = options.status ?? 200
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new ParamError('respondWith({ status })', 'must be 200-599')
+    const headers = { ...options.headers }
+    if (Object.values(headers).some((value) => typeof value !== 'string')) throw new ParamError('respondWith({ headers })', 'must map names to strings')
+    let body = ''
+    if (typeof options.body === 'string') body = options.body
+    else if (options.body !== undefined) {
+      body = JSON.stringify(options.body)
+      if (!Object.keys(headers).some((name) => name.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json;charset=UTF-8'
+    }
+    this.add('custom', options, status, { headers, body })
+  }
+
   /** Drops every pending fault and `failNextPays`, and sets the outcome back to 'paid'. Failing assets stay: they are the sandbox's data, not a fault. */
   clear(): void {
     this.queue = []
@@ -99,14 +116,14 @@ export class Faults {
     return fault
   }
 
-  private add(kind: FaultKind, options: FaultOptions, status: number, extra: Partial<Pick<Fault, 'midAnswer' | 'code' | 'msg' | 'data'>> = {}): void {
+  private add(kind: FaultKind, options: FaultOptions, status: number, extra: Partial<Pick<Fault, 'midAnswer' | 'code' | 'msg' | 'data' | 'headers' | 'body'>> = {}): void {
     const times = options.times ?? 1
     if (!(times === Infinity || (Number.isInteger(times) && times > 0))) {
       throw new ParamError('fault times', 'must be a positive integer or Infinity')
     }
     this.queue.push({
       kind, path: options.path, remaining: times, processed: options.processed ?? false, status,
-      midAnswer: false, code: null, msg: null, ...extra,
+      midAnswer: false, code: null, msg: null, headers: {}, body: '', ...extra,
     })
   }
 }

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { finished } from 'node:stream/promises'
 import type { Fields } from '../../types'
 import { Refusal, SANDBOX_CODES } from './form'
 import { readParams } from './body'
@@ -40,43 +39,43 @@ export async function handleRequest(context: RequestContext, req: IncomingMessag
   if (path === TOKEN_PATH) context.counters.tokenCalls += 1
   else if (path === PAY_PATH) context.counters.payCalls += 1
   const fault = context.takeFault(path)
+  // The whole request is read first: every fault happens after the client wrote it, and the
+  // event reports what it sent.
+  const read = await readParams(req, target).then((params) => ({ params, error: null }), (error: unknown) => ({ params: null, error }))
   const finish = (status: number, code: number | null, msg: string | null, traceId: string | null) => {
-    context.answered({ method, path, status, code, msg, traceId, fault: fault?.kind ?? null, durationMs: elapsedMs(started) })
+    context.answered({ method, path, params: read.params, status, code, msg, traceId, fault: fault?.kind ?? null, durationMs: elapsedMs(started) })
   }
+  const customTrace = (f: Fault) => Object.entries(f.headers).find(([name]) => name.toLowerCase() === 'x-trace-id')?.[1] ?? null
 
   if (fault && !fault.processed) {
-    // The whole request is read first: every fault happens after the client wrote it.
-    req.resume()
-    await finished(req).catch(() => undefined)
     const refusalTrace = fault.kind === 'refuse' ? randomBytes(8).toString('hex') : undefined
     spoil(res, fault, refusalTrace)
-    finish(fault.status, fault.code, fault.msg, refusalTrace ?? null)
+    finish(fault.status, fault.code, fault.msg, refusalTrace ?? customTrace(fault))
     return
   }
 
   const traceId = randomBytes(8).toString('hex')
-  const answer = await answerCall(context, req, method, path, target)
+  const answer = await answerCall(context, method, path, read)
   if (fault) {
     spoil(res, fault, traceId, JSON.stringify(answer.body))
-    finish(fault.status, fault.code, fault.msg, fault.kind === '5xx' || fault.status === 0 ? null : traceId)
+    const spoiltTrace = fault.kind === 'custom' ? customTrace(fault) : fault.kind === '5xx' || fault.status === 0 ? null : traceId
+    finish(fault.status, fault.code, fault.msg, spoiltTrace)
     return
   }
   writeJson(res, answer.status, JSON.stringify(answer.body), traceId)
   finish(answer.status, answer.body.code, answer.body.msg, traceId)
 }
 
-async function answerCall(context: RequestContext, req: IncomingMessage, method: string, path: string, target: URL): Promise<Answer> {
+async function answerCall(context: RequestContext, method: string, path: string, read: { params: Fields | null; error: unknown }): Promise<Answer> {
   if (path !== TOKEN_PATH && path !== PAY_PATH) {
-    req.resume()
     return { status: 404, body: { code: SANDBOX_CODES.NOT_FOUND, msg: `no such API in the sandbox: ${method} ${path}`, data: null } }
   }
   if (method !== 'POST') {
-    req.resume()
     return { status: 405, body: { code: SANDBOX_CODES.METHOD_NOT_ALLOWED, msg: `${path} takes POST, not ${method}`, data: null } }
   }
   try {
-    const params = await readParams(req, target)
-    const data = path === TOKEN_PATH ? context.createToken(params) : await context.pay(params)
+    if (read.params === null) throw read.error
+    const data = path === TOKEN_PATH ? context.createToken(read.params) : await context.pay(read.params)
     return { status: 200, body: { code: 0, msg: 'OK', data } }
   } catch (error) {
     // The platform refuses with HTTP 200 and the reason in `code`; anything else is a sandbox bug.

@@ -26,7 +26,8 @@ const UNPROCESSED_ANSWER = '{"code":0,"msg":"OK","data":"20200702200000000000"}'
 /**
  * Answers with the fault instead of the real answer (`answer`, the JSON text the application
  * gave when the request was processed). A garbled, refused or half-sent answer carries the trace
- * id when the request was processed, as the application did answer; a 5xx page never does.
+ * id when the request was processed, as the application did answer; a 5xx page never does, and a
+ * custom answer only when the test wrote one in its headers.
  */
 export function spoil(res: ServerResponse, fault: Fault, traceId?: string, answer?: string): void {
   if (fault.midAnswer) {
@@ -53,6 +54,11 @@ export function spoil(res: ServerResponse, fault: Fault, traceId?: string, answe
     const page = BAD_GATEWAY_PAGE(fault.status)
     res.writeHead(fault.status, { 'content-type': 'text/html', 'content-length': Buffer.byteLength(page) })
     res.end(page)
+    return
+  }
+  if (fault.kind === 'custom') {
+    res.writeHead(fault.status, { ...fault.headers, 'content-length': Buffer.byteLength(fault.body) })
+    res.end(fault.body)
     return
   }
   if (fault.kind === 'refuse') {

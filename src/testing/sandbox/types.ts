@@ -83,9 +83,9 @@ export interface SandboxStats {
 /**
  * `5xx` a gateway's HTML error page; `hang` no answer; `reset` the connection closed without an
  * answer; `garble` a 200 whose body is not JSON; `refuse` a well-formed refusal `{code, msg}`;
- * `data` a code-0 answer whose `data` the test chooses.
+ * `data` a code-0 answer whose `data` the test chooses; `custom` the answer the test wrote (`respondWith`).
  */
-export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse' | 'data'
+export type FaultKind = '5xx' | 'hang' | 'reset' | 'garble' | 'refuse' | 'data' | 'custom'
 
 /** Where and how often a fault applies. */
 export interface FaultOptions {
@@ -129,10 +129,28 @@ export interface AnswerDataOptions extends FaultOptions {
   data: unknown
 }
 
+/**
+ * Options of `respondWith()`: the whole HTTP answer, for what the other faults do not give (a
+ * proxy's page with status 200, a redirect, a success without data, a token with a bad lifetime).
+ */
+export interface RespondWithOptions extends FaultOptions {
+  /** HTTP status. Default 200. */
+  status?: number
+  /** Sent as given, with Content-Length added; no `x-trace-id` unless given here. */
+  headers?: Record<string, string>
+  /** A string is sent as it is; anything else as JSON, with Content-Type application/json unless `headers` has one. Default empty. */
+  body?: unknown
+}
+
 /** Emitted after every answered (or hung) request, for logs and a CLI. */
 export interface SandboxRequestEvent {
   method: string
   path: string
+  /**
+   * The parameters as received, query string and form body together (`sign` and `access_token`
+   * included); null when the body could not be read as a UTF-8 form.
+   */
+  params: Fields | null
   /** HTTP status; 0 for a hung request. */
   status: number
   /** JSON `code` of the answer; null for faults and non-JSON answers. */
