@@ -20,13 +20,10 @@ const dist = resolve(import.meta.dirname, '..', 'dist')
 
 function patchRuntime(file: string): void {
   const code = readFileSync(file, 'utf8')
-  const marker = '\n//# sourceMappingURL='
-  const at = code.lastIndexOf(marker)
-  if (at < 0) throw new Error(`${file}: no sourceMappingURL comment to insert before`)
-  const line = `\n// require('express-guanaitong') is the router factory, every export on it (scripts/cjs-entry.ts).\n` +
-    `module.exports = Object.assign(module.exports.${FACTORY}, module.exports);`
-  // Appended after the last mapped line, so the source map stays right.
-  writeFileSync(file, code.slice(0, at) + line + code.slice(at))
+  if (!code.includes(`module.exports = __toCommonJS(`)) throw new Error(`${file}: not tsup's CommonJS build`)
+  const line = `// require('express-guanaitong') is the router factory, every export on it (scripts/cjs-entry.ts).\n` +
+    `module.exports = Object.assign(module.exports.${FACTORY}, module.exports);\n`
+  writeFileSync(file, code.endsWith('\n') ? code + line : `${code}\n${line}`)
 }
 
 /** Whether an alias, or any alias it points through, was exported with `export type`. */

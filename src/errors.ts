@@ -5,12 +5,15 @@ import { printable, withoutControls } from './printable'
  * its message starts with the package name (so it is findable in a shop's logs),
  * it carries a machine-readable `code`, and the HTTP `status` to answer with.
  */
+/** How every message of the package starts in a shop's logs; never shown to a browser. */
+export const MESSAGE_PREFIX = '[express-guanaitong] '
+
 export class GuanaitongError extends Error {
   readonly code: string | number
   readonly status: number
 
   constructor(message: string, code: string | number, status: number, options?: { cause?: unknown }) {
-    super(`[express-guanaitong] ${message}`, options)
+    super(`${MESSAGE_PREFIX}${message}`, options)
     this.name = 'GuanaitongError'
     this.code = code
     this.status = status

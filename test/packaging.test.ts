@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, posix } from 'node:path'
 import { packed, root, scratch, type Packed } from './packed'
 import { typecheck } from './typecheck'
 
@@ -27,10 +27,10 @@ describe('packaging: the packed tarball', function () {
 
   it('is built by prepack on a fresh copy and ships exactly dist, the docs, README, LICENSE and package.json', () => {
     const docs = readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)
-    const entry = (base: string) => [`${base}.cjs`, `${base}.cjs.map`, `${base}.d.cts`, `${base}.d.ts`, `${base}.js`, `${base}.js.map`]
+    const entry = (base: string) => [`${base}.cjs`, `${base}.d.cts`, `${base}.d.ts`, `${base}.js`]
     const expected = [
       'LICENSE', 'README.md', 'package.json', ...docs,
-      'dist/api.d.cts', 'dist/cli.js', 'dist/cli.js.map', ...entry('dist/index'), ...entry('dist/testing/index'),
+      'dist/api.d.cts', 'dist/cli.js', ...entry('dist/index'), ...entry('dist/testing/index'),
       'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts',
     ].sort()
     const files = pkg.files.map((f) => f.replace(/^dist\/types-[\w-]+\.d\.(c?)ts$/, 'dist/types-[hash].d.$1ts')).sort()
@@ -41,6 +41,25 @@ describe('packaging: the packed tarball', function () {
     expect(manifest.homepage).to.be.a('string')
     expect(manifest.bugs.url).to.be.a('string')
     expect(manifest.keywords).to.include('guanaitong')
+  })
+
+  it('ships no source map that points at a file it does not ship', () => {
+    const dangling: string[] = []
+    for (const file of pkg.files.filter((f) => /\.(c?js|d\.c?ts)$/.test(f))) {
+      const url = /^\/\/# sourceMappingURL=(\S+)$/m.exec(readFileSync(join(pkg.installed, file), 'utf8'))?.[1]
+      if (!url) continue
+      const map = posix.join(posix.dirname(file), url)
+      if (!pkg.files.includes(map)) {
+        dangling.push(`${file} -> ${map}`)
+        continue
+      }
+      const { sources } = JSON.parse(readFileSync(join(pkg.installed, map), 'utf8')) as { sources: string[] }
+      for (const source of sources) {
+        const shipped = posix.join(posix.dirname(map), source)
+        if (!pkg.files.includes(shipped)) dangling.push(`${map} -> ${shipped}`)
+      }
+    }
+    expect(dangling.slice(0, 5), `${dangling.length} dangling`).to.deep.equal([])
   })
 
   it('from CommonJS, require() is the router factory with every export on it, and signs the worked example', () => {

@@ -28,6 +28,8 @@ function pack(): Packed {
   mkdirSync(clone, { recursive: true })
   const tracked = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: root })
     .toString().split('\0').filter(Boolean)
+    // A worktree whose node_modules is a symlink lists it as an untracked file (`node_modules/` ignores directories only).
+    .filter((file) => file !== 'node_modules')
   for (const file of tracked) {
     mkdirSync(dirname(join(clone, file)), { recursive: true })
     cpSync(join(root, file), join(clone, file), { errorOnExist: false, force: true })

@@ -8,7 +8,7 @@
  * serves Prometheus metrics at /metrics (see otel.ts). DATABASE_URL (a PostgreSQL URL) keeps the
  * orders in PostgreSQL and settles payments through a PostgresStore; without it, both are in memory.
  */
-import { startShop, type Asset, type ShopOptions } from './app'
+import { startShop, type Asset, type Order, type ShopOptions } from './app'
 
 const env = process.env
 const port = env.PORT === undefined || env.PORT === '' ? 3000 : Number(env.PORT)
@@ -67,7 +67,6 @@ if (telemetry) {
 }
 if (shop.sandbox) {
   console.log(`[shop] embedded Guanaitong sandbox on ${shop.sandbox.url} (app id ${shop.sandbox.appId}, the sandbox's default secret)`)
-  console.log(`[shop] try: npx express-guanaitong notify --url ${shop.url}/gat/notify --app-id ${shop.sandbox.appId} --app-secret sandbox-secret`)
 } else {
   console.log(`[shop] using Guanaitong at ${env.GAT_BASE_URL}`)
 }
@@ -87,4 +86,15 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.exit(1)
     })
   })
+}
+
+// An order of the shop's own, so the printed notification pays it (an unknown order is answered
+// `fail`); made after the signal handlers are in place, and skipped if the shop stops first.
+if (shop.sandbox) {
+  const appId = shop.sandbox.appId
+  fetch(`${shop.url}/orders`, { method: 'POST' }).then((res) => res.json() as Promise<Order>).then((order) => {
+    console.log(`[shop] try paying order ${order.id} with a signed notification, as Guanaitong would send it:\n` +
+      `  npx tsx src/cli.ts notify --url ${shop.url}/gat/notify --app-id ${appId} --app-secret sandbox-secret ` +
+      `--outer-trade-no ${order.id} --amount ${order.amount} --buyer-open-id ${order.buyerOpenId}`)
+  }, () => {})
 }

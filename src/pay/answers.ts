@@ -3,13 +3,18 @@
  * status → log level → whether the employee may have been charged. Framework-neutral: the
  * Express glue (middleware/pay.ts) only sends `status` and `body` and logs at `level`.
  */
-import { errorMessage, errorProperty, GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
+import { STATUS_CODES } from 'node:http'
+import { errorMessage, errorProperty, GatError, GuanaitongError, MESSAGE_PREFIX, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../errors'
 
 /** Why a pay was not answered with a trade number. */
 export type PayReason =
   /** A pay parameter breaks Guanaitong's limits (the client checked before sending). */
   | 'INVALID_PARAM'
-  /** The request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw an error with a 4xx `status`. */
+  /**
+   * The request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw an error with a 4xx
+   * `status`. The body's `code` says which: body-parser's `type`, the error's own string `code`, else the status's name
+   * (`UNAUTHORIZED`, `NOT_FOUND`, `CONFLICT`…); its `msg` is the error's message, written for the cashier page.
+   */
   | 'BAD_REQUEST'
   /** `preparePayment` (or reading the body) failed otherwise: a bug or an outage on the shop's side. */
   | 'PREPARE_FAILED'
@@ -29,14 +34,20 @@ interface Row {
   level: 'warn' | 'error'
   /** The employee may have been charged by this request: the answer says `ambiguous: true`. */
   mayHaveCharged: boolean
+  /** The body's `code` and `msg` when the reason fixes them; else they come from the error (see payAnswer). */
+  code?: string
+  msg?: string
 }
+
+const NOT_SENT_MSG = 'the payment could not be sent, nothing was charged; try again'
+const PREPARE_FAILED_MSG = 'the pay request could not be prepared; see the server log'
 
 const TABLE: Record<PayReason, Row> = {
   INVALID_PARAM: { status: 400, level: 'warn', mayHaveCharged: false },
   // The 4xx of the error itself is used when it has one (401 from preparePayment, 413 from the parser).
   BAD_REQUEST: { status: 400, level: 'warn', mayHaveCharged: false },
-  PREPARE_FAILED: { status: 500, level: 'error', mayHaveCharged: false },
-  NOT_SENT: { status: 503, level: 'error', mayHaveCharged: false },
+  PREPARE_FAILED: { status: 500, level: 'error', mayHaveCharged: false, code: 'INTERNAL', msg: PREPARE_FAILED_MSG },
+  NOT_SENT: { status: 503, level: 'error', mayHaveCharged: false, code: 'UNAVAILABLE', msg: NOT_SENT_MSG },
   OUTER_TRADE_NO_EXISTS: { status: 409, level: 'warn', mayHaveCharged: false },
   REFUSED: { status: 502, level: 'error', mayHaveCharged: false },
   TIMEOUT: { status: 504, level: 'error', mayHaveCharged: true },
@@ -48,9 +59,6 @@ const TABLE: Record<PayReason, Row> = {
  * anything goes to the client; `send` from the call of `client.pay` on.
  */
 export type PayPhase = 'prepare' | 'send'
-
-const NOT_SENT_MSG = 'the payment could not be sent, nothing was charged; try again'
-const PREPARE_FAILED_MSG = 'the pay request could not be prepared; see the server log'
 
 /** A failed pay: its reason, the answer to send, and how to log it. `cause` is what was thrown. */
 export class PayRejection extends GuanaitongError {
@@ -93,6 +101,21 @@ function clientStatus(err: unknown): number | null {
   return typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500 ? status : null
 }
 
+/** `CONFLICT` for 409, `NOT_FOUND` for 404: the status's own name, for a refusal that names no code of its own. */
+function statusName(status: number): string {
+  return (STATUS_CODES[status] ?? 'BAD_REQUEST').toUpperCase().replace(/[^A-Z0-9]+/g, '_')
+}
+
+/** What a 4xx refusal tells the cashier page: body-parser's `type`, the error's string `code`, else the status's name. */
+function refusal(err: unknown, status: number): { code: string | number; msg: string } {
+  const type = errorProperty(err, 'type')
+  const own = err instanceof GuanaitongError ? err.code : errorProperty(err, 'code')
+  const code = typeof type === 'string' ? type : typeof own === 'string' || typeof own === 'number' ? own : statusName(status)
+  // The package's own messages carry its log prefix, which means nothing on a cashier page.
+  const message = errorMessage(err)
+  return { code, msg: message.startsWith(MESSAGE_PREFIX) ? message.slice(MESSAGE_PREFIX.length) : message }
+}
+
 /**
  * The answer for `err`, thrown (or rejected with: anything, `undefined` included) during `phase`.
  * `outerTradeNo` is echoed in upstream answers so the cashier page knows which order to check.
@@ -108,10 +131,9 @@ export function payAnswer(err: unknown, phase: PayPhase, outerTradeNo?: unknown)
   const order = typeof outerTradeNo === 'string' ? outerTradeNo : undefined
   if (phase === 'prepare') {
     const status = clientStatus(err)
-    if (status === null) return new PayRejection('PREPARE_FAILED', { code: 'INTERNAL', msg: PREPARE_FAILED_MSG }, detail, err)
-    const type = errorProperty(err, 'type')
-    const code = err instanceof GuanaitongError ? err.code : typeof type === 'string' ? type : 'BAD_REQUEST'
-    return new PayRejection('BAD_REQUEST', { code, msg: detail }, detail, err, status)
+    const { code, msg } = TABLE.PREPARE_FAILED
+    if (status === null) return new PayRejection('PREPARE_FAILED', { code, msg }, detail, err)
+    return new PayRejection('BAD_REQUEST', refusal(err, status), detail, err, status)
   }
   if (!(err instanceof GatError)) {
     return new PayRejection('OUTCOME_UNKNOWN', {
@@ -121,8 +143,7 @@ export function payAnswer(err: unknown, phase: PayPhase, outerTradeNo?: unknown)
   }
   const reason = gatReason(err)
   const ambiguous = TABLE[reason].mayHaveCharged
-  const msg = reason === 'NOT_SENT' ? NOT_SENT_MSG : err.msg
-  const code = reason === 'NOT_SENT' ? 'UNAVAILABLE' : err.code
+  const { code = err.code, msg = err.msg } = TABLE[reason]
   return new PayRejection(reason, { code, msg, outer_trade_no: order, trace_id: err.traceId, ambiguous }, detail, err)
 }
 

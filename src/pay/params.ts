@@ -9,7 +9,7 @@
  *   shop lists in `extraPayParams`. Names are compared exactly: `NOTIFY_URL` or `"notify_url "` is
  *   an unknown name, not a spelling of `notify_url`.
  */
-import { ParamError } from '../errors'
+import { ConfigError, ParamError } from '../errors'
 import { findReservedCharacter, hasReservedCharacter, PAY_FIELDS, type PayField } from '../fields'
 import type { PayParams, PayRequestFields } from '../types'
 import { checkPayString } from '../client/validate'
@@ -79,7 +79,14 @@ export async function buildPayParams(
   if (prepare) {
     // The order number is what a shop looks its order up by: checked before preparePayment sees it.
     const outerTradeNo = checkPayString('outer_trade_no', params.outer_trade_no)
-    params = (await prepare({ ...params, outer_trade_no: outerTradeNo })) ?? params
+    const prepared: unknown = await prepare({ ...params, outer_trade_no: outerTradeNo })
+    // Returning nothing (a JavaScript preparePayment that only checks, or fills in the object it
+    // was given) would send the body as the browser wrote it: its buyer, its amount. A 500 instead.
+    if (prepared === null || typeof prepared !== 'object') {
+      throw new ConfigError(`preparePayment returned ${prepared === null ? 'null' : typeof prepared}, not the pay parameters: ` +
+        'return them built from your session and order (see the README, "The secure pay pattern"); nothing was sent')
+    }
+    params = prepared as Partial<PayParams>
   }
   refuseUnknownKeys(params, allowed)
   if (rules.notifyUrl) params.notify_url = rules.notifyUrl

@@ -1,6 +1,7 @@
 /**
  * `express-guanaitong unsettled`, run as a real child process through tsx, against the
- * machine's Redis (a unique prefix) holding a RedisStore's unsettled ledger.
+ * machine's Redis (a unique prefix) holding a RedisStore's unsettled ledger, and against
+ * PostgreSQL and MariaDB (a unique table) holding a SQL store's.
  */
 import { expect } from 'chai'
 import { spawn } from 'node:child_process'
@@ -8,8 +9,9 @@ import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { Redis } from 'ioredis'
 import { RedisStore } from '../../src/stores/redis'
-import type { UnsettledRecord } from '../../src/types'
+import type { TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/types'
 import { deleteKeys, REDIS_URL, uniquePrefix, unusedPort } from '../stores/redis-helpers'
+import { MYSQL_URL, POSTGRES_URL, SQL_KINDS, sqlTarget, uniqueTable } from '../stores/sql-helpers'
 
 const root = resolve(import.meta.dirname, '..', '..')
 const HOUR = 60 * 60 * 1000
@@ -17,6 +19,7 @@ const HOUR = 60 * 60 * 1000
 async function cli(args: string[], env: Record<string, string> = {}) {
   const clean = { ...process.env }
   delete clean.GAT_REDIS_URL
+  delete clean.GAT_DATABASE_URL
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'unsettled', ...args], {
     cwd: root, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -26,6 +29,13 @@ async function cli(args: string[], env: Record<string, string> = {}) {
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const [code] = (await once(child, 'close')) as [number | null]
   return { code, stdout, stderr, lines: stdout.trimEnd().split('\n') }
+}
+
+function record(no: string, deadline: number, extra: Partial<UnsettledRecord> = {}): UnsettledRecord {
+  return {
+    key: `20110698:paid:${no}`, appId: '20110698', outerTradeNo: no, totalAmount: '19.90', totalFen: 1990,
+    buyerOpenId: 'd87797eea12a2f80ad72ed93214a0908', tradeNo: null, reason: 'AMBIGUOUS', since: deadline - 25 * HOUR, deadline, ...extra,
+  }
 }
 
 describe('cli unsettled (real Redis)', function () {
@@ -38,10 +48,6 @@ describe('cli unsettled (real Redis)', function () {
     redis = new Redis(REDIS_URL)
     const store = new RedisStore({ client: redis, prefix })
     const now = Date.now()
-    const record = (no: string, deadline: number, extra: Partial<UnsettledRecord> = {}): UnsettledRecord => ({
-      key: `20110698:paid:${no}`, appId: '20110698', outerTradeNo: no, totalAmount: '19.90', totalFen: 1990,
-      buyerOpenId: 'd87797eea12a2f80ad72ed93214a0908', tradeNo: null, reason: 'AMBIGUOUS', since: deadline - 25 * HOUR, deadline, ...extra,
-    })
     records = [
       record('LATER01', now + 3 * HOUR),
       record('OVERDUE01', now - 2 * HOUR, { tradeNo: '2018070920000005', reason: 'HANDLER_FAILED', totalAmount: '0.01', totalFen: 1 }),
@@ -107,7 +113,11 @@ describe('cli unsettled (real Redis)', function () {
   })
 
   const bad: Array<[string, string[], RegExp]> = [
-    ['no --redis', [], /--redis is required \(or set GAT_REDIS_URL\)/],
+    ['no --redis', [], /--redis or --database-url is required \(or set GAT_REDIS_URL or GAT_DATABASE_URL\)/],
+    ['both --redis and --database-url', ['--redis', REDIS_URL, '--database-url', POSTGRES_URL], /give --redis or --database-url, not both/],
+    ['not a database URL', ['--database-url', 'sqlite:///tmp/x'], /--database-url must be a postgres:\/\/ or mysql:\/\/ URL/],
+    ['--table with --redis', ['--redis', REDIS_URL, '--table', 't'], /--table goes with --database-url/],
+    ['a table name that is not one', ['--database-url', POSTGRES_URL, '--table', 'x; DROP TABLE y'], /--table: /],
     ['not a redis URL', ['--redis', 'http://127.0.0.1:6379'], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
     ['a prefix with a brace', ['--redis', REDIS_URL, '--prefix', 'gat:{x}'], /--prefix has no \{ or \}/],
     ['a zero limit', ['--redis', REDIS_URL, '--limit', '0'], /--limit must be a whole number from 1/],
@@ -123,6 +133,57 @@ describe('cli unsettled (real Redis)', function () {
   it('--help describes the command', async () => {
     const run = await cli(['--help'])
     expect(run.code).to.equal(0)
-    expect(run.stdout).to.contain('Usage: express-guanaitong unsettled --redis <url>')
+    expect(run.stdout).to.contain('Usage: express-guanaitong unsettled (--redis <url> [--prefix gat:] | --database-url <url>')
   })
 })
+
+for (const kind of SQL_KINDS) {
+  describe(`cli unsettled --database-url (real ${kind})`, function () {
+    this.timeout(60_000)
+    const target = sqlTarget(kind, 2)
+    const table = uniqueTable('cli')
+    const url = kind === 'postgres' ? POSTGRES_URL : MYSQL_URL
+    let records: UnsettledRecord[]
+
+    before(async () => {
+      const store = target.store({ table }) as TransactionalStore & UnsettledLedger
+      const now = Date.now()
+      records = [record('SQLLATER1', now + 3 * HOUR), record('SQLDUE1', now - HOUR, { tradeNo: '2018070920000005', reason: 'HANDLER_FAILED' })]
+      for (const r of records) await store.watchUnsettled(r)
+      records.sort((a, b) => a.deadline - b.deadline)
+    })
+
+    after(async () => {
+      await target.drop(table)
+      await target.end()
+    })
+
+    it('prints the ledger of the store\'s table, soonest deadline first; --json as stored', async () => {
+      const run = await cli(['--database-url', url, '--table', table])
+      expect(run.code, run.stderr).to.equal(0)
+      expect(run.lines.slice(1, 3).map((row) => row.split(/\s{2,}/)[2])).to.deep.equal(['SQLDUE1', 'SQLLATER1'])
+      expect(run.lines[3]).to.equal('2 unsettled pays, 1 past the deadline')
+      const json = await cli(['--table', table, '--json'], { GAT_DATABASE_URL: url })
+      expect(json.code, json.stderr).to.equal(0)
+      expect(json.lines.map((line) => JSON.parse(line) as UnsettledRecord)).to.deep.equal(records)
+    })
+
+    it('a table that does not exist: exit 1, and nothing is created', async () => {
+      const missing = uniqueTable('cli_missing')
+      const run = await cli(['--database-url', url, '--table', missing])
+      expect(run.code, run.stdout).to.equal(1)
+      expect(run.stderr).to.match(/answered/)
+      expect(await target.exists(missing)).to.equal(false)
+      expect(await target.exists(`${missing}_unsettled`)).to.equal(false)
+    })
+
+    it('an unreachable database: exit 3, the password never printed', async () => {
+      const unreachable = new URL(target.unreachableUrl)
+      unreachable.password = 'hunter2secret'
+      const run = await cli(['--database-url', unreachable.href])
+      expect(run.code, run.stderr).to.equal(3)
+      expect(run.stderr).to.match(/cannot reach (PostgreSQL|MySQL) at \w+:\/\/\w+:\*\*\*@127\.0\.0\.1/)
+      expect(run.stdout + run.stderr).to.not.contain('hunter2secret')
+    })
+  })
+}

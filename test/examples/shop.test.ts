@@ -157,6 +157,23 @@ describe('example shop: the npm start process', function () {
     expect(refused).to.equal('ECONNREFUSED')
   })
 
+  it('prints a notify command that, run as printed, pays an order of the shop', async () => {
+    const shop = spawn(process.execPath, ['--import', 'tsx', 'examples/shop/server.ts'], {
+      cwd: root, env: { ...process.env, PORT: '0' }, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    group = shop.pid!
+    const out = watch(shop)
+    const [, url] = await out.waitFor(/cashier page on (http:\/\/\S+)/, 60_000)
+    const [, id, command] = await out.waitFor(/try paying order (\S+) .*\n {2}(npx .+)\n/, 10_000)
+    const notify = spawn('sh', ['-c', command], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const printed = watch(notify)
+    const [code] = (await once(notify, 'exit')) as [number | null]
+    expect(code, printed.output()).to.equal(0)
+    expect(printed.output()).to.contain('"success"')
+    const order = (await (await fetch(`${url}/orders/${id}`)).json()) as Order
+    expect(order.status).to.equal('paid')
+  })
+
   it('a taken port prints what to do (set PORT) and exits 1, without a stack trace', async () => {
     blocker = createServer()
     await new Promise<void>((resolveListen) => blocker!.listen(0, '127.0.0.1', resolveListen))

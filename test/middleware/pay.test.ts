@@ -264,6 +264,42 @@ for (const { name, express } of EXPRESS_VERSIONS) {
       expect(JSON.stringify(res2.body)).to.not.contain('secret db detail')
       expect(broken.logger.lines.some((l) => l.level === 'error' && /secret db detail/.test(l.message))).to.equal(true)
     })
+
+    it('names a refusal from preparePayment by its status (UNAUTHORIZED, NOT_FOUND, CONFLICT), keeping its message', async () => {
+      for (const [status, code] of [[401, 'UNAUTHORIZED'], [403, 'FORBIDDEN'], [404, 'NOT_FOUND'], [409, 'CONFLICT']] as const) {
+        const { app } = setup(async () => 'x', {
+          preparePayment: () => { throw Object.assign(new Error('这个订单已支付 this order is paid already'), { status }) },
+        })
+        const res = await request(app).post('/gat/pay').send(order)
+        expect([res.status, res.body]).to.deep.equal([status, { code, msg: '这个订单已支付 this order is paid already' }])
+      }
+      const { app } = setup(async () => 'x', { preparePayment: () => { throw Object.assign(new Error('gone'), { status: 409, code: 'ORDER_PAID' }) } })
+      expect((await request(app).post('/gat/pay').send(order)).body).to.deep.equal({ code: 'ORDER_PAID', msg: 'gone' })
+    })
+
+    it('answers the browser without the package\'s log prefix (a 415 is logged with it)', async () => {
+      const { app, logger } = setup(async () => 'x')
+      const res = await request(app).post('/gat/pay').set('Content-Type', 'text/plain').send('{}')
+      expect(res.status).to.equal(415)
+      expect(res.body.msg).to.match(/^the pay route takes JSON bodies/)
+      expect(logger.lines.some((l) => l.message.includes('[express-guanaitong] the pay route takes JSON bodies'))).to.equal(true)
+    })
+
+    for (const [what, prepare] of [
+      ['nothing (it filled in the object it was given)', (_req: unknown, params: Record<string, unknown>) => {
+        Object.assign(params, { buyer_open_id: 'from-session', total_amount: '12.50' })
+      }],
+      ['null', () => null],
+    ] as const) {
+      it(`refuses a pay whose preparePayment returned ${what}: 500, the body's buyer and amount never sent`, async () => {
+        const { app, sent, logger } = setup(async () => 'x', { preparePayment: prepare })
+        const res = await request(app).post('/gat/pay').send({ ...order, buyer_open_id: 'someone-else', total_amount: '0.01' })
+        expect(res.status).to.equal(500)
+        expect(res.body.code).to.equal('INTERNAL')
+        expect(sent).to.have.length(0)
+        expect(logger.lines.filter((l) => l.level === 'error' && /preparePayment returned/.test(l.message))).to.have.length(1)
+      })
+    }
   })
 }
 
