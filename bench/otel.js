@@ -4,12 +4,12 @@
 //   API, no SDK  the API installed, nothing registered: what a library user without OpenTelemetry pays
 //   SDK          the SDK registered, every span and metric recorded, exported to exporters that drop them
 // `node bench/otel.js` (after `npm run build`) runs only this part and prints it; `npm run bench` includes it.
-// BENCH_OTEL_ROUNDS (default 5) rounds of ROUND_SEC each; the order of the three turns rotates per round.
+// BENCH_OTEL_ROUNDS (default 5, 1 with BENCH_SMOKE=1) rounds of ROUND_SEC each; the order of the three turns rotates per round.
 import { fileURLToPath } from 'node:url'
-import { CONNECTIONS, ROUND_SEC, WARMUP_SEC, combine, log, measure, median, warm } from './measure.js'
+import { CONNECTIONS, ROUND_SEC, SMOKE, WARMUP_SEC, combine, log, measure, median, warm } from './measure.js'
 import { startServer } from './proc.js'
 
-const ROUNDS = Number(process.env.BENCH_OTEL_ROUNDS ?? 5)
+const ROUNDS = Number(process.env.BENCH_OTEL_ROUNDS ?? (SMOKE ? 1 : 5))
 const HIDE = fileURLToPath(new URL('./servers/hide-otel.cjs', import.meta.url))
 
 export const OTEL_VARIANTS = [
