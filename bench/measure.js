@@ -12,11 +12,19 @@ export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 2 : 3))
 export const ROUND_SEC = Math.max(2, Math.round(DURATION_SEC / 2.5))
 export const CONNECTIONS = 50
 
-/** Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out). */
+/**
+ * Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out):
+ * twice the rate last measured at that URL, else a default by kind. The SQL servers answer a tenth of
+ * the baseline's rate: sizing their pools for it saves most of the bench's body generation. Not for
+ * duplicates, which a store may answer several times faster than new notifications.
+ */
 const RATES = { ceiling: 50_000, pay: 4_000 }
-const pool = (kind, seconds, rate) => Math.ceil(seconds * (rate ? rate * 1.1 : RATES[kind] ?? 14_000))
+const lastRate = new Map()
+const pool = (config, seconds, kind = config.kind) => Math.ceil(seconds * (config.rate ? config.rate * 1.1
+  : lastRate.has(config.url) && !config.dup ? Math.max(200, lastRate.get(config.url) * 2) : RATES[kind] ?? 14_000))
 
-export const log = (message) => process.stderr.write(`[bench] ${message}\n`)
+const started = performance.now()
+export const log = (message) => process.stderr.write(`[bench +${Math.round((performance.now() - started) / 1000)} s] ${message}\n`)
 export const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
 /** Counts by label between two reports (servers/wire.js). */
@@ -27,8 +35,10 @@ const databaseBetween = (before, after, key) => (after?.[key] !== undefined && b
   ? after[key] - before[key] : undefined)
 
 /** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
-export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
-  return load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate), prefix: `${config.prefix}W` })
+export async function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
+  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(config, seconds, poolKind), prefix: `${config.prefix}W` })
+  lastRate.set(config.url, result.rps)
+  return result
 }
 
 /**
@@ -38,7 +48,8 @@ export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
 export async function measure(server, config, seconds = DURATION_SEC, poolKind = config.kind) {
   const before = await server.report()
   const loadAvg = os.loadavg()[0]
-  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate) })
+  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(config, seconds, poolKind) })
+  lastRate.set(config.url, result.rps)
   const after = await server.report()
   return {
     ...result,

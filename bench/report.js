@@ -276,7 +276,7 @@ export function writeResults(results, dir) {
     : results.partial ? `\n**Partial run** (\`BENCH_ONLY=${results.partial}\`): only these scenarios.\n` : ''
   writeFileSync(join(dir, 'results.md'), `# Benchmark results
 
-${results.date.slice(0, 10)} · ${machine.cores} cores (${machine.cpu}) · Node ${machine.node} · ${machine.platform} · ${results.elapsedSec} s · load average at the end ${machine.loadAvg.map((x) => x.toFixed(2)).join(' ')}
+${results.date.slice(0, 10)} · ${machine.cores} cores (${machine.cpu}) · Node ${machine.node} · ${machine.platform} · ${results.elapsedSec} s${results.plannedLoadSec ? ` (at most ${results.plannedLoadSec} s of load by design)` : ''} · load average at the end ${machine.loadAvg.map((x) => x.toFixed(2)).join(' ')}
 ${warning}
 \`npm run bench\` (see [README.md](README.md) for the method). Every server ran in its own process and the load
 generator (autocannon, ${settings.connections} connections) in another, after ${settings.warmupSec} s of warmup. The notify servers
@@ -285,7 +285,7 @@ machine hits them alike: their req/s is over all rounds, p50/p99 the median of t
 "all duplicates" row is one ${settings.roundSec} s run after the rounds. Other rows are single ${settings.durationSec} s runs unless their note says
 otherwise. **Client, server and databases share the ${machine.cores} cores**: the ratios, taken in the same run, are what the
 targets use. "× anchor" is the row's req/s over its anchor's (the bare Express handler, or for a SQL store the
-hand-written handler on the same database). CPU µs/req is each process's user + system time per response: the
+hand-written handler on the same database; for the rows after the stores, the bare Express handler). CPU µs/req is each process's user + system time per response: the
 server's; the database's, for this server's connections (PostgreSQL backends, MariaDB threads) and for the whole
 database server (every client's work, and the background writers); the load generator's. Round trips per request
 are counted at the client for every request the server received (README.md, "Round trips").

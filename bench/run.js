@@ -3,7 +3,7 @@
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, SMOKE, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
-import { otelScenarios } from './otel.js'
+import { OTEL_ROUNDS, otelScenarios } from './otel.js'
 import { compareProfiles, profileServer, removeProfiles } from './profile.js'
 import { killChildren, runJson, startRedis, startServer } from './proc.js'
 import { notifyTargets, writeResults } from './report.js'
@@ -219,6 +219,25 @@ async function replication() {
   return { plain: combine(runs.plain), wait: combine(runs.wait), replicaDown }
 }
 
+/**
+ * Seconds of load the whole bench runs by design (warmups, runs, rounds, and the profiles when every
+ * throughput target is missed); processes starting, bodies being signed and reports add to it.
+ */
+function plannedLoadSeconds() {
+  const W = WARMUP_SEC
+  const R = ROUND_SEC
+  const D = DURATION_SEC
+  const n = TURNS.length
+  return (W + D) // ceiling
+    + n * W + ROUNDS * n * R + STORES.length * R // notify turns, then each store's duplicates
+    + W + R // console logger
+    + 3 * W + OTEL_ROUNDS * 3 * R // OpenTelemetry
+    + 2 * W + 4 * D // pay route and sandbox direct, each at full speed and paced
+    + 3 * W + ROUNDS * 3 * R // pay settle
+    + 2 * W + ROUNDS * 2 * R + R // replication
+    + (STORES.length + 3) * (W + R) // profiles: every store and its anchor, at worst
+}
+
 const started = Date.now()
 const settings = { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) }
 const machine = () => ({ cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, loadAvg: os.loadavg() })
@@ -250,7 +269,8 @@ if (process.env.BENCH_ONLY === 'notify') {
   writeResults({ date: new Date().toISOString(), smoke: SMOKE, partial: 'notify', machine: machine(), settings, elapsedSec: Math.round((Date.now() - started) / 1000), notify, profiles: await missedProfiles(notify) }, outDir)
   process.exit(0)
 }
-log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${ROUNDS} rounds of ${ROUND_SEC} s, ${CONNECTIONS} connections${SMOKE ? '; SMOKE RUN' : ''}`)
+log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${ROUNDS} rounds of ${ROUND_SEC} s, ${CONNECTIONS} connections${SMOKE ? '; SMOKE RUN' : ''}; ` +
+  `at most ${plannedLoadSeconds()} s of load, time limit ${limitSec} s; results to ${outDir}`)
 log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
 const ceilingResult = await ceiling()
@@ -268,6 +288,7 @@ writeResults({
   machine: machine(),
   settings: { ...settings, payRate: payResults.rate },
   elapsedSec: Math.round((Date.now() - started) / 1000),
+  plannedLoadSec: plannedLoadSeconds(),
   micro,
   ceiling: ceilingResult,
   notify,
