@@ -301,8 +301,10 @@ ${goals.map((g) => `- **${verdict(g)}** — ${g.name}: ${g.measured}.` +
 ${profiles.length ? `
 ## Where the time goes (missed throughput targets)
 
-Each store's server and its anchor's, profiled alone (\`--cpu-prof\`, bench/profile.js) for ${settings.warmupSec} s of warmup and ${settings.roundSec} s of
-all-new notifications. Sampled time over the process's life (startup included) divided by the requests it served.
+Each store's server and its anchor's, profiled alone (bench/profile.js) after ${settings.warmupSec} s of warmup, for ${settings.roundSec} s of
+all-new notifications: each package's share of the server's non-idle samples, applied to the CPU time the server
+used per request while profiled (the profiler's own cost included). The database's and the load generator's CPU
+per request are in the table "Stores against their anchors".
 
 ${profiles.map(([, lines]) => lines.join('\n')).join('\n\n')}
 ` : ''}
