@@ -1,6 +1,7 @@
 // The router's notify route: parse, verify, dedupe, a no-op onPaid.
 // `node notify.js memory` uses the default MemoryStore; `node notify.js redis` a RedisStore on
-// BENCH_REDIS_URL (default redis://127.0.0.1:6379; prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
+// BENCH_REDIS_URL (default redis://127.0.0.1:6379; prints `SKIP <why>` and exits when no Redis
+// answers or RedisStore is missing). Round trips to the database are counted on the wire (wire.js).
 // `node notify.js postgres` / `mysql`: a PostgresStore / MysqlStore on the local database, and an
 // onPaid that INSERTs a payment row through ctx.tx (sql.js; SKIP when the database is missing).
 // BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
