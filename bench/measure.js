@@ -3,28 +3,42 @@
 import os from 'node:os'
 import { load, peakRssMb } from './proc.js'
 
-export const WARMUP_SEC = Number(process.env.BENCH_WARMUP ?? 3)
-export const DURATION_SEC = Number(process.env.BENCH_DURATION ?? 10)
-/** Baseline, notify-memory and notify-redis are measured in turns: ROUNDS runs of ROUND_SEC each. */
-export const ROUNDS = 3
+/** BENCH_SMOKE=1: every scenario a few seconds, to check that the bench works (its figures mean nothing). */
+export const SMOKE = process.env.BENCH_SMOKE === '1'
+export const WARMUP_SEC = Number(process.env.BENCH_WARMUP ?? (SMOKE ? 1 : 3))
+export const DURATION_SEC = Number(process.env.BENCH_DURATION ?? (SMOKE ? 2 : 10))
+/** The scenarios measured in turns: ROUNDS runs of ROUND_SEC each. */
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (SMOKE ? 2 : 3))
 export const ROUND_SEC = Math.max(2, Math.round(DURATION_SEC / 2.5))
 export const CONNECTIONS = 50
 
-/** Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out). */
+/**
+ * Bodies to pre-generate for `seconds` of load (the loader makes more on the fly if they run out):
+ * twice the rate last measured at that URL, else a default by kind. The SQL servers answer a tenth of
+ * the baseline's rate: sizing their pools for it saves most of the bench's body generation. Not for
+ * duplicates, which a store may answer several times faster than new notifications.
+ */
 const RATES = { ceiling: 50_000, pay: 4_000 }
-const pool = (kind, seconds, rate) => Math.ceil(seconds * (rate ? rate * 1.1 : RATES[kind] ?? 14_000))
+const lastRate = new Map()
+const pool = (config, seconds, kind = config.kind) => Math.ceil(seconds * (config.rate ? config.rate * 1.1
+  : lastRate.has(config.url) && !config.dup ? Math.max(200, lastRate.get(config.url) * 2) : RATES[kind] ?? 14_000))
 
-export const log = (message) => process.stderr.write(`[bench] ${message}\n`)
+const started = performance.now()
+export const log = (message) => process.stderr.write(`[bench +${Math.round((performance.now() - started) / 1000)} s] ${message}\n`)
 export const sum = (list, pick) => list.reduce((total, item) => total + pick(item), 0)
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
-const commandCount = (report) => sum(Object.values(report.commands ?? {}), (n) => n)
-/** What the SQL stores' servers count, by kind of statement (servers/sql.js), between two reports. */
-const statementsBetween = (before, after) => Object.fromEntries(Object.entries(after.statements)
-  .map(([kind, n]) => [kind, n - (before.statements?.[kind] ?? 0)]).filter(([, n]) => n > 0))
+/** Counts by label between two reports (servers/wire.js). */
+const labelsBetween = (before, after) => Object.fromEntries(Object.entries(after.byLabel)
+  .map(([label, n]) => [label, n - (before?.byLabel[label] ?? 0)]).filter(([, n]) => n > 0))
+/** CPU µs of the database between two reports, `key` 'ownUs' (this server's connections) or 'wholeUs'. */
+const databaseBetween = (before, after, key) => (after?.[key] !== undefined && before?.[key] !== undefined && after.source === before.source
+  ? after[key] - before[key] : undefined)
 
 /** Warms a server up with `seconds` of its own distinct requests; resolves with the loader's result. */
-export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
-  return load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate), prefix: `${config.prefix}W` })
+export async function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
+  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(config, seconds, poolKind), prefix: `${config.prefix}W` })
+  lastRate.set(config.url, result.rps)
+  return result
 }
 
 /**
@@ -34,16 +48,21 @@ export function warm(config, seconds = WARMUP_SEC, poolKind = config.kind) {
 export async function measure(server, config, seconds = DURATION_SEC, poolKind = config.kind) {
   const before = await server.report()
   const loadAvg = os.loadavg()[0]
-  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(poolKind, seconds, config.rate) })
+  const result = await load({ connections: CONNECTIONS, ...config, durationSec: seconds, pool: pool(config, seconds, poolKind) })
+  lastRate.set(config.url, result.rps)
   const after = await server.report()
   return {
     ...result,
     cpuUs: after.cpuUs - before.cpuUs,
     cpuUsPerRequest: result.total ? Math.round((after.cpuUs - before.cpuUs) / result.total) : null,
     onPaidCalls: after.paid === undefined ? undefined : after.paid - before.paid,
-    redisCommands: after.commands ? commandCount(after) - commandCount(before) : undefined,
-    sqlStatements: after.statements ? statementsBetween(before, after) : undefined,
-    databaseCpuUs: after.database && after.database.source === before.database?.source ? after.database.cpuUs - before.database.cpuUs : undefined,
+    // The requests the server received (aborted ones included) and the round trips they made.
+    served: after.requests - before.requests,
+    roundTrips: after.roundTrips ? after.roundTrips.total - before.roundTrips.total : undefined,
+    roundTripsByLabel: after.roundTrips ? labelsBetween(before.roundTrips, after.roundTrips) : undefined,
+    shopRoundTrips: after.shopRoundTrips === undefined ? undefined : after.shopRoundTrips - before.shopRoundTrips,
+    databaseCpuUs: databaseBetween(before.database, after.database, 'ownUs'),
+    databaseWholeCpuUs: databaseBetween(before.database, after.database, 'wholeUs'),
     peakRssMb: peakRssMb(server.pid) ?? Math.round(after.maxRssKb / 102.4) / 10,
     loadAvg: Math.round(loadAvg * 100) / 100,
     before,
@@ -56,18 +75,19 @@ export function combine(runs) {
   const total = sum(runs, (r) => r.total)
   const durationSec = sum(runs, (r) => r.durationSec)
   const counted = (key) => (runs[0][key] === undefined ? undefined : sum(runs, (r) => r[key]))
-  const redisCommands = counted('redisCommands')
-  // SQL statements (each one a round trip to the database), by kind and in all: per request, and
-  // per settled notification (per done-marker). Requests still in flight when the load stops are
-  // not in autocannon's total but their statements are counted: per done-marker is exact in a
-  // pass of new notifications, where each settles with one done-marker and nothing else does.
-  const sql = runs[0].sqlStatements === undefined ? undefined : {}
-  for (const run of sql ? runs : []) for (const [kind, n] of Object.entries(run.sqlStatements)) sql[kind] = (sql[kind] ?? 0) + n
-  const per = (n, of) => Math.round((n / of) * 100) / 100
-  const perRequest = (n) => per(n, total)
-  const statements = sql && sum(Object.values(sql), (n) => n)
-  const settled = sql?.['done-marker'] ?? 0
-  const readable = runs.filter((r) => r.databaseCpuUs !== undefined)
+  // Round trips per request the server received, the store's alone (without the shop's own
+  // statements, sent by onPaid) and by label.
+  const served = sum(runs, (r) => r.served)
+  const trips = counted('roundTrips')
+  const shop = counted('shopRoundTrips') ?? 0
+  const byLabel = {}
+  for (const run of trips === undefined ? [] : runs) for (const [label, n] of Object.entries(run.roundTripsByLabel)) byLabel[label] = (byLabel[label] ?? 0) + n
+  const per = (n) => Math.round((n / served) * 100) / 100
+  /** Database CPU µs per request, over the runs where it could be read the same way before and after. */
+  const databasePerRequest = (key) => {
+    const readable = runs.filter((r) => r[key] !== undefined)
+    return readable.length ? Math.round(sum(readable, (r) => r[key]) / sum(readable, (r) => r.total)) : undefined
+  }
   return {
     rps: total / durationSec,
     total,
@@ -75,18 +95,17 @@ export function combine(runs) {
     p50: median(runs.map((r) => r.p50)),
     p99: median(runs.map((r) => r.p99)),
     cpuUsPerRequest: Math.round(sum(runs, (r) => r.cpuUs) / total),
-    // The load generator's CPU, and the database's where the server can read it (SQL stores).
+    // The load generator's CPU, and the database's: this server's connections (PostgreSQL backends,
+    // MariaDB threads) and the whole database server (other clients' work included).
     loadCpuUsPerRequest: runs.every((r) => r.loadCpuUs !== undefined) ? Math.round(sum(runs, (r) => r.loadCpuUs) / total) : undefined,
-    // Over the runs where the database could be read the same way before and after.
-    ...(readable.length ? { databaseCpuUsPerRequest: Math.round(sum(readable, (r) => r.databaseCpuUs) / sum(readable, (r) => r.total)) } : {}),
+    databaseCpuUsPerRequest: databasePerRequest('databaseCpuUs'),
+    databaseWholeCpuUsPerRequest: databasePerRequest('databaseWholeCpuUs'),
     onPaidCalls: counted('onPaidCalls'),
-    ...(redisCommands === undefined ? {} : { redisCommandsPerRequest: perRequest(redisCommands) }),
-    ...(sql === undefined ? {} : {
-      sqlStatements: sql,
-      sqlStatementsPerRequest: perRequest(statements),
-      sqlStatementsByKind: Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, perRequest(n)])),
-      sqlStatementsPerSettled: settled ? per(statements, settled) : null,
-      sqlStatementsPerSettledByKind: settled ? Object.fromEntries(Object.entries(sql).map(([kind, n]) => [kind, per(n, settled)])) : null,
+    served,
+    ...(trips === undefined ? {} : {
+      roundTripsPerRequest: per(trips),
+      storeRoundTripsPerRequest: per(trips - shop),
+      roundTripsByLabel: Object.fromEntries(Object.entries(byLabel).sort((a, b) => b[1] - a[1]).map(([label, n]) => [label, per(n)])),
     }),
     non2xx: sum(runs, (r) => r.non2xx),
     errors: sum(runs, (r) => r.errors),

@@ -4,12 +4,12 @@
 //   API, no SDK  the API installed, nothing registered: what a library user without OpenTelemetry pays
 //   SDK          the SDK registered, every span and metric recorded, exported to exporters that drop them
 // `node bench/otel.js` (after `npm run build`) runs only this part and prints it; `npm run bench` includes it.
-// BENCH_OTEL_ROUNDS (default 5) rounds of ROUND_SEC each; the order of the three turns rotates per round.
+// BENCH_OTEL_ROUNDS (default 5, 1 with BENCH_SMOKE=1) rounds of ROUND_SEC each; the order of the three turns rotates per round.
 import { fileURLToPath } from 'node:url'
-import { CONNECTIONS, ROUND_SEC, WARMUP_SEC, combine, log, measure, median, warm } from './measure.js'
+import { CONNECTIONS, ROUND_SEC, SMOKE, WARMUP_SEC, combine, log, measure, median, warm } from './measure.js'
 import { startServer } from './proc.js'
 
-const ROUNDS = Number(process.env.BENCH_OTEL_ROUNDS ?? 5)
+export const OTEL_ROUNDS = Number(process.env.BENCH_OTEL_ROUNDS ?? (SMOKE ? 1 : 5))
 const HIDE = fileURLToPath(new URL('./servers/hide-otel.cjs', import.meta.url))
 
 export const OTEL_VARIANTS = [
@@ -20,7 +20,7 @@ export const OTEL_VARIANTS = [
 
 /** `run` prefixes order numbers so they are new to every server of this bench run. */
 export async function otelScenarios(run) {
-  log(`notify-memory without the OpenTelemetry API, with it, with the SDK: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  log(`notify-memory without the OpenTelemetry API, with it, with the SDK: ${OTEL_ROUNDS} rounds of ${ROUND_SEC} s each…`)
   const servers = {}
   for (const v of OTEL_VARIANTS) servers[v.key] = await startServer('notify', ['memory'], v.nodeArgs, v.env)
   const config = (key, tag) => ({ url: `http://127.0.0.1:${servers[key].port}/gat/notify`, kind: 'notify', prefix: `${run}O${key}${tag}` })
@@ -29,14 +29,14 @@ export async function otelScenarios(run) {
     if (found.none !== false || found.api !== true) throw new Error(`@opentelemetry/api resolvable: ${JSON.stringify(found)}; expected none false, api true`)
     for (const v of OTEL_VARIANTS) await warm(config(v.key, 'W'))
     const runs = Object.fromEntries(OTEL_VARIANTS.map((v) => [v.key, []]))
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < OTEL_ROUNDS; round++) {
       // Rotated, so no variant always runs right after the same one.
       for (let i = 0; i < OTEL_VARIANTS.length; i++) {
         const v = OTEL_VARIANTS[(round + i) % OTEL_VARIANTS.length]
         runs[v.key].push(await measure(servers[v.key], config(v.key, round), ROUND_SEC))
       }
     }
-    const out = { rounds: ROUNDS, roundSec: ROUND_SEC }
+    const out = { rounds: OTEL_ROUNDS, roundSec: ROUND_SEC }
     for (const v of OTEL_VARIANTS) out[v.key] = combine(runs[v.key])
     // Each round's ratio to the no-API run of the same round, taken close in time: the median of
     // those is less swayed by a burst of other work on the machine than the ratio of the totals.

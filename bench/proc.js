@@ -7,6 +7,18 @@ import { fileURLToPath } from 'node:url'
 
 const here = (file) => fileURLToPath(new URL(file, import.meta.url))
 
+/** Every child process still running, so that the bench's time limit can stop them (run.js). */
+const children = new Set()
+function track(child) {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+  return child
+}
+/** Kills the children still running, each by its own pid. */
+export function killChildren() {
+  for (const child of children) child.kill('SIGKILL')
+}
+
 /** Lines of a child's stdout, one callback per line. */
 function onLines(stream, fn) {
   let buffered = ''
@@ -36,10 +48,10 @@ export function peakRssMb(pid) {
  * `READY <port>`, or with { skipped } when it printed `SKIP <why>`.
  */
 export function startServer(name, args = [], nodeArgs = [], env = {}) {
-  const child = spawn(process.execPath, [...nodeArgs, here(`./servers/${name}.js`), ...args], {
+  const child = track(spawn(process.execPath, [...nodeArgs, here(`./servers/${name}.js`), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
-  })
+  }))
   let stderr = ''
   child.stderr.setEncoding('utf8')
   child.stderr.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
@@ -52,6 +64,8 @@ export function startServer(name, args = [], nodeArgs = [], env = {}) {
           pid: child.pid,
           get stderr() { return stderr },
           report: () => command('report'),
+          /** Any other command of servers/control.js (the profiler's); resolves with the report. */
+          send: (what) => command(what),
           stop: () => command('stop').then(async (report) => {
             await exited
             return report
@@ -73,7 +87,7 @@ export function startServer(name, args = [], nodeArgs = [], env = {}) {
 
 /** Runs a script that prints one JSON line on stdout; resolves with it. */
 export function runJson(file, args = [], nodeArgs = []) {
-  const child = spawn(process.execPath, [...nodeArgs, here(file), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = track(spawn(process.execPath, [...nodeArgs, here(file), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }))
   let stdout = ''
   let stderr = ''
   child.stdout.setEncoding('utf8').on('data', (chunk) => { stdout += chunk })
@@ -113,7 +127,7 @@ export async function startRedis(replicaOf) {
   const port = await freePort()
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning']
   if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf))
-  const child = spawn('redis-server', args, { stdio: 'ignore' })
+  const child = track(spawn('redis-server', args, { stdio: 'ignore' }))
   const failed = new Promise((resolve) => child.once('error', (err) => resolve(err)))
   const { default: Redis } = await import('ioredis')
   const deadline = Date.now() + 15_000

@@ -1,10 +1,12 @@
 // `npm run bench`: every server in its own child process, the load generator (autocannon) in
 // another. Prints a table; writes bench/results.json and bench/results.md. See bench/README.md.
 import os from 'node:os'
-import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
-import { otelScenarios } from './otel.js'
-import { runJson, startRedis, startServer } from './proc.js'
-import { writeResults, writeSqlResults } from './report.js'
+import { fileURLToPath } from 'node:url'
+import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, SMOKE, WARMUP_SEC, combine, log, measure, warm } from './measure.js'
+import { OTEL_ROUNDS, otelScenarios } from './otel.js'
+import { compareProfiles, profileServer, removeProfiles } from './profile.js'
+import { killChildren, runJson, startRedis, startServer } from './proc.js'
+import { notifyTargets, writeResults } from './report.js'
 
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
@@ -15,10 +17,10 @@ const PAY_RATE = Number(process.env.BENCH_PAY_RATE ?? 0)
 const RUN = Date.now().toString(36).slice(-5).toUpperCase()
 
 /**
- * 30 % of the requests repeat one of the last 5 000 notifications sent with `prefix` (still in the
- * store); fewer when fewer were sent (the SQL stores' rounds), so every repeat was sent before.
+ * `share` of the requests repeat one of the last 5 000 notifications sent with `prefix` (settled by
+ * then); fewer when fewer were sent (the SQL stores' rounds), so every repeat was sent before.
  */
-const duplicatesOf = (prefix, sent) => ({ prefix, last: sent - CONNECTIONS, window: Math.min(5000, sent - CONNECTIONS), share: 0.3 })
+const duplicatesOf = (prefix, sent, share) => ({ prefix, last: sent - CONNECTIONS, window: Math.min(5000, sent - CONNECTIONS), share })
 
 async function ceiling() {
   log('ceiling…')
@@ -30,35 +32,53 @@ async function ceiling() {
   return result
 }
 
-/** The stores measured in turns with the baseline, and the letter of their order numbers. */
-const STORES = { memory: 'M', redis: 'R', postgres: 'P', mysql: 'Y' }
+/**
+ * The notify scenarios measured in turns, each store right after its anchor: [name, server, args,
+ * letter of its order numbers]. The anchors are what a shop would run instead: the bare Express
+ * urlencoded handler for MemoryStore and RedisStore, the hand-written idempotent INSERT for the SQL stores.
+ */
+const TURNS = [
+  ['baseline', 'baseline', [], 'B'],
+  ['memory', 'notify', ['memory'], 'M'],
+  ['redis', 'notify', ['redis'], 'R'],
+  ['hand-postgres', 'handwritten', ['postgres'], 'H'],
+  ['postgres', 'notify', ['postgres'], 'P'],
+  ['hand-mysql', 'handwritten', ['mysql'], 'I'],
+  ['mysql', 'notify', ['mysql'], 'Y'],
+]
+const STORES = ['memory', 'redis', 'postgres', 'mysql']
 
 /**
- * Baseline, notify-memory, notify-redis, notify-postgres and notify-mysql (all new notifications)
- * in turns, so a burst of other work on the machine hits them alike; then the 30 % duplicate pass
- * of each store.
+ * Every server of TURNS measured with all-new notifications in ROUNDS rounds, in turn, so a burst of
+ * other work on the machine hits them alike; then each store under all duplicates: every request
+ * repeats a notification settled in the last round (re-signed, as Guanaitong retries).
  */
-async function notifyScenarios(repeat = '') {
-  log(`baseline, ${Object.keys(STORES).map((store) => `notify-${store}`).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
-  const servers = { baseline: await startServer('baseline') }
-  for (const store of Object.keys(STORES)) servers[store] = await startServer('notify', [store])
-  const names = Object.keys(servers).filter((name) => !servers[name].skipped)
-  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${repeat}${STORES[name] ?? 'B'}${tag}` })
+async function notifyScenarios() {
+  log(`${TURNS.map(([name]) => name).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+  const servers = {}
+  for (const [name, file, args] of TURNS) servers[name] = await startServer(file, args)
+  const names = TURNS.map(([name]) => name).filter((name) => !servers[name].skipped)
+  const letter = Object.fromEntries(TURNS.map(([name, , , l]) => [name, l]))
+  const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${letter[name]}${tag}` })
   for (const name of names) await warm(config(name, 'W'))
   const runs = Object.fromEntries(names.map((name) => [name, []]))
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of names) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
   }
-  const out = { baseline: combine(runs.baseline) }
-  for (const store of Object.keys(STORES)) {
-    if (servers[store].skipped) {
-      out[store] = { skipped: servers[store].skipped }
+  const out = {}
+  for (const [name] of TURNS) {
+    if (servers[name].skipped) {
+      out[name] = { skipped: servers[name].skipped }
       continue
     }
-    log(`notify-${store}, 30 % duplicates…`)
-    const dup = duplicatesOf(`${config(store, ROUNDS).prefix}`, runs[store].at(-1).sent)
-    const duplicates = combine([await measure(servers[store], { ...config(store, 'D'), dup })])
-    out[store] = { unique: combine(runs[store]), duplicates }
+    if (!STORES.includes(name)) {
+      out[name] = combine(runs[name])
+      continue
+    }
+    log(`notify-${name}, all duplicates…`)
+    const dup = duplicatesOf(config(name, ROUNDS).prefix, runs[name].at(-1).sent, 1)
+    const duplicates = combine([await measure(servers[name], { ...config(name, 'D'), dup }, ROUND_SEC)])
+    out[name] = { unique: combine(runs[name]), duplicates }
   }
   for (const name of names) {
     await servers[name].stop()
@@ -69,15 +89,40 @@ async function notifyScenarios(repeat = '') {
 }
 
 /**
- * The 30 % duplicates pass again with `logger: console`, the router's default: each duplicate
- * is then logged at info level, a synchronous write to stdout (a pipe here).
+ * Where the time goes for each throughput target missed (report.js, notifyTargets): the store's
+ * server and its anchor's, each profiled alone (profile.js) under all-new notifications.
+ */
+async function missedProfiles(notify) {
+  const missed = notifyTargets(notify).filter((t) => t.met === false && t.kind === 'throughput')
+  const profiles = {}
+  const anchors = {}
+  const spec = (name) => TURNS.find(([n]) => n === name)
+  for (const target of missed) {
+    log(`profiling notify-${target.store} and ${target.anchor} (target missed)…`)
+    try {
+      const options = (tag) => ({ warmupSec: WARMUP_SEC, seconds: ROUND_SEC, prefix: `${RUN}X${tag}` })
+      anchors[target.anchor] ??= await profileServer(spec(target.anchor)[1], spec(target.anchor)[2], options(spec(target.anchor)[3]))
+      const store = await profileServer(spec(target.store)[1], spec(target.store)[2], options(spec(target.store)[3]))
+      profiles[target.store] = compareProfiles(`notify-${target.store}`, store, target.anchor, anchors[target.anchor])
+      removeProfiles(store)
+    } catch (err) {
+      profiles[target.store] = [`Profiling failed: ${err instanceof Error ? err.message : String(err)}`]
+    }
+  }
+  removeProfiles(...Object.values(anchors))
+  return profiles
+}
+
+/**
+ * The all-duplicates pass again with `logger: console`, the router's default: each duplicate is then
+ * logged at debug level, a synchronous write to stdout (a pipe here).
  */
 async function consoleLogger() {
-  log('notify-memory, 30 % duplicates, console logger…')
+  log('notify-memory, all duplicates, console logger…')
   const server = await startServer('notify', ['memory'], [], { BENCH_LOGGER: 'console' })
   const config = { url: `http://127.0.0.1:${server.port}/gat/notify`, kind: 'notify', prefix: `${RUN}L` }
   const { sent } = await warm(config)
-  const result = combine([await measure(server, { ...config, prefix: `${RUN}LD`, dup: duplicatesOf(`${RUN}LW`, sent) })])
+  const result = combine([await measure(server, { ...config, prefix: `${RUN}LD`, dup: duplicatesOf(`${RUN}LW`, sent, 1) }, ROUND_SEC)])
   await server.stop()
   return result
 }
@@ -174,50 +219,58 @@ async function replication() {
   return { plain: combine(runs.plain), wait: combine(runs.wait), replicaDown }
 }
 
+/**
+ * Seconds of load the whole bench runs by design (warmups, runs, rounds, and the profiles when every
+ * throughput target is missed); processes starting, bodies being signed and reports add to it.
+ */
+function plannedLoadSeconds() {
+  const W = WARMUP_SEC
+  const R = ROUND_SEC
+  const D = DURATION_SEC
+  const n = TURNS.length
+  return (W + D) // ceiling
+    + n * W + ROUNDS * n * R + STORES.length * R // notify turns, then each store's duplicates
+    + W + R // console logger
+    + 3 * W + OTEL_ROUNDS * 3 * R // OpenTelemetry
+    + 2 * W + 4 * D // pay route and sandbox direct, each at full speed and paced
+    + 3 * W + ROUNDS * 3 * R // pay settle
+    + 2 * W + ROUNDS * 2 * R + R // replication
+    + (STORES.length + 3) * (W + R) // profiles: every store and its anchor, at worst
+}
+
 const started = Date.now()
+const settings = { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) }
+const machine = () => ({ cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}`, loadAvg: os.loadavg() })
+/**
+ * Where the results go: bench/results.{json,md} only for a whole run with the default durations
+ * (what the README quotes); any shorter or partial run writes .tmp/bench/ instead. BENCH_OUT overrides.
+ */
+const fullRun = !SMOKE && !process.env.BENCH_ONLY && ['BENCH_WARMUP', 'BENCH_DURATION', 'BENCH_ROUNDS', 'BENCH_OTEL_ROUNDS'].every((key) => !process.env[key])
+const outDir = process.env.BENCH_OUT ?? (fullRun ? fileURLToPath(new URL('.', import.meta.url)) : fileURLToPath(new URL('../.tmp/bench/', import.meta.url)))
+
+// The whole bench is bounded: each scenario runs for fixed durations (README, "Time"), and past
+// BENCH_TIME_LIMIT_SEC (default 15 min) it stops its children and fails rather than hang.
+const limitSec = Number(process.env.BENCH_TIME_LIMIT_SEC ?? 900)
+setTimeout(() => {
+  log(`time limit of ${limitSec} s reached: stopping (BENCH_TIME_LIMIT_SEC)`)
+  killChildren()
+  process.exit(2)
+}, limitSec * 1000).unref()
+
 if (process.env.BENCH_ONLY === 'replication') {
   // One scenario on its own (no results files written): `BENCH_ONLY=replication node bench/run.js`.
   process.stdout.write(`${JSON.stringify(await replication(), null, 2)}\n`)
   process.exit(0)
 }
 if (process.env.BENCH_ONLY === 'notify') {
-  // Baseline and the notify stores in turns, alone, BENCH_REPEAT times (default 3): one line per
-  // scenario and run, then bench/results-sql.{json,md} (results.{json,md} are left as they are).
-  const repeats = Number(process.env.BENCH_REPEAT ?? 3)
-  const runs = []
-  for (let repeat = 1; repeat <= repeats; repeat++) {
-    const loadBefore = os.loadavg()
-    const only = await notifyScenarios(repeat)
-    const base = only.baseline
-    log(`run ${repeat} of ${repeats}:`)
-    for (const [name, run] of Object.entries(only)) {
-      const pass = run.unique ?? run
-      if (!pass.rps) {
-        log(`${name}: skipped (${run.skipped})`)
-        continue
-      }
-      const rounds = pass.rounds.map((round, i) => (round.rps / base.rounds[i].rps).toFixed(2)).join(' ')
-      const trips = pass.sqlStatementsPerSettled ?? pass.redisCommandsPerRequest
-      log(`${name}: ${Math.round(pass.rps)} req/s, ${(pass.rps / base.rps).toFixed(2)} × baseline (rounds ${rounds}), ` +
-        `CPU µs/req: server ${pass.cpuUsPerRequest}, load generator ${pass.loadCpuUsPerRequest}` +
-        `${pass.databaseCpuUsPerRequest === undefined ? '' : `, database ${pass.databaseCpuUsPerRequest}`}` +
-        `${trips === undefined ? '' : `; ${trips} round trips per new notification`}` +
-        `${run.duplicates ? `; 30 % dup ${Math.round(run.duplicates.rps)} req/s, ${run.duplicates.sqlStatementsPerRequest ?? run.duplicates.redisCommandsPerRequest ?? '–'} round trips/req` : ''}`)
-    }
-    const loadAfter = os.loadavg()
-    log(`load average ${loadBefore.map((n) => n.toFixed(2)).join(' ')} before, ${loadAfter.map((n) => n.toFixed(2)).join(' ')} after`)
-    runs.push({ date: new Date().toISOString(), loadBefore, loadAfter, ...only })
-  }
-  writeSqlResults({
-    date: new Date().toISOString(),
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
-    settings: { warmupSec: WARMUP_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) },
-    elapsedSec: Math.round((Date.now() - started) / 1000),
-    runs,
-  })
+  // The notify turns alone (anchors, stores, duplicates, profiles of missed targets), written to the
+  // notify sections of .tmp/bench/results.{json,md}.
+  const notify = await notifyScenarios()
+  writeResults({ date: new Date().toISOString(), smoke: SMOKE, partial: 'notify', machine: machine(), settings, elapsedSec: Math.round((Date.now() - started) / 1000), notify, profiles: await missedProfiles(notify) }, outDir)
   process.exit(0)
 }
-log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${CONNECTIONS} connections`)
+log(`${os.cpus().length} cores, Node ${process.version}; ${WARMUP_SEC} s warmup, ${DURATION_SEC} s runs, ${ROUNDS} rounds of ${ROUND_SEC} s, ${CONNECTIONS} connections${SMOKE ? '; SMOKE RUN' : ''}; ` +
+  `at most ${plannedLoadSeconds()} s of load, time limit ${limitSec} s; results to ${outDir}`)
 log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
 const ceilingResult = await ceiling()
@@ -227,22 +280,22 @@ const otelResult = await otelScenarios(RUN)
 const payResults = await pay()
 const paySettleResults = await paySettle(payResults.rate)
 const replicationResult = await replication()
+const profiles = await missedProfiles(notify)
 
 writeResults({
   date: new Date().toISOString(),
-  machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
-  settings: { warmupSec: WARMUP_SEC, durationSec: DURATION_SEC, rounds: ROUNDS, roundSec: ROUND_SEC, connections: CONNECTIONS, payRate: payResults.rate, sqlPool: Number(process.env.BENCH_SQL_POOL ?? 10) },
+  smoke: SMOKE,
+  machine: machine(),
+  settings: { ...settings, payRate: payResults.rate },
   elapsedSec: Math.round((Date.now() - started) / 1000),
+  plannedLoadSec: plannedLoadSeconds(),
   micro,
   ceiling: ceilingResult,
-  baseline: notify.baseline,
-  notifyMemory: notify.memory,
-  notifyRedis: notify.redis,
-  notifyPostgres: notify.postgres,
-  notifyMysql: notify.mysql,
+  notify,
   consoleLogger: consoleResult,
   otel: otelResult,
   pay: payResults,
   paySettle: paySettleResults,
   replication: replicationResult,
-})
+  profiles,
+}, outDir)

@@ -2,11 +2,9 @@
 import express from 'express'
 import { announce } from './control.js'
 
-let requests = 0
 const app = express()
 app.use(express.urlencoded())
 app.post('/gat/notify', (req, res) => {
-  requests += 1
   res.send('success')
 })
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ requests })))
+const server = app.listen(0, '127.0.0.1', () => announce(server))

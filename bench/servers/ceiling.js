@@ -2,13 +2,11 @@
 import { createServer } from 'node:http'
 import { announce } from './control.js'
 
-let requests = 0
 const server = createServer((req, res) => {
   req.resume()
   req.on('end', () => {
-    requests += 1
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'content-length': 7 })
     res.end('success')
   })
 })
-server.listen(0, '127.0.0.1', () => announce(server, () => ({ requests })))
+server.listen(0, '127.0.0.1', () => announce(server))

@@ -1,6 +1,7 @@
 // The router's notify route: parse, verify, dedupe, a no-op onPaid.
 // `node notify.js memory` uses the default MemoryStore; `node notify.js redis` a RedisStore on
-// 127.0.0.1:6379 (prints `SKIP <why>` and exits when no Redis answers or RedisStore is missing).
+// BENCH_REDIS_URL (default redis://127.0.0.1:6379; prints `SKIP <why>` and exits when no Redis
+// answers or RedisStore is missing). Round trips to the database are counted on the wire (wire.js).
 // `node notify.js postgres` / `mysql`: a PostgresStore / MysqlStore on the local database, and an
 // onPaid that INSERTs a payment row through ctx.tx (sql.js; SKIP when the database is missing).
 // BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
@@ -11,6 +12,8 @@ import express from 'express'
 import * as gat from '../../dist/index.js'
 import { APP_ID, APP_SECRET } from '../config.js'
 import { announce } from './control.js'
+import { cpuUsOf, sqlStore } from './sql.js'
+import { countRoundTrips } from './wire.js'
 
 const kind = process.argv[2] ?? 'memory'
 if (process.env.BENCH_OTEL === 'sdk') await import('./otel-sdk.js')
@@ -24,14 +27,16 @@ const otelApi = (() => {
   }
 })()
 let paid = 0
-const commands = {}
 let redis = null
+let counter = null
+let database = () => undefined
 let sql = null
 let store
 
-// Rejections are logged at warn/error (there should be none); the 30 % duplicates are logged at
-// info, which a production logger usually keeps. BENCH_LOGGER=console uses console for everything.
+// Rejections are logged at warn/error (there should be none); duplicates are logged at debug,
+// which a production logger usually drops. BENCH_LOGGER=console uses console for everything.
 const logger = process.env.BENCH_LOGGER === 'console' ? console : {
+  debug() {},
   info() {},
   warn: (message, context) => console.warn(message, context),
   error: (message, context) => console.error(message, context),
@@ -41,16 +46,18 @@ if (kind === 'redis') {
   try {
     if (typeof gat.RedisStore !== 'function') throw new Error('RedisStore is not exported by dist/index.js')
     const { default: Redis } = await import('ioredis')
-    const port = Number(process.env.BENCH_REDIS_PORT ?? 6379)
-    redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    const url = new URL(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379')
+    if (process.env.BENCH_REDIS_PORT) url.port = process.env.BENCH_REDIS_PORT
+    redis = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
     redis.on('error', () => {})
     await redis.connect()
-    // Count what reaches Redis, to report round trips per notification.
-    const send = redis.sendCommand.bind(redis)
-    redis.sendCommand = (command, stream) => {
-      commands[command.name] = (commands[command.name] ?? 0) + 1
-      return send(command, stream)
+    // Redis's CPU: the whole redis-server process (other clients' commands included), from /proc.
+    const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1])
+    database = () => {
+      const wholeUs = pid ? cpuUsOf(`/proc/${pid}/stat`) : null
+      return wholeUs === null ? undefined : { source: `redis-server ${pid}`, wholeUs }
     }
+    counter = countRoundTrips(Number(url.port || 6379), 'redis')
     const waitReplicas = process.env.BENCH_WAIT_REPLICAS ? Number(process.env.BENCH_WAIT_REPLICAS) : undefined
     store = new gat.RedisStore({ client: redis, prefix: `gatbench:${process.pid}:`, waitReplicas })
   } catch (err) {
@@ -61,9 +68,10 @@ if (kind === 'redis') {
 
 if (kind === 'postgres' || kind === 'mysql') {
   try {
-    const { sqlSetup } = await import('./sql.js')
-    sql = await sqlSetup(gat, kind)
+    sql = await sqlStore(gat, kind)
     store = sql.store
+    counter = sql.counter
+    database = sql.databaseCpu
   } catch (err) {
     process.stdout.write(`SKIP ${kind}: ${err instanceof Error ? err.message : String(err)}\n`)
     process.exit(0)
@@ -95,4 +103,10 @@ async function clean() {
   await redis.quit()
 }
 
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid, otelApi, ...(redis ? { commands: { ...commands } } : {}), ...(sql ? { statements: { ...sql.statements }, database: sql.databaseCpu() } : {}) }), clean))
+// `shopRoundTrips`: the shop's own statements among the round trips (onPaid sends one per call).
+const report = () => ({
+  paid,
+  otelApi,
+  ...(counter ? { roundTrips: counter.snapshot(), shopRoundTrips: sql ? paid : 0, database: database() } : {}),
+})
+const server = app.listen(0, '127.0.0.1', () => announce(server, { report, close: clean, lastWriteAt: counter && (() => counter.lastWriteAt) }))

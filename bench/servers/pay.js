@@ -1,7 +1,7 @@
 // The router's pay route against the sandbox at argv[2]. No notifyUrl and no preparePayment: the
 // body carries every parameter and the sandbox has no notification to deliver.
 // argv[3] is how the pay answer settles: `memory` (default: settleOnPay with the default
-// MemoryStore), `redis` (settleOnPay with a RedisStore on 127.0.0.1:6379) or `off` (settleOnPay: false).
+// MemoryStore), `redis` (settleOnPay with a RedisStore on BENCH_REDIS_URL, default redis://127.0.0.1:6379) or `off` (settleOnPay: false).
 import express from 'express'
 import * as gat from '../../dist/index.js'
 import { APP_ID, APP_SECRET } from '../config.js'
@@ -14,7 +14,7 @@ let store
 if (mode === 'redis') {
   try {
     const { default: Redis } = await import('ioredis')
-    redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    redis = new Redis(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
     redis.on('error', () => {})
     await redis.connect()
     store = new gat.RedisStore({ client: redis, prefix: `gatbench:pay:${process.pid}:` })
@@ -38,4 +38,4 @@ async function cleanRedis() {
   await redis.quit()
 }
 
-const server = app.listen(0, '127.0.0.1', () => announce(server, () => ({ paid }), cleanRedis))
+const server = app.listen(0, '127.0.0.1', () => announce(server, { report: () => ({ paid }), close: cleanRedis }))

@@ -10,4 +10,4 @@ await sandbox.start()
 const server = sandbox.server
 let connections = 0
 server.on('connection', () => { connections += 1 })
-announce(server, () => ({ connections, ...sandbox.stats }), () => sandbox.close())
+announce(server, { report: () => ({ connections, ...sandbox.stats }), close: () => sandbox.close() })
