@@ -29,7 +29,7 @@ export const PARTS = {
   // PostgresStore and MysqlStore: the algorithm, the two dialects, the two drivers (real databases).
   sql: {
     mutate: ['src/stores/sql/*.ts'],
-    spec: ['test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
+    spec: ['test/stores/sql-drivers.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
       'test/stores/sql-router.test.ts', 'test/settle/unsettled.test.ts'],
   },
   // The pay route's parameters and its answer to every way a pay can fail.
@@ -48,7 +48,7 @@ const SPEC_ORDER = [
   'test/signature.test.ts', 'test/money.test.ts', 'test/notify/parse-form.test.ts', 'test/notify/verify.test.ts',
   'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts', 'test/settle/unsettled-sweep.test.ts',
   'test/settle/payment-from-answer.test.ts', 'test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/client/validate.test.ts', 'test/stores/memory.test.ts', 'test/stores/redis.test.ts',
-  'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
+  'test/stores/sql-drivers.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
   'test/router.test.ts', 'test/middleware/standalone.test.ts', 'test/middleware/pay.test.ts', 'test/pay/outcomes.test.ts',
   'test/settle/pay-answer.test.ts', 'test/stores/sql-router.test.ts', 'test/settle/unsettled.test.ts',
   'test/hardening/catalogue.test.ts', 'test/hardening/faults.test.ts',
