@@ -143,6 +143,9 @@ describe('unsettled ledger functions', () => {
     it('refuses a store without a ledger: INVALID_OPTION', async () => {
       const err = await rejection(listUnsettled({ transactional: true, retentionMs: 1, settle: async () => ({ status: 'done' }) }))
       expect(err.code).to.equal('INVALID_OPTION')
+      expect(err.message, 'names the function called').to.match(/listUnsettled: the store keeps no unsettled ledger/)
+      const sweepErr = await rejection(sweepUnsettled({ store: { transactional: true, retentionMs: 1, settle: async () => ({ status: 'done' }) } as never, onUnsettled: () => {} }))
+      expect(sweepErr.message, 'names the function called').to.match(/sweepUnsettled: the store keeps no unsettled ledger/)
     })
   })
 
