@@ -19,8 +19,7 @@ export const PARTS = {
     mutate: ['src/settle/**/*.ts'],
     spec: ['test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts',
       'test/settle/unsettled-sweep.test.ts', 'test/settle/settle-paths.test.ts', 'test/settle/payment-from-answer.test.ts',
-      'test/settle/pay-answer.test.ts',
-      'test/router.test.ts', 'test/hardening/faults.test.ts'],
+      'test/settle/pay-answer.test.ts', 'test/router.test.ts', 'test/observe/otel.test.ts', 'test/hardening/faults.test.ts'],
   },
   // The claim stores; RedisStore's Lua scripts are mutated by stryker/lua-mutants.mjs (to Stryker they are strings).
   stores: {
@@ -53,7 +52,7 @@ const SPEC_ORDER = [
   'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts', 'test/settle/unsettled-sweep.test.ts',
   'test/settle/settle-paths.test.ts', 'test/settle/payment-from-answer.test.ts', 'test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/client/validate.test.ts', 'test/stores/memory.test.ts', 'test/stores/redis.test.ts',
   'test/stores/sql-drivers.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
-  'test/router.test.ts', 'test/middleware/standalone.test.ts', 'test/middleware/pay.test.ts', 'test/pay/outcomes.test.ts',
+  'test/router.test.ts', 'test/observe/otel.test.ts', 'test/middleware/standalone.test.ts', 'test/middleware/pay.test.ts', 'test/pay/outcomes.test.ts',
   'test/settle/pay-answer.test.ts', 'test/stores/sql-router.test.ts',
   'test/hardening/catalogue.test.ts', 'test/hardening/faults.test.ts',
 ]

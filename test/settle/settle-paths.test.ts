@@ -192,6 +192,22 @@ describe('settlement core paths', () => {
       expect(Date.now() - started).to.be.below(250)
     })
 
+    it('a store that resolves with no result: STORE_FAILED, and no unhandled rejection on the side', async () => {
+      const unhandled: unknown[] = []
+      const onUnhandled = (reason: unknown) => { unhandled.push(reason) }
+      process.on('unhandledRejection', onUnhandled)
+      try {
+        const store = transactional()
+        store.settle = async (_key, work) => { await work({}, 1); return undefined as never }
+        const { settle } = settlement()
+        expect(reasonOf(await settle({ notification: payment(), req, source: 'notify', store }))).to.equal('STORE_FAILED')
+        await sleep(10)
+      } finally {
+        process.off('unhandledRejection', onUnhandled)
+      }
+      expect(unhandled).to.deep.equal([])
+    })
+
     it('settled now or before leaves the ledger; busy and failed do not', async () => {
       const cases: [string, TransactionalStore & UnsettledLedger, Partial<SettleOptions>, string, boolean][] = [
         ['completed', transactional(), {}, 'settled', true],
