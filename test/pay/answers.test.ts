@@ -17,6 +17,7 @@ describe('payAnswer', () => {
       const err = new ParamError('total_amount', 'must be positive')
       const r = payAnswer(err, phase, 'O1')
       expect(r).to.be.instanceOf(PayRejection).and.instanceOf(GuanaitongError)
+      expect(r.name, 'as logs and stack traces show it').to.equal('PayRejection')
       expect(summary(r)).to.deep.equal({ reason: 'INVALID_PARAM', status: 400, level: 'warn', mayHaveCharged: false })
       expect(r.code).to.equal('INVALID_PARAM')
       expect(r.body).to.deep.equal({ code: 'INVALID_PARAM', msg: err.msg, field: 'total_amount' })
@@ -66,6 +67,7 @@ describe('payAnswer', () => {
         const r = payAnswer(err, 'send', 'O1')
         expect(summary(r)).to.deep.equal({ reason: 'OUTCOME_UNKNOWN', status: 502, level: 'error', mayHaveCharged: true })
         expect(r.body).to.include({ code: 'UNKNOWN', outer_trade_no: 'O1', ambiguous: true })
+        expect(r.body.msg, 'tells the cashier page to check before paying again').to.match(/may have happened/)
         expect(r.context).to.deep.equal({ reason: 'OUTCOME_UNKNOWN', ...r.body })
       }
     })

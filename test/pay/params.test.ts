@@ -24,7 +24,9 @@ describe('buildPayParams', () => {
   })
 
   it('refuses the first key that is not allowed, naming it; extraPayParams allows exact names only', async () => {
-    expect((await refused(buildPayParams({ ...BODY, coupon: 'C1' }, {}))).field).to.equal('coupon')
+    const unknown = await refused(buildPayParams({ ...BODY, coupon: 'C1' }, {}))
+    expect(unknown.field).to.equal('coupon')
+    expect(unknown.message, 'says how to allow it').to.match(/extraPayParams/)
     expect(await buildPayParams({ ...BODY, coupon: 'C1' }, { extraPayParams: ['coupon'] })).to.deep.equal({ ...BODY, coupon: 'C1' })
     expect((await refused(buildPayParams({ ...BODY, COUPON: 'C1' }, { extraPayParams: ['coupon'] }))).field).to.equal('COUPON')
     expect((await refused(buildPayParams({ ...BODY, NOTIFY_URL: 'http://evil' }, {}))).field).to.equal('NOTIFY_URL')
@@ -76,7 +78,9 @@ describe('buildPayParams', () => {
       expect(key.field).to.equal('a&b')
       expect(key.message).to.match(/not a valid parameter name/)
       expect(await buildPayParams({ ...BODY, attach: 'a=1&b=2' }, {})).to.deep.equal({ ...BODY, attach: 'a=1&b=2' })
-      expect(await buildPayParams({ ...BODY, total_amount: 12.5, trade_info: { x: 'a=b&c' } }, {})).to.deep.equal({ ...BODY, total_amount: 12.5, trade_info: { x: 'a=b&c' } })
+      for (const tradeInfo of [{ x: 'a=b&c' }, ['a=b&c']]) {
+        expect(await buildPayParams({ ...BODY, total_amount: 12.5, trade_info: tradeInfo }, {})).to.deep.equal({ ...BODY, total_amount: 12.5, trade_info: tradeInfo })
+      }
     })
 
     it('refuseReservedCharacters: the key or the value, but not attach\'s value', () => {
