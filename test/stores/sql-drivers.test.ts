@@ -6,7 +6,9 @@
  */
 import { expect } from 'chai'
 import { EventEmitter } from 'node:events'
-import { ConfigError } from '../../src/errors'
+import { ConfigError, GuanaitongError } from '../../src/errors'
+import { PostgresStore } from '../../src/stores/postgres'
+import type { SqlDriver, SqlResult } from '../../src/types'
 import { checkTable, DEFAULT_TABLE, mysql, postgres } from '../../src/stores/sql/dialect'
 import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
 
@@ -177,5 +179,64 @@ describe('SQL dialects', () => {
     expect(d.purge(3)).to.match(/IN \(\?, \?, \?\)$/)
     expect(d.ledger.resolve(1)).to.match(/IN \(\?\)$/)
     expect(d.ledger.moveDeadlines(2)).to.match(/IN \(\?, \?\)$/)
+  })
+})
+
+/**
+ * A driver whose statements answer from `answer` (by the start of the SQL), recording every
+ * statement and how each transaction ended: the SQL store's failure paths, without a database.
+ */
+function scripted(answer: (sql: string) => SqlResult | Error) {
+  const log: string[] = []
+  const run = async (sql: string) => {
+    log.push(sql.split(' ').slice(0, 2).join(' '))
+    const result = answer(sql)
+    if (result instanceof Error) throw result
+    return result
+  }
+  const driver: SqlDriver<object> = {
+    query: (sql) => run(sql),
+    begin: async () => ({
+      tx: {}, query: (sql) => run(sql),
+      commit: async () => { log.push('COMMIT') }, rollback: async () => { log.push('ROLLBACK') },
+    }),
+  }
+  return { store: new PostgresStore({ driver, createTable: false, purgeEveryMs: false }), log }
+}
+const rows = (...r: Record<string, unknown>[]): SqlResult => ({ rows: r, affected: 0 })
+
+describe('SQL store failure paths (a stand-in driver)', () => {
+  it('a ledger take that fails rolls its transaction back: STORE_FAILED', async () => {
+    const { store, log } = scripted((sql) => (sql.startsWith('SELECT record') ? new Error('relation does not exist') : rows()))
+    const err = await store.takeDueUnsettled(1000, 10, 100).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect(log).to.deep.equal(['SELECT record,', 'ROLLBACK'])
+  })
+
+  it('a failed attempt whose count cannot be written: the count\'s transaction rolls back, the work\'s error stands', async () => {
+    let locks = 0
+    const { store, log } = scripted((sql) => {
+      if (sql.startsWith('SELECT done_at, attempts FROM')) return rows({ done_at: null, attempts: 0 })
+      if (sql.includes('FOR UPDATE NOWAIT')) return ++locks === 1 ? rows({ done_at: null, attempts: 0, tx: 1 }) : Object.assign(new Error('busy'), { code: '55P03' })
+      return rows()
+    })
+    const thrown = new Error('constraint')
+    const err = await store.settle('20110698:paid:O1', async () => { throw thrown }).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.equal(thrown)
+    expect(log).to.deep.equal(['SELECT done_at,', 'SELECT done_at,', 'ROLLBACK', 'SELECT done_at,', 'ROLLBACK'])
+  })
+
+  it('a row that turned done between the read and the lock: status() is done, settle() a duplicate', async () => {
+    const { store } = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: 5, attempts: 1, tx: 1 }) : rows({ done_at: null, attempts: 1 })))
+    expect(await store.status('20110698:paid:O2')).to.equal('done')
+    expect(await store.settle('20110698:paid:O2', async () => { throw new Error('must not run') })).to.deep.equal({ status: 'done' })
+  })
+
+  it('a row purged between the insert and the lock: STORE_FAILED, nothing run', async () => {
+    const { store } = scripted(() => rows())
+    let ran = false
+    const err = await store.settle('20110698:paid:O3', async () => { ran = true }).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect(ran).to.equal(false)
   })
 })
