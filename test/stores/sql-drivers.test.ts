@@ -230,6 +230,22 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     const { store } = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: 5, attempts: 1, tx: 1 }) : rows({ done_at: null, attempts: 1 })))
     expect(await store.status('20110698:paid:O2')).to.equal('done')
     expect(await store.settle('20110698:paid:O2', async () => { throw new Error('must not run') })).to.deep.equal({ status: 'done' })
+    const open = scripted(() => rows({ done_at: null, attempts: 1, tx: 1 }))
+    expect(await open.store.status('20110698:paid:O2')).to.equal('open')
+  })
+
+  it('a failed attempt whose count cannot be committed: the work\'s error stands', async () => {
+    const { store } = scripted((sql) => rows({ done_at: null, attempts: 0, tx: 1, sql }))
+    const thrown = new Error('constraint')
+    const driver = (store as unknown as { driver: SqlDriver<object> }).driver
+    const begin = driver.begin.bind(driver)
+    let begun = 0
+    driver.begin = async () => {
+      const t = await begin()
+      return ++begun === 2 ? { ...t, commit: async () => { throw new Error('connection lost') } } : t
+    }
+    const err = await store.settle('20110698:paid:O4', async () => { throw thrown }).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.equal(thrown)
   })
 
   it('a row purged between the insert and the lock: STORE_FAILED, nothing run', async () => {
