@@ -54,7 +54,8 @@ describe('payAnswer', () => {
         const r = payAnswer(err, 'prepare', 'O1')
         expect(summary(r)).to.deep.equal({ reason: 'BAD_REQUEST', status, level: 'warn', mayHaveCharged: false })
         expect(r.status).to.equal(status)
-        expect(r.body.msg).to.equal((err as Error).message)
+        // Meant for a cashier page: the package's own prefix is left out.
+        expect(r.body.msg).to.equal((err as Error).message.replace(/^\[express-guanaitong\] /, ''))
         if (code) expect(r.body.code).to.equal(code)
         else expect(r.body.code).to.be.a('string').and.not.equal('')
       }

@@ -4,7 +4,7 @@
  * route against the sandbox: test/middleware/pay.test.ts.
  */
 import { expect } from 'chai'
-import { ParamError } from '../../src/errors'
+import { ConfigError, ParamError } from '../../src/errors'
 import { buildPayParams, refuseReservedCharacters } from '../../src/pay/params'
 import type { PayRequestFields } from '../../src/types'
 
@@ -50,8 +50,11 @@ describe('buildPayParams', () => {
       expect(params).to.deep.equal({ outer_trade_no: 'O123', buyer_open_id: 'server-side', total_amount: '19.99', notify_url: 'https://shop.example/n' })
     })
 
-    it('returning nothing sends the body\'s keys', async () => {
-      expect(await buildPayParams(BODY, {}, () => undefined)).to.deep.equal(BODY)
+    it('returning nothing is a ConfigError, and nothing is sent (the body\'s buyer and amount are never passed on)', async () => {
+      let failed: unknown
+      try { await buildPayParams(BODY, {}, () => undefined) } catch (err) { failed = err }
+      expect(failed).to.be.instanceOf(ConfigError)
+      expect((failed as Error).message).to.match(/preparePayment returned undefined/)
     })
 
     it('never runs for a missing or malformed order number', async () => {

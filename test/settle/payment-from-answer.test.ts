@@ -20,7 +20,8 @@ describe('paymentFromPayAnswer', () => {
       attach: 'a=1&b', timestamp: 1_700_000_000,
       raw: {
         buyer_open_id: 'buyer', reason: '午餐', total_amount: '19.90', outer_trade_no: 'O1', asset_type: '1', asset_open_id: 'asset',
-        attach: 'a=1&b', trade_no: 'T900',
+        // As sent on the wire, the same string the notification's raw.attach carries.
+        attach: 'a%3D1%26b', trade_no: 'T900',
       },
     })
   })

@@ -166,10 +166,10 @@ describe('SQL dialects', () => {
     for (const other of [{ errno: 1213 }, { code: '55P03' }, { errno: '1205' }, null, undefined]) expect(my.isLockBusy(other), JSON.stringify(other)).to.equal(false)
   })
 
-  it('DDL: the settlement table, the ledger table and an index on each, one statement at a time', () => {
+  it('DDL: the settlement table, the ledger table and an index on each (MySQL: and the two procedures first), one statement at a time', () => {
     for (const d of [postgres('shop.pay'), mysql('shop.pay')]) {
-      expect(d.ddl, d.name).to.have.length(d.name === 'postgres' ? 4 : 2)
-      for (const statement of d.ddl) expect(statement, d.name).to.match(/^CREATE (TABLE|INDEX) IF NOT EXISTS /).and.not.match(/;\s*$/)
+      expect(d.ddl, d.name).to.have.length(4)
+      for (const statement of d.ddl) expect(statement, d.name).to.match(/^CREATE (TABLE|INDEX|PROCEDURE) IF NOT EXISTS /).and.not.match(/;\s*$/)
       expect(d.ddl.join('\n'), d.name).to.contain('shop.pay_unsettled').and.contain('pay_touched_at').and.not.contain('shop.pay_touched_at')
     }
   })
@@ -216,7 +216,7 @@ describe('SQL store failure paths (a stand-in driver)', () => {
   it('a failed attempt whose count cannot be written: the count\'s transaction rolls back, the work\'s error stands', async () => {
     let locks = 0
     const { store, log } = scripted((sql) => {
-      if (sql.startsWith('SELECT done_at, attempts FROM')) return rows({ done_at: null, attempts: 0 })
+      if (sql.startsWith('SELECT done_at, attempts, memo, watched FROM')) return rows({ done_at: null, attempts: 0 })
       if (sql.includes('FOR UPDATE NOWAIT')) return ++locks === 1 ? rows({ done_at: null, attempts: 0, tx: 1 }) : Object.assign(new Error('busy'), { code: '55P03' })
       return rows()
     })
@@ -229,7 +229,7 @@ describe('SQL store failure paths (a stand-in driver)', () => {
   it('a row that turned done between the read and the lock: status() is done, settle() a duplicate', async () => {
     const { store } = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: 5, attempts: 1, tx: 1 }) : rows({ done_at: null, attempts: 1 })))
     expect(await store.status('20110698:paid:O2')).to.equal('done')
-    expect(await store.settle('20110698:paid:O2', async () => { throw new Error('must not run') })).to.deep.equal({ status: 'done' })
+    expect(await store.settle('20110698:paid:O2', async () => { throw new Error('must not run') })).to.include({ status: 'done' })
     const open = scripted(() => rows({ done_at: null, attempts: 1, tx: 1 }))
     expect(await open.store.status('20110698:paid:O2')).to.equal('open')
   })
