@@ -90,6 +90,6 @@ export default {
   htmlReporter: { fileName: `${reports}/mutation.html` },
   incrementalFile: `${reports}/stryker-incremental.json`,
   thresholds: { high: 95, low: 90, break: 90 },
-  ignorePatterns: ['dist', 'bench', 'examples', 'reports', 'test/browser', 'test/fleet', 'test-results'],
+  ignorePatterns: ['dist', 'bench', 'examples', '!examples/knex-driver.ts', 'reports', 'test/browser', 'test/fleet', 'test-results'],
   tempDirName: '.stryker-tmp',
 }
