@@ -10,13 +10,13 @@
 export const PARTS = {
   // Signing, verifying a notification, amounts, strict form parsing.
   core: {
-    mutate: ['src/signature.ts', 'src/money.ts', 'src/notify/verify.ts', 'src/notify/parse-form.ts'],
+    mutate: ['src/kernel/signature.ts', 'src/kernel/money.ts', 'src/core/notify/verify.ts', 'src/core/notify/parse-form.ts'],
     spec: ['test/signature.test.ts', 'test/money.test.ts', 'test/notify/parse-form.test.ts', 'test/notify/verify.test.ts',
       'test/client/validate.test.ts', 'test/router.test.ts', 'test/middleware/standalone.test.ts', 'test/hardening/catalogue.test.ts'],
   },
   // The settlement core: claim, settle, the pay answer, the unsettled ledger and its sweep.
   settle: {
-    mutate: ['src/settle/**/*.ts'],
+    mutate: ['src/core/settle/**/*.ts'],
     spec: ['test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts',
       'test/settle/unsettled-sweep.test.ts', 'test/settle/settle-paths.test.ts', 'test/settle/payment-from-answer.test.ts',
       'test/settle/pay-answer.test.ts', 'test/settle/cross-check.test.ts', 'test/router.test.ts', 'test/observe/otel.test.ts', 'test/hardening/faults.test.ts'],
@@ -35,7 +35,7 @@ export const PARTS = {
   },
   // The pay route's parameters and its answer to every way a pay can fail.
   pay: {
-    mutate: ['src/pay/*.ts'],
+    mutate: ['src/core/pay/*.ts'],
     spec: ['test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/settle/payment-from-answer.test.ts', 'test/client/validate.test.ts', 'test/pay/outcomes.test.ts', 'test/middleware/pay.test.ts', 'test/settle/pay-answer.test.ts'],
   },
 }

@@ -4,7 +4,7 @@
  * src/cli/; this file picks one, prints usage errors (exit 2) and sets the exit code.
  */
 import { version } from '../package.json'
-import { errorMessage } from './errors'
+import { errorMessage } from './kernel/errors'
 import { EXIT, processIo, TOOL, UsageError, type Io } from './cli/args'
 import { notifySpec, runNotify } from './cli/notify'
 import { runSandbox, sandboxSpec } from './cli/sandbox'

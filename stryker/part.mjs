@@ -3,7 +3,7 @@
  *
  *   npm run mutate:part -- settle                 (mutants of src/settle, tested by its test files)
  *   npm run mutate:part -- settle --incremental   (re-tests only what changed since this part's last run)
- *   npm run mutate:part -- pay --mutate src/pay/params.ts   (any other Stryker option is passed on)
+ *   npm run mutate:part -- pay --mutate src/core/pay/params.ts   (any other Stryker option is passed on)
  *
  * Reports and the incremental file go to reports/mutation/<part>/. A part's score can be a little
  * lower than the same files' score in the full run, which also runs the other parts' tests.

@@ -2,9 +2,9 @@ import { expect } from 'chai'
 import type { Server } from 'node:http'
 import request from 'supertest'
 import { createClient } from '../src/client'
-import { guanaitong } from '../src/router'
+import { guanaitong } from '../src/adapters/express/router'
 import { createSandbox, SANDBOX_CODES, type Sandbox } from '../src/testing/sandbox'
-import type { Payment } from '../src/types'
+import type { Payment } from '../src/kernel/types'
 import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox } from './helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }

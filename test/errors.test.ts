@@ -14,7 +14,7 @@ import {
   RedisTokenCache, sign, verifySign,
 } from '../src/index'
 import { createSandbox, signNotification, encodeForm } from '../src/testing/index'
-import type { NotifyStore } from '../src/types'
+import type { NotifyStore } from '../src/kernel/types'
 import { APP_ID, SECRET, paidFields, recordingLogger } from './helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix, unusedPort } from './stores/redis-helpers'
 

@@ -4,10 +4,10 @@ import { quietLogger, type LoggedLine, type QuietLogger } from '../src/testing/q
 import { signNotification, encodeForm } from '../src/testing/sign-notification'
 import type { Server } from 'node:http'
 import { expect } from 'chai'
-import { GatError } from '../src/errors'
-import { guanaitong, type GuanaitongRouter } from '../src/router'
+import { GatError } from '../src/kernel/errors'
+import { guanaitong, type GuanaitongRouter } from '../src/adapters/express/router'
 import type { Sandbox, SandboxRequestEvent } from '../src/testing/sandbox'
-import type { Fields, GuanaitongOptions } from '../src/types'
+import type { Fields, GuanaitongOptions } from '../src/kernel/types'
 
 export const APP_ID = '20110698'
 export const SECRET = 'secret123'

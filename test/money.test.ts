@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import fc from 'fast-check'
-import { amountToFen, fenToAmount, MAX_FEN, MIN_FEN, normalizeAmount } from '../src/money'
+import { amountToFen, fenToAmount, MAX_FEN, MIN_FEN, normalizeAmount } from '../src/kernel/money'
 
 /**
  * Amounts whose decimal value has no exact binary double: 1.15 is stored as 1.149999…, so

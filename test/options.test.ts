@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { guanaitong } from '../src/router'
-import { ConfigError } from '../src/errors'
+import { guanaitong } from '../src/adapters/express/router'
+import { ConfigError } from '../src/kernel/errors'
 import { APP_ID, SECRET, recordingLogger, unusedClient } from './helpers'
 
 const base = { appId: APP_ID, appSecret: SECRET, onPaid: async () => {}, client: unusedClient, logger: recordingLogger() }

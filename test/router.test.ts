@@ -1,8 +1,8 @@
 import { expect } from 'chai'
 import request from 'supertest'
-import { guanaitong } from '../src/router'
+import { guanaitong } from '../src/adapters/express/router'
 import { MemoryStore } from '../src/stores/memory'
-import type { Payment } from '../src/types'
+import type { Payment } from '../src/kernel/types'
 import { signNotification } from '../src/testing/sign-notification'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, sleep, unusedClient, waitFor } from './helpers'
 

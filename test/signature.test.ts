@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { expect } from 'chai'
 import fc from 'fast-check'
-import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS, verifySign } from '../src/signature'
+import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS, verifySign } from '../src/kernel/signature'
 import { flipHexDigit } from './helpers'
 
 const example = {

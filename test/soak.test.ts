@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import express from 'express'
 import type { Server } from 'node:http'
-import { guanaitong } from '../src/router'
+import { guanaitong } from '../src/adapters/express/router'
 import { MemoryStore } from '../src/stores/memory'
 import { createSandbox, type Sandbox } from '../src/testing/sandbox'
 import { recordingLogger } from './helpers'

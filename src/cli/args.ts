@@ -4,8 +4,8 @@
  * streams a command writes to.
  */
 import { parseArgs } from 'node:util'
-import { didYouMean } from '../validate'
-import { errorMessage, errorProperty } from '../errors'
+import { didYouMean } from '../kernel/validate'
+import { errorMessage, errorProperty } from '../kernel/errors'
 
 export const TOOL = 'express-guanaitong'
 

@@ -4,12 +4,12 @@
  */
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
-import { encodeAttach } from '../fields'
-import { errorMessage, errorProperty } from '../errors'
-import { normalizeAmount } from '../money'
-import { SIGN_ALGORITHMS } from '../signature'
+import { encodeAttach } from '../kernel/fields'
+import { errorMessage, errorProperty } from '../kernel/errors'
+import { normalizeAmount } from '../kernel/money'
+import { SIGN_ALGORITHMS } from '../kernel/signature'
 import { encodeForm, signNotification } from '../testing/sign-notification'
-import type { SignAlgorithm } from '../types'
+import type { SignAlgorithm } from '../kernel/types'
 import {
   checkSecret, choiceFlag, EXIT, helpText, intFlag, parseCommand, quote, requireFlag, stringFlag, UsageError,
   type CommandSpec, type Io,
@@ -47,7 +47,7 @@ export const notifySpec: CommandSpec = {
   ],
 }
 
-/** What Guanaitong would return for a pay this package's client sent: `%`, `&` and `=` encoded (src/fields.ts). */
+/** What Guanaitong would return for a pay this package's client sent: `%`, `&` and `=` encoded (src/kernel/fields.ts). */
 function attachFlag(attach: string | undefined): string | undefined {
   return attach === undefined ? undefined : encodeAttach(attach)
 }

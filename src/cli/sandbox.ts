@@ -4,9 +4,9 @@
  * happens.
  */
 import { isIPv4, isIPv6 } from 'node:net'
-import { printable } from '../printable'
+import { printable } from '../kernel/printable'
 import { createSandbox, NOTIFICATION_MODES, type Sandbox, type SandboxAttempt, type SandboxPayment } from '../testing/sandbox'
-import { errorMessage, errorProperty } from '../errors'
+import { errorMessage, errorProperty } from '../kernel/errors'
 import {
   checkSecret, choiceFlag, clock, EXIT, helpText, intFlag, parseCommand, quote, stringFlag, UsageError,
   type CommandSpec, type Io,

@@ -2,8 +2,8 @@
  * `express-guanaitong sign`: prints the canonical string (secret masked) and the signature of a
  * parameter set, to find out why a signature does not match.
  */
-import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS } from '../signature'
-import type { SignAlgorithm } from '../types'
+import { canonicalString, maskedCanonicalString, sign, SIGN_ALGORITHMS } from '../kernel/signature'
+import type { SignAlgorithm } from '../kernel/types'
 import { checkSecret, choiceFlag, EXIT, helpText, parseCommand, requireFlag, UsageError, type CommandSpec, type Io } from './args'
 
 export const signSpec: CommandSpec = {

@@ -3,13 +3,13 @@
  * PostgresStore or MysqlStore), the ones that may have charged an employee and that no settlement
  * has confirmed, soonest deadline first.
  */
-import { DEFAULTS } from '../defaults'
-import { ConfigError, errorMessage, MESSAGE_PREFIX } from '../errors'
-import { printable } from '../printable'
+import { DEFAULTS } from '../kernel/defaults'
+import { ConfigError, errorMessage, MESSAGE_PREFIX } from '../kernel/errors'
+import { printable } from '../kernel/printable'
 import { MysqlStore } from '../stores/mysql'
 import { PostgresStore } from '../stores/postgres'
 import { RedisStore } from '../stores/redis'
-import type { UnsettledRecord } from '../types'
+import type { UnsettledRecord } from '../kernel/types'
 import { EXIT, helpText, intFlag, parseCommand, stringFlag, UsageError, type CommandSpec, type Io } from './args'
 
 export const unsettledSpec: CommandSpec = {
@@ -160,7 +160,7 @@ function dueIn(deadline: number, now: number): string {
   return deadline <= now ? `due ${span} ago` : `in ${span}`
 }
 
-/** A cell escaped as log lines are (src/printable.ts): a stored order number must not steer the terminal or reverse the text. */
+/** A cell escaped as log lines are (src/kernel/printable.ts): a stored order number must not steer the terminal or reverse the text. */
 const cell = (text: string) => printable(text, Infinity)
 
 function table(records: UnsettledRecord[], now: number): string[] {

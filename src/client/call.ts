@@ -1,7 +1,7 @@
-import { GatError } from '../errors'
+import { GatError } from '../kernel/errors'
 import { traceApi } from '../observe/telemetry'
-import { sign } from '../signature'
-import type { Fields, SignAlgorithm } from '../types'
+import { sign } from '../kernel/signature'
+import type { Fields, SignAlgorithm } from '../kernel/types'
 import { postForm, type GatResponse } from './http'
 
 /** What a signed call needs, already validated (see options.ts). */

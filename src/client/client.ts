@@ -1,15 +1,12 @@
-import { errorMessage, errorProperty, GatError, ParamError, TOKEN_INVALID_CODE } from '../errors'
-import type { ClientOptions, Fields, GatClient, PayParams } from '../types'
+import { errorMessage, errorProperty, GatError, ParamError, TOKEN_INVALID_CODE } from '../kernel/errors'
+import type { ClientOptions, Fields, GatClient, PayParams } from '../kernel/types'
 import { apiError, callSigned, type CallConfig } from './call'
 import type { GatResponse } from './http'
 import { resolveClientOptions } from './options'
-import { createToken, TOKEN_PATH, TokenManager } from './token'
-import { charLength, toFields, validatePayParams } from './validate'
-import { hasReservedCharacter, identifierProblem, TRADE_NO_MAX } from '../fields'
-import { printable } from '../printable'
-import { isBlank } from '../signature'
-
-export const PAY_PATH = '/platformDealer/employee/pay'
+import { TOKEN_PATH } from '../kernel/fields'
+import { createToken, TokenManager } from './token'
+import { PAY_PATH } from '../kernel/fields'
+import { payTradeNo, toFields, validatePayParams } from '../kernel/pay-rules'
 
 /**
  * A failure while getting the access token, as a GatError with `sent: false`: the call it was for
@@ -29,27 +26,6 @@ export function tokenFailure(err: unknown, path?: string): GatError {
   return new GatError({
     kind: 'token-cache', code: null, status: 0, path: TOKEN_PATH, sent: false, cause: err,
     msg: `no access token from the token cache (${typeof code === 'string' || typeof code === 'number' ? `${code}: ` : ''}${errorMessage(err)})${unsent}`,
-  })
-}
-
-/**
- * The trade number of a pay answered code 0: a non-blank string of at most `TRADE_NO_MAX`
- * printable characters without `&` or `=` (src/fields.ts), the only kind a notification could
- * carry too. Anything else is an `invalid-response` GatError, ambiguous: code 0 says the pay was
- * accepted, only its trade number cannot be trusted, so the order is neither settled nor refused.
- * The pay route holds a custom client's answer to the same rule.
- */
-export function payTradeNo(data: unknown, status: number, traceId?: string): string {
-  const problem = typeof data !== 'string' ? 'is not a string'
-    : isBlank(data) ? 'is empty or blank'
-      : charLength(data) > TRADE_NO_MAX ? `is over ${TRADE_NO_MAX} characters (got ${charLength(data)})`
-        : hasReservedCharacter(data) ? 'contains "&" or "="'
-          : identifierProblem(data)
-  if (problem === undefined) return data as string
-  const shown = typeof data === 'string' ? `"${printable(data, 40)}"` : printable(JSON.stringify(data) ?? String(data), 40)
-  throw new GatError({
-    kind: 'invalid-response', code: null, status, traceId, path: PAY_PATH,
-    msg: `pay answered code 0, but its trade number ${problem} (data: ${shown})`,
   })
 }
 

@@ -1,9 +1,9 @@
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { TLSSocket } from 'node:tls'
-import { DEFAULTS } from '../defaults'
-import { errorMessage, errorProperty, GatError } from '../errors'
-import type { Fields } from '../types'
+import { DEFAULTS } from '../kernel/defaults'
+import { errorMessage, errorProperty, GatError } from '../kernel/errors'
+import type { Fields } from '../kernel/types'
 import { httpAgent, httpsAgent } from './agent'
 
 /** A well-formed Guanaitong answer. `code` may still be non-zero: judging it is the caller's job. */

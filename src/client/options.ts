@@ -1,7 +1,7 @@
-import { DEFAULTS } from '../defaults'
+import { DEFAULTS } from '../kernel/defaults'
 import { toLogger, type Log } from '../observe/log'
-import type { ClientOptions, SignAlgorithm, TokenCache } from '../types'
-import { checkOptions, checkSecrets, CLIENT_RULES } from '../validate'
+import type { ClientOptions, SignAlgorithm, TokenCache } from '../kernel/types'
+import { checkOptions, checkSecrets, CLIENT_RULES } from '../kernel/validate'
 import { MemoryTokenCache } from './token'
 
 export interface ResolvedClientOptions {
@@ -15,7 +15,7 @@ export interface ResolvedClientOptions {
   logger: Log
 }
 
-/** Validates createClient's options once, at construction (src/validate.ts), so a misconfiguration fails at startup, not at the first payment. */
+/** Validates createClient's options once, at construction (src/kernel/validate.ts), so a misconfiguration fails at startup, not at the first payment. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   checkOptions('createClient()', options, CLIENT_RULES, '{ appId, appSecret }')
   return {

@@ -1,10 +1,10 @@
-import { errorMessage, GatError } from '../errors'
+import { errorMessage, GatError } from '../kernel/errors'
+import { TOKEN_PATH } from '../kernel/fields'
 import type { Log } from '../observe/log'
 import { traceTokenRefresh } from '../observe/telemetry'
-import type { CachedToken, TokenCache } from '../types'
+import type { CachedToken, TokenCache } from '../kernel/types'
 import { apiError, callSigned, type CallConfig } from './call'
 
-export const TOKEN_PATH = '/token/create'
 
 /** Share of the lifetime after which a token is renewed, as the official clients do. */
 const REFRESH_RATIO = 0.8

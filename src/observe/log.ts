@@ -1,5 +1,5 @@
-import { withoutControls } from '../printable'
-import type { LogFields, Logger } from '../types'
+import { withoutControls } from '../kernel/printable'
+import type { LogFields, Logger } from '../kernel/types'
 
 /**
  * How the package's own code logs: the message first, then the fields. `toLogger` turns the

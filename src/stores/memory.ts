@@ -1,10 +1,10 @@
-import { DEFAULTS } from '../defaults'
-import { GuanaitongError } from '../errors'
+import { DEFAULTS } from '../kernel/defaults'
+import { GuanaitongError } from '../kernel/errors'
 import { toLogger, type Log } from '../observe/log'
 import { countEviction } from '../observe/telemetry'
-import { printable } from '../printable'
-import type { ClaimResult, CrossCheck, MemoryStoreOptions, NotifyStore, PeekResult, UnsettledLedger, UnsettledRecord } from '../types'
-import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../validate'
+import { printable } from '../kernel/printable'
+import type { ClaimResult, CrossCheck, MemoryStoreOptions, NotifyStore, PeekResult, UnsettledLedger, UnsettledRecord } from '../kernel/types'
+import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../kernel/validate'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord } from './unsettled-record'
 
 /**

@@ -1,5 +1,5 @@
-import type { MysqlConnectionLike, MysqlPoolLike, MysqlStoreOptions } from '../types'
-import { MYSQL_STORE_RULES } from '../validate'
+import type { MysqlConnectionLike, MysqlPoolLike, MysqlStoreOptions } from '../kernel/types'
+import { MYSQL_STORE_RULES } from '../kernel/validate'
 import { mysql } from './sql/dialect'
 import { mysqlDriver } from './sql/drivers'
 import { SqlStore } from './sql/sql-store'

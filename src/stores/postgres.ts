@@ -1,5 +1,5 @@
-import type { PgClientLike, PgPoolLike, PostgresStoreOptions } from '../types'
-import { POSTGRES_STORE_RULES } from '../validate'
+import type { PgClientLike, PgPoolLike, PostgresStoreOptions } from '../kernel/types'
+import { POSTGRES_STORE_RULES } from '../kernel/validate'
 import { postgres } from './sql/dialect'
 import { pgDriver } from './sql/drivers'
 import { SqlStore } from './sql/sql-store'

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { ConfigError, errorMessage, GuanaitongError } from '../errors'
-import type { RedisClientLike } from '../types'
+import { ConfigError, errorMessage, GuanaitongError } from '../kernel/errors'
+import type { RedisClientLike } from '../kernel/types'
 
 
 /** A Lua script with its SHA1, so it can be run by EVALSHA. */

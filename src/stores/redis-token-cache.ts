@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { GuanaitongError, ParamError } from '../errors'
-import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../types'
-import { checkOptions, MAX_DURATION_MS, REDIS_TOKEN_CACHE_RULES } from '../validate'
+import { GuanaitongError, ParamError } from '../kernel/errors'
+import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../kernel/types'
+import { checkOptions, MAX_DURATION_MS, REDIS_TOKEN_CACHE_RULES } from '../kernel/validate'
 import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
 
 

@@ -1,6 +1,6 @@
-import { DEFAULTS } from '../defaults'
-import { GuanaitongError } from '../errors'
-import type { UnsettledRecord } from '../types'
+import { DEFAULTS } from '../kernel/defaults'
+import { GuanaitongError } from '../kernel/errors'
+import type { UnsettledRecord } from '../kernel/types'
 
 /** A bad argument to a ledger method: a bug in the caller, never data from outside. */
 function invalid(store: string, message: string): GuanaitongError {

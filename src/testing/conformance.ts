@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { GuanaitongError } from '../errors'
-import type { ClaimResult, NotifyStore } from '../types'
+import type { ClaimResult, NotifyStore } from '../kernel/types'
 import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
 import { ledgerConformance } from './ledger-conformance'
+import { runner, skipWithout } from './runner'
 
 /** Options a store under test is made with. */
 export interface ConformanceStoreOptions {
@@ -22,30 +22,6 @@ export interface ConformanceOptions {
   shortRetentionMs?: number
   /** Per-test timeout for runners that support one (mocha), ms. Default 10 000. */
   timeoutMs?: number
-}
-
-export type Fn = (this: { timeout?: (ms: number) => unknown; skip?: () => unknown }) => unknown
-export type Register = (title: string, fn: Fn) => unknown
-
-export interface Runner {
-  describe: Register
-  it: Register
-  afterEach: (fn: Fn) => unknown
-}
-
-/** Skips the running test: the store lacks an optional part. A runner that cannot skip fails rather than pass it silently. */
-export function skipWithout(test: ThisParameterType<Fn>, what: string): void {
-  if (typeof test.skip !== 'function') throw new Error(`this store has no ${what} and the runner cannot skip`)
-  test.skip()
-}
-
-/** The test runner's globals (mocha; jest and vitest with globals work too). */
-export function runner(): Runner {
-  const g = globalThis as unknown as Partial<Runner>
-  if (typeof g.describe !== 'function' || typeof g.it !== 'function' || typeof g.afterEach !== 'function') {
-    throw new GuanaitongError('storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file', 'NO_TEST_RUNNER', 500)
-  }
-  return g as Runner
 }
 
 const LONG_LEASE_MS = 10_000

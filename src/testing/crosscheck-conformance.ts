@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
-import { hasUnsettledLedger } from '../settle/unsettled'
-import { MEMO_MAX_LENGTH } from '../settle/memo'
-import type { CrossCheck, PeekResult, UnsettledLedger, UnsettledRecord } from '../types'
-import { skipWithout, type Fn, type Register } from './conformance'
+import { hasUnsettledLedger } from '../core/settle/unsettled'
+import { MEMO_MAX_LENGTH } from '../core/settle/memo'
+import type { CrossCheck, PeekResult, UnsettledLedger, UnsettledRecord } from '../kernel/types'
+import { skipWithout, type Fn, type Register } from './runner'
 
 /**
  * One settlement of a key, whatever the store's kind: a claim store claims and completes, a

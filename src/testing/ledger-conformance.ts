@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import type { UnsettledLedger, UnsettledRecord } from '../types'
-import { hasUnsettledLedger } from '../settle/unsettled'
-import { skipWithout, type Fn, type Register } from './conformance'
+import type { UnsettledLedger, UnsettledRecord } from '../kernel/types'
+import { hasUnsettledLedger } from '../core/settle/unsettled'
+import { skipWithout, type Fn, type Register } from './runner'
 
 /**
  * The unsettled ledger's part of the conformance suites (storeConformance and

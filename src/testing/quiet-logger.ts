@@ -1,4 +1,4 @@
-import type { Logger } from '../types'
+import type { Logger } from '../kernel/types'
 
 /** One line a `quietLogger` kept. */
 export interface LoggedLine {

@@ -1,6 +1,6 @@
-import { ParamError } from '../errors'
-import { sign } from '../signature'
-import type { AppSecret, Fields, SignAlgorithm } from '../types'
+import { ParamError } from '../kernel/errors'
+import { sign } from '../kernel/signature'
+import type { AppSecret, Fields, SignAlgorithm } from '../kernel/types'
 
 /** Form fields to sign or encode; `undefined` values are left out. */
 export type FieldsInput = Readonly<Record<string, string | undefined>>

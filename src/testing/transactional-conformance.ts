@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
-import type { TransactionalResult, TransactionalStore } from '../types'
-import { runner, skipWithout, type Fn } from './conformance'
+import type { TransactionalResult, TransactionalStore } from '../kernel/types'
+import { runner, skipWithout, type Fn } from './runner'
 import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
 import { ledgerConformance } from './ledger-conformance'
 

@@ -11,9 +11,9 @@ import { resolve } from 'node:path'
 import express from 'express'
 import { version } from '../../package.json'
 import { createClient } from '../../src/client'
-import { guanaitong } from '../../src/router'
-import { sign } from '../../src/signature'
-import type { Logger, Notification } from '../../src/types'
+import { guanaitong } from '../../src/adapters/express/router'
+import { sign } from '../../src/kernel/signature'
+import type { Logger, Notification } from '../../src/kernel/types'
 import { sleep, waitFor } from '../helpers'
 
 const root = resolve(import.meta.dirname, '..', '..')

@@ -9,7 +9,7 @@ import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { Redis } from 'ioredis'
 import { RedisStore } from '../../src/stores/redis'
-import type { TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/types'
+import type { TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
 import { deleteKeys, REDIS_URL, uniquePrefix, unusedPort } from '../stores/redis-helpers'
 import { MYSQL_URL, POSTGRES_URL, SQL_KINDS, sqlTarget, uniqueTable } from '../stores/sql-helpers'
 

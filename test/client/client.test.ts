@@ -1,9 +1,9 @@
 import { expect } from 'chai'
-import { ConfigError, GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/errors'
+import { ConfigError, GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/kernel/errors'
 import { createClient, MemoryTokenCache } from '../../src/client/index'
-import { verifySign } from '../../src/signature'
+import { verifySign } from '../../src/kernel/signature'
 import { createSandbox, PAY_PATH as PAY, TOKEN_PATH as TOKEN, type RespondWithOptions, type Sandbox } from '../../src/testing/sandbox'
-import type { ClientOptions, Logger, PayParams } from '../../src/types'
+import type { ClientOptions, Logger, PayParams } from '../../src/kernel/types'
 import { caught, sandboxLog } from '../helpers'
 
 const T0 = 1_700_000_000_000

@@ -2,7 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
 import { neverSent, postForm } from '../../src/client/http'
-import { DEFAULTS } from '../../src/defaults'
+import { DEFAULTS } from '../../src/kernel/defaults'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { caught, sandboxLog } from '../helpers'
 

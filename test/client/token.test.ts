@@ -1,8 +1,8 @@
 import { expect } from 'chai'
 import { createToken, MemoryTokenCache, REFRESH_RETRY_MS, TokenManager } from '../../src/client/token'
 import type { Log } from '../../src/observe/log'
-import type { CachedToken, TokenCache } from '../../src/types'
-import { verifySign } from '../../src/signature'
+import type { CachedToken, TokenCache } from '../../src/kernel/types'
+import { verifySign } from '../../src/kernel/signature'
 import { createSandbox, TOKEN_PATH, type Sandbox } from '../../src/testing/sandbox'
 import { caught, sandboxLog } from '../helpers'
 

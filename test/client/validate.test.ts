@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { ParamError } from '../../src/errors'
-import { checkString, validatePayParams } from '../../src/client/validate'
+import { ParamError } from '../../src/kernel/errors'
+import { checkString, validatePayParams } from '../../src/kernel/pay-rules'
 
 export const VALID_PAY = {
   buyer_open_id: 'd87797eea12a2f80ad72ed93214a0908',

@@ -5,7 +5,7 @@
  * The store therefore refuses such a client at construction, rather than fail every settlement.
  */
 import { expect } from 'chai'
-import { ConfigError } from '../../src/errors'
+import { ConfigError } from '../../src/kernel/errors'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { RedisCluster } from '../stores/redis-cluster'

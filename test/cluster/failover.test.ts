@@ -7,9 +7,9 @@
  */
 import { expect } from 'chai'
 import { cpus, loadavg } from 'node:os'
-import { GuanaitongError } from '../../src/errors'
+import { GuanaitongError } from '../../src/kernel/errors'
 import { RedisStore } from '../../src/stores/redis'
-import type { ClaimResult, RedisClientLike } from '../../src/types'
+import type { ClaimResult, RedisClientLike } from '../../src/kernel/types'
 import { RedisCluster, type ClusterNodeInfo } from '../stores/redis-cluster'
 import { keySlot, uniquePrefix } from '../stores/redis-helpers'
 import { sleep } from '../helpers'

@@ -10,10 +10,10 @@
  */
 import { expect } from 'chai'
 import fc from 'fast-check'
-import { verifyFields } from '../../src/notify/verify'
-import { canonicalString, isBlank } from '../../src/signature'
+import { verifyFields } from '../../src/core/notify/verify'
+import { canonicalString, isBlank } from '../../src/kernel/signature'
 import { signNotification } from '../../src/testing/sign-notification'
-import type { Fields } from '../../src/types'
+import type { Fields } from '../../src/kernel/types'
 import { APP_ID, NOW_MS, NOW_SEC, SECRET } from './support'
 
 const config = { appId: APP_ID, secrets: [SECRET], toleranceSec: 300, now: () => NOW_MS, debug: false }

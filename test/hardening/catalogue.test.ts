@@ -11,15 +11,15 @@ import iconv from 'iconv-lite'
 import type { Server } from 'node:http'
 import request from 'supertest'
 import { createClient } from '../../src/client'
-import { DEFAULTS } from '../../src/defaults'
-import { ConfigError, GatError, ParamError } from '../../src/errors'
+import { DEFAULTS } from '../../src/kernel/defaults'
+import { ConfigError, GatError, ParamError } from '../../src/kernel/errors'
 import { MemoryStore } from '../../src/stores/memory'
 import { createSandbox, PAY_PATH, SANDBOX_CODES, type Sandbox } from '../../src/testing/sandbox'
 import { quietLogger } from '../../src/testing/quiet-logger'
-import { guanaitong } from '../../src/router'
-import { canonicalString, sign, SIGN_ALGORITHMS } from '../../src/signature'
+import { guanaitong } from '../../src/adapters/express/router'
+import { canonicalString, sign, SIGN_ALGORITHMS } from '../../src/kernel/signature'
 import { signNotification } from '../../src/testing/sign-notification'
-import type { Fields, GuanaitongOptions, Payment } from '../../src/types'
+import type { Fields, GuanaitongOptions, Payment } from '../../src/kernel/types'
 import { EXPRESS_VERSIONS, flipHexDigit, formBody, paidFields, recordingLogger, routerBehindSandbox, sleep, unusedClient, waitFor } from '../helpers'
 import { APP_ID, FORM, NOW_MS, NOW_SEC, SECRET, listen, notifyApp, pairsBody, rawPost, rawSocket } from './support'
 
@@ -633,7 +633,7 @@ for (const { name, express } of EXPRESS_VERSIONS) {
     describe('a body parser mounted before the router', () => {
       // Pending: the host's express.urlencoded() passes its error (too many parameters, a bad
       // Content-Encoding) to Express's final handler, which answers an HTML page with a stack trace
-      // outside production. The fix belongs in src/router.ts (an error handler on the notify path).
+      // outside production. The fix belongs in src/adapters/express/router.ts (an error handler on the notify path).
     })
 
     describe('connections', () => {

@@ -6,7 +6,7 @@ import { expect } from 'chai'
 import http from 'node:http'
 import { MemoryStore } from '../../src/stores/memory'
 import { signNotification } from '../../src/testing/sign-notification'
-import type { Fields, GuanaitongOptions, NotifyStore, Mismatch, OrderMismatch, Payment, RetryBudgetInfo } from '../../src/types'
+import type { Fields, GuanaitongOptions, NotifyStore, Mismatch, OrderMismatch, Payment, RetryBudgetInfo } from '../../src/kernel/types'
 import { EXPRESS_VERSIONS, formBody, paidFields, sleep } from '../helpers'
 import { FORM, SECRET, listen, notifyApp, pairsBody, rawPost, signKeepingEmpty } from './support'
 

@@ -1,10 +1,10 @@
 import { expect } from 'chai'
 import request from 'supertest'
-import { GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../src/errors'
+import { GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../src/kernel/errors'
 import { tokenFailure } from '../../src/client/client'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
-import type { GatClient, GuanaitongOptions, PayParams } from '../../src/types'
+import type { GatClient, GuanaitongOptions, PayParams } from '../../src/kernel/types'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, recordingLogger } from '../helpers'
 
 /** A client whose pay records what it was given and answers as each test scripts. */

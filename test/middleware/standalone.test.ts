@@ -1,12 +1,12 @@
 import { expect } from 'chai'
 import express from 'express'
 import request from 'supertest'
-import { dedupeNotification } from '../../src/middleware/dedupe'
-import { handleNotification } from '../../src/middleware/handle'
-import { parseNotification } from '../../src/middleware/parse'
-import { verifyNotification } from '../../src/middleware/verify'
+import { dedupeNotification } from '../../src/adapters/express/dedupe'
+import { handleNotification } from '../../src/adapters/express/handle'
+import { parseNotification } from '../../src/adapters/express/parse'
+import { verifyNotification } from '../../src/adapters/express/verify'
 import { MemoryStore } from '../../src/stores/memory'
-import type { Notification } from '../../src/types'
+import type { Notification } from '../../src/kernel/types'
 import { APP_ID, SECRET, formBody, paidFields, recordingLogger } from '../helpers'
 
 describe('notification middleware used alone', () => {

@@ -9,7 +9,7 @@ import { deflateSync, gzipSync } from 'node:zlib'
 import { expect } from 'chai'
 import express from 'express'
 import request from 'supertest'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { encodeForm } from '../../src/testing/sign-notification'
 import { APP_ID, SECRET, paidFields, recordingLogger, unusedClient } from '../helpers'
 

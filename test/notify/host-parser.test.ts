@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai'
 import request from 'supertest'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { encodeForm } from '../../src/testing/sign-notification'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, paidFields, recordingLogger, unusedClient } from '../helpers'
 

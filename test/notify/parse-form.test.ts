@@ -1,6 +1,6 @@
 import { expect } from 'chai'
-import { fieldsFromParsed, formCharset, parseForm } from '../../src/notify/parse-form'
-import { NotifyRejection } from '../../src/notify/rejection'
+import { fieldsFromParsed, formCharset, parseForm } from '../../src/core/notify/parse-form'
+import { NotifyRejection } from '../../src/core/rejection'
 
 function reason(fn: () => unknown): string {
   try {

@@ -3,10 +3,10 @@
  * which the HTTP tests see only as `fail` and a reason code.
  */
 import { expect } from 'chai'
-import { NotifyRejection } from '../../src/notify/rejection'
-import { verifyFields, type VerifyConfig } from '../../src/notify/verify'
+import { NotifyRejection } from '../../src/core/rejection'
+import { verifyFields, type VerifyConfig } from '../../src/core/notify/verify'
 import { signNotification } from '../../src/testing/sign-notification'
-import type { Fields } from '../../src/types'
+import type { Fields } from '../../src/kernel/types'
 import { APP_ID, SECRET } from '../helpers'
 
 const NOW_SEC = 1_700_000_000

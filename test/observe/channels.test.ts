@@ -7,7 +7,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { tracingChannel } from 'node:diagnostics_channel'
 import request from 'supertest'
 import { createClient } from '../../src/client'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import { APP_ID, EXPRESS_VERSIONS, SECRET, formBody, paidFields, recordingLogger, unusedClient } from '../helpers'
 

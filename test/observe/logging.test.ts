@@ -7,9 +7,9 @@ import { Writable } from 'node:stream'
 import pino from 'pino'
 import request from 'supertest'
 import { createClient } from '../../src/client'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { createSandbox } from '../../src/testing/sandbox'
-import type { GuanaitongOptions, Logger } from '../../src/types'
+import type { GuanaitongOptions, Logger } from '../../src/kernel/types'
 import { APP_ID, EXPRESS_VERSIONS, formBody, paidFields, unusedClient } from '../helpers'
 
 const express = EXPRESS_VERSIONS[0].express

@@ -1,12 +1,12 @@
 /**
- * payAnswer on its own (src/pay/answers.ts): which reason, status, log level and body each thrown
+ * payAnswer on its own (src/core/pay/answers.ts): which reason, status, log level and body each thrown
  * value gets, and above all whether the answer tells the cashier page the employee may have been
  * charged. The same answers through the pay route, for every transport fault, are in
  * outcomes.test.ts.
  */
 import { expect } from 'chai'
-import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, type GatErrorDetails } from '../../src/errors'
-import { payAnswer, PayRejection } from '../../src/pay/answers'
+import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, type GatErrorDetails } from '../../src/kernel/errors'
+import { payAnswer, PayRejection } from '../../src/core/pay/answers'
 
 const gat = (d: Partial<GatErrorDetails>) => new GatError({ kind: 'api', code: 1, msg: 'refused', status: 200, path: '/pay', ...d })
 const summary = (r: PayRejection) => ({ reason: r.reason, status: r.status, level: r.level, mayHaveCharged: r.mayHaveCharged })

@@ -12,12 +12,12 @@ import express from 'express'
 import { Redis } from 'ioredis'
 import request from 'supertest'
 import { MemoryTokenCache } from '../../src/client/token'
-import { OUTER_TRADE_NO_EXISTS_CODE } from '../../src/errors'
-import { PAY_ANSWERS } from '../../src/pay/answers'
-import { guanaitong } from '../../src/router'
+import { OUTER_TRADE_NO_EXISTS_CODE } from '../../src/kernel/errors'
+import { PAY_ANSWERS } from '../../src/core/pay/answers'
+import { guanaitong } from '../../src/adapters/express/router'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { createSandbox, PAY_PATH, TOKEN_PATH, type Sandbox } from '../../src/testing/sandbox'
-import type { TokenCache } from '../../src/types'
+import type { TokenCache } from '../../src/kernel/types'
 import { recordingLogger } from '../helpers'
 import { deleteKeys, REDIS_URL, uniquePrefix, unusedPort } from '../stores/redis-helpers'
 
@@ -200,7 +200,7 @@ describe('pay outcomes: every transport fault × call × moment through the pay 
     })
   }
 
-  it('docs/pay-outcomes.md states the answer table as src/pay/answers.ts has it', () => {
+  it('docs/pay-outcomes.md states the answer table as src/core/pay/answers.ts has it', () => {
     const doc = readFileSync(new URL('../../docs/pay-outcomes.md', import.meta.url), 'utf8')
     for (const [reason, row] of Object.entries(PAY_ANSWERS)) {
       const line = doc.split('\n').find((l) => l.startsWith(`| \`${reason}\` |`))

@@ -1,12 +1,13 @@
 /**
- * buildPayParams on its own (src/pay/params.ts): which names a pay may carry, where notify_url
+ * buildPayParams on its own (src/core/pay/params.ts): which names a pay may carry, where notify_url
  * comes from, what preparePayment sees and may return, and the `&`/`=` rule. Through the pay
  * route against the sandbox: test/middleware/pay.test.ts.
  */
 import { expect } from 'chai'
-import { ConfigError, ParamError } from '../../src/errors'
-import { buildPayParams, refuseReservedCharacters } from '../../src/pay/params'
-import type { PayRequestFields } from '../../src/types'
+import { ConfigError, ParamError } from '../../src/kernel/errors'
+import { buildPayParams } from '../../src/core/pay/params'
+import { refuseReservedCharacters } from '../../src/kernel/pay-rules'
+import type { PayRequestFields } from '../../src/kernel/types'
 
 const BODY = { outer_trade_no: 'O123', reason: '午餐', asset_type: '1', asset_open_id: 'asset' }
 

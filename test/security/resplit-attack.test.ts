@@ -9,10 +9,10 @@ import { expect } from 'chai'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import request from 'supertest'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { createSandbox, type Sandbox, type SandboxAttempt } from '../../src/testing/sandbox'
 import { encodeForm } from '../../src/testing/sign-notification'
-import type { Fields, OrderSummary, Payment } from '../../src/types'
+import type { Fields, OrderSummary, Payment } from '../../src/kernel/types'
 import { EXPRESS_VERSIONS, recordingLogger } from '../helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }

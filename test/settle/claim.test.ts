@@ -5,11 +5,11 @@
  * second run of the handler.
  */
 import { expect } from 'chai'
-import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from '../../src/settle/claim'
-import { notificationKey } from '../../src/settle/key'
+import { claimKey, completeClaim, keepLease, releaseClaim, type HeldClaim } from '../../src/core/settle/claim'
+import { notificationKey } from '../../src/core/settle/key'
 import { toLogger } from '../../src/observe/log'
-import { NotifyRejection } from '../../src/notify/rejection'
-import type { ClaimResult, Notification, NotifyStore } from '../../src/types'
+import { NotifyRejection } from '../../src/core/rejection'
+import type { ClaimResult, Notification, NotifyStore } from '../../src/kernel/types'
 import { recordingLogger, sleep, waitFor } from '../helpers'
 
 /** A store whose every method fails the test unless the test replaces it. */

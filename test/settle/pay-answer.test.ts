@@ -6,10 +6,10 @@ import { expect } from 'chai'
 import { readFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import request from 'supertest'
-import { guanaitong } from '../../src/router'
+import { guanaitong } from '../../src/adapters/express/router'
 import { MemoryStore } from '../../src/stores/memory'
 import { createSandbox, SANDBOX_CODES, type Sandbox } from '../../src/testing/sandbox'
-import type { GuanaitongOptions, Payment, SettleContext } from '../../src/types'
+import type { GuanaitongOptions, Payment, SettleContext } from '../../src/kernel/types'
 import { EXPRESS_VERSIONS, recordingLogger, routerBehindSandbox, sleep } from '../helpers'
 
 const APP = { appId: '20110698', appSecret: 'sandbox-secret' }

@@ -1,11 +1,11 @@
 /**
- * paymentFromPayAnswer on its own (src/settle/pay-answer.ts): the payment a pay answered `code: 0`
+ * paymentFromPayAnswer on its own (src/core/settle/pay-answer.ts): the payment a pay answered `code: 0`
  * stands for, which the pay answer settles as the notification would. Through the router and the
  * sandbox: pay-answer.test.ts.
  */
 import { expect } from 'chai'
-import { paymentFromPayAnswer } from '../../src/settle/pay-answer'
-import type { PayParams } from '../../src/types'
+import { paymentFromPayAnswer } from '../../src/core/settle/pay-answer'
+import type { PayParams } from '../../src/kernel/types'
 import { APP_ID } from '../helpers'
 
 const PARAMS: PayParams = {

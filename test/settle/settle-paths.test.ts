@@ -1,15 +1,15 @@
 /**
- * The settlement core's less travelled paths (src/settle/settle.ts, claim.ts, hooks.ts): no store,
+ * The settlement core's less travelled paths (src/core/settle/settle.ts, claim.ts, hooks.ts): no store,
  * a lost lease, the order check and its hook, the retry-budget alert's conditions, and the
  * transactional branch's time-outs, attempts and ledger removals. Fast, in memory.
  */
 import { expect } from 'chai'
-import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
-import { keepLease } from '../../src/settle/claim'
-import { unsettledKey } from '../../src/settle/unsettled'
+import { createSettlement, type Settlement, type SettleOutcome } from '../../src/core/settle/settle'
+import { keepLease } from '../../src/core/settle/claim'
+import { unsettledKey } from '../../src/core/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
 import { toLogger } from '../../src/observe/log'
-import type { Notification, NotifyStore, RetryBudgetInfo, SettleOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/types'
+import type { Notification, NotifyStore, RetryBudgetInfo, SettleOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
 
 let seq = 0

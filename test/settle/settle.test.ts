@@ -4,11 +4,11 @@
  */
 import { expect } from 'chai'
 import { readFileSync } from 'node:fs'
-import { DEFAULTS } from '../../src/defaults'
+import { DEFAULTS } from '../../src/kernel/defaults'
 import { MemoryStore } from '../../src/stores/memory'
-import { RETRY_BUDGET_MEMORY } from '../../src/settle/retry-budget'
-import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
-import type { NotifyStore, Notification, SettleOptions, TransactionalStore } from '../../src/types'
+import { RETRY_BUDGET_MEMORY } from '../../src/core/settle/retry-budget'
+import { createSettlement, type Settlement, type SettleOutcome } from '../../src/core/settle/settle'
+import type { NotifyStore, Notification, SettleOptions, TransactionalStore } from '../../src/kernel/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
 
 let seq = 0

@@ -3,10 +3,10 @@
  * (and that none waits for it), and the sweep's check against a transactional store.
  */
 import { expect } from 'chai'
-import { createSettlement, type Settlement, type SettleOutcome } from '../../src/settle/settle'
-import { listUnsettled, sweepUnsettled, unsettledKey } from '../../src/settle/unsettled'
+import { createSettlement, type Settlement, type SettleOutcome } from '../../src/core/settle/settle'
+import { listUnsettled, sweepUnsettled, unsettledKey } from '../../src/core/settle/unsettled'
 import { MemoryStore } from '../../src/stores/memory'
-import type { Notification, SettleOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/types'
+import type { Notification, SettleOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
 
 let seq = 0

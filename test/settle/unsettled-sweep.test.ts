@@ -1,19 +1,19 @@
 /**
- * The unsettled ledger's functions on their own (src/settle/unsettled.ts), in memory and fast:
+ * The unsettled ledger's functions on their own (src/core/settle/unsettled.ts), in memory and fast:
  * the sweep's options and defaults, what it asks the store, how it probes each kind of store,
  * and what it does when a store or the hook fails. The same paths behind the router, on every
  * store, are in unsettled.test.ts.
  */
 import { expect } from 'chai'
-import { DEFAULTS } from '../../src/defaults'
-import { GuanaitongError } from '../../src/errors'
+import { DEFAULTS } from '../../src/kernel/defaults'
+import { GuanaitongError } from '../../src/kernel/errors'
 import { toLogger } from '../../src/observe/log'
 import {
   forgetUnsettled, hasUnsettledLedger, listUnsettled, startSweeping, sweepUnsettled, unsettledKey, watchUnsettled,
-} from '../../src/settle/unsettled'
-import { notificationKey } from '../../src/settle/key'
+} from '../../src/core/settle/unsettled'
+import { notificationKey } from '../../src/core/settle/key'
 import { MemoryStore } from '../../src/stores/memory'
-import type { Notification, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/types'
+import type { Notification, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
 
 const NOW = 1_700_000_000_000

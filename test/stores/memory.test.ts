@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { expect } from 'chai'
-import { ConfigError, ParamError } from '../../src/errors'
+import { ConfigError, ParamError } from '../../src/kernel/errors'
 import { MemoryStore } from '../../src/stores/memory'
 import { storeConformance } from '../../src/testing/conformance'
 import { quietLogger } from '../../src/testing/quiet-logger'
-import { dedupeNotification } from '../../src/middleware/dedupe'
-import { notifyState } from '../../src/middleware/state'
-import { resolveOptions } from '../../src/options'
+import { dedupeNotification } from '../../src/adapters/express/dedupe'
+import { notifyState } from '../../src/adapters/express/state'
+import { resolveOptions } from '../../src/guanaitong'
 import { count, registerSdk } from '../observe/otel-sdk'
 
 storeConformance('MemoryStore', (opts) => new MemoryStore(opts))

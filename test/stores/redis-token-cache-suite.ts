@@ -3,9 +3,9 @@
  * Redis Cluster (test/cluster/stores.test.ts), with ioredis and node-redis.
  */
 import { expect } from 'chai'
-import { GuanaitongError } from '../../src/errors'
+import { GuanaitongError } from '../../src/kernel/errors'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
-import type { CachedToken } from '../../src/types'
+import type { CachedToken } from '../../src/kernel/types'
 import { deleteKeys, keysUnder, uniquePrefix, type IoredisClient, type RedisTarget } from './redis-helpers'
 import { sleep } from '../helpers'
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { ConfigError } from '../../src/errors'
+import { ConfigError } from '../../src/kernel/errors'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { SINGLE_REDIS } from './redis-helpers'
 import { redisTokenCacheSuite } from './redis-token-cache-suite'

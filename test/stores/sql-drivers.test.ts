@@ -6,9 +6,9 @@
  */
 import { expect } from 'chai'
 import { EventEmitter } from 'node:events'
-import { ConfigError, GuanaitongError } from '../../src/errors'
+import { ConfigError, GuanaitongError } from '../../src/kernel/errors'
 import { PostgresStore } from '../../src/stores/postgres'
-import type { SqlDriver, SqlResult } from '../../src/types'
+import type { SqlDriver, SqlResult } from '../../src/kernel/types'
 import { checkTable, DEFAULT_TABLE, mysql, postgres } from '../../src/stores/sql/dialect'
 import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
 

@@ -8,7 +8,7 @@ import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MysqlStore, PostgresStore } from '../../src/stores'
 import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
-import type { SqlDriver, SqlStoreOptions, TransactionalStore } from '../../src/types'
+import type { SqlDriver, SqlStoreOptions, TransactionalStore } from '../../src/kernel/types'
 
 export const POSTGRES_URL = process.env.POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 export const MYSQL_URL = process.env.MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test'

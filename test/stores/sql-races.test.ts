@@ -4,7 +4,7 @@
  * a chosen point.
  */
 import { expect } from 'chai'
-import type { SqlDriver, TransactionalResult } from '../../src/types'
+import type { SqlDriver, TransactionalResult } from '../../src/kernel/types'
 import { sleep } from '../helpers'
 import { SQL_KINDS, sqlTarget, uniqueTable } from './sql-helpers'
 

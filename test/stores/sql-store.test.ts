@@ -4,9 +4,9 @@
  * race, and refuse bad options with a message that says what to do.
  */
 import { expect } from 'chai'
-import { ConfigError, GuanaitongError, ParamError } from '../../src/errors'
+import { ConfigError, GuanaitongError, ParamError } from '../../src/kernel/errors'
 import { MysqlStore, PostgresStore } from '../../src/stores'
-import type { SqlDriver, TransactionalStore } from '../../src/types'
+import type { SqlDriver, TransactionalStore } from '../../src/kernel/types'
 import { mysqlPool, pgPool, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 const TARGETS = sqlTargets()

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { expect } from 'chai'
-import { ConfigError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/errors'
-import { sign, verifySign } from '../../src/signature'
+import { ConfigError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_INVALID_CODE } from '../../src/kernel/errors'
+import { sign, verifySign } from '../../src/kernel/signature'
 import {
   createSandbox,
   DEFAULT_RETRY_SCHEDULE,
@@ -13,7 +13,7 @@ import {
   type SandboxOptions,
 } from '../../src/testing/sandbox'
 import { encodeForm, signNotification } from '../../src/testing/sign-notification'
-import type { Fields, SignAlgorithm } from '../../src/types'
+import type { Fields, SignAlgorithm } from '../../src/kernel/types'
 
 const APP_ID = '20110698'
 const SECRET = 'sandbox-secret'
@@ -305,7 +305,7 @@ describe('sandbox: token and pay', () => {
       ['total_amount', { total_amount: '-1' }],
       ['outer_trade_no', { outer_trade_no: 'A' }],
       ['outer_trade_no', { outer_trade_no: 'A'.repeat(23) }],
-      // The package's printable rule for order numbers, which the client applies too (src/fields.ts).
+      // The package's printable rule for order numbers, which the client applies too (src/kernel/fields.ts).
       ['outer_trade_no', { outer_trade_no: 'AB\u0000C' }],
       ['outer_trade_no', { outer_trade_no: 'AB\u202eC' }],
       ['outer_trade_no', { outer_trade_no: 'ABC ' }],

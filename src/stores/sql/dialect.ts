@@ -3,8 +3,8 @@
  * (placeholders `?`; the pg driver numbers them), its DDL, and how each says "row locked, NOWAIT".
  * The algorithm that runs them is written once, in sql-store.ts.
  */
-import { ConfigError } from '../../errors'
-import type { SqlResult, SqlRow } from '../../types'
+import { ConfigError } from '../../kernel/errors'
+import type { SqlResult, SqlRow } from '../../kernel/types'
 
 /** What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or raced (the row was not done when read, gone or done when locked). */
 export type ScriptClaim =
@@ -89,7 +89,7 @@ export interface Dialect {
   }
   /** Statements that bring a table created by 0.2 to this version's shape; each can run again. */
   readonly upgrade: readonly string[]
-  /** The unsettled ledger (src/types.ts, UnsettledLedger), in `<table>_unsettled`. */
+  /** The unsettled ledger (src/kernel/types.ts, UnsettledLedger), in `<table>_unsettled`. */
   readonly ledger: {
     /** Adds or replaces a record: key, deadline, record JSON. */
     readonly watch: string

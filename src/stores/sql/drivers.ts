@@ -3,10 +3,10 @@
  * is imported: the shop's pool is used as given, so the package loads without them.
  */
 import type { EventEmitter } from 'node:events'
-import { ParamError } from '../../errors'
+import { ParamError } from '../../kernel/errors'
 import type {
   MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction,
-} from '../../types'
+} from '../../kernel/types'
 
 /**
  * A pooled connection the store drives itself, for the package's own drivers: it sends its own

@@ -3,7 +3,7 @@
  * call once the settlement's work ended. A handler that kept it would otherwise write into, or
  * COMMIT, whatever transaction the pooled connection runs next: another payment's.
  */
-import { GuanaitongError } from '../../errors'
+import { GuanaitongError } from '../../kernel/errors'
 
 export interface GuardedTx<Tx> {
   /** What the handler gets. */

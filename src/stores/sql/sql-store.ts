@@ -1,9 +1,9 @@
-import { DEFAULTS } from '../../defaults'
-import { errorMessage, GuanaitongError, ParamError } from '../../errors'
+import { DEFAULTS } from '../../kernel/defaults'
+import { errorMessage, GuanaitongError, ParamError } from '../../kernel/errors'
 import type {
   PeekResult, SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
-} from '../../types'
-import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../validate'
+} from '../../kernel/types'
+import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../kernel/validate'
 import { TurnBatch } from '../turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'
 import { checkTable, isTrue, LOCK_LOST, MAX_SQL_KEY_LENGTH, type Dialect, type ScriptClaim } from './dialect'

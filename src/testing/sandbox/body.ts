@@ -1,6 +1,6 @@
 /** Reading a call's parameters from its query string and form body, refusing what is ambiguous. */
 import type { IncomingMessage } from 'node:http'
-import type { Fields } from '../../types'
+import type { Fields } from '../../kernel/types'
 import { mergeParams, parseForm, Refusal, SANDBOX_CODES } from './form'
 
 const BODY_LIMIT = 1024 * 1024

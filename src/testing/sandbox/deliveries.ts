@@ -2,8 +2,8 @@
  * The notification retry loop: each delivery posts on the retry schedule until the shop
  * acknowledges it, the schedule runs out (abandoned) or the sandbox closes (cancelled).
  */
-import { errorMessage } from '../../errors'
-import type { Fields } from '../../types'
+import { errorMessage } from '../../kernel/errors'
+import type { Fields } from '../../kernel/types'
 import { defined, encodeForm, signNotification } from '../sign-notification'
 import { elapsedMs } from './elapsed'
 import type { SandboxConfig } from './options'

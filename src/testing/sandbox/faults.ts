@@ -2,7 +2,7 @@
  * Faults a test asks for: spoilt answers to the next requests (see respond.ts for what they look
  * like) and pays whose notification reports a failed payment.
  */
-import { ParamError } from '../../errors'
+import { ParamError } from '../../kernel/errors'
 import type { AnswerDataOptions, BreakOptions, FaultKind, FaultOptions, PayOutcome, RefuseOptions, Respond5xxOptions, RespondWithOptions } from './types'
 
 export interface Fault {

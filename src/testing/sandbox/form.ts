@@ -2,11 +2,11 @@
  * Request parsing and parameter checks of the sandbox (see sandbox.ts). Internal: the error
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
-import { payFieldLength, payFieldProblem, type PayField } from '../../fields'
-import { normalizeAmount } from '../../money'
-import { parseForm as parseStrictForm } from '../../notify/parse-form'
-import { NotifyRejection } from '../../notify/rejection'
-import type { Fields } from '../../types'
+import { payFieldLength, payFieldProblem, type PayField } from '../../kernel/fields'
+import { normalizeAmount } from '../../kernel/money'
+import { parseForm as parseStrictForm } from '../../core/notify/parse-form'
+import { NotifyRejection } from '../../core/rejection'
+import type { Fields } from '../../kernel/types'
 
 /** Far above any real call's parameter count; only a runaway body reaches it. */
 const MAX_PARAMETERS = 1000
@@ -96,7 +96,7 @@ function required(params: Fields, key: string): string {
 }
 
 /**
- * The seed's limits (src/fields.ts), counted as Java counts a String: UTF-16 code units, which is
+ * The seed's limits (src/kernel/fields.ts), counted as Java counts a String: UTF-16 code units, which is
  * what `.length` counts. An identifier (`outer_trade_no`) is also held to the package's printable
  * rule: THE SANDBOX'S CHOICE, so that it refuses what the client refuses; Guanaitong's own answer
  * to a NUL or a U+202E in an order number is not known.

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Fields } from '../../types'
+import type { Fields } from '../../kernel/types'
 import { Refusal, SANDBOX_CODES } from './form'
 import { readParams } from './body'
 import { elapsedMs } from './elapsed'
@@ -13,8 +13,9 @@ import type { Fault } from './faults'
 import { spoil, writeJson } from './respond'
 import type { SandboxRequestEvent, SandboxStats } from './types'
 
-export const TOKEN_PATH = '/token/create'
-export const PAY_PATH = '/platformDealer/employee/pay'
+import { PAY_PATH, TOKEN_PATH } from '../../kernel/fields'
+
+export { PAY_PATH, TOKEN_PATH }
 
 /** What request handling needs from the sandbox. The two APIs throw a `Refusal` to refuse a call. */
 export interface RequestContext {

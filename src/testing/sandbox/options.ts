@@ -2,10 +2,10 @@
  * Options of the sandbox, their defaults, and the checks that refuse a sandbox that could not
  * behave like the platform (a schedule longer than Guanaitong's 24 h, more than 10 attempts, ...).
  */
-import { DEFAULTS } from '../../defaults'
-import { ConfigError } from '../../errors'
-import type { SignAlgorithm } from '../../types'
-import { checkOptions, durationMs, MAX_DURATION_MS, SANDBOX_RULES } from '../../validate'
+import { DEFAULTS } from '../../kernel/defaults'
+import { ConfigError } from '../../kernel/errors'
+import type { SignAlgorithm } from '../../kernel/types'
+import { checkOptions, durationMs, MAX_DURATION_MS, SANDBOX_RULES } from '../../kernel/validate'
 
 /**
  * Delays before each notification attempt, in ms: attempt 1 at once, attempt 2 15 s later, then
@@ -49,7 +49,7 @@ export interface SandboxOptions {
 /** Every option set and checked. */
 export type SandboxConfig = Required<SandboxOptions>
 
-/** Fills in the defaults; throws a ConfigError naming the first option that is wrong (src/validate.ts). */
+/** Fills in the defaults; throws a ConfigError naming the first option that is wrong (src/kernel/validate.ts). */
 export function resolveOptions(options: SandboxOptions): SandboxConfig {
   checkOptions('createSandbox()', options, SANDBOX_RULES, "{ appId: '20110698', appSecret: 'sandbox-secret' }")
   const timeScale = options.timeScale ?? 1

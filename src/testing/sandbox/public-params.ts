@@ -1,6 +1,6 @@
 /** appid, timestamp, sign: the checks every call to the sandbox gets, before its own parameters. */
-import { verifySign } from '../../signature'
-import type { Fields } from '../../types'
+import { verifySign } from '../../kernel/signature'
+import type { Fields } from '../../kernel/types'
 import { Refusal, SANDBOX_CODES } from './form'
 import type { SandboxConfig } from './options'
 

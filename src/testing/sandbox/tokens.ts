@@ -3,7 +3,7 @@
  * they expire: THE SANDBOX'S CHOICE, Guanaitong does not say whether a new token revokes the old.
  */
 import { randomBytes } from 'node:crypto'
-import { TOKEN_INVALID_CODE } from '../../errors'
+import { TOKEN_INVALID_CODE } from '../../kernel/errors'
 import { Refusal, SANDBOX_CODES } from './form'
 
 export class TokenRegistry {

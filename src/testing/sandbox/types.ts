@@ -1,5 +1,5 @@
 /** The records the sandbox keeps and the events it emits: its public data shapes. */
-import type { Fields } from '../../types'
+import type { Fields } from '../../kernel/types'
 
 export type PayOutcome = 'paid' | 'failed'
 /** When a pay's notification goes out, relative to the pay's answer; `off` never. */

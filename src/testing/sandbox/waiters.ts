@@ -2,7 +2,7 @@
  * Waiting, for tests, until a payment or delivery reaches a state. A waiter is checked again
  * whenever a delivery moves on (`poke`), not on a polling timer, so it resolves as soon as it can.
  */
-import { GuanaitongError } from '../../errors'
+import { GuanaitongError } from '../../kernel/errors'
 import type { Deliveries } from './deliveries'
 import type { PaymentBook } from './payments'
 import type { DeliveryState, PaymentState, SandboxAttempt, SandboxDelivery, SandboxPayment } from './types'
