@@ -1,7 +1,7 @@
 /**
  * What the pay route answers for each way a pay can fail, decided in one table: reason → HTTP
  * status → log level → whether the employee may have been charged. Framework-neutral: the
- * Express glue (middleware/pay.ts) only sends `status` and `body` and logs at `level`.
+ * Express glue (adapters/express/pay.ts) only sends `status` and `body` and logs at `level`.
  */
 import { STATUS_CODES } from 'node:http'
 import { errorMessage, errorProperty, GatError, GuanaitongError, MESSAGE_PREFIX, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../kernel/errors'
