@@ -2,7 +2,11 @@ import { createClient } from './client'
 import { DEFAULTS, parseBytes } from './kernel/defaults'
 import { ConfigError } from './kernel/errors'
 import { toLogger } from './observe/log'
-import { hasUnsettledLedger } from './core/settle/unsettled'
+import type { CoreRequest, CoreResponse } from './core/http'
+import { createNotifyHandler } from './core/notify/handler'
+import { createPayHandler } from './core/pay/handler'
+import { createSettlement } from './core/settle/settle'
+import { hasUnsettledLedger, startSweeping } from './core/settle/unsettled'
 import { MemoryStore } from './stores/memory'
 import type { GatClient, GuanaitongOptions, SettleStore } from './kernel/types'
 import { checkOptions, checkSecrets, ROUTER_RULES } from './kernel/validate'
@@ -19,6 +23,7 @@ export interface ResolvedOptions extends GuanaitongOptions {
   storeTimeoutMs: number
   bodyLimit: number
   parameterLimit: number
+  bodyTimeoutMs: number
   debug: boolean
   notifyPath: string
   payPath: string | false
@@ -69,6 +74,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     storeTimeoutMs: options.storeTimeoutMs ?? DEFAULTS.storeTimeoutMs,
     bodyLimit: parseBytes(options.bodyLimit ?? DEFAULTS.bodyLimit),
     parameterLimit: options.parameterLimit ?? DEFAULTS.parameterLimit,
+    bodyTimeoutMs: options.bodyTimeoutMs ?? DEFAULTS.bodyTimeoutMs,
     debug: options.debug ?? false,
     notifyPath: options.notifyPath ?? DEFAULTS.notifyPath,
     payPath,
@@ -76,5 +82,65 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
     retryBudgetThreshold: options.retryBudgetThreshold ?? DEFAULTS.retryBudgetThreshold,
     unsettledAfterMs,
     sweepEveryMs: options.sweepEveryMs ?? DEFAULTS.sweepEveryMs,
+  }
+}
+
+/** One of the two routes: takes a request, never rejects. */
+export type CoreHandler<Req> = (request: CoreRequest<Req>) => Promise<CoreResponse>
+
+/**
+ * The package without a framework: both routes as `CoreRequest → CoreResponse` handlers, built
+ * from options checked and defaulted once. Every adapter (src/adapters/*) is this plus the
+ * translation to and from its framework.
+ */
+export interface Guanaitong<Req> {
+  /** The options after checks and defaults. */
+  readonly options: ResolvedOptions
+  /** `POST {notifyPath}`: Guanaitong's notifications. */
+  readonly notify: CoreHandler<Req>
+  /** `POST {payPath}`: the cashier page's pay; undefined with `payPath: false`. */
+  readonly pay: CoreHandler<Req> | undefined
+  /** The handler for a request to `path` (below where the routes are mounted), or undefined when it is not one of ours. */
+  route(method: string, path: string): CoreHandler<Req> | undefined
+  /**
+   * Stops the unsettled sweep and resolves once a sweep in progress (its `onUnsettled` calls
+   * included) has finished, so the store can be closed after it. The routes keep answering:
+   * stop taking requests first. May be called again; resolves at once when nothing sweeps.
+   */
+  close(): Promise<void>
+}
+
+/** Builds both routes and starts the unsettled sweep (with `onUnsettled`); see {@link Guanaitong}. */
+export function createGuanaitong<Req>(options: GuanaitongOptions): Guanaitong<Req> {
+  const resolved = resolveOptions(options)
+  const logger = toLogger(resolved.logger)
+  const { store, storeTimeoutMs } = resolved
+  const notify = createNotifyHandler<Req>({
+    limits: { bodyLimit: resolved.bodyLimit, parameterLimit: resolved.parameterLimit, bodyTimeoutMs: resolved.bodyTimeoutMs },
+    verify: {
+      appId: resolved.appId, secrets: resolved.appSecret, toleranceSec: resolved.toleranceSec, now: resolved.now,
+      debug: resolved.debug, algorithms: resolved.notifySignTypes,
+    },
+    settle: createSettlement(resolved) as never,
+    store,
+    storeTimeoutMs,
+    logger,
+  })
+  const pay = resolved.payPath === false ? undefined : createPayHandler<Req>(resolved)
+  let close = async (): Promise<void> => undefined
+  const { onUnsettled, sweepEveryMs } = resolved
+  if (onUnsettled && sweepEveryMs !== false && hasUnsettledLedger(store)) {
+    close = startSweeping({ store, onUnsettled, everyMs: sweepEveryMs, logger: resolved.logger, storeTimeoutMs, now: resolved.now })
+  }
+  return {
+    options: resolved,
+    notify,
+    pay,
+    route(method, path) {
+      if (method !== 'POST') return undefined
+      if (path === resolved.notifyPath) return notify
+      return path === resolved.payPath ? pay : undefined
+    },
+    close: () => close(),
   }
 }

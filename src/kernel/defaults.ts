@@ -8,6 +8,10 @@ export const DEFAULTS = {
   handlerTimeoutMs: 30_000,
   storeTimeoutMs: 5_000,
   bodyLimit: 64 * 1024,
+  /** Most bytes of a pay request's body: an order is a few hundred. */
+  payBodyLimit: 16 * 1024,
+  /** Most fields of a pay request's form body (payFormBodies). */
+  payParameterLimit: 1000,
   parameterLimit: 100,
   notifyPath: '/notify',
   payPath: '/pay',

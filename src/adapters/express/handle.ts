@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express'
+import { ConfigError } from '../../kernel/errors'
 import { toLogger } from '../../observe/log'
 import { createSettlement } from '../../core/settle/settle'
 import type { HandleOptions } from '../../kernel/types'
@@ -18,7 +19,7 @@ export function handleNotification(options: HandleOptions) {
   return guarded(logger, async function handle(req: Request, res: Response) {
     const state = notifyState(res)
     const notification = state.notification
-    if (!notification) throw new Error('handleNotification needs verifyNotification before it')
+    if (!notification) throw new ConfigError('handleNotification needs verifyNotification before it on the route (after parseNotification)')
     const outcome = await settle({ notification, req, source: 'notify', ...state.dedupe })
     answerNotification(res, logger, outcome)
   })

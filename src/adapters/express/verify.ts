@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express'
 import { DEFAULTS } from '../../kernel/defaults'
+import { ConfigError } from '../../kernel/errors'
 import { verifyFields } from '../../core/notify/verify'
 import { toLogger } from '../../observe/log'
 import { checkOptions, checkSecrets, VERIFY_RULES } from '../../kernel/validate'
@@ -23,7 +24,7 @@ export function verifyNotification(options: VerifyOptions) {
   }
   return guarded(toLogger(options.logger), async function verify(req: Request, res: Response, next) {
     const state = notifyState(res)
-    if (!state.fields) throw new Error('verifyNotification needs parseNotification before it')
+    if (!state.fields) throw new ConfigError('verifyNotification needs parseNotification before it on the route')
     state.notification = verifyFields(state.fields, config)
     next()
   })
