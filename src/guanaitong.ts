@@ -8,7 +8,7 @@ import { createPayHandler } from './core/pay/handler'
 import { createSettlement } from './core/settle/settle'
 import { hasUnsettledLedger, startSweeping } from './core/settle/unsettled'
 import { MemoryStore } from './stores/memory'
-import type { GatClient, GuanaitongOptions, SettleStore } from './kernel/types'
+import type { GatClient, GuanaitongOptions, PayRouteOptions, SettleStore } from './kernel/types'
 import { checkOptions, checkSecrets, ROUTER_RULES } from './kernel/validate'
 
 /** Options after defaults: what the router and its middleware are built from. */
@@ -111,8 +111,8 @@ export interface Guanaitong<Req> {
 }
 
 /** Builds both routes and starts the unsettled sweep (with `onUnsettled`); see {@link Guanaitong}. */
-export function createGuanaitong<Req>(options: GuanaitongOptions): Guanaitong<Req> {
-  const resolved = resolveOptions(options)
+export function createGuanaitong<Req, Tx = unknown>(options: GuanaitongOptions<Tx, Req>): Guanaitong<Req> {
+  const resolved = resolveOptions(options as GuanaitongOptions)
   const logger = toLogger(resolved.logger)
   const { store, storeTimeoutMs } = resolved
   const notify = createNotifyHandler<Req>({
@@ -126,7 +126,7 @@ export function createGuanaitong<Req>(options: GuanaitongOptions): Guanaitong<Re
     storeTimeoutMs,
     logger,
   })
-  const pay = resolved.payPath === false ? undefined : createPayHandler<Req>(resolved)
+  const pay = resolved.payPath === false ? undefined : createPayHandler<Req>(resolved as PayRouteOptions<unknown, Req>)
   let close = async (): Promise<void> => undefined
   const { onUnsettled, sweepEveryMs } = resolved
   if (onUnsettled && sweepEveryMs !== false && hasUnsettledLedger(store)) {

@@ -14,4 +14,6 @@ export { NotifyRejection } from './core/rejection'
 export { GuanaitongError, ConfigError, ParamError, GatError, TOKEN_INVALID_CODE, OUTER_TRADE_NO_EXISTS_CODE } from './kernel/errors'
 export { normalizeAmount, amountToFen, fenToAmount } from './kernel/money'
 export type * from './kernel/types'
+// The Express forms of the option types: callbacks get Express's `req` (they shadow the neutral forms above).
+export type { GuanaitongOptions, HandleOptions, PayRouteOptions, SettleOptions } from './adapters/express/types'
 export type { GatErrorKind } from './kernel/errors'

@@ -1,4 +1,3 @@
-import type { Request } from 'express'
 
 /** Hash used for signatures. Guanaitong's default is sha1; an application can be switched to the others. */
 export type SignAlgorithm = 'sha1' | 'sha256' | 'sha512'
@@ -452,8 +451,13 @@ export interface OrderSummary {
   buyerOpenId?: string
 }
 
-/** Options of `guanaitong()`. */
-export interface GuanaitongOptions<Tx = unknown> {
+/**
+ * Options of `guanaitong()` and of every adapter. `Tx` is the store's transaction handle
+ * (`ctx.tx`); `Req` is the framework's own request, handed untouched to the callbacks:
+ * `express.Request` for the router, `IncomingMessage` for `/node`, the web `Request` for `/fetch`,
+ * `FastifyRequest` for `/fastify`, Koa's `Context` for `/koa`.
+ */
+export interface GuanaitongOptions<Tx = unknown, Req = unknown> {
   /** Guanaitong application id. Notifications for another appid are rejected. */
   appId: string
   /** Application secret, or a list during a rotation (sign with the first, verify with any). */
@@ -464,9 +468,9 @@ export interface GuanaitongOptions<Tx = unknown> {
    * Runs once per successful payment, from the pay answer or the notification, whichever settles
    * first. Resolve when the order is updated; throw to have the notification retry.
    */
-  onPaid: (payment: Payment, req: Request, ctx: SettleContext<Tx>) => unknown
+  onPaid: (payment: Payment, req: Req, ctx: SettleContext<Tx>) => unknown
   /** Runs once per failure notice (empty `trade_no`). Without it, failure notices are acknowledged and logged. */
-  onPayFailed?: (notice: PayFailedNotice, req: Request, ctx: SettleContext<Tx>) => unknown
+  onPayFailed?: (notice: PayFailedNotice, req: Req, ctx: SettleContext<Tx>) => unknown
   /**
    * Settle the order from the pay answer itself: when Guanaitong answers the pay with a trade
    * number, run `onPaid` at once (same store key as the notification, so once in all). Default true.
@@ -478,7 +482,7 @@ export interface GuanaitongOptions<Tx = unknown> {
    * from the body. What it returns is sent (after the client's checks); throw an error with a 4xx
    * `status` to refuse.
    */
-  preparePayment?: (req: Request, params: PayRequestFields) => Partial<PayParams> | Promise<Partial<PayParams>>
+  preparePayment?: (req: Req, params: PayRequestFields) => Partial<PayParams> | Promise<Partial<PayParams>>
   /**
    * Body keys the pay route passes on besides the seed's parameters and `trade_info`. Any other
    * key is answered 400 naming it. Names are exact: `NOTIFY_URL` is not `notify_url`. Default none.
@@ -539,7 +543,7 @@ export interface GuanaitongOptions<Tx = unknown> {
    * read through `ctx.tx` (e.g. `SELECT … FOR UPDATE`), not the pool, which a busy pool may not
    * have a connection for while this settlement holds one.
    */
-  findOrder?: (outerTradeNo: string, req: Request, ctx: SettleContext<Tx>) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
+  findOrder?: (outerTradeNo: string, req: Req, ctx: SettleContext<Tx>) => OrderSummary | null | undefined | Promise<OrderSummary | null | undefined>
   /**
    * Called, besides a `logger.error` line, when a payment disagrees with what the shop or the
    * other channel said: `findOrder` disagrees with it (`OrderMismatch`: answered `fail`, `onPaid`
@@ -547,7 +551,7 @@ export interface GuanaitongOptions<Tx = unknown> {
    * `problem`: a failure notice for a paid order, a payment after a failure notice, a duplicate with
    * another trade number, amount or buyer). Not awaited; a throw is logged.
    */
-  onMismatch?: (mismatch: Mismatch, req: Request) => unknown
+  onMismatch?: (mismatch: Mismatch, req: Req) => unknown
   /**
    * Called once per payment whose notification was answered `fail` `retryBudgetThreshold` times,
    * before Guanaitong (10 attempts) gives up. Counted two ways, whichever reaches the threshold
@@ -558,7 +562,7 @@ export interface GuanaitongOptions<Tx = unknown> {
    * Not counted: notifications refused before they were verified (BAD_SIGN, …).
    * See the README, "What `onRetryBudgetLow` counts".
    */
-  onRetryBudgetLow?: (info: RetryBudgetInfo, req: Request) => unknown
+  onRetryBudgetLow?: (info: RetryBudgetInfo, req: Req) => unknown
   /** Failed attempts after which `onRetryBudgetLow` fires. Default 7 of Guanaitong's 10. */
   retryBudgetThreshold?: number
   /**
@@ -651,20 +655,20 @@ export type VerifyOptions = Pick<GuanaitongOptions, 'appId' | 'appSecret' | 'tol
 /** Options of the `dedupeNotification()` middleware. */
 export type DedupeOptions<Tx = unknown> = Pick<GuanaitongOptions<Tx>, 'store' | 'storeTimeoutMs' | 'logger'>
 /** What the settlement core needs: the handlers, their checks, and where it de-duplicates. */
-export type SettleOptions<Tx = unknown> = Pick<
-  GuanaitongOptions<Tx>,
+export type SettleOptions<Tx = unknown, Req = unknown> = Pick<
+  GuanaitongOptions<Tx, Req>,
   'onPaid' | 'onPayFailed' | 'handlerTimeoutMs' | 'storeTimeoutMs' | 'logger' | 'findOrder' | 'onMismatch' |
   'onRetryBudgetLow' | 'retryBudgetThreshold' | 'store'
 >
 /** Options of the `handleNotification()` middleware. Its store comes from a `dedupeNotification()` before it. */
-export type HandleOptions<Tx = unknown> = Omit<SettleOptions<Tx>, 'store' | 'storeTimeoutMs'>
+export type HandleOptions<Tx = unknown, Req = unknown> = Omit<SettleOptions<Tx, Req>, 'store' | 'storeTimeoutMs'>
 /**
  * Options of the `payRoute()` middleware. With `onPaid` (and `settleOnPay` not false) it settles
  * the order from the pay answer; give it the same `store` as the notification route.
  */
-export type PayRouteOptions<Tx = unknown> = Pick<
-  GuanaitongOptions<Tx>, 'preparePayment' | 'notifyUrl' | 'logger' | 'extraPayParams' | 'payFormBodies' | 'settleOnPay' | 'now' | 'unsettledAfterMs'
-> & Partial<SettleOptions<Tx>> & {
+export type PayRouteOptions<Tx = unknown, Req = unknown> = Pick<
+  GuanaitongOptions<Tx, Req>, 'preparePayment' | 'notifyUrl' | 'logger' | 'extraPayParams' | 'payFormBodies' | 'settleOnPay' | 'now' | 'unsettledAfterMs'
+> & Partial<SettleOptions<Tx, Req>> & {
   /** The API client that sends the pay. */
   client: GatClient
   /** The application id, for the settlement key; required with `onPaid`. */

@@ -2,7 +2,7 @@ import type { Request, Response } from 'express'
 import { ConfigError } from '../../kernel/errors'
 import { toLogger } from '../../observe/log'
 import { createSettlement } from '../../core/settle/settle'
-import type { HandleOptions } from '../../kernel/types'
+import type { HandleOptions } from './types'
 import { answerNotification, guarded } from './answer'
 import { checkOptions, HANDLE_RULES } from '../../kernel/validate'
 import { notifyState } from './state'
@@ -12,10 +12,10 @@ import { notifyState } from './state'
  * done-marker) and answers `success` only when the handler finished and its marker is stored.
  * Without a `dedupeNotification()` before it, the handler runs on every delivery.
  */
-export function handleNotification(options: HandleOptions) {
+export function handleNotification<Tx = unknown>(options: HandleOptions<Tx>) {
   checkOptions('handleNotification()', options, HANDLE_RULES, '{ onPaid }')
   const logger = toLogger(options.logger)
-  const settle = createSettlement(options)
+  const settle = createSettlement(options as HandleOptions<unknown, unknown>)
   return guarded(logger, async function handle(req: Request, res: Response) {
     const state = notifyState(res)
     const notification = state.notification

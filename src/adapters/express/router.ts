@@ -1,7 +1,7 @@
 import express, { type Request, type Router } from 'express'
 import { fromExpress, sendResponse } from './http'
 import { createGuanaitong, type CoreHandler } from '../../guanaitong'
-import type { GuanaitongOptions } from '../../kernel/types'
+import type { GuanaitongOptions } from './types'
 
 /** What `guanaitong()` returns: an Express router, and `close()` for a graceful shutdown. */
 export interface GuanaitongRouter extends Router {
@@ -26,7 +26,7 @@ function route(handler: CoreHandler<Request>): express.RequestHandler {
  * `onUnsettled`, a timer (unref'd) sweeps the store's unsettled ledger every `sweepEveryMs` until `close()`.
  */
 export function guanaitong<Tx = unknown>(options: GuanaitongOptions<Tx>): GuanaitongRouter {
-  const gat = createGuanaitong<Request>(options as GuanaitongOptions)
+  const gat = createGuanaitong<Request, Tx>(options)
   const router = express.Router()
   router.post(gat.options.notifyPath, route(gat.notify))
   if (gat.pay && gat.options.payPath !== false) router.post(gat.options.payPath, route(gat.pay))

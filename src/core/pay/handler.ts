@@ -116,7 +116,7 @@ function refusalResponse(rejection: PayRejection, logger: Log): CoreResponse {
  * the pay, and settles the order from the answer. Answers `{trade_no, outer_trade_no, settled}`,
  * or what answers.ts decides for the failure. Built from checked options; never rejects.
  */
-export function createPayHandler<Req>(options: PayRouteOptions) {
+export function createPayHandler<Req>(options: PayRouteOptions<unknown, Req>) {
   const { client, preparePayment, notifyUrl, extraPayParams } = options
   const forms = options.payFormBodies ?? false
   const logger = toLogger(options.logger)
@@ -124,9 +124,11 @@ export function createPayHandler<Req>(options: PayRouteOptions) {
     logger.warn('[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
       'this shop of these payments, and only the pay answer tells what happened')
   }
-  const prepare = preparePayment && ((req: Req) => (params: PayRequestFields) => preparePayment(req as never, params))
-  const settleAnswer = settlesOnPay<Req>(options, logger)
-  const watch = watchesPay(options, logger)
+  const prepare = preparePayment && ((req: Req) => (params: PayRequestFields) => preparePayment(req, params))
+  // The shop's callbacks get its framework's request; the settlement core only hands it on.
+  const neutral = options as PayRouteOptions
+  const settleAnswer = settlesOnPay<Req>(neutral, logger)
+  const watch = watchesPay(neutral, logger)
   return async function handlePay(request: CoreRequest<Req>): Promise<CoreResponse> {
     let params: Partial<PayParams> = {}
     let sending = false
