@@ -3,6 +3,7 @@ import { ConfigError } from '../../kernel/errors'
 import { toLogger } from '../../observe/log'
 import { createSettlement } from '../../core/settle/settle'
 import type { HandleOptions } from './types'
+import type { HandleOptions as NeutralHandleOptions } from '../../kernel/types'
 import { answerNotification, guarded } from './answer'
 import { checkOptions, HANDLE_RULES } from '../../kernel/validate'
 import { notifyState } from './state'
@@ -15,7 +16,7 @@ import { notifyState } from './state'
 export function handleNotification<Tx = unknown>(options: HandleOptions<Tx>) {
   checkOptions('handleNotification()', options, HANDLE_RULES, '{ onPaid }')
   const logger = toLogger(options.logger)
-  const settle = createSettlement(options as HandleOptions<unknown, unknown>)
+  const settle = createSettlement(options as NeutralHandleOptions)
   return guarded(logger, async function handle(req: Request, res: Response) {
     const state = notifyState(res)
     const notification = state.notification
