@@ -4,7 +4,7 @@
  * src/cli/; this file picks one, prints usage errors (exit 2) and sets the exit code.
  */
 import { version } from '../package.json'
-import { errorMessage } from './kernel/errors'
+import { causeMessage, errorMessage } from './kernel/errors'
 import { EXIT, processIo, TOOL, UsageError, type Io } from './cli/args'
 import { notifySpec, runNotify } from './cli/notify'
 import { runSandbox, sandboxSpec } from './cli/sandbox'
@@ -68,7 +68,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
     return await COMMANDS[first].run(rest, io)
   } catch (error) {
     if (error instanceof UsageError) {
-      io.err(`error: ${error.message}`)
+      io.err(`error: ${causeMessage(error)}`)
       io.err(`Run "${TOOL} ${first} --help" for usage.`)
       return EXIT.USAGE
     }

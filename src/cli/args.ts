@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util'
 import { didYouMean } from '../kernel/validate'
-import { errorMessage, errorProperty } from '../kernel/errors'
+import { errorMessage, errorProperty, GuanaitongError } from '../kernel/errors'
 
 export const TOOL = 'express-guanaitong'
 
@@ -25,10 +25,10 @@ export const processIo: Io = {
   env: process.env,
 }
 
-/** Bad arguments: printed with a pointer to --help, exit 2. */
-export class UsageError extends Error {
+/** Bad arguments: printed (without the package prefix) with a pointer to --help, exit 2. */
+export class UsageError extends GuanaitongError {
   constructor(message: string) {
-    super(message)
+    super(message, 'USAGE')
     this.name = 'UsageError'
   }
 }

@@ -5,7 +5,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { encodeAttach } from '../kernel/fields'
-import { errorMessage, errorProperty } from '../kernel/errors'
+import { errorMessage, errorProperty, GuanaitongError } from '../kernel/errors'
 import { normalizeAmount } from '../kernel/money'
 import { SIGN_ALGORITHMS } from '../kernel/signature'
 import { encodeForm, signNotification } from '../testing/sign-notification'
@@ -88,9 +88,10 @@ function post(url: URL, body: string, timeoutMs: number): Promise<Omit<Answer, '
         'user-agent': 'express-guanaitong-cli',
       },
     })
+    const tooLate = `no complete answer within ${timeoutMs} ms`
     const timer = setTimeout(() => {
       timedOut = true
-      req.destroy(new Error(`no complete answer within ${timeoutMs} ms`))
+      req.destroy(new GuanaitongError(tooLate, 'TIMEOUT'))
     }, timeoutMs)
     req.on('socket', (socket) => {
       socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
@@ -114,7 +115,7 @@ function post(url: URL, body: string, timeoutMs: number): Promise<Omit<Answer, '
     req.on('error', (error) => {
       clearTimeout(timer)
       resolve({
-        status: null, body: null, error: errorText(error),
+        status: null, body: null, error: timedOut ? tooLate : errorText(error),
         unreachable: !connected && !timedOut, ms: elapsed(),
       })
     })

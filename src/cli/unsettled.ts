@@ -4,7 +4,7 @@
  * has confirmed, soonest deadline first.
  */
 import { DEFAULTS } from '../kernel/defaults'
-import { ConfigError, errorMessage, MESSAGE_PREFIX } from '../kernel/errors'
+import { causeMessage, ConfigError, errorMessage } from '../kernel/errors'
 import { printable } from '../kernel/printable'
 import { MysqlStore } from '../stores/mysql'
 import { PostgresStore } from '../stores/postgres'
@@ -100,7 +100,7 @@ async function openSql(pool: { end(): Promise<void> }, connect: () => Promise<vo
     return { store, close: () => pool.end() }
   } catch (err) {
     await pool.end()
-    throw err instanceof ConfigError ? new UsageError(`--table: ${err.message.slice(MESSAGE_PREFIX.length)}`) : err
+    throw err instanceof ConfigError ? new UsageError(`--table: ${causeMessage(err)}`) : err
   }
 }
 

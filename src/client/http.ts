@@ -80,10 +80,12 @@ export function neverSent(err: unknown, connected = false): boolean {
 /**
  * A time-out or a broken connection. Whether the request was sent decides whether it is
  * ambiguous (errors.ts): once headers arrived it certainly was; before that, a time-out that
- * never got a connection, or a connection that could not be made, left nothing sent.
+ * never got a connection, or a connection that could not be made, left nothing sent. `why`
+ * says what broke when no error does (a connection closed early).
  */
 function transportError(
   path: string, err: unknown, timedOut: boolean, timeoutMs: number, status: number, traceId: string | undefined, connected: boolean,
+  why?: string,
 ): GatError {
   if (timedOut) {
     return new GatError({
@@ -92,7 +94,7 @@ function transportError(
     })
   }
   const code = errorCode(rootOf(err)) ?? errorCode(err)
-  const reason = code ?? errorMessage(err)
+  const reason = why ?? code ?? errorMessage(err)
   return new GatError({
     kind: 'network', code: null, status, traceId, path, cause: err,
     sent: status !== 0 || !neverSent(err, connected),
@@ -238,12 +240,13 @@ export function postForm(url: string, fields: Fields, timeoutMs: number): Promis
           fail(err)
         }
       })
-      const broken = (err: unknown) => {
-        fail(status !== 200 ? httpError(path, status, traceId, '') : transportError(path, err, timedOut, timeoutMs, status, traceId, true))
+      const broken = (err: unknown, why?: string) => {
+        fail(status !== 200 ? httpError(path, status, traceId, '') : transportError(path, err, timedOut, timeoutMs, status, traceId, true, why))
       }
       res.on('error', broken)
+      // A close with no error to tell: said in words.
       res.on('close', () => {
-        if (!res.complete) broken(new Error('connection closed before the answer was complete'))
+        if (!res.complete) broken(undefined, 'connection closed before the answer was complete')
       })
       // Announced over the cap: not worth reading at all (every listener is in place for the destroy).
       if (Number(res.headers['content-length'] ?? 0) > MAX_BYTES) tooLarge()

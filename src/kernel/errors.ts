@@ -1,29 +1,158 @@
 import { printable, withoutControls } from './printable'
+import type { RejectReason } from './types'
 
 /**
  * Every error this package throws or hands to a callback is a GuanaitongError:
  * its message starts with the package name (so it is findable in a shop's logs),
- * it carries a machine-readable `code`, and the HTTP `status` to answer with.
+ * it carries a machine-readable `code` from `ErrorCode`, and the HTTP `status` to answer with.
  */
 /** How every message of the package starts in a shop's logs; never shown to a browser. */
 export const MESSAGE_PREFIX = '[express-guanaitong] '
 
+/**
+ * Every `code` a GuanaitongError of this package can carry (plus, on a GatError of kind `api`,
+ * Guanaitong's own numeric code). Each has one HTTP status, in ERROR_STATUS. Grouped by who
+ * throws them; a notification's reasons are `RejectReason` (kernel/types.ts), each documented there.
+ */
+export type ErrorCode =
+  // Configuration and arguments: a mistake in the shop's code, found before anything ran.
+  /** An option passed to `guanaitong()`, `createClient()`, a store or a helper is wrong (ConfigError). */
+  | 'INVALID_OPTION'
+  /** A pay parameter, key or value breaks Guanaitong's limits or the package's rules; nothing was sent (ParamError). */
+  | 'INVALID_PARAM'
+  /** A store's unsettled-ledger method was called with a malformed record, key or limit. */
+  | 'INVALID_ARGUMENT'
+  /** `ctx.tx` was used after its settlement's transaction ended. */
+  | 'TX_ENDED'
+  /** A command line was wrong: an unknown flag, a missing value (the CLI prints it with its usage). */
+  | 'USAGE'
+  // Stores and the token cache.
+  /** The settlement store failed or did not answer in time (also a notification's reason). */
+  | 'STORE_FAILED'
+  /** MemoryStore's unsettled ledger holds `maxEntries` records: the new one was not recorded. */
+  | 'STORE_FULL'
+  /** RedisStore's done-marker did not reach `waitReplicas` replicas within `waitTimeoutMs`. */
+  | 'STORE_NOT_REPLICATED'
+  /** A Redis command of RedisStore or RedisTokenCache failed. */
+  | 'REDIS_FAILED'
+  /** Another instance held the token refresh lock and no new token appeared within `waitMs`. */
+  | 'TOKEN_REFRESH_TIMEOUT'
+  // A call to Guanaitong failed (GatError): the code names its kind.
+  /** Guanaitong answered a non-zero code; the GatError carries that number as `code` instead. */
+  | 'GAT_API'
+  /** Guanaitong (or a proxy) answered an HTTP status other than 200. */
+  | 'GAT_HTTP'
+  /** No complete answer within `timeoutMs`. */
+  | 'GAT_TIMEOUT'
+  /** The connection could not be made, or broke. */
+  | 'GAT_NETWORK'
+  /** A 200 whose body is not Guanaitong's JSON. */
+  | 'GAT_INVALID_RESPONSE'
+  /** No access token could be had from the token cache, so nothing was sent. */
+  | 'GAT_TOKEN_CACHE'
+  // The pay route's answers (PayRejection, src/core/pay/answers.ts). INVALID_PARAM is above.
+  /** The pay request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw one. */
+  | 'BAD_REQUEST'
+  /** `preparePayment` (or reading the body) failed otherwise. */
+  | 'PREPARE_FAILED'
+  /** The pay was never sent (no access token, no connection): nothing was charged. */
+  | 'NOT_SENT'
+  /** Guanaitong answered 1001220005: this `outer_trade_no` was used before. */
+  | 'OUTER_TRADE_NO_EXISTS'
+  /** Guanaitong answered well-formed JSON with another non-zero code: it refused the pay. */
+  | 'REFUSED'
+  /** No complete answer in time; for a pay, it may have reached Guanaitong. */
+  | 'TIMEOUT'
+  /** The pay may have reached Guanaitong and the answer was not well-formed. */
+  | 'OUTCOME_UNKNOWN'
+  // The sandbox and the conformance suites (express-guanaitong/testing).
+  /** The sandbox was used out of order: `url` before `start()`, `start()` twice, anything after `close()`. */
+  | 'SANDBOX_STATE'
+  /** A sandbox wait cannot succeed: timed out, the sandbox closed, or the payment or delivery ended in another state. */
+  | 'SANDBOX_WAIT_FAILED'
+  /** A conformance suite found no test runner globals, or a runner that cannot skip. */
+  | 'NO_TEST_RUNNER'
+  // Why a notification was answered `fail`.
+  | RejectReason
+
+/**
+ * The one HTTP status of each code: 4xx when the request or the call itself is wrong, 5xx when
+ * the fault is on the shop's side or upstream and a retry may succeed. GuanaitongError uses it
+ * when no status is given. Two kinds of error carry another status by design: a GatError the
+ * status Guanaitong answered (0 when none; ERROR_STATUS gives the status a shop answers with),
+ * and a BAD_REQUEST PayRejection the 4xx the refused request asked for.
+ */
+export const ERROR_STATUS: Readonly<Record<ErrorCode, number>> = {
+  INVALID_OPTION: 500,
+  INVALID_PARAM: 400,
+  INVALID_ARGUMENT: 500,
+  TX_ENDED: 500,
+  USAGE: 400,
+  STORE_FAILED: 503,
+  STORE_FULL: 503,
+  STORE_NOT_REPLICATED: 503,
+  REDIS_FAILED: 503,
+  TOKEN_REFRESH_TIMEOUT: 503,
+  GAT_API: 502,
+  GAT_HTTP: 502,
+  GAT_TIMEOUT: 504,
+  GAT_NETWORK: 502,
+  GAT_INVALID_RESPONSE: 502,
+  GAT_TOKEN_CACHE: 503,
+  BAD_REQUEST: 400,
+  PREPARE_FAILED: 500,
+  NOT_SENT: 503,
+  OUTER_TRADE_NO_EXISTS: 409,
+  REFUSED: 502,
+  TIMEOUT: 504,
+  OUTCOME_UNKNOWN: 502,
+  SANDBOX_STATE: 500,
+  SANDBOX_WAIT_FAILED: 500,
+  NO_TEST_RUNNER: 500,
+  BAD_BODY: 400,
+  BODY_TOO_LARGE: 413,
+  BODY_TIMEOUT: 408,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  DUPLICATE_KEY: 400,
+  NESTED_KEY: 400,
+  TOO_MANY_PARAMETERS: 413,
+  MISSING_FIELD: 400,
+  BAD_SIGN: 401,
+  BAD_TIMESTAMP: 400,
+  STALE_TIMESTAMP: 401,
+  APPID_MISMATCH: 403,
+  BAD_AMOUNT: 400,
+  IN_PROGRESS: 409,
+  HANDLER_FAILED: 500,
+  HANDLER_TIMEOUT: 503,
+  ORDER_MISMATCH: 409,
+  RESERVED_CHARACTER: 400,
+  RESERVED_NAME: 400,
+}
+
+type ErrorOptions = { cause?: unknown }
+
 export class GuanaitongError extends Error {
-  readonly code: string | number
+  /** What went wrong, from ErrorCode; on a GatError of kind `api`, Guanaitong's own numeric code. */
+  readonly code: ErrorCode | number
   readonly status: number
 
-  constructor(message: string, code: string | number, status: number, options?: { cause?: unknown }) {
-    super(`${MESSAGE_PREFIX}${message}`, options)
+  /** `status` defaults to the code's own (ERROR_STATUS); give one only where it is meant to differ (see there). */
+  constructor(message: string, code: ErrorCode, options?: ErrorOptions)
+  constructor(message: string, code: ErrorCode, status: number | undefined, options?: ErrorOptions)
+  constructor(message: string, code: ErrorCode, statusOrOptions?: number | ErrorOptions, options?: ErrorOptions) {
+    const status = typeof statusOrOptions === 'number' ? statusOrOptions : undefined
+    super(`${MESSAGE_PREFIX}${message}`, typeof statusOrOptions === 'object' ? statusOrOptions : options)
     this.name = 'GuanaitongError'
     this.code = code
-    this.status = status
+    this.status = status ?? ERROR_STATUS[code]
   }
 }
 
 /** An option passed to `guanaitong()`, `createClient()` or a store is wrong; thrown at construction. */
 export class ConfigError extends GuanaitongError {
   constructor(message: string) {
-    super(message, 'INVALID_OPTION', 500)
+    super(message, 'INVALID_OPTION')
     this.name = 'ConfigError'
   }
 }
@@ -36,7 +165,7 @@ export class ParamError extends GuanaitongError {
   constructor(field: string, rule: string) {
     // The field may be a key from a request body: escaped, it cannot write a log line of its own.
     const named = printable(field, 60)
-    super(`${named} ${rule}`, 'INVALID_PARAM', 400)
+    super(`${named} ${rule}`, 'INVALID_PARAM')
     this.name = 'ParamError'
     this.field = field
     this.msg = `${named} ${rule}`
@@ -86,6 +215,18 @@ function wasSent(d: GatErrorDetails): boolean {
   return d.sent ?? d.kind !== 'token-cache'
 }
 
+/** The codes of a GatError: `GAT_` and its kind. */
+export type GatErrorCode = Extract<ErrorCode, `GAT_${string}`>
+
+const GAT_CODE: Readonly<Record<GatErrorKind, GatErrorCode>> = {
+  api: 'GAT_API',
+  http: 'GAT_HTTP',
+  timeout: 'GAT_TIMEOUT',
+  network: 'GAT_NETWORK',
+  'invalid-response': 'GAT_INVALID_RESPONSE',
+  'token-cache': 'GAT_TOKEN_CACHE',
+}
+
 /**
  * A call to Guanaitong's open API failed. `kind` says how; `status` is Guanaitong's HTTP status
  * (0 when none arrived); `code` is Guanaitong's numeric code for `api` errors, else `GAT_<KIND>`;
@@ -93,7 +234,7 @@ function wasSent(d: GatErrorDetails): boolean {
  * taken effect (for a pay: the employee may have been charged).
  */
 export class GatError extends GuanaitongError {
-  declare readonly code: number | string
+  declare readonly code: GatErrorCode | number
   readonly kind: GatErrorKind
   readonly msg: string
   readonly traceId: string | undefined
@@ -111,7 +252,9 @@ export class GatError extends GuanaitongError {
       : wasSent(d) ? '' : '; nothing was sent'
     // `msg` is Guanaitong's (or a proxy's) text: escaped, it cannot write a line into the shop's log.
     super(`Guanaitong ${d.path} failed (${d.kind}${d.code !== null ? ` ${d.code}` : ''}): ${withoutControls(d.msg)}${where}${hint}`,
-      d.code ?? `GAT_${d.kind.toUpperCase().replace('-', '_')}`, d.status, { cause: d.cause })
+      GAT_CODE[d.kind], d.status, { cause: d.cause })
+    // Guanaitong's own code, when it answered one, is what a shop matches and its support asks for.
+    if (d.code !== null) this.code = d.code
     this.name = 'GatError'
     this.kind = d.kind
     this.msg = d.msg
@@ -140,6 +283,15 @@ export function errorMessage(err: unknown): string {
   } catch {
     return Object.prototype.toString.call(err)
   }
+}
+
+/**
+ * A thrown value as text to quote inside another message of the package: `errorMessage` without
+ * the package prefix, which the message quoting it carries already.
+ */
+export function causeMessage(err: unknown): string {
+  const message = errorMessage(err)
+  return err instanceof GuanaitongError && message.startsWith(MESSAGE_PREFIX) ? message.slice(MESSAGE_PREFIX.length) : message
 }
 
 /** Guanaitong's code for a token that is no longer valid. */

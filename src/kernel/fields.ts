@@ -91,11 +91,14 @@ export function payFieldProblem(field: PayField, value: string): string | undefi
   return rule.identifier ? identifierProblem(value) : undefined
 }
 
+/** The pay parameters the seed gives length limits for: the only ones `payFieldLength` takes. */
+export type LengthLimitedPayField = {
+  [F in PayField]: (typeof PAY_FIELDS)[F] extends { length: readonly [number, number] } ? F : never
+}[PayField]
+
 /** The seed's limits of one pay parameter, as `[min, max]` characters. */
-export function payFieldLength(field: PayField): readonly [number, number] {
-  const rule: PayFieldRule = PAY_FIELDS[field]
-  if (!rule.length) throw new Error(`[express-guanaitong] ${field} has no length limit in the seed`)
-  return rule.length
+export function payFieldLength(field: LengthLimitedPayField): readonly [number, number] {
+  return PAY_FIELDS[field].length
 }
 
 /*

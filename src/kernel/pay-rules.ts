@@ -1,5 +1,5 @@
 import { GatError, ParamError } from './errors'
-import { encodeAttach, findReservedCharacter, hasReservedCharacter, identifierProblem, PAY_FIELDS, PAY_PATH, payFieldLength, payFieldProblem, TRADE_NO_MAX } from './fields'
+import { encodeAttach, findReservedCharacter, hasReservedCharacter, identifierProblem, PAY_FIELDS, PAY_PATH, payFieldLength, payFieldProblem, TRADE_NO_MAX, type LengthLimitedPayField } from './fields'
 import { normalizeAmount } from './money'
 import { printable } from './printable'
 import { isBlank } from './signature'
@@ -131,7 +131,7 @@ export function toFields(params: unknown, skip: ReadonlySet<string> = new Set())
  * A pay parameter against the seed's length limits and, for an identifier (`outer_trade_no`), the
  * package's printable rule (src/kernel/fields.ts); a ParamError naming it otherwise.
  */
-export function checkPayString(field: keyof typeof PAY_FIELDS, value: unknown): string {
+export function checkPayString(field: LengthLimitedPayField, value: unknown): string {
   const [min, max] = payFieldLength(field)
   const checked = checkString(field, value, min, max)
   const problem = payFieldProblem(field, checked)

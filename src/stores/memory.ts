@@ -200,7 +200,7 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
     const copy = checkUnsettledRecord('MemoryStore', record)
     if (!this.unsettled.has(copy.key) && this.unsettled.size >= this.maxEntries) {
       throw new GuanaitongError(`MemoryStore: the unsettled ledger is full (${this.maxEntries} records); ${copy.key} was not recorded`,
-        'STORE_FULL', 503)
+        'STORE_FULL')
     }
     this.unsettled.set(copy.key, copy)
   }

@@ -91,7 +91,7 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
     try {
       return await command()
     } catch (err) {
-      throw new GuanaitongError(`${owner}: Redis command failed: ${errorMessage(err)}`, 'REDIS_FAILED', 503, { cause: err })
+      throw new GuanaitongError(`${owner}: Redis command failed: ${errorMessage(err)}`, 'REDIS_FAILED', { cause: err })
     }
   }
   return {

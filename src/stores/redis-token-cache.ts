@@ -136,7 +136,7 @@ export class RedisTokenCache implements TokenCache {
       if (current && (current.token !== before?.token || current.refreshAt > this.now())) return current
       if (this.now() >= deadline) {
         throw new GuanaitongError(`no access token after waiting ${this.waitMs} ms for another instance to refresh it (lock ${this.lockKey})`,
-          'TOKEN_REFRESH_TIMEOUT', 503)
+          'TOKEN_REFRESH_TIMEOUT')
       }
       await new Promise((resolve) => setTimeout(resolve, this.pollMs))
     }

@@ -240,7 +240,7 @@ export class RedisStore implements NotifyStore, UnsettledLedger, CrossCheck {
       if (acknowledged < this.waitReplicas) {
         throw new GuanaitongError(`RedisStore: the done-marker of ${key} reached ${acknowledged} of ${this.waitReplicas} replica(s) ` +
           `within ${this.waitTimeoutMs} ms; it is stored on the primary, but a failover before it replicates would lose it ` +
-          'and a later duplicate would run the handler again', 'STORE_NOT_REPLICATED', 503)
+          'and a later duplicate would run the handler again', 'STORE_NOT_REPLICATED')
       }
     }
     return done
@@ -298,7 +298,7 @@ export class RedisStore implements NotifyStore, UnsettledLedger, CrossCheck {
 /** A script's flat reply `json, deadline, json, deadline, …` as records. */
 function decodePairs(reply: unknown): UnsettledRecord[] {
   if (!Array.isArray(reply) || reply.length % 2 !== 0) {
-    throw new Error(`[express-guanaitong] RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`)
+    throw unexpectedReply(reply)
   }
   const records: UnsettledRecord[] = []
   for (let i = 0; i < reply.length; i += 2) records.push(decodeUnsettled(String(reply[i]), toInteger(reply[i + 1])))
@@ -307,14 +307,19 @@ function decodePairs(reply: unknown): UnsettledRecord[] {
 
 /** A key script's reply `{status, w, text}`: the status, whether the key is watched, and the memo or note (nil when none). */
 function keyState(reply: unknown): [status: number, watched: boolean, text: string | undefined] {
-  if (!Array.isArray(reply) || reply.length < 1) throw new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`, 'STORE_FAILED', 503)
+  if (!Array.isArray(reply) || reply.length < 1) throw unexpectedReply(reply)
   const text = reply[2]
   return [toInteger(reply[0]), reply[1] !== null && reply[1] !== undefined, text === null || text === undefined ? undefined : String(text)]
 }
 
 function toInteger(reply: unknown): number {
   const n = typeof reply === 'number' ? reply : typeof reply === 'string' || typeof reply === 'bigint' ? Number(reply) : NaN
-  if (!Number.isInteger(n)) throw new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply)}`, 'STORE_FAILED', 503)
+  if (!Number.isInteger(n)) throw unexpectedReply(reply)
   return n
+}
+
+/** A reply no script of this store gives: another script under the same name, or a proxy in the way. */
+function unexpectedReply(reply: unknown): GuanaitongError {
+  return new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`, 'STORE_FAILED')
 }
 

@@ -4,7 +4,7 @@ import type { UnsettledRecord } from '../kernel/types'
 
 /** A bad argument to a ledger method: a bug in the caller, never data from outside. */
 function invalid(store: string, message: string): GuanaitongError {
-  return new GuanaitongError(`${store}: ${message}`, 'INVALID_ARGUMENT', 500)
+  return new GuanaitongError(`${store}: ${message}`, 'INVALID_ARGUMENT')
 }
 
 const TEXT_FIELDS = ['key', 'appId', 'outerTradeNo', 'totalAmount', 'buyerOpenId', 'reason'] as const

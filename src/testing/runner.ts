@@ -12,7 +12,7 @@ export interface Runner {
 
 /** Skips the running test: the store lacks an optional part. A runner that cannot skip fails rather than pass it silently. */
 export function skipWithout(test: ThisParameterType<Fn>, what: string): void {
-  if (typeof test.skip !== 'function') throw new Error(`this store has no ${what} and the runner cannot skip`)
+  if (typeof test.skip !== 'function') throw new GuanaitongError(`this store has no ${what} and the runner cannot skip`, 'NO_TEST_RUNNER')
   test.skip()
 }
 
@@ -20,7 +20,7 @@ export function skipWithout(test: ThisParameterType<Fn>, what: string): void {
 export function runner(): Runner {
   const g = globalThis as unknown as Partial<Runner>
   if (typeof g.describe !== 'function' || typeof g.it !== 'function' || typeof g.afterEach !== 'function') {
-    throw new GuanaitongError('storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file', 'NO_TEST_RUNNER', 500)
+    throw new GuanaitongError('storeConformance() registers tests with the global describe/it/afterEach: call it from a mocha (or jest, or vitest with globals) test file', 'NO_TEST_RUNNER')
   }
   return g as Runner
 }

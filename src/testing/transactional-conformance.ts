@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { GuanaitongError } from '../kernel/errors'
 import type { TransactionalResult, TransactionalStore } from '../kernel/types'
 import { runner, skipWithout, type Fn } from './runner'
 import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
@@ -107,7 +108,7 @@ export function transactionalStoreConformance<Tx>(
     test('a work that throws after writing: rejects with its own error, its writes are gone, the next attempt is 2', async () => {
       const s = await store()
       const key = uniqueKey()
-      const boom = new Error('handler failed after its write')
+      const boom = handlerFailure('handler failed after its write')
       await assert.rejects(s.settle(key, async (tx) => {
         await options.write(tx, key)
         throw boom
@@ -129,7 +130,7 @@ export function transactionalStoreConformance<Tx>(
       for (let i = 0; i < 3; i++) {
         await assert.rejects(s.settle(key, async (_tx, attempt) => {
           seen.push(attempt)
-          throw new Error('not yet')
+          throw handlerFailure('not yet')
         }))
       }
       await s.settle(key, async (_tx, attempt) => { seen.push(attempt) })
@@ -159,10 +160,10 @@ export function transactionalStoreConformance<Tx>(
       const first = held(key)
       const settling = a.settle(key, first.work)
       await first.inside
-      assertStatus(await b.settle(key, async () => { throw new Error('must not run') }), 'busy')
+      assertStatus(await b.settle(key, async () => assert.fail('must not run')), 'busy')
       first.open()
       await settling
-      assertStatus(await b.settle(key, async () => { throw new Error('must not run') }), 'done')
+      assertStatus(await b.settle(key, async () => assert.fail('must not run')), 'done')
     })
 
     test('20 concurrent settles of one key: the work runs and commits exactly once', async () => {
@@ -251,13 +252,13 @@ function transactionalProbe<Tx>(s: TransactionalStore<Tx>): SettleProbe {
       const gate = new Promise<boolean>((resolve) => { open = resolve })
       let entered!: (attempt: number) => void
       const inside = new Promise<number>((resolve) => { entered = resolve })
-      const GIVE_BACK = new Error('given back by the conformance suite')
+      const GIVE_BACK = handlerFailure('given back by the conformance suite')
       const settling = s.settle(key, async (_tx, attempt) => {
         entered(attempt)
         if (!(await gate)) throw GIVE_BACK
       })
       // A settle that ends without running the work (busy, done) must not leave the test waiting.
-      const attempt = await Promise.race([inside, settling.then((r) => { throw new Error(`settle answered ${r.status} without running the work`) })])
+      const attempt = await Promise.race([inside, settling.then((r) => assert.fail(`settle answered ${r.status} without running the work`))])
       return {
         attempt,
         async finish(complete = true) {
@@ -278,4 +279,12 @@ function transactionalProbe<Tx>(s: TransactionalStore<Tx>): SettleProbe {
 /** The status of a settle result; a store may add fields (watched, memo, note) the core reads. */
 function assertStatus(r: TransactionalResult, status: TransactionalResult['status'], label?: string): void {
   assert.equal(r?.status, status, `${label ? `${label}: ` : ''}expected ${status}, got ${JSON.stringify(r)}`)
+}
+
+/**
+ * What the shop's work throws in these tests, as a failing handler would: the store must roll the
+ * work's writes back and reject with this very object (the tests that hold it check it is).
+ */
+function handlerFailure(message: string): GuanaitongError {
+  return new GuanaitongError(message, 'HANDLER_FAILED')
 }

@@ -46,7 +46,10 @@ describe('payAnswer', () => {
     it('a 4xx the error asks for is answered with it: BAD_REQUEST, warn, the error\'s own code or type', () => {
       const cases: [unknown, number, string][] = [
         [Object.assign(new Error('entity too large'), { status: 413, type: 'entity.too.large' }), 413, 'entity.too.large'],
-        [new GuanaitongError('no such order', 'ORDER_GONE', 404), 404, 'ORDER_GONE'],
+        // The package's own 4xx (the adapter refusing a content type): its code, its status from ERROR_STATUS.
+        [new GuanaitongError('the pay route takes JSON bodies', 'UNSUPPORTED_MEDIA_TYPE'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+        // A shop's own error with a string code (GuanaitongError takes only the package's codes).
+        [Object.assign(new Error('no such order'), { status: 404, code: 'ORDER_GONE' }), 404, 'ORDER_GONE'],
         [Object.assign(new Error('first of the range'), { status: 400 }), 400, ''],
         [Object.assign(new Error('last of the range'), { status: 499 }), 499, ''],
       ]

@@ -20,10 +20,13 @@ export interface HeldClaim {
 
 /** Runs one store call under the store timeout; an error or a hang becomes STORE_FAILED. */
 async function storeCall<T>(operation: string, key: string, storeTimeoutMs: number, call: () => Promise<T>): Promise<T> {
+  const failed = (why: string, cause?: unknown) => new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${why}`, { key }, cause)
+  // A hang is answered with the rejection itself; only what the store threw is wrapped.
+  let hung: NotifyRejection | undefined
   try {
-    return await withTimeout(call(), storeTimeoutMs, () => new Error(`no answer within ${storeTimeoutMs} ms`))
+    return await withTimeout(call(), storeTimeoutMs, () => (hung = failed(`no answer within ${storeTimeoutMs} ms`)))
   } catch (err) {
-    throw new NotifyRejection('STORE_FAILED', `store ${operation} failed: ${errorMessage(err)}`, { key }, err)
+    throw hung !== undefined && err === hung ? err : failed(errorMessage(err), err)
   }
 }
 

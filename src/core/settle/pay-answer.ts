@@ -1,3 +1,4 @@
+import { ParamError } from '../../kernel/errors'
 import { encodeAttach } from '../../kernel/fields'
 import { normalizeAmount } from '../../kernel/money'
 import type { Fields, PayParams, Payment } from '../../kernel/types'
@@ -10,7 +11,7 @@ import type { Fields, PayParams, Payment } from '../../kernel/types'
  */
 export function paymentFromPayAnswer(appId: string, params: PayParams, tradeNo: string, nowMs: number): Payment {
   const amount = normalizeAmount(params.total_amount)
-  if (!amount.ok) throw new TypeError(`total_amount ${amount.rule}`) // the client refused it before sending
+  if (!amount.ok) throw new ParamError('total_amount', amount.rule) // the client refused it before sending
   const raw: Fields = {}
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null) raw[key] = String(value)

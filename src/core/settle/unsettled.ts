@@ -5,7 +5,7 @@
  */
 import { toLogger, type Log } from '../../observe/log'
 import { DEFAULTS } from '../../kernel/defaults'
-import { errorMessage, GuanaitongError } from '../../kernel/errors'
+import { causeMessage, errorMessage, GuanaitongError } from '../../kernel/errors'
 import { withTimeout } from '../../kernel/timeout'
 import type {
   Notification, NotifyStore, SettleStore, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord,
@@ -35,7 +35,7 @@ export async function watchUnsettled(store: UnsettledLedger, record: UnsettledRe
     await bounded(() => store.watchUnsettled(record), storeTimeoutMs)
   } catch (err) {
     logger.error(`[express-guanaitong] could not record the unsettled pay ${record.outerTradeNo} (${record.reason}): ` +
-      `${errorMessage(err)}; nobody will be told if it stays unsettled: check it by hand`, {
+      `${causeMessage(err)}; nobody will be told if it stays unsettled: check it by hand`, {
       reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo, unsettled: { ...record },
     })
   }
@@ -50,7 +50,7 @@ export function forgetUnsettled(store: SettleStore | undefined, n: Notification,
   if (!hasUnsettledLedger(store)) return
   const key = unsettledKey(n)
   Promise.resolve().then(() => store.resolveUnsettled(key)).catch((err: unknown) => {
-    logger.warn(`[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${errorMessage(err)}`, {
+    logger.warn(`[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}`, {
       reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo,
     })
   })
@@ -64,14 +64,17 @@ export async function listUnsettled(store: SettleStore, options: { limit?: numbe
 function ledgerOf<S>(store: S, caller: string): S & UnsettledLedger {
   if (!hasUnsettledLedger(store)) {
     throw new GuanaitongError(`${caller}: the store keeps no unsettled ledger (watchUnsettled, resolveUnsettled, listUnsettled, ` +
-      'takeDueUnsettled); every store of this package does', 'INVALID_OPTION', 500)
+      'takeDueUnsettled); every store of this package does', 'INVALID_OPTION')
   }
   return store
 }
 
-/** Runs `call` (a throw becomes a rejection), rejecting after `ms` if it has not settled. */
-function bounded<T>(call: () => T | Promise<T>, ms: number): Promise<T> {
-  return withTimeout(new Promise<T>((resolve) => resolve(call())), ms, () => new Error(`did not finish within ${ms} ms`))
+/**
+ * Runs `call` (a throw becomes a rejection), rejecting after `ms` if it has not settled: with
+ * STORE_FAILED for a store's call, HANDLER_TIMEOUT for the shop's hook.
+ */
+function bounded<T>(call: () => T | Promise<T>, ms: number, code: 'STORE_FAILED' | 'HANDLER_TIMEOUT' = 'STORE_FAILED'): Promise<T> {
+  return withTimeout(new Promise<T>((resolve) => resolve(call())), ms, () => new GuanaitongError(`did not finish within ${ms} ms`, code))
 }
 
 type Probe = 'settled' | 'busy' | 'open'
@@ -125,7 +128,7 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
   const logger = toLogger(options.logger)
   const store = ledgerOf(options.store, 'sweepUnsettled')
   if (typeof options.onUnsettled !== 'function') {
-    throw new GuanaitongError('sweepUnsettled: onUnsettled must be a function (record) => unknown', 'INVALID_OPTION', 500)
+    throw new GuanaitongError('sweepUnsettled: onUnsettled must be a function (record) => unknown', 'INVALID_OPTION')
   }
   const storeTimeoutMs = positive(options, 'storeTimeoutMs', DEFAULTS.storeTimeoutMs)
   const hookTimeoutMs = positive(options, 'hookTimeoutMs', DEFAULTS.unsettledHookTimeoutMs)
@@ -139,7 +142,7 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
   try {
     due = await bounded(() => store.takeDueUnsettled(now, limit, leaseMs), storeTimeoutMs)
   } catch (err) {
-    throw new GuanaitongError(`sweepUnsettled: could not take the due records: ${errorMessage(err)}`, 'STORE_FAILED', 503, { cause: err })
+    throw new GuanaitongError(`sweepUnsettled: could not take the due records: ${causeMessage(err)}`, 'STORE_FAILED', { cause: err })
   }
   const reported = await Promise.all(due.map((record) => report(record)))
   return due.filter((_, i) => reported[i])
@@ -150,7 +153,7 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       state = await settledMeanwhile(options.store, record, logger, storeTimeoutMs)
     } catch (err) {
-      logger.error(`[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${errorMessage(err)}; ` +
+      logger.error(`[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${causeMessage(err)}; ` +
         `it comes due again ${leaseMs} ms after this sweep took it`, { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
       return false
     }
@@ -163,9 +166,9 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
       return false
     }
     try {
-      await bounded(() => options.onUnsettled({ ...record }), hookTimeoutMs)
+      await bounded(() => options.onUnsettled({ ...record }), hookTimeoutMs, 'HANDLER_TIMEOUT')
     } catch (err) {
-      logger.error(`[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${errorMessage(err)}; ` +
+      logger.error(`[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${causeMessage(err)}; ` +
         `it comes due again ${leaseMs} ms after this sweep took it`, { hook: 'onUnsettled', outerTradeNo: record.outerTradeNo })
       return false
     }
@@ -178,7 +181,7 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       await bounded(() => store.resolveUnsettled(record.key), storeTimeoutMs)
     } catch (err) {
-      logger.warn(`[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${errorMessage(err)}; ` +
+      logger.warn(`[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}; ` +
         'a later sweep may report it again', { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
     }
   }
@@ -191,7 +194,7 @@ function positive(options: SweepOptions, name: 'storeTimeoutMs' | 'hookTimeoutMs
   const whole = name === 'limit'
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || (whole && !Number.isSafeInteger(value))) {
     throw new GuanaitongError(`sweepUnsettled: ${name} must be a positive ${whole ? 'whole number' : 'number of ms'}; got ${String(value)}`,
-      'INVALID_OPTION', 500)
+      'INVALID_OPTION')
   }
   return value
 }

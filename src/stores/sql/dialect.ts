@@ -3,7 +3,7 @@
  * (placeholders `?`; the pg driver numbers them), its DDL, and how each says "row locked, NOWAIT".
  * The algorithm that runs them is written once, in sql-store.ts.
  */
-import { ConfigError } from '../../kernel/errors'
+import { ConfigError, GuanaitongError } from '../../kernel/errors'
 import type { SqlResult, SqlRow } from '../../kernel/types'
 
 /** What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or raced (the row was not done when read, gone or done when locked). */
@@ -193,7 +193,7 @@ export function postgres(table: string): Dialect {
       readFinish: (results) => {
         // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK, not an error.
         const command = (results.at(-1) as { command?: string } | undefined)?.command
-        if (command !== undefined && command !== 'COMMIT') throw new Error(`COMMIT was answered ${command}: the transaction was rolled back`)
+        if (command !== undefined && command !== 'COMMIT') throw new GuanaitongError(`COMMIT was answered ${command}: the transaction was rolled back`, 'STORE_FAILED')
       },
     },
     upgrade: [

@@ -3,7 +3,7 @@
  * is imported: the shop's pool is used as given, so the package loads without them.
  */
 import type { EventEmitter } from 'node:events'
-import { ParamError } from '../../kernel/errors'
+import { errorMessage, GuanaitongError, ParamError } from '../../kernel/errors'
 import type {
   MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction,
 } from '../../kernel/types'
@@ -40,6 +40,11 @@ interface Connection<Tx> {
   release(broken: Error | undefined): void
 }
 
+/** What a failed statement threw, as the Error a pool's release takes to destroy the connection (it may be anything). */
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new GuanaitongError(`the connection failed: ${errorMessage(err)}`, 'STORE_FAILED', { cause: err })
+}
+
 /**
  * A transaction on a connection just taken from the pool. The connection goes back after COMMIT
  * or ROLLBACK, or is destroyed when either failed or the server dropped it meanwhile: a dropped
@@ -51,7 +56,7 @@ async function openTransaction<Tx>(conn: Connection<Tx>): Promise<SqlTransaction
   conn.tx.on('error', onError)
   const giveBack = (err?: unknown) => {
     conn.tx.off('error', onError)
-    conn.release(err === undefined ? broken : err instanceof Error ? err : new Error(String(err)))
+    conn.release(err === undefined ? broken : asError(err))
   }
   const run = async (statement: 'BEGIN' | 'COMMIT' | 'ROLLBACK') => {
     try {
@@ -76,7 +81,7 @@ function openSession<Tx>(conn: Pick<Connection<Tx>, 'tx' | 'release'>, script: S
     script,
     release: (err?: unknown) => {
       conn.tx.off('error', onError)
-      conn.release(err === undefined ? broken : err instanceof Error ? err : new Error(String(err)))
+      conn.release(err === undefined ? broken : asError(err))
     },
   }
 }
@@ -110,7 +115,7 @@ function pgInline(sql: string, params: readonly unknown[], escapeLiteral: (s: st
       if (value.includes('\0')) throw new ParamError('value', 'cannot hold NUL (U+0000) in PostgreSQL text')
       return escapeLiteral(value)
     }
-    throw new TypeError(`a script value must be a string, a safe integer or null; got ${typeof value}`)
+    throw new ParamError('script value', `must be a string, a safe integer or null; got ${typeof value}`)
   })
 }
 
@@ -135,7 +140,7 @@ export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriv
           const result = await client.query(statement)
           // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK, not an error.
           if (statement === 'COMMIT' && result.command !== 'COMMIT') {
-            throw new Error(`COMMIT was answered ${result.command}: a statement in the transaction had failed, and it was rolled back`)
+            throw new GuanaitongError(`COMMIT was answered ${result.command}: a statement in the transaction had failed, and it was rolled back`, 'STORE_FAILED')
           }
         },
         release: (broken) => client.release(broken),

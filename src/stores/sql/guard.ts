@@ -19,7 +19,7 @@ export function guardTx<Tx>(tx: Tx, key: string): GuardedTx<Tx> {
   const check = (what: string) => {
     if (ended) {
       throw new GuanaitongError(`ctx.tx.${what} called after the settlement of ${key} ended: the transaction is committed or rolled back, ` +
-        'and its connection may be running another settlement now. Use ctx.tx only until onPaid/onPayFailed/findOrder returns', 'TX_ENDED', 500)
+        'and its connection may be running another settlement now. Use ctx.tx only until onPaid/onPayFailed/findOrder returns', 'TX_ENDED')
     }
   }
   const wrapped = new Map<PropertyKey, { of: unknown; fn: unknown }>()

@@ -1,5 +1,5 @@
 import { DEFAULTS } from '../../kernel/defaults'
-import { errorMessage, GuanaitongError, ParamError } from '../../kernel/errors'
+import { causeMessage, GuanaitongError, ParamError } from '../../kernel/errors'
 import type {
   PeekResult, SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
 } from '../../kernel/types'
@@ -120,13 +120,17 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       await this.countFailedAttempt(key)
       throw err
     }
+    let marked: number
     try {
       const now = Date.now()
-      const marked = await t.query(this.dialect.markDone, [now, attempt, now, memo ?? null, key, marker.tx])
-      if (marked.affected !== 1) throw new Error(LOCK_LOST)
+      marked = (await t.query(this.dialect.markDone, [now, attempt, now, memo ?? null, key, marker.tx])).affected
     } catch (err) {
       await rollback(t)
       throw storeFailed('done-marker', err)
+    }
+    if (marked !== 1) {
+      await rollback(t)
+      throw storeFailed('done-marker', undefined, LOCK_LOST)
     }
     // Once COMMIT is sent, the connection is the driver's: it gives it back or destroys it.
     await this.db('commit', () => t.commit())
@@ -172,7 +176,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       script.readFinish(await s.script(script.finish, [now, attempt, now, memo ?? null, key, claim.tx]))
     } catch (err) {
       await this.closeSession(s, true)
-      throw storeFailed('done-marker', script.isLockLost(err) ? new Error(LOCK_LOST, { cause: err }) : err)
+      throw storeFailed('done-marker', err, script.isLockLost(err) ? LOCK_LOST : undefined)
     }
     s.release()
     this.purgeWhenDue()
@@ -387,9 +391,9 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
           await new Promise((resolve) => setTimeout(resolve, 50 * attempt))
           continue
         }
-        throw new GuanaitongError(`could not create the settlement table ${this.table}: ${errorMessage(err)}. ` +
+        throw new GuanaitongError(`could not create the settlement table ${this.table}: ${causeMessage(err)}. ` +
           `Grant CREATE, or run the DDL from ${this.dialect.name === 'postgres' ? 'postgresSchema()' : 'mysqlSchema()'} in a migration and pass createTable: false`,
-        'STORE_FAILED', 500, { cause: err })
+        'STORE_FAILED', { cause: err })
       }
     }
   }
@@ -402,7 +406,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private async upgradeSchema(): Promise<void> {
     let failure: unknown
     for (const statement of this.dialect.upgrade) await this.driver.query(statement, []).catch((err: unknown) => { failure ??= err })
-    if (!(await this.tableExists())) throw failure ?? new Error(`${this.table} is still not in this version's shape after the upgrade`)
+    if (!(await this.tableExists())) throw failure ?? new GuanaitongError(`${this.table} is still not in this version's shape after the upgrade`, 'STORE_FAILED')
   }
 
   private async tableExists(): Promise<boolean> {
@@ -442,7 +446,7 @@ function completed(watched: boolean, note: unknown): TransactionalResult {
 }
 
 function vanished(key: string): GuanaitongError {
-  return new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED', 500)
+  return new GuanaitongError(`settlement row for ${key} vanished before it was locked (purged meanwhile?); a retry creates it again`, 'STORE_FAILED')
 }
 
 function peekResult(row: SqlRow): PeekResult {
@@ -466,7 +470,12 @@ async function rollback<Tx>(t: SqlTransaction<Tx>): Promise<void> {
   await t.rollback().catch(() => {})
 }
 
-function storeFailed(step: string, err: unknown): GuanaitongError {
-  if (err instanceof GuanaitongError) return err
-  return new GuanaitongError(`SQL store ${step} failed: ${errorMessage(err)}`, 'STORE_FAILED', 500, { cause: err })
+/**
+ * A failed step as STORE_FAILED, saying which step and why (`why`, else what was thrown). The
+ * package's other errors (a ParamError from a driver) keep their code; a STORE_FAILED of a driver
+ * (a COMMIT answered ROLLBACK) is said with its step, like the database's own errors.
+ */
+function storeFailed(step: string, err: unknown, why = causeMessage(err)): GuanaitongError {
+  if (err instanceof GuanaitongError && err.code !== 'STORE_FAILED') return err
+  return new GuanaitongError(`SQL store ${step} failed: ${why}`, 'STORE_FAILED', { cause: err })
 }

@@ -2,7 +2,7 @@
  * The notification retry loop: each delivery posts on the retry schedule until the shop
  * acknowledges it, the schedule runs out (abandoned) or the sandbox closes (cancelled).
  */
-import { errorMessage } from '../../kernel/errors'
+import { causeMessage, errorMessage, GuanaitongError } from '../../kernel/errors'
 import type { Fields } from '../../kernel/types'
 import { defined, encodeForm, signNotification } from '../sign-notification'
 import { elapsedMs } from './elapsed'
@@ -39,7 +39,8 @@ function describeError(error: unknown): string {
     const code = (cause as { code?: unknown }).code
     return `${error.message}: ${typeof code === 'string' ? `${code} ` : ''}${cause.message}`.trim()
   }
-  return error.message
+  // The sandbox's own abort reason ('sandbox closed') is told without the package prefix.
+  return causeMessage(error)
 }
 
 /** A delivery made for a payment shares its state with it. */
@@ -108,7 +109,7 @@ export class Deliveries {
       sleep.resolve()
     }
     this.sleeps.clear()
-    for (const controller of this.controllers) controller.abort(new Error('sandbox closed'))
+    for (const controller of this.controllers) controller.abort(new GuanaitongError('sandbox closed', 'SANDBOX_STATE'))
     await Promise.allSettled([...this.running])
   }
 
@@ -164,9 +165,10 @@ export class Deliveries {
     const controller = new AbortController()
     this.controllers.add(controller)
     let timedOut = false
+    const tooLate = `no complete answer within ${this.config.notifyTimeoutMs} ms`
     const timer = setTimeout(() => {
       timedOut = true
-      controller.abort(new Error('timeout'))
+      controller.abort(new GuanaitongError(tooLate, 'TIMEOUT'))
     }, this.config.notifyTimeoutMs)
     let status: number | null = null
     try {
@@ -181,7 +183,7 @@ export class Deliveries {
       status = res.status
       return { status, body: await res.text(), error: null }
     } catch (e) {
-      const error = timedOut ? `no complete answer within ${this.config.notifyTimeoutMs} ms` : describeError(e)
+      const error = timedOut ? tooLate : describeError(e)
       return { status, body: null, error }
     } finally {
       clearTimeout(timer)

@@ -2,7 +2,7 @@
  * Request parsing and parameter checks of the sandbox (see sandbox.ts). Internal: the error
  * codes are the sandbox's own choice, listed in `SANDBOX_CODES`.
  */
-import { payFieldLength, payFieldProblem, type PayField } from '../../kernel/fields'
+import { payFieldLength, payFieldProblem, type LengthLimitedPayField } from '../../kernel/fields'
 import { normalizeAmount } from '../../kernel/money'
 import { parseForm as parseStrictForm } from '../../core/notify/parse-form'
 import { NotifyRejection } from '../../core/rejection'
@@ -101,7 +101,7 @@ function required(params: Fields, key: string): string {
  * rule: THE SANDBOX'S CHOICE, so that it refuses what the client refuses; Guanaitong's own answer
  * to a NUL or a U+202E in an order number is not known.
  */
-function length(key: PayField, value: string): void {
+function length(key: LengthLimitedPayField, value: string): void {
   const [min, max] = payFieldLength(key)
   if (value.length < min || value.length > max) {
     const rule = min <= 1 ? `must be at most ${max} characters` : `must be ${min} to ${max} characters`

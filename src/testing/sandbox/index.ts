@@ -137,7 +137,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
 
   /** Starts listening. Rejects when the port is taken or the sandbox was started before. */
   async start(): Promise<void> {
-    if (this.started || this.closed) throw new GuanaitongError('sandbox: start() may be called once, before close()', 'SANDBOX_STATE', 500)
+    if (this.started || this.closed) throw new GuanaitongError('sandbox: start() may be called once, before close()', 'SANDBOX_STATE')
     this.started = true
     const context: RequestContext = {
       counters: this.counters,
@@ -165,7 +165,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   /** Base URL, e.g. `http://127.0.0.1:41234` (no trailing slash). Only after `start()`. */
   get url(): string {
     const address = this.server?.address() as AddressInfo | null | undefined
-    if (!address || typeof address !== 'object') throw new GuanaitongError('sandbox: url is known once start() resolved', 'SANDBOX_STATE', 500)
+    if (!address || typeof address !== 'object') throw new GuanaitongError('sandbox: url is known once start() resolved', 'SANDBOX_STATE')
     const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address
     return `http://${host}:${address.port}`
   }
@@ -289,7 +289,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
    */
   setNotifications(mode: NotificationMode): void {
     if (!NOTIFICATION_MODES.includes(mode)) {
-      throw new TypeError(`[express-guanaitong] sandbox notifications must be one of ${NOTIFICATION_MODES.join(', ')}; got ${String(mode)}`)
+      throw new ParamError('setNotifications(mode)', `must be one of ${NOTIFICATION_MODES.join(', ')}; got ${String(mode)}`)
     }
     this.notificationMode = mode
   }
@@ -410,7 +410,7 @@ export class Sandbox extends EventEmitter<SandboxEvents> {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw new GuanaitongError('sandbox is closed', 'SANDBOX_STATE', 500)
+    if (this.closed) throw new GuanaitongError('sandbox is closed', 'SANDBOX_STATE')
   }
 
   /** Starts the payment's notification to `url`, unless it has nowhere to go ('unnotified'); resolves after its first attempt. */

@@ -38,7 +38,7 @@ export class Waiters {
       if (!payment) return undefined
       if (state === undefined || payment.state === state) return payment
       if (payment.state !== 'pending') {
-        throw new GuanaitongError(`sandbox: payment ${outerTradeNo} is ${payment.state}, not ${state} (${payment.attempts.length} attempts; last: ${lastAttempt(payment.attempts)})`, WAIT_FAILED, 500)
+        throw new GuanaitongError(`sandbox: payment ${outerTradeNo} is ${payment.state}, not ${state} (${payment.attempts.length} attempts; last: ${lastAttempt(payment.attempts)})`, WAIT_FAILED)
       }
       return undefined
     }, () => {
@@ -52,7 +52,7 @@ export class Waiters {
       const d = this.deliveries.find(id)
       if (!d || d.state === 'pending') return undefined
       if (state === undefined || d.state === state) return d
-      throw new GuanaitongError(`sandbox: delivery ${id} is ${d.state}, not ${state} (last: ${lastAttempt(d.attempts)})`, WAIT_FAILED, 500)
+      throw new GuanaitongError(`sandbox: delivery ${id} is ${d.state}, not ${state} (last: ${lastAttempt(d.attempts)})`, WAIT_FAILED)
     }, () => `it is ${this.deliveries.find(id)?.state ?? 'unknown'}`)
   }
 
@@ -69,7 +69,7 @@ export class Waiters {
 
   /** Rejects every waiter still waiting, each with its own error. */
   failAll(message: string): void {
-    for (const waiter of [...this.waiters]) waiter.fail(new GuanaitongError(message, WAIT_FAILED, 500))
+    for (const waiter of [...this.waiters]) waiter.fail(new GuanaitongError(message, WAIT_FAILED))
     this.waiters.clear()
   }
 
@@ -109,12 +109,12 @@ export class Waiters {
       }
       if (waiter.check()) return
       if (this.isOver()) {
-        waiter.fail(new GuanaitongError(`sandbox is closed; waiting for ${what}: ${status()}`, WAIT_FAILED, 500))
+        waiter.fail(new GuanaitongError(`sandbox is closed; waiting for ${what}: ${status()}`, WAIT_FAILED))
         return
       }
       this.waiters.add(waiter)
       timer = setTimeout(() => {
-        waiter.fail(new GuanaitongError(`sandbox: timed out after ${timeoutMs} ms waiting for ${what}: ${status()}`, WAIT_FAILED, 500))
+        waiter.fail(new GuanaitongError(`sandbox: timed out after ${timeoutMs} ms waiting for ${what}: ${status()}`, WAIT_FAILED))
       }, timeoutMs)
     })
   }
