@@ -11,7 +11,7 @@ export { payRoute } from './adapters/express/pay'
 export { notificationKey } from './core/settle/key'
 export { sweepUnsettled, listUnsettled } from './core/settle/unsettled'
 export { NotifyRejection } from './core/rejection'
-export { GuanaitongError, ConfigError, ParamError, GatError, TOKEN_INVALID_CODE, OUTER_TRADE_NO_EXISTS_CODE } from './kernel/errors'
+export { GuanaitongError, ConfigError, ParamError, GatError, TOKEN_INVALID_CODE, OUTER_TRADE_NO_EXISTS_CODE, ERROR_STATUS, type ErrorCode } from './kernel/errors'
 export { normalizeAmount, amountToFen, fenToAmount } from './kernel/money'
 export type * from './kernel/types'
 // The Express forms of the option types: callbacks get Express's `req` (they shadow the neutral forms above).

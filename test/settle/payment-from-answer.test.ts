@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai'
 import { paymentFromPayAnswer } from '../../src/core/settle/pay-answer'
+import { ParamError } from '../../src/kernel/errors'
 import type { PayParams } from '../../src/kernel/types'
 import { APP_ID } from '../helpers'
 
@@ -36,7 +37,8 @@ describe('paymentFromPayAnswer', () => {
 
   it('refuses an amount the client would not have sent', () => {
     for (const amount of ['0', '1.001', 'abc', 19.9 as never]) {
-      expect(() => paymentFromPayAnswer(APP_ID, { ...PARAMS, total_amount: amount }, 'T1', 0), String(amount)).to.throw(TypeError)
+      expect(() => paymentFromPayAnswer(APP_ID, { ...PARAMS, total_amount: amount }, 'T1', 0), String(amount))
+        .to.throw(ParamError, /^\[express-guanaitong\] total_amount /)
     }
   })
 })
