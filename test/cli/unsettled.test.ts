@@ -127,6 +127,8 @@ describe('cli unsettled (real Redis)', function () {
       const run = await cli(args)
       expect(run.code).to.equal(2)
       expect(run.stderr).to.match(message)
+      // A UsageError is a GuanaitongError (USAGE); the terminal gets its message without the log prefix.
+      expect(run.stderr).to.match(/^error: (?!\[express-guanaitong\])/)
     })
   }
 

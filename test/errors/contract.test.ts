@@ -9,6 +9,7 @@ import { expect } from 'chai'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { UsageError } from '../../src/cli/args'
 import { NotifyRejection } from '../../src/core/rejection'
 import { PAY_ANSWERS, type PayReason } from '../../src/core/pay/answers'
 import {
@@ -119,6 +120,12 @@ describe('the error contract: one status per code', () => {
       .map((reason) => ({ reason, answers: PAY_ANSWERS[reason].status, table: ERROR_STATUS[reason] }))
       .filter((row) => row.answers !== row.table)
     expect(differ).to.deep.equal([])
+  })
+
+  it('the command line\'s usage errors are GuanaitongErrors too: USAGE, 400', () => {
+    const usage = new UsageError('--url is required')
+    expect(usage).to.be.instanceOf(GuanaitongError)
+    expect([usage.code, usage.status, usage.message]).to.deep.equal(['USAGE', 400, '[express-guanaitong] --url is required'])
   })
 
   it('a GatError of each kind carries an ErrorCode, or Guanaitong\'s own number', () => {

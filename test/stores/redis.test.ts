@@ -331,6 +331,21 @@ describe('RedisStore (real Redis)', () => {
       }
     })
 
+    it('every unexpected reply, a key script\'s or the ledger\'s, is STORE_FAILED with its one status (503)', async () => {
+      const calls: [string, (store: RedisStore) => Promise<unknown>][] = [
+        ['claim', (store) => store.claim('k')],
+        ['listUnsettled', (store) => store.listUnsettled()],
+      ]
+      for (const [what, call] of calls) {
+        const odd = async () => ['odd']
+        const store = new RedisStore({ client: { evalsha: odd, eval: odd } as never, prefix: `${prefix}junk-${what}:` })
+        const error = await call(store).then(() => expect.fail(`${what} resolved`), (err: unknown) => err)
+        expect(error, what).to.be.instanceOf(GuanaitongError)
+        expect([(error as GuanaitongError).code, (error as GuanaitongError).status], what).to.deep.equal(['STORE_FAILED', 503])
+        expect((error as Error).message, what).to.match(/^\[express-guanaitong\] RedisStore: unexpected reply from Redis/)
+      }
+    })
+
     it('waitReplicas: when fewer replicas acknowledge in time, complete rejects STORE_NOT_REPLICATED; the marker is kept', async () => {
       const replicas = await moreReplicasThanThereAre()
       await expectWaitShortfall(new RedisStore({ client, prefix: `${prefix}short:`, waitReplicas: replicas, waitTimeoutMs: 150 }), replicas)

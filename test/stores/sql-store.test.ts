@@ -37,7 +37,9 @@ for (const target of TARGETS) {
           (err: unknown) => {
             expect(err).to.be.instanceOf(GuanaitongError)
             expect((err as GuanaitongError).code).to.equal('STORE_FAILED')
-            expect((err as Error).message).to.match(/commit or roll back ctx\.tx/)
+            // One status per code: the SQL stores' STORE_FAILED is 503, as the notify answer's and RedisStore's.
+            expect((err as GuanaitongError).status).to.equal(503)
+            expect((err as Error).message).to.match(/^\[express-guanaitong\] SQL store done-marker failed: .*commit or roll back ctx\.tx/)
           },
         )
         const before = await shop.count(k)
