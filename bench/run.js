@@ -6,7 +6,7 @@ import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, SMOKE, WARMUP_SEC, combin
 import { OTEL_ROUNDS, otelScenarios } from './otel.js'
 import { compareProfiles, profileServer, removeProfiles } from './profile.js'
 import { killChildren, runJson, startRedis, startServer } from './proc.js'
-import { notifyTargets, writeResults } from './report.js'
+import { ADAPTER_GOALS, notifyTargets, writeResults } from './report.js'
 
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
@@ -47,24 +47,40 @@ const TURNS = [
   ['mysql', 'notify', ['mysql'], 'Y'],
 ]
 const STORES = ['memory', 'redis', 'postgres', 'mysql']
+/** The frameworks with an adapter row besides Express (report.js, ADAPTER_GOALS). */
+const ADAPTER_FRAMEWORKS = ADAPTER_GOALS.map((goal) => goal.framework)
 
 /**
  * Every server of TURNS measured with all-new notifications in ROUNDS rounds, in turn, so a burst of
  * other work on the machine hits them alike; then each store under all duplicates: every request
  * repeats a notification settled in the last round (re-signed, as Guanaitong retries).
  */
-async function notifyScenarios() {
-  log(`${TURNS.map(([name]) => name).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
+/** Starts `turns`' servers and measures each with all-new notifications, ROUNDS rounds in turn. */
+async function inTurns(turns) {
+  log(`${turns.map(([name]) => name).join(', ')}: ${ROUNDS} rounds of ${ROUND_SEC} s each…`)
   const servers = {}
-  for (const [name, file, args] of TURNS) servers[name] = await startServer(file, args)
-  const names = TURNS.map(([name]) => name).filter((name) => !servers[name].skipped)
-  const letter = Object.fromEntries(TURNS.map(([name, , , l]) => [name, l]))
+  for (const [name, file, args] of turns) servers[name] = await startServer(file, args)
+  const names = turns.map(([name]) => name).filter((name) => !servers[name].skipped)
+  const letter = Object.fromEntries(turns.map(([name, , , l]) => [name, l]))
   const config = (name, tag) => ({ url: `http://127.0.0.1:${servers[name].port}/gat/notify`, kind: 'notify', prefix: `${RUN}${letter[name]}${tag}` })
   for (const name of names) await warm(config(name, 'W'))
   const runs = Object.fromEntries(names.map((name) => [name, []]))
   for (let round = 1; round <= ROUNDS; round++) {
     for (const name of names) runs[name].push(await measure(servers[name], config(name, round), ROUND_SEC))
   }
+  return { servers, names, runs, config }
+}
+
+/** Stops the servers, keeping what each logged (rejections are logged at warn/error: the why of any non-2xx answer). */
+async function stopAll(servers, names, out) {
+  for (const name of names) {
+    await servers[name].stop()
+    if (out[name] && servers[name].stderr) out[name].stderr = servers[name].stderr.slice(-2000)
+  }
+}
+
+async function notifyScenarios() {
+  const { servers, names, runs, config } = await inTurns(TURNS)
   const out = {}
   for (const [name] of TURNS) {
     if (servers[name].skipped) {
@@ -80,11 +96,24 @@ async function notifyScenarios() {
     const duplicates = combine([await measure(servers[name], { ...config(name, 'D'), dup }, ROUND_SEC)])
     out[name] = { unique: combine(runs[name]), duplicates }
   }
-  for (const name of names) {
-    await servers[name].stop()
-    // What a server logged (rejections are logged at warn/error): the why of any non-2xx answer.
-    if (out[name] && servers[name].stderr) out[name].stderr = servers[name].stderr.slice(-2000)
-  }
+  await stopAll(servers, names, out)
+  return out
+}
+
+/**
+ * Each adapter against its framework's own bare handler (bench/servers/bare.js, adapter.js), in
+ * turns: [bare, adapter] per framework. Express's pair is the notify turns' baseline and memory.
+ */
+const ADAPTER_TURNS = ADAPTER_FRAMEWORKS.flatMap((framework, i) => [
+  [`bare-${framework}`, 'bare', [framework], `a${i}`],
+  [`adapter-${framework}`, 'adapter', [framework], `b${i}`],
+])
+
+async function adapterScenarios() {
+  const { servers, names, runs } = await inTurns(ADAPTER_TURNS)
+  const out = {}
+  for (const [name] of ADAPTER_TURNS) out[name] = servers[name].skipped ? { skipped: servers[name].skipped } : combine(runs[name])
+  await stopAll(servers, names, out)
   return out
 }
 
@@ -230,6 +259,7 @@ function plannedLoadSeconds() {
   const n = TURNS.length
   return (W + D) // ceiling
     + n * W + ROUNDS * n * R + STORES.length * R // notify turns, then each store's duplicates
+    + ADAPTER_TURNS.length * (W + ROUNDS * R) // adapters and their frameworks' bare handlers
     + W + R // console logger
     + 3 * W + OTEL_ROUNDS * 3 * R // OpenTelemetry
     + 2 * W + 4 * D // pay route and sandbox direct, each at full speed and paced
@@ -262,6 +292,12 @@ if (process.env.BENCH_ONLY === 'replication') {
   process.stdout.write(`${JSON.stringify(await replication(), null, 2)}\n`)
   process.exit(0)
 }
+if (process.env.BENCH_ONLY === 'adapters') {
+  // The adapter rows alone, written to .tmp/bench/results.{json,md}.
+  const adapters = await adapterScenarios()
+  writeResults({ date: new Date().toISOString(), smoke: SMOKE, partial: 'adapters', machine: machine(), settings, elapsedSec: Math.round((Date.now() - started) / 1000), notify: {}, adapters }, outDir)
+  process.exit(0)
+}
 if (process.env.BENCH_ONLY === 'notify') {
   // The notify turns alone (anchors, stores, duplicates, profiles of missed targets), written to the
   // notify sections of .tmp/bench/results.{json,md}.
@@ -275,6 +311,7 @@ log('micro-benchmarks…')
 const micro = await runJson('./micro.js', [], ['--expose-gc'])
 const ceilingResult = await ceiling()
 const notify = await notifyScenarios()
+const adapters = await adapterScenarios()
 const consoleResult = await consoleLogger()
 const otelResult = await otelScenarios(RUN)
 const payResults = await pay()
@@ -292,6 +329,7 @@ writeResults({
   micro,
   ceiling: ceilingResult,
   notify,
+  adapters,
   consoleLogger: consoleResult,
   otel: otelResult,
   pay: payResults,

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream'
 import { createGunzip, createInflate } from 'node:zlib'
 import getRawBody from 'raw-body'
-import { GuanaitongError } from '../kernel/errors'
+import { GuanaitongError, type ErrorCode } from '../kernel/errors'
 import { printable } from '../kernel/printable'
 import { withTimeout } from '../kernel/timeout'
 
@@ -70,18 +70,29 @@ export function declaresBody(headers: CoreHeaders): boolean {
     headers['transfer-encoding'] !== undefined
 }
 
+/** raw-body's (and body-parser's) name for each way a body can fail to arrive, and our code for it. */
+const READ_FAILURES = {
+  'entity.too.large': 'BODY_TOO_LARGE',
+  'request.timeout': 'BODY_TIMEOUT',
+  'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
+  'request.aborted': 'BAD_BODY',
+  'request.size.invalid': 'BAD_BODY',
+  'body.unreadable': 'BAD_BODY',
+} as const satisfies Record<string, ErrorCode>
+
 /**
- * Why a body could not be read. `type` is raw-body's (and body-parser's) name for it, which the
- * pay route's answers show the cashier page; `closeConnection` asks the adapter to close the socket.
+ * Why a body could not be read. `type` is raw-body's name for it, which the pay route's answers
+ * show the cashier page as `code`; `closeConnection` asks the adapter to close the socket.
  */
 export class BodyReadError extends GuanaitongError {
-  readonly type: 'entity.too.large' | 'request.aborted' | 'request.size.invalid' | 'request.timeout' | 'encoding.unsupported' | 'body.unreadable'
+  declare readonly code: (typeof READ_FAILURES)[keyof typeof READ_FAILURES]
+  readonly type: keyof typeof READ_FAILURES
   readonly closeConnection: boolean
   /** The message without the package prefix, for callers that word their own. */
   readonly detail: string
 
-  constructor(type: BodyReadError['type'], message: string, status: number, cause?: unknown) {
-    super(message, type === 'entity.too.large' ? 'BODY_TOO_LARGE' : type === 'request.timeout' ? 'BODY_TIMEOUT' : 'BAD_BODY', status, { cause })
+  constructor(type: BodyReadError['type'], message: string, cause?: unknown) {
+    super(message, READ_FAILURES[type], { cause })
     this.name = 'BodyReadError'
     this.type = type
     this.detail = message
@@ -89,7 +100,6 @@ export class BodyReadError extends GuanaitongError {
   }
 }
 
-const RAW_BODY_TYPES: ReadonlySet<string> = new Set(['entity.too.large', 'request.aborted', 'request.size.invalid', 'encoding.unsupported'])
 
 /** Inflates gzip/deflate bodies; the size limit then applies to the inflated bytes, so a zip bomb stops at it. */
 function decoded(body: Readable, headers: CoreHeaders): Readable {
@@ -97,7 +107,7 @@ function decoded(body: Readable, headers: CoreHeaders): Readable {
   if (encoding === 'identity') return body
   if (encoding === 'gzip') return body.pipe(createGunzip())
   if (encoding === 'deflate') return body.pipe(createInflate())
-  throw new BodyReadError('encoding.unsupported', `content-encoding "${printable(encoding, 40)}" is not supported`, 415)
+  throw new BodyReadError('encoding.unsupported', `content-encoding "${printable(encoding, 40)}" is not supported`)
 }
 
 /**
@@ -109,15 +119,15 @@ export async function readBody(request: CoreRequest, limit: number, timeoutMs: n
   const wire = request.rawBody instanceof Readable ? request.rawBody : Readable.from(request.rawBody, { objectMode: false })
   const body = decoded(wire, request.headers)
   const length = body === wire ? headerValue(request.headers, 'content-length') : undefined
-  const timedOut = () => new BodyReadError('request.timeout', `the body did not arrive within ${timeoutMs} ms`, 408)
+  const timedOut = () => new BodyReadError('request.timeout', `the body did not arrive within ${timeoutMs} ms`)
   try {
     return await withTimeout(getRawBody(body, { limit, length }), timeoutMs, timedOut)
   } catch (err) {
     if (err instanceof BodyReadError) throw err
     const type = (err as { type?: unknown } | null)?.type
-    if (type === 'entity.too.large') throw new BodyReadError(type, `body is over the ${limit}-byte limit`, 413, err)
-    const known = typeof type === 'string' && RAW_BODY_TYPES.has(type) ? type as BodyReadError['type'] : 'body.unreadable'
+    if (type === 'entity.too.large') throw new BodyReadError(type, `body is over the ${limit}-byte limit`, err)
+    const known = typeof type === 'string' && type in READ_FAILURES && type !== 'request.timeout' ? type as BodyReadError['type'] : 'body.unreadable'
     const message = err instanceof Error ? err.message : String(err)
-    throw new BodyReadError(known, `body could not be read: ${printable(message, 120)}`, 400, err)
+    throw new BodyReadError(known, `body could not be read: ${printable(message, 120)}`, err)
   }
 }

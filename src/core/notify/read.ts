@@ -2,7 +2,7 @@ import { BodyReadError, mediaType, readBody, type CoreRequest } from '../http'
 import { fieldsFromParsed, formCharset, parseForm } from './parse-form'
 import { NotifyRejection } from '../rejection'
 import { printable } from '../../kernel/printable'
-import type { Fields, RejectReason } from '../../kernel/types'
+import type { Fields } from '../../kernel/types'
 
 const FORM = 'application/x-www-form-urlencoded'
 
@@ -16,21 +16,12 @@ export interface ReadLimits {
   bodyTimeoutMs: number
 }
 
-const READ_REASONS: Record<BodyReadError['type'], RejectReason> = {
-  'entity.too.large': 'BODY_TOO_LARGE',
-  'request.timeout': 'BODY_TIMEOUT',
-  'encoding.unsupported': 'UNSUPPORTED_MEDIA_TYPE',
-  'request.aborted': 'BAD_BODY',
-  'request.size.invalid': 'BAD_BODY',
-  'body.unreadable': 'BAD_BODY',
-}
-
 async function bodyBytes(request: CoreRequest, limits: ReadLimits): Promise<Buffer> {
   try {
     return await readBody(request, limits.bodyLimit, limits.bodyTimeoutMs)
   } catch (err) {
     if (!(err instanceof BodyReadError)) throw err
-    throw new NotifyRejection(READ_REASONS[err.type], err.detail, {}, err)
+    throw new NotifyRejection(err.code, err.detail, {}, err)
   }
 }
 

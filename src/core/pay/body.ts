@@ -10,8 +10,8 @@ const FORM_TYPE = 'application/x-www-form-urlencoded'
 /** A body that is not what it claims; `type` keeps body-parser's name for it, which the cashier page sees as `code`. */
 class PayBodyError extends GuanaitongError {
   readonly type: string
-  constructor(type: 'entity.parse.failed' | 'parameters.too.many', message: string, status: number, cause?: unknown) {
-    super(message, 'BAD_BODY', status, { cause })
+  constructor(type: 'entity.parse.failed' | 'parameters.too.many', message: string, cause?: unknown) {
+    super(message, type === 'parameters.too.many' ? 'TOO_MANY_PARAMETERS' : 'BAD_BODY', { cause })
     this.name = 'PayBodyError'
     this.type = type
   }
@@ -28,25 +28,25 @@ function checkBodyType(request: CoreRequest, forms: boolean): string | undefined
   if (type === JSON_TYPE || (forms && type === FORM_TYPE)) return type
   throw new GuanaitongError(`the pay route takes ${forms ? 'JSON or form' : 'JSON'} bodies, not "${printable(type, 60)}"` +
     (forms ? '' : ' (a form could be posted from another site; set payFormBodies to accept forms behind your own CSRF protection)'),
-  'UNSUPPORTED_MEDIA_TYPE', 415)
+  'UNSUPPORTED_MEDIA_TYPE')
 }
 
 /** JSON as body-parser's strict mode reads it: an object or an array, or nothing at all. */
 function parseJson(text: string): unknown {
   const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(text)?.[1]
   if (first === undefined) return {}
-  if (first !== '{' && first !== '[') throw new PayBodyError('entity.parse.failed', `the JSON body does not start with { or [ (it starts with ${JSON.stringify(first)})`, 400)
+  if (first !== '{' && first !== '[') throw new PayBodyError('entity.parse.failed', `the JSON body does not start with { or [ (it starts with ${JSON.stringify(first)})`)
   try {
     return JSON.parse(text)
   } catch (err) {
-    throw new PayBodyError('entity.parse.failed', err instanceof Error ? err.message : 'the JSON body could not be parsed', 400, err)
+    throw new PayBodyError('entity.parse.failed', err instanceof Error ? err.message : 'the JSON body could not be parsed', err)
   }
 }
 
 function parseFormBody(text: string): Record<string, unknown> {
   const limit = DEFAULTS.payParameterLimit
   const pairs = text === '' ? 0 : text.split('&').length
-  if (pairs > limit) throw new PayBodyError('parameters.too.many', `the form has more than ${limit} fields`, 413)
+  if (pairs > limit) throw new PayBodyError('parameters.too.many', `the form has more than ${limit} fields`)
   return { ...parseQuery(text, '&', '=', { maxKeys: limit }) }
 }
 

@@ -1,0 +1,31 @@
+// The package's adapter for a framework, notify route only, default MemoryStore, a no-op onPaid:
+// the row measured against that framework's bare handler (bare.js). `node adapter.js node|fetch`.
+import { announce } from './control.js'
+import { serveFetch } from './fetch-bridge.js'
+import http from 'node:http'
+import { APP_ID, APP_SECRET } from '../config.js'
+
+const framework = process.argv[2]
+let paid = 0
+const logger = { debug() {}, info() {}, warn: (m, c) => console.warn(m, c), error: (m, c) => console.error(m, c) }
+const options = { appId: APP_ID, appSecret: APP_SECRET, payPath: false, logger, onPaid: () => { paid += 1 } }
+const mount = { pathPrefix: '/gat' }
+
+const servers = {
+  node: async () => {
+    const { createNodeMiddleware } = await import('../../dist/node/index.js')
+    const middleware = createNodeMiddleware(options, mount)
+    return http.createServer((req, res) => middleware(req, res))
+  },
+  fetch: async () => {
+    const { createFetchHandler } = await import('../../dist/fetch/index.js')
+    return serveFetch(createFetchHandler(options, mount))
+  },
+}
+
+if (!servers[framework]) {
+  process.stdout.write(`SKIP no ${framework} adapter server\n`)
+  process.exit(0)
+}
+const server = await servers[framework]()
+server.listen(0, '127.0.0.1', () => announce(server, { report: () => ({ paid }) }))
