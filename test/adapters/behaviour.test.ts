@@ -4,10 +4,11 @@
  * and fails on another adapter is that adapter's bug.
  */
 import { expect } from 'chai'
+import net from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import type { Fields, Payment, PayFailedNotice } from '../../src/kernel/types'
-import { flipHexDigit, formBody, paidFields, recordingLogger, SECRET, APP_ID } from '../helpers'
+import { flipHexDigit, formBody, paidFields, recordingLogger, SECRET, APP_ID, unusedClient } from '../helpers'
 import { ADAPTER_SERVERS, type Running } from './servers'
 
 const FORM = 'application/x-www-form-urlencoded'
@@ -182,6 +183,31 @@ for (const adapter of ADAPTER_SERVERS) {
         expect(res.status).to.equal(401)
         expect(await res.json()).to.deep.equal({ code: 'UNAUTHORIZED', msg: 'please log in' })
       })
+    })
+
+    it('a body still arriving after bodyTimeoutMs → 408 fail, and the connection closed', async () => {
+      const slow = await adapter.start({ appId: APP_ID, appSecret: SECRET, client: unusedClient, logger, bodyTimeoutMs: 200, onPaid: () => undefined } as never)
+      try {
+        const { port } = new URL(slow.base)
+        // 3 of the 100 bytes announced, then nothing: the socket must not be held past the time-out.
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () =>
+            socket.write(`POST /gat/notify HTTP/1.1\r\nHost: x\r\nContent-Type: ${FORM}\r\nContent-Length: 100\r\n\r\nabc`))
+          let data = ''
+          socket.on('data', (chunk) => { data += chunk })
+          socket.on('close', () => resolve(data))
+          setTimeout(() => { socket.destroy(); reject(new Error(`the connection was still open after 3 s; got ${JSON.stringify(data)}`)) }, 3000)
+        })
+        const [head, wire] = answer.split('\r\n\r\n')
+        // The fetch bridge sends no Content-Length: its body comes chunked (`4\r\nfail\r\n0\r\n\r\n`).
+        const body = /\r\ntransfer-encoding: chunked\r\n/i.test(`${head}\r\n`) ? wire.split('\r\n').filter((_, i) => i % 2 === 1).join('') : wire
+        expect(head).to.match(/^HTTP\/1\.1 408 /)
+        expect(`${head}\r\n`).to.match(/\r\nconnection: close\r\n/i)
+        expect(body).to.equal('fail')
+        expect(logger.reasons()).to.include('BODY_TIMEOUT')
+      } finally {
+        await slow.close()
+      }
     })
   })
 }
