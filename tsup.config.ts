@@ -7,9 +7,18 @@ const common = { target: 'node20', platform: 'node', splitting: false, sourcemap
 export default defineConfig([
   {
     ...common,
-    entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+    entry: {
+      index: 'src/index.ts',
+      'testing/index': 'src/testing/index.ts',
+      'node/index': 'src/adapters/node/index.ts',
+      'fetch/index': 'src/adapters/fetch/index.ts',
+      'fastify/index': 'src/adapters/fastify/index.ts',
+      'koa/index': 'src/adapters/koa/index.ts',
+    },
     format: ['esm', 'cjs'],
     dts: true,
+    // Peers, left to the shop's own copy (the fastify and koa entries import only their types).
+    external: ['express', 'fastify', 'koa'],
     // import.meta.url in the CommonJS build: src/observe/otel.ts requires @opentelemetry/api relative to the package.
     shims: true,
   },

@@ -60,9 +60,33 @@ function exportsOf(file: string): Array<{ name: string; typeOnly: boolean; typeP
   })
 }
 
+/**
+ * The imports of api.d.cts from other packages (`import { Request } from 'express'`), to repeat in
+ * index.d.cts: a type parameter's default is copied as text (`Req = Request`), and without them
+ * that name would silently be the global fetch `Request`. A package's name that is also one of our
+ * exports would be shadowed inside the namespace, so it stops the build.
+ */
+function packageImports(apiFile: string, exported: ReadonlySet<string>): string[] {
+  const source = ts.createSourceFile(apiFile, readFileSync(apiFile, 'utf8'), ts.ScriptTarget.Latest)
+  return source.statements.filter(ts.isImportDeclaration).filter((statement) => {
+    const from = (statement.moduleSpecifier as ts.StringLiteral).text
+    if (from.startsWith('.')) return false
+    const clause = statement.importClause
+    const bindings = clause?.namedBindings
+    const names = [
+      ...(clause?.name ? [clause.name.text] : []),
+      ...(bindings ? (ts.isNamedImports(bindings) ? bindings.elements.map((e) => e.name.text) : [bindings.name.text]) : []),
+    ]
+    const clash = names.find((name) => exported.has(name))
+    if (clash) throw new Error(`${apiFile}: ${clash} is both imported from ${from} and exported`)
+    return true
+  }).map((statement) => statement.getText(source))
+}
+
 function writeTypes(apiFile: string, indexFile: string): void {
   const members = exportsOf(apiFile).filter((e) => e.name !== 'default')
   if (!members.some((e) => e.name === FACTORY)) throw new Error(`${apiFile} does not export ${FACTORY}`)
+  const imports = packageImports(apiFile, new Set(members.map((e) => e.name)))
   const list = (items: string[]) => (items.length ? `<${items.join(', ')}>` : '')
   const lines = members.map(({ name, typeOnly, typeParameters, typeArguments }) =>
     // An import alias may not point at an `export type`; a type alias may.
@@ -70,6 +94,7 @@ function writeTypes(apiFile: string, indexFile: string): void {
   writeFileSync(indexFile, `// CommonJS types: require('express-guanaitong') is the router factory, every export on it.
 // Written by scripts/cjs-entry.ts from api.d.cts (tsup's declarations).
 import * as api from './api.cjs'
+${imports.join('\n')}
 
 /**
  * The router a shop mounts: \`app.use('/gat', guanaitong({ appId, appSecret, notifyUrl, onPaid }))\`.

@@ -11,10 +11,36 @@ const EXPECTED_SIGN = '5ad48cf46541f84b9e5741dfac48227d40b322aa'
 const SOME_EXPORTS = ['createClient', 'verifySign', 'MemoryStore', 'RedisStore', 'RedisTokenCache', 'GatError',
   'parseNotification', 'verifyNotification', 'dedupeNotification', 'handleNotification']
 const TESTING_EXPORTS = ['createSandbox', 'signNotification', 'storeConformance', 'quietLogger']
+/** Each framework's entry point and the factory it exports. */
+const ADAPTERS = { node: 'createNodeMiddleware', fetch: 'createFetchHandler', fastify: 'createFastifyPlugin', koa: 'createKoaMiddleware' }
+/** The frameworks the adapter entry points must not load: each is an optional peer, absent from most shops. */
+const FRAMEWORKS = ['express', 'fastify', 'koa']
 
-function run(file: string, source: string): any {
+function run(file: string, source: string, nodeArgs: string[] = []): any {
   writeFileSync(file, source)
-  return JSON.parse(execFileSync(process.execPath, [file], { cwd: scratch }).toString().trim().split('\n').pop()!)
+  return JSON.parse(execFileSync(process.execPath, [...nodeArgs, file], { cwd: scratch }).toString().trim().split('\n').pop()!)
+}
+
+/**
+ * A preload (`node --import`) under which express, fastify and koa cannot be loaded, from
+ * `require()` or from `import`, as in a shop that installed none of them.
+ */
+function frameworkBlocker(): string[] {
+  const blocked = `/^(${FRAMEWORKS.join('|')})(\\/|$)/`
+  const hooks = `export async function resolve(specifier, context, next) {
+    if (${blocked}.test(specifier)) throw new Error('blocked: ' + specifier)
+    return next(specifier, context)
+  }`
+  const file = join(scratch, 'block-frameworks.mjs')
+  writeFileSync(file, `
+    import Module, { register } from 'node:module'
+    const resolveFilename = Module._resolveFilename
+    Module._resolveFilename = function (request, ...rest) {
+      if (${blocked}.test(request)) throw new Error('blocked: ' + request)
+      return resolveFilename.call(this, request, ...rest)
+    }
+    register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}))`)
+  return ['--import', file]
 }
 
 describe('packaging: the packed tarball', function () {
@@ -31,9 +57,11 @@ describe('packaging: the packed tarball', function () {
     const expected = [
       'LICENSE', 'README.md', 'package.json', ...docs,
       'dist/api.d.cts', 'dist/cli.js', ...entry('dist/index'), ...entry('dist/testing/index'),
-      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts',
+      ...Object.keys(ADAPTERS).flatMap((name) => entry(`dist/${name}/index`)),
+      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts', 'dist/mount-[hash].d.cts', 'dist/mount-[hash].d.ts',
     ].sort()
-    const files = pkg.files.map((f) => f.replace(/^dist\/types-[\w-]+\.d\.(c?)ts$/, 'dist/types-[hash].d.$1ts')).sort()
+    // Declaration chunks shared by the entry points are named by tsup with a content hash.
+    const files = pkg.files.map((f) => f.replace(/^dist\/(types|mount)-[\w-]+\.d\.(c?)ts$/, 'dist/$1-[hash].d.$2ts')).sort()
     expect(files).to.deep.equal(expected)
     const manifest = JSON.parse(execFileSync('tar', ['xzOf', pkg.tarball, 'package/package.json']).toString())
     expect(manifest).to.include({ license: 'MIT' })
@@ -99,6 +127,30 @@ describe('packaging: the packed tarball', function () {
     expect(out).to.deep.equal({ router: 'function', named: true, sign: EXPECTED_SIGN, missing: [], testing: [] })
   })
 
+  it('each framework entry point (/node, /fetch, /fastify, /koa) loads from CommonJS and ESM without express, fastify or koa', () => {
+    const options = `{ appId: '1', appSecret: 's', onPaid() {}, payPath: false }`
+    const probe = (load: (entry: string) => string) => `
+      const out = {}
+      for (const [name, factory] of Object.entries(${JSON.stringify(ADAPTERS)})) {
+        const entry = ${load('`express-guanaitong/${name}`')}
+        const made = entry[factory](${options})
+        out[name] = { factory: typeof entry[factory], made: typeof made, close: typeof made.close }
+        await made.close()
+      }
+      out.blocked = []
+      for (const framework of ${JSON.stringify(FRAMEWORKS)}) {
+        try { ${load('framework')} } catch (err) { if (/blocked/.test(err.message)) out.blocked.push(framework) }
+      }
+      console.log(JSON.stringify(out))`
+    const each = { factory: 'function', made: 'function', close: 'function' }
+    const expected = { ...Object.fromEntries(Object.keys(ADAPTERS).map((name) => [name, each])), blocked: FRAMEWORKS }
+    // `blocked` shows the blocker works: the entry points loaded where the frameworks could not.
+    const cjs = run(join(scratch, 'adapters.cjs'), `(async () => {${probe((entry) => `require(${entry})`)}})()`, frameworkBlocker())
+    expect(cjs, 'CommonJS').to.deep.equal(expected)
+    const esm = run(join(scratch, 'adapters.mjs'), probe((entry) => `await import(${entry})`), frameworkBlocker())
+    expect(esm, 'ESM').to.deep.equal(expected)
+  })
+
   describe('types: a strict consumer compiles under each module resolution', () => {
     // Each consumer uses the factory, a named value, a type and the testing entry, with one
     // deliberate type error (@ts-expect-error): were the types \`any\`, that line would not compile.
@@ -115,6 +167,15 @@ export const sandbox = createSandbox({ timeScale: 0.001 })
 export const lines: LoggedLine[] = quietLogger().lines
 // @ts-expect-error appId must be a string
 guanaitong({ appId: 1, appSecret: 's', onPaid: () => {} })
+// Each framework's callbacks get that framework's request.
+export const handlers = [
+  createNodeMiddleware({ appId: '1', appSecret: 's', onPaid: (_p, req) => { req.socket.remoteAddress } }, { pathPrefix: '/gat' }),
+  createFetchHandler({ appId: '1', appSecret: 's', onPaid: (_p, req) => { req.headers.get('host') } }),
+  createFastifyPlugin({ appId: '1', appSecret: 's', onPaid: (_p, req) => { req.routeOptions.url } }),
+  createKoaMiddleware({ appId: '1', appSecret: 's', onPaid: (_p, ctx) => { ctx.request.ip } }, { pathPrefix: '/gat' }),
+]
+// @ts-expect-error a fetch Request has no socket
+createFetchHandler({ appId: '1', appSecret: 's', onPaid: (_p, req) => { req.socket } })
 `
     const requireImports = `import guanaitong = require('express-guanaitong')
 import testing = require('express-guanaitong/testing')
@@ -122,9 +183,21 @@ const { createClient } = guanaitong
 type GuanaitongOptions = guanaitong.GuanaitongOptions
 type Payment = guanaitong.Payment
 const { createSandbox, quietLogger } = testing
-type LoggedLine = testing.LoggedLine`
+type LoggedLine = testing.LoggedLine
+import node = require('express-guanaitong/node')
+import fetchEntry = require('express-guanaitong/fetch')
+import fastifyEntry = require('express-guanaitong/fastify')
+import koaEntry = require('express-guanaitong/koa')
+const { createNodeMiddleware } = node
+const { createFetchHandler } = fetchEntry
+const { createFastifyPlugin } = fastifyEntry
+const { createKoaMiddleware } = koaEntry`
     const esImports = `import guanaitong, { createClient, type GuanaitongOptions, type Payment } from 'express-guanaitong'
-import { createSandbox, quietLogger, type LoggedLine } from 'express-guanaitong/testing'`
+import { createSandbox, quietLogger, type LoggedLine } from 'express-guanaitong/testing'
+import { createNodeMiddleware } from 'express-guanaitong/node'
+import { createFetchHandler } from 'express-guanaitong/fetch'
+import { createFastifyPlugin } from 'express-guanaitong/fastify'
+import { createKoaMiddleware } from 'express-guanaitong/koa'`
     const node10 = { module: 'commonjs', moduleResolution: 'node10', ignoreDeprecations: '5.0' }
     const consumers: Array<{ name: string; dir: 'cjs' | 'esm'; file: string; compilerOptions: Record<string, unknown>; imports: string }> = [
       { name: 'node10 (module commonjs), import = require()', dir: 'cjs', file: 'node10.ts', compilerOptions: node10, imports: requireImports },

@@ -4,7 +4,7 @@
  * node_modules. Built once per test run and shared by the packaging and README tests.
  */
 import { execFileSync } from 'node:child_process'
-import { cpSync, mkdirSync, rmSync, symlinkSync } from 'node:fs'
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 
 export const root = resolve(import.meta.dirname, '..')
@@ -26,6 +26,10 @@ function pack(): Packed {
   rmSync(scratch, { recursive: true, force: true })
   const clone = join(scratch, 'clone')
   mkdirSync(clone, { recursive: true })
+  // Its own package scope: under the repository's package.json, Node would resolve
+  // `express-guanaitong` from a probe here to the repository itself (a package may import its own
+  // name), and the probes would test the working tree's dist/, not the packed package.
+  writeFileSync(join(scratch, 'package.json'), JSON.stringify({ name: 'packaging-scratch', private: true }))
   const tracked = execFileSync('git', ['ls-files', '--cached', '--others', '--exclude-standard', '-z'], { cwd: root })
     .toString().split('\0').filter(Boolean)
     // A worktree whose node_modules is a symlink lists it as an untracked file (`node_modules/` ignores directories only).

@@ -4,16 +4,18 @@
  * and fails on another adapter is that adapter's bug.
  */
 import { expect } from 'chai'
+import net from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { createSandbox, type Sandbox } from '../../src/testing/sandbox'
 import type { Fields, Payment, PayFailedNotice } from '../../src/kernel/types'
-import { flipHexDigit, formBody, paidFields, recordingLogger, SECRET, APP_ID } from '../helpers'
+import { flipHexDigit, formBody, paidFields, recordingLogger, SECRET, APP_ID, unusedClient } from '../helpers'
 import { ADAPTER_SERVERS, type Running } from './servers'
 
 const FORM = 'application/x-www-form-urlencoded'
 
 interface Sent {
-  headers?: Record<string, string>
+  /** Sent over the form type; a header given as undefined is not sent at all. */
+  headers?: Record<string, string | undefined>
   body: string | Buffer
 }
 
@@ -35,6 +37,9 @@ const NOTIFY_CASES: NotifyCase[] = [
   { what: 'another appid, signed', send: () => form(paidFields({ appid: '99999999' })), status: 403, text: 'fail', reason: 'APPID_MISMATCH' },
   { what: 'a timestamp an hour old', send: () => form(paidFields({ timestamp: String(Math.floor(Date.now() / 1000) - 3600) })), status: 401, text: 'fail', reason: 'STALE_TIMESTAMP' },
   { what: 'a JSON body', send: () => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(paidFields()) }), status: 415, text: 'fail', reason: 'UNSUPPORTED_MEDIA_TYPE' },
+  // Fastify 5 answers a Content-Type it cannot parse with its own 415 before any parser: the core must answer instead.
+  { what: 'a Content-Type that is no media type', send: () => ({ headers: { 'content-type': 'foo' }, body: formBody(paidFields()) }), status: 415, text: 'fail', reason: 'UNSUPPORTED_MEDIA_TYPE' },
+  { what: 'a body with no Content-Type', send: () => ({ headers: { 'content-type': undefined }, body: Buffer.from(formBody(paidFields())) }), status: 415, text: 'fail', reason: 'UNSUPPORTED_MEDIA_TYPE' },
   { what: 'a repeated key', send: () => ({ body: `${formBody(paidFields())}&appid=${APP_ID}` }), status: 400, text: 'fail', reason: 'DUPLICATE_KEY' },
   { what: 'a nested key', send: () => ({ body: `${formBody(paidFields())}&a[b]=1` }), status: 400, text: 'fail', reason: 'NESTED_KEY' },
   { what: '101 parameters', send: () => ({ body: Array.from({ length: 101 }, (_, i) => `k${i}=v`).join('&') }), status: 413, text: 'fail', reason: 'TOO_MANY_PARAMETERS' },
@@ -46,7 +51,8 @@ const NOTIFY_CASES: NotifyCase[] = [
 ]
 
 async function post(base: string, path: string, sent: Sent): Promise<{ status: number; text: string; headers: Headers }> {
-  const res = await fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': FORM, ...sent.headers }, body: sent.body })
+  const headers = Object.entries({ 'content-type': FORM, ...sent.headers }).filter((header): header is [string, string] => header[1] !== undefined)
+  const res = await fetch(`${base}${path}`, { method: 'POST', headers, body: sent.body })
   return { status: res.status, text: await res.text(), headers: res.headers }
 }
 
@@ -160,6 +166,12 @@ for (const adapter of ADAPTER_SERVERS) {
         expect(((await res.json()) as { code: string }).code).to.equal('UNSUPPORTED_MEDIA_TYPE')
       })
 
+      it('a Content-Type that is no media type → 415 UNSUPPORTED_MEDIA_TYPE', async () => {
+        const res = await pay(order('O1'), 'foo')
+        expect(res.status).to.equal(415)
+        expect(((await res.json()) as { code: string }).code).to.equal('UNSUPPORTED_MEDIA_TYPE')
+      })
+
       it('malformed JSON → 400 entity.parse.failed', async () => {
         const res = await pay('{"outer_trade_no":')
         expect(res.status).to.equal(400)
@@ -171,6 +183,31 @@ for (const adapter of ADAPTER_SERVERS) {
         expect(res.status).to.equal(401)
         expect(await res.json()).to.deep.equal({ code: 'UNAUTHORIZED', msg: 'please log in' })
       })
+    })
+
+    it('a body still arriving after bodyTimeoutMs → 408 fail, and the connection closed', async () => {
+      const slow = await adapter.start({ appId: APP_ID, appSecret: SECRET, client: unusedClient, logger, bodyTimeoutMs: 200, onPaid: () => undefined } as never)
+      try {
+        const { port } = new URL(slow.base)
+        // 3 of the 100 bytes announced, then nothing: the socket must not be held past the time-out.
+        const answer = await new Promise<string>((resolve, reject) => {
+          const socket = net.connect(Number(port), '127.0.0.1', () =>
+            socket.write(`POST /gat/notify HTTP/1.1\r\nHost: x\r\nContent-Type: ${FORM}\r\nContent-Length: 100\r\n\r\nabc`))
+          let data = ''
+          socket.on('data', (chunk) => { data += chunk })
+          socket.on('close', () => resolve(data))
+          setTimeout(() => { socket.destroy(); reject(new Error(`the connection was still open after 3 s; got ${JSON.stringify(data)}`)) }, 3000)
+        })
+        const [head, wire] = answer.split('\r\n\r\n')
+        // The fetch bridge sends no Content-Length: its body comes chunked (`4\r\nfail\r\n0\r\n\r\n`).
+        const body = /\r\ntransfer-encoding: chunked\r\n/i.test(`${head}\r\n`) ? wire.split('\r\n').filter((_, i) => i % 2 === 1).join('') : wire
+        expect(head).to.match(/^HTTP\/1\.1 408 /)
+        expect(`${head}\r\n`).to.match(/\r\nconnection: close\r\n/i)
+        expect(body).to.equal('fail')
+        expect(logger.reasons()).to.include('BODY_TIMEOUT')
+      } finally {
+        await slow.close()
+      }
     })
   })
 }

@@ -7,9 +7,15 @@ import http, { IncomingMessage, type Server } from 'node:http'
 import { Readable } from 'node:stream'
 import express5 from 'express'
 import express4 from 'express4'
+import fastify5, { type FastifyRequest } from 'fastify'
+import fastify4 from 'fastify4'
+import Koa3, { type Context } from 'koa'
+import Koa2 from 'koa2'
 import { guanaitong } from '../../src/adapters/express/router'
 import { createNodeMiddleware } from '../../src/adapters/node'
 import { createFetchHandler } from '../../src/adapters/fetch'
+import { createFastifyPlugin } from '../../src/adapters/fastify'
+import { createKoaMiddleware } from '../../src/adapters/koa'
 import type { GuanaitongOptions } from '../../src/kernel/types'
 
 /** A running server: where it listens, and how to stop it and the package's timers. */
@@ -52,6 +58,35 @@ function expressServer(name: string, express: typeof express5): AdapterServer {
   }
 }
 
+function fastifyServer(name: string, fastify: typeof fastify5): AdapterServer {
+  return {
+    name,
+    ownRequest: (req) => (req as { raw?: unknown }).raw instanceof IncomingMessage && typeof (req as { routeOptions?: unknown }).routeOptions === 'object',
+    start: async (options) => {
+      const app = fastify()
+      const plugin = createFastifyPlugin(options as GuanaitongOptions<unknown, FastifyRequest>)
+      await app.register(plugin, { prefix: '/gat' })
+      await app.ready()
+      // app.close() runs the plugin's onClose hook, which stops the package's timers.
+      return listening(app.server, () => app.close())
+    },
+  }
+}
+
+function koaServer(name: string, Koa: typeof Koa3): AdapterServer {
+  return {
+    name,
+    ownRequest: (req) => (req as { req?: unknown }).req instanceof IncomingMessage && typeof (req as { throw?: unknown }).throw === 'function' &&
+      typeof (req as { request?: unknown }).request === 'object',
+    start: (options) => {
+      const app = new Koa()
+      const middleware = createKoaMiddleware(options as GuanaitongOptions<unknown, Context>, { pathPrefix: '/gat' })
+      app.use(middleware)
+      return listening(http.createServer(app.callback()), middleware.close)
+    },
+  }
+}
+
 /** node:http has no Request → fetch bridge of its own: this is the one a shop on a Node server would write. */
 function fetchBridge(handler: (request: Request) => Promise<Response>) {
   return async (req: IncomingMessage, res: http.ServerResponse) => {
@@ -87,4 +122,8 @@ export const ADAPTER_SERVERS: AdapterServer[] = [
       return listening(http.createServer(fetchBridge(handler)), handler.close)
     },
   },
+  fastifyServer('fastify 5', fastify5),
+  fastifyServer('fastify 4', fastify4 as unknown as typeof fastify5),
+  koaServer('koa 3', Koa3),
+  koaServer('koa 2', Koa2 as unknown as typeof Koa3),
 ]
