@@ -51,3 +51,6 @@ export function createFastifyPlugin<Tx = unknown>(options: GuanaitongOptions<Tx,
 }
 
 export type { GuanaitongOptions }
+// The error classes of this entry point: each entry carries its own copy, so `instanceof` holds
+// only with the classes of the entry that threw (`err.code` holds everywhere).
+export { GuanaitongError, ConfigError, ParamError, GatError, ERROR_STATUS, type ErrorCode } from '../../kernel/errors'
