@@ -6,7 +6,7 @@ import { CONNECTIONS, DURATION_SEC, ROUNDS, ROUND_SEC, SMOKE, WARMUP_SEC, combin
 import { OTEL_ROUNDS, otelScenarios } from './otel.js'
 import { compareProfiles, profileServer, removeProfiles } from './profile.js'
 import { killChildren, runJson, startRedis, startServer } from './proc.js'
-import { ADAPTER_GOALS, notifyTargets, writeResults } from './report.js'
+import { ADAPTER_ROWS, notifyTargets, writeResults } from './report.js'
 
 /**
  * The pay comparison's paced load, requests/s over all connections. Default: a quarter of the
@@ -47,8 +47,8 @@ const TURNS = [
   ['mysql', 'notify', ['mysql'], 'Y'],
 ]
 const STORES = ['memory', 'redis', 'postgres', 'mysql']
-/** The frameworks with an adapter row besides Express (report.js, ADAPTER_GOALS). */
-const ADAPTER_FRAMEWORKS = ADAPTER_GOALS.map((goal) => goal.framework)
+/** The frameworks with an adapter row besides Express (report.js, ADAPTER_ROWS). */
+const ADAPTER_FRAMEWORKS = ADAPTER_ROWS.map((row) => row.framework)
 
 /**
  * Every server of TURNS measured with all-new notifications in ROUNDS rounds, in turn, so a burst of

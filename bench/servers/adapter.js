@@ -1,5 +1,5 @@
 // The package's adapter for a framework, notify route only, default MemoryStore, a no-op onPaid:
-// the row measured against that framework's bare handler (bare.js). `node adapter.js node|fetch`.
+// the row measured against that framework's bare handler (bare.js). `node adapter.js node|fetch|fastify|koa`.
 import { announce } from './control.js'
 import { serveFetch } from './fetch-bridge.js'
 import http from 'node:http'
@@ -20,6 +20,19 @@ const servers = {
   fetch: async () => {
     const { createFetchHandler } = await import('../../dist/fetch/index.js')
     return serveFetch(createFetchHandler(options, mount))
+  },
+  fastify: async () => {
+    const [{ default: Fastify }, { createFastifyPlugin }] = await Promise.all([import('fastify'), import('../../dist/fastify/index.js')])
+    const app = Fastify()
+    await app.register(createFastifyPlugin(options), { prefix: '/gat' })
+    await app.ready()
+    return app.server
+  },
+  koa: async () => {
+    const [{ default: Koa }, { createKoaMiddleware }] = await Promise.all([import('koa'), import('../../dist/koa/index.js')])
+    const app = new Koa()
+    app.use(createKoaMiddleware(options, mount))
+    return http.createServer(app.callback())
   },
 }
 
