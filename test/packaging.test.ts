@@ -58,10 +58,10 @@ describe('packaging: the packed tarball', function () {
       'LICENSE', 'README.md', 'package.json', ...docs,
       'dist/api.d.cts', 'dist/cli.js', ...entry('dist/index'), ...entry('dist/testing/index'),
       ...Object.keys(ADAPTERS).flatMap((name) => entry(`dist/${name}/index`)),
-      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts', 'dist/mount-[hash].d.cts', 'dist/mount-[hash].d.ts',
+      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts', 'dist/mount-[hash].d.cts', 'dist/mount-[hash].d.ts', 'dist/errors-[hash].d.cts', 'dist/errors-[hash].d.ts',
     ].sort()
     // Declaration chunks shared by the entry points are named by tsup with a content hash.
-    const files = pkg.files.map((f) => f.replace(/^dist\/(types|mount)-[\w-]+\.d\.(c?)ts$/, 'dist/$1-[hash].d.$2ts')).sort()
+    const files = pkg.files.map((f) => f.replace(/^dist\/(types|mount|errors)-[\w-]+\.d\.(c?)ts$/, 'dist/$1-[hash].d.$2ts')).sort()
     expect(files).to.deep.equal(expected)
     const manifest = JSON.parse(execFileSync('tar', ['xzOf', pkg.tarball, 'package/package.json']).toString())
     expect(manifest).to.include({ license: 'MIT' })
@@ -149,6 +149,18 @@ describe('packaging: the packed tarball', function () {
     expect(cjs, 'CommonJS').to.deep.equal(expected)
     const esm = run(join(scratch, 'adapters.mjs'), probe((entry) => `await import(${entry})`), frameworkBlocker())
     expect(esm, 'ESM').to.deep.equal(expected)
+  })
+
+  it('the main entry loads without express (stores and client for other frameworks); guanaitong() then says what to install', () => {
+    const probe = (load: (entry: string) => string) => `
+      const gat = ${load("'express-guanaitong'")}
+      const testing = ${load("'express-guanaitong/testing'")}
+      let thrown = null
+      try { gat.guanaitong({ appId: '1', appSecret: 's', onPaid() {}, payPath: false }) } catch (err) { thrown = { name: err.name, code: err.code, hint: /npm install express/.test(err.message) && err.message.includes('/fastify') } }
+      console.log(JSON.stringify({ store: typeof gat.RedisStore, client: typeof gat.createClient, sandbox: typeof testing.createSandbox, thrown }))`
+    const expected = { store: 'function', client: 'function', sandbox: 'function', thrown: { name: 'ConfigError', code: 'INVALID_OPTION', hint: true } }
+    expect(run(join(scratch, 'no-express.cjs'), `(async () => {${probe((entry) => `require(${entry})`)}})()`, frameworkBlocker()), 'CommonJS').to.deep.equal(expected)
+    expect(run(join(scratch, 'no-express.mjs'), probe((entry) => `await import(${entry})`), frameworkBlocker()), 'ESM').to.deep.equal(expected)
   })
 
   describe('types: a strict consumer compiles under each module resolution', () => {
