@@ -1,21 +1,21 @@
 /**
- * payAnswer on its own (src/core/pay/answers.ts): which reason, status, log level and body each thrown
+ * payRejection on its own (src/core/pay/answers.ts): which reason, status, log level and body each thrown
  * value gets, and above all whether the answer tells the cashier page the employee may have been
  * charged. The same answers through the pay route, for every transport fault, are in
  * outcomes.test.ts.
  */
 import { expect } from 'chai'
 import { GatError, GuanaitongError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, type GatErrorDetails } from '../../src/kernel/errors'
-import { payAnswer, PayRejection } from '../../src/core/pay/answers'
+import { payRejection, PayRejection } from '../../src/core/pay/answers'
 
 const gat = (d: Partial<GatErrorDetails>) => new GatError({ kind: 'api', code: 1, msg: 'refused', status: 200, path: '/pay', ...d })
 const summary = (r: PayRejection) => ({ reason: r.reason, status: r.status, level: r.level, mayHaveCharged: r.mayHaveCharged })
 
-describe('payAnswer', () => {
+describe('payRejection', () => {
   it('a ParamError, in either phase: INVALID_PARAM, 400, warn, naming the field', () => {
     for (const phase of ['prepare', 'send'] as const) {
       const err = new ParamError('total_amount', 'must be positive')
-      const r = payAnswer(err, phase, 'O1')
+      const r = payRejection(err, phase, 'O1')
       expect(r).to.be.instanceOf(PayRejection).and.instanceOf(GuanaitongError)
       expect(r.name, 'as logs and stack traces show it').to.equal('PayRejection')
       expect(summary(r)).to.deep.equal({ reason: 'INVALID_PARAM', status: 400, level: 'warn', mayHaveCharged: false })
@@ -34,7 +34,7 @@ describe('payAnswer', () => {
         Object.assign(new Error('x'), { status: '401' }), gat({ status: 401 }),
       ]
       for (const err of thrown) {
-        const r = payAnswer(err, 'prepare', 'O1')
+        const r = payRejection(err, 'prepare', 'O1')
         expect(summary(r), String(err)).to.deep.equal({ reason: 'PREPARE_FAILED', status: 500, level: 'error', mayHaveCharged: false })
         expect(r.body.code, String(err)).to.equal('INTERNAL')
         expect(JSON.stringify(r.body)).to.not.contain('hunter2')
@@ -54,7 +54,7 @@ describe('payAnswer', () => {
         [Object.assign(new Error('last of the range'), { status: 499 }), 499, ''],
       ]
       for (const [err, status, code] of cases) {
-        const r = payAnswer(err, 'prepare', 'O1')
+        const r = payRejection(err, 'prepare', 'O1')
         expect(summary(r)).to.deep.equal({ reason: 'BAD_REQUEST', status, level: 'warn', mayHaveCharged: false })
         expect(r.status).to.equal(status)
         // Meant for a cashier page: the package's own prefix is left out.
@@ -68,7 +68,7 @@ describe('payAnswer', () => {
   describe('send phase (from the call of client.pay on)', () => {
     it('what is not a GatError came from a broken custom client: OUTCOME_UNKNOWN, 502, may have charged', () => {
       for (const err of [new Error('boom'), undefined, Object.assign(new Error('x'), { status: 401 })]) {
-        const r = payAnswer(err, 'send', 'O1')
+        const r = payRejection(err, 'send', 'O1')
         expect(summary(r)).to.deep.equal({ reason: 'OUTCOME_UNKNOWN', status: 502, level: 'error', mayHaveCharged: true })
         expect(r.body).to.include({ code: 'UNKNOWN', outer_trade_no: 'O1', ambiguous: true })
         expect(r.body.msg, 'tells the cashier page to check before paying again').to.match(/may have happened/)
@@ -77,9 +77,9 @@ describe('payAnswer', () => {
     })
 
     it('the order number is echoed only when it is a string', () => {
-      expect(payAnswer(new Error('x'), 'send', 42).body.outer_trade_no).to.equal(undefined)
-      expect(payAnswer(gat({}), 'send', ['O1']).body.outer_trade_no).to.equal(undefined)
-      expect(payAnswer(gat({}), 'send', 'O1').body.outer_trade_no).to.equal('O1')
+      expect(payRejection(new Error('x'), 'send', 42).body.outer_trade_no).to.equal(undefined)
+      expect(payRejection(gat({}), 'send', ['O1']).body.outer_trade_no).to.equal(undefined)
+      expect(payRejection(gat({}), 'send', 'O1').body.outer_trade_no).to.equal('O1')
     })
 
     it('a GatError: by whether it was sent and how it failed', () => {
@@ -102,7 +102,7 @@ describe('payAnswer', () => {
           { reason: 'REFUSED', status: 502, level: 'error', mayHaveCharged: false }, OUTER_TRADE_NO_EXISTS_CODE],
       ]
       for (const [what, err, expected, code] of cases) {
-        const r = payAnswer(err, 'send', 'O1')
+        const r = payRejection(err, 'send', 'O1')
         expect(summary(r), what).to.deep.equal(expected)
         expect(r.code, what).to.equal(expected.reason)
         expect(r.body, what).to.deep.equal({
@@ -115,7 +115,7 @@ describe('payAnswer', () => {
     })
 
     it('a pay that was not sent says nothing was charged, not Guanaitong\'s message', () => {
-      const r = payAnswer(gat({ kind: 'network', code: null, msg: 'ECONNREFUSED 10.0.0.1', status: 0, sent: false }), 'send', 'O1')
+      const r = payRejection(gat({ kind: 'network', code: null, msg: 'ECONNREFUSED 10.0.0.1', status: 0, sent: false }), 'send', 'O1')
       expect(r.body.msg).to.not.contain('ECONNREFUSED')
       expect(r.body.msg).to.match(/nothing was charged/)
     })

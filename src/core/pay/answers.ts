@@ -34,7 +34,7 @@ interface Row {
   level: 'warn' | 'error'
   /** The employee may have been charged by this request: the answer says `ambiguous: true`. */
   mayHaveCharged: boolean
-  /** The body's `code` and `msg` when the reason fixes them; else they come from the error (see payAnswer). */
+  /** The body's `code` and `msg` when the reason fixes them; else they come from the error (see payRejection). */
   code?: string
   msg?: string
 }
@@ -123,7 +123,7 @@ function refusal(err: unknown, status: number): { code: string | number; msg: st
  * In the `send` phase, what is not a ParamError or a GatError came from a custom client that broke
  * the GatClient contract: nobody can say whether the pay went out, so it is OUTCOME_UNKNOWN.
  */
-export function payAnswer(err: unknown, phase: PayPhase, outerTradeNo?: unknown): PayRejection {
+export function payRejection(err: unknown, phase: PayPhase, outerTradeNo?: unknown): PayRejection {
   const detail = errorMessage(err)
   if (err instanceof ParamError) {
     return new PayRejection('INVALID_PARAM', { code: err.code, msg: err.msg, field: err.field }, detail, err)

@@ -1,6 +1,6 @@
 import type { CoreRequest, CoreResponse } from '../http'
 import { readPayBody } from './body'
-import { payAnswer, type PayRejection } from './answers'
+import { payRejection, type PayRejection } from './answers'
 import { buildPayParams } from './params'
 import { notifyAnswer } from '../notify/answer'
 import { paymentFromPayAnswer } from '../settle/pay-answer'
@@ -145,7 +145,7 @@ export function createPayHandler<Req>(options: PayRouteOptions<unknown, Req>) {
       if (unsettled !== undefined) await watch?.(params as PayParams, tradeNo, unsettled)
       return jsonResponse(200, paid)
     } catch (err) {
-      const rejection = payAnswer(err, sending ? 'send' : 'prepare', params.outer_trade_no)
+      const rejection = payRejection(err, sending ? 'send' : 'prepare', params.outer_trade_no)
       if (rejection.mayHaveCharged) await watch?.(params as PayParams, null, 'AMBIGUOUS')
       const response = refusalResponse(rejection, logger)
       if (err instanceof Error && (err as { closeConnection?: unknown }).closeConnection === true) response.headers.connection = 'close'
