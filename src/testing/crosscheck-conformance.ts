@@ -203,6 +203,10 @@ export function crossCheckConformance(
     try {
       const marked = await s.peek(key)
       assert.deepEqual([marked.status, marked.watched], ['open', true])
+      const held = await probe.hold(key)
+      const busy = await s.peek(key)
+      assert.deepEqual([busy.status, busy.watched], ['busy', true])
+      await held.finish(false)
       await probe.settleOnce(key, 'm')
       const done = await s.peek(key)
       assert.deepEqual([done.status, done.watched], ['done', true])

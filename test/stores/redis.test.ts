@@ -409,8 +409,9 @@ describe('RedisStore (real Redis)', () => {
     })
 
     it('rejects a reply that is not an integer instead of guessing what it means', async () => {
-      // '1': a bare status where a script answers a table (it reads as attempt 1 if taken apart).
-      for (const junk of ['OK', '1', null, 1.5, [], ['OK'], [1.5]]) {
+      // '1': a bare status where a script answers a table (it reads as attempt 1 if taken apart);
+      // [null]: a status that is no number (Number(null) is 0, which would read as done).
+      for (const junk of ['OK', '1', null, 1.5, [], ['OK'], [1.5], [null], [true]]) {
         const store = new RedisStore({ client: { evalsha: async () => junk, eval: async () => junk }, prefix: `${prefix}junk:` })
         let error: unknown
         try { await store.claim('k') } catch (err) { error = err }

@@ -22,6 +22,16 @@ export function packageStoreAnswers(name: string, make: () => FullStore, uniqueK
     expect(await s.peek(key)).to.deep.equal({ status: 'done', watched: false })
   })
 
+  // The conformance suite skips its memo cases for a store that keeps none: these two keep them.
+  it('keeps the memo of a done-marker: claim and peek answer it', async () => {
+    const s = make()
+    const key = uniqueKey('memo')
+    const r = await s.claim(key)
+    expect(await s.complete(key, (r as { owner: string }).owner, '[1,"p",1990,"T1","b"]')).to.equal(true)
+    expect(await s.claim(key)).to.deep.equal({ status: 'done', watched: false, memo: '[1,"p",1990,"T1","b"]' })
+    expect(await s.peek(key)).to.deep.equal({ status: 'done', watched: false, memo: '[1,"p",1990,"T1","b"]' })
+  })
+
   it(`every ledger method refuses a bad argument with INVALID_ARGUMENT, named "${name}"`, async () => {
     const s = make()
     const calls: [string, () => Promise<unknown>][] = [
