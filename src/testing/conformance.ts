@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { ClaimResult, NotifyStore } from '../kernel/types'
+import type { ClaimResult, CrossCheck, NotifyStore } from '../kernel/types'
 import { crossCheckConformance, type SettleProbe } from './crosscheck-conformance'
 import { ledgerConformance } from './ledger-conformance'
 import { runner, skipWithout } from './runner'
@@ -259,6 +259,20 @@ export function storeConformance(
       await sleep(shortRetention + 150)
       const again = assertClaimed(await s.claim(key))
       assert.notEqual(again.owner, r.owner)
+    })
+
+    it('peek: a key whose lease ran out is open, as a claim would find it; a note left on a free key lasts past leaseMs', async function () {
+      this.timeout?.(timeoutMs)
+      const s = await store({ leaseMs: shortLease })
+      if (typeof (s as Partial<CrossCheck>).peek !== 'function') return skipWithout(this, 'peek()')
+      const peek = (key: string, note?: string) => (s as NotifyStore & CrossCheck).peek(key, note)
+      const lapsed = uniqueKey('lapsed')
+      const noted = uniqueKey('noted')
+      assertClaimed(await s.claim(lapsed))
+      assert.equal((await peek(noted, 'a note')).status, 'open')
+      await sleep(shortLease + 100)
+      assert.equal((await peek(lapsed)).status, 'open', 'a lease that ran out holds the key no more')
+      assert.equal(assertClaimed(await s.claim(noted)).note, 'a note', 'a note is kept retentionMs, not leaseMs')
     })
 
     test('50 concurrent claims of one key: exactly one is claimed, the others busy', async () => {

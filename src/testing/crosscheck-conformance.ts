@@ -151,6 +151,24 @@ export function crossCheckConformance(
     assert.equal(done.status, 'done')
     if (done.memo !== undefined) assert.equal(done.memo, 'memo-of-other')
     assert.equal((await probe.settleOnce(other)).status, 'done')
+    // Settled without a memo: done, and no memo to compare a duplicate with.
+    const plain = paidKey()
+    await probe.settleOnce(plain)
+    const plainDone = await s.peek(plain)
+    assert.deepEqual([plainDone.status, plainDone.memo], ['done', undefined])
+  })
+
+  peekTest('peek: a note outlives given-back attempts, a peek without a note leaves it, and a peek counts no attempt on a key tried before', async (s, probe) => {
+    const key = paidKey()
+    const note = '[1,"f",1990,"","b"]'
+    await (await probe.hold(key)).finish(false)
+    assert.equal((await s.peek(key, note)).status, 'open')
+    assert.equal((await s.peek(key)).status, 'open')
+    const second = await probe.hold(key)
+    assert.equal(second.attempt, 2, 'the note must not reset the attempts of a key tried before')
+    await second.finish(false)
+    const settled = await probe.settleOnce(key)
+    assert.deepEqual([settled.status, settled.note], ['settled', note], 'the note comes back with every later settlement, after a give-back too')
   })
 
   peekTest('peek: a note on an open key comes back with the next settlement, exactly; a busy or done key gets none', async (s, probe) => {
@@ -185,6 +203,10 @@ export function crossCheckConformance(
     try {
       const marked = await s.peek(key)
       assert.deepEqual([marked.status, marked.watched], ['open', true])
+      const held = await probe.hold(key)
+      const busy = await s.peek(key)
+      assert.deepEqual([busy.status, busy.watched], ['busy', true])
+      await held.finish(false)
       await probe.settleOnce(key, 'm')
       const done = await s.peek(key)
       assert.deepEqual([done.status, done.watched], ['done', true])

@@ -89,6 +89,24 @@ export function ledgerConformance(it: Register, store: () => Promise<object>, op
       assert.deepEqual((await s.listUnsettled(1000)).slice(0, 5), soonest)
     })
 
+    ledgerTest('unsettled ledger: equal deadlines are listed and taken in key order, whatever order they were watched in', async (s, base) => {
+      const records = Array.from({ length: 6 }, () => record(base, 100))
+      const byKey = [...records].sort(soonestFirst)
+      // Neither the order they were made in nor its reverse: a store that keeps watch order fails.
+      for (const i of [2, 0, 4, 1, 5, 3]) await s.watchUnsettled(byKey[i])
+      assert.deepEqual((await s.listUnsettled(1000)).slice(0, 6), byKey)
+      assert.deepEqual(await s.takeDueUnsettled(base + 100, 4, 1000), byKey.slice(0, 4))
+    })
+
+    ledgerTest('unsettled ledger: a resolved record takes no place within a limit', async (s, base) => {
+      const [first, second, third] = [100, 200, 300].map((offset) => record(base, offset))
+      for (const r of [first, second, third]) await s.watchUnsettled(r)
+      await s.resolveUnsettled(first.key)
+      await s.resolveUnsettled(second.key)
+      assert.deepEqual(await s.listUnsettled(1), [third])
+      assert.deepEqual(await s.takeDueUnsettled(base + 300, 1, 1000), [third])
+    })
+
     ledgerTest('unsettled ledger: takeDueUnsettled takes due records only, soonest first, up to the limit, and not again until the lease ends', async (s, base) => {
       const [a, b, c, later] = [300, 100, 200, 5000].map((offset) => record(base, offset))
       for (const r of [a, b, c, later]) await s.watchUnsettled(r)

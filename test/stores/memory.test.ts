@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { expect } from 'chai'
-import { ConfigError, ParamError } from '../../src/kernel/errors'
+import { ConfigError, GuanaitongError, ParamError } from '../../src/kernel/errors'
+import type { UnsettledRecord } from '../../src/kernel/types'
 import { MemoryStore } from '../../src/stores/memory'
 import { storeConformance } from '../../src/testing/conformance'
 import { quietLogger } from '../../src/testing/quiet-logger'
@@ -9,6 +10,7 @@ import { dedupeNotification } from '../../src/adapters/express/dedupe'
 import { notifyState } from '../../src/adapters/express/state'
 import { resolveOptions } from '../../src/guanaitong'
 import { count, registerSdk } from '../observe/otel-sdk'
+import { packageStoreAnswers } from './store-answers'
 
 storeConformance('MemoryStore', (opts) => new MemoryStore(opts))
 
@@ -55,7 +57,9 @@ describe('MemoryStore', () => {
     })
 
     it('rejects options that are not an object with a ConfigError', () => {
-      for (const bad of [null, 5, 'x']) expect(() => new MemoryStore(bad as never), String(bad)).to.throw(ConfigError, /options are required as an object/)
+      for (const bad of [null, 5, 'x']) {
+        expect(() => new MemoryStore(bad as never), String(bad)).to.throw(ConfigError, /^\[express-guanaitong\] MemoryStore: options are required as an object, e\.g\. \{ leaseMs: 60000 \}/)
+      }
     })
   })
 
@@ -138,6 +142,12 @@ describe('MemoryStore', () => {
         expect(await claimed(s, 'k')).to.include({ attempt: 1 })
       })
 
+      it('peek finds it gone too (open) and drops it', async () => {
+        const s = await behindOlder(async (s) => { await s.complete('k', (await claimed(s, 'k')).owner, 'memo') })
+        expect(await s.peek('k')).to.deep.equal({ status: 'open', watched: false })
+        expect(s.size).to.equal(1)
+      })
+
       it('its owner can no longer complete it', async () => {
         let owner = ''
         const s = await behindOlder(async (s) => { owner = (await claimed(s, 'k')).owner })
@@ -155,6 +165,45 @@ describe('MemoryStore', () => {
       expect(await s.claim('k')).to.deep.equal({ status: 'busy' })
       clock.advance(1)
       await claimed(s, 'k')
+    })
+
+    it('peek and claim agree at the exact end of a lease: busy a millisecond before, open at it', async () => {
+      const clock = fakeClock()
+      const s = new MemoryStore({ leaseMs: 1000, now: clock.now })
+      await claimed(s, 'k')
+      clock.advance(999)
+      expect(await s.peek('k')).to.deep.equal({ status: 'busy', watched: false })
+      clock.advance(1)
+      expect(await s.peek('k')).to.deep.equal({ status: 'open', watched: false })
+      expect((await claimed(s, 'k')).attempt).to.equal(2)
+    })
+
+    describe('a clock stepped back (Date.now is not monotonic: an NTP step) after a release', () => {
+      /** `key` claimed at T, released at T+500, and the clock then set back to T+100: before the release. */
+      async function releasedThenSteppedBack(s: MemoryStore, clock: ReturnType<typeof fakeClock>, key: string) {
+        const r = await claimed(s, key)
+        clock.advance(500)
+        expect(await s.release(key, r.owner)).to.equal(true)
+        clock.advance(-400)
+      }
+
+      it('the released key is free, not busy: peek says open, a claim takes it as attempt 2', async () => {
+        const clock = fakeClock()
+        const s = new MemoryStore({ leaseMs: 1000, retentionMs: 5000, now: clock.now })
+        await releasedThenSteppedBack(s, clock, 'k')
+        expect(await s.peek('k')).to.deep.equal({ status: 'open', watched: false })
+        expect((await claimed(s, 'k')).attempt).to.equal(2)
+      })
+
+      it('the released key is evicted at the bound like any free key, not kept as a live claim', async () => {
+        const clock = fakeClock()
+        const s = new MemoryStore({ maxEntries: 2, leaseMs: 1000, retentionMs: 5000, now: clock.now, logger: quietLogger() })
+        await releasedThenSteppedBack(s, clock, 'free')
+        await claimed(s, 'b')
+        await claimed(s, 'c')
+        expect(s.size).to.equal(2)
+        expect(await s.claim('b')).to.deep.equal({ status: 'busy' })
+      })
     })
 
     it('sweeps expired entries from the oldest end as calls come in, without being touched', async () => {
@@ -266,6 +315,20 @@ describe('MemoryStore', () => {
       expect(await s.complete('b', b.owner)).to.equal(true)
     })
 
+    it('a done-marker that expired behind a live claim is dropped without a warning: it was due to go', async () => {
+      const clock = fakeClock()
+      const logger = quietLogger()
+      const s = new MemoryStore({ maxEntries: 2, leaseMs: 100_000, retentionMs: 5000, now: clock.now, logger })
+      await claimed(s, 'live')
+      await s.complete('d', (await claimed(s, 'd')).owner)
+      // d's marker ends exactly now; the live claim before it stops the sweep, so the eviction meets it.
+      clock.advance(5000)
+      await claimed(s, 'new')
+      expect(s.size).to.equal(2)
+      expect(logger.lines).to.deep.equal([])
+      expect(await s.claim('live')).to.deep.equal({ status: 'busy' })
+    })
+
     it('when every entry is a live claim, claims still work and the store goes over the bound', async () => {
       const s = new MemoryStore({ maxEntries: 3, logger: quietLogger() })
       const owners = []
@@ -285,6 +348,8 @@ describe('MemoryStore', () => {
       const clock = fakeClock()
       const logger = quietLogger()
       const s = new MemoryStore({ maxEntries: 2, retentionMs: 100_000, now: clock.now, logger })
+      // Not at the store's time 0, so "settled … ago" is measured from the settlement, not from 0.
+      clock.advance(500)
       for (const key of ['A1', 'A2']) {
         await s.complete(key, (await claimed(s, key)).owner)
         clock.advance(1000)
@@ -330,6 +395,32 @@ describe('MemoryStore', () => {
       }
     })
   })
+
+  describe('the unsettled ledger', () => {
+    const record = (n: number, deadline = 1000 + n): UnsettledRecord => ({
+      key: `20110698:paid:F${n}`, appId: '20110698', outerTradeNo: `F${n}`, totalAmount: '1.00', totalFen: 100,
+      buyerOpenId: 'b', tradeNo: null, reason: 'AMBIGUOUS', since: 1, deadline,
+    })
+    const keys = async (s: MemoryStore) => (await s.listUnsettled()).map((r) => r.key)
+
+    it('holds at most maxEntries records: one more is refused STORE_FULL and not stored; a held key may be replaced; a resolve makes room', async () => {
+      const s = new MemoryStore({ maxEntries: 2 })
+      await s.watchUnsettled(record(1))
+      await s.watchUnsettled(record(2))
+      let error: unknown
+      try { await s.watchUnsettled(record(3)) } catch (err) { error = err }
+      expect(error).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FULL')
+      expect((error as GuanaitongError).status).to.equal(503)
+      expect(await keys(s)).to.deep.equal([record(1).key, record(2).key])
+      await s.watchUnsettled(record(2, 5))
+      expect(await keys(s)).to.deep.equal([record(2).key, record(1).key], 'replaced at the bound')
+      await s.resolveUnsettled(record(1).key)
+      await s.watchUnsettled(record(3))
+      expect(await keys(s)).to.deep.equal([record(2).key, record(3).key])
+    })
+  })
+
+  packageStoreAnswers('MemoryStore', () => new MemoryStore(), (label) => label)
 
   describe('timers', () => {
     it('starts no timer or handle: a process using it exits on its own', function () {

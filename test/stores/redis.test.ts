@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { Cluster, Redis } from 'ioredis'
 import { createClient } from 'redis'
-import { ConfigError, GuanaitongError } from '../../src/kernel/errors'
+import { ConfigError, GuanaitongError, ParamError } from '../../src/kernel/errors'
 import { createSettlement } from '../../src/core/settle/settle'
 import { notificationKey } from '../../src/core/settle/key'
 import type { Notification, UnsettledRecord } from '../../src/kernel/types'
@@ -10,6 +10,7 @@ import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
 import { deleteKeys, keySlot, keysUnder, REDIS_URL, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
 import { sleep } from '../helpers'
+import { packageStoreAnswers } from './store-answers'
 
 const prefix = uniquePrefix('store')
 let admin: Redis
@@ -207,6 +208,91 @@ describe('RedisStore (real Redis)', () => {
       expect(await client.exists(lease)).to.equal(0)
       expect(await client.hgetall(hash)).to.deep.equal({ a: '2', d: '1' })
       expect(await client.pttl(hash)).to.be.within(599_000, 600_000)
+      // A note left on a key nobody claimed yet: the hash peek creates for it expires too.
+      await store.peek('noted', 'a note')
+      expect(await client.pttl(store.keysOf('noted')[0])).to.be.within(599_000, 600_000)
+    })
+
+    it('release and extend keep the attempt counter keepMs from now, not from the claim', async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}renew:`, leaseMs: 1000, retentionMs: 10_000 })
+      const [hash, lease] = store.keysOf('k')
+      const r = await claimed(store, 'k')
+      await sleep(600)
+      expect(await store.release('k', r.owner)).to.equal(true)
+      expect(await client.pttl(hash)).to.be.within(9_700, 10_000)
+      const r2 = await claimed(store, 'k')
+      await sleep(600)
+      expect(await store.extend('k', r2.owner)).to.equal(true)
+      expect(await client.pttl(hash)).to.be.within(9_700, 10_000)
+      expect(await client.pttl(lease)).to.be.within(700, 1_000)
+    })
+
+    const ledgerRecord = (key: string, deadline: number): UnsettledRecord => ({
+      key, appId: '20110698', outerTradeNo: key.slice(key.lastIndexOf(':') + 1), totalAmount: '1.00', totalFen: 100,
+      buyerOpenId: 'b', tradeNo: null, reason: 'AMBIGUOUS', since: 1e11, deadline,
+    })
+
+    it('keeps the ledger in two keys of one hash slot under its prefix; a resolve removes the record from both', async () => {
+      const p = `${prefix}ledger-layout:`
+      const store = new RedisStore({ client, prefix: p })
+      const [due, records] = store.unsettledKeys
+      expect([due, records]).to.deep.equal([`${p}{unsettled}:due`, `${p}{unsettled}:records`])
+      expect(keySlot(due)).to.equal(keySlot(records))
+      const record = ledgerRecord('20110698:paid:LL1', 9e12)
+      await store.watchUnsettled(record)
+      expect(await client.zscore(due, record.key)).to.equal('9000000000000')
+      const { deadline: _deadline, ...stored } = record
+      expect(JSON.parse((await client.hget(records, record.key))!)).to.deep.equal(stored)
+      await store.resolveUnsettled(record.key)
+      expect(await client.zscore(due, record.key)).to.equal(null)
+      expect(await client.hexists(records, record.key)).to.equal(0, 'no record left behind in the hash')
+    })
+
+    it("a watched key's hash lasts keepMs past the record's deadline, and a later mark or note never shortens it", async () => {
+      const store = new RedisStore({ client, prefix: `${prefix}mark:`, leaseMs: 1000, retentionMs: 60_000 })
+      const key = '20110698:paid:M1'
+      const [hash] = store.keysOf(key)
+      await store.watchUnsettled(ledgerRecord(key, Date.now() + 600_000))
+      expect(await client.pttl(hash)).to.be.within(655_000, 660_000)
+      // The record again with a deadline already past: on its own that mark would last keepMs.
+      await store.watchUnsettled(ledgerRecord(key, Date.now() - 1000))
+      expect(await client.pttl(hash)).to.be.within(650_000, 660_000)
+      expect((await store.peek(key, 'a note')).watched).to.equal(true)
+      expect(await client.pttl(hash)).to.be.within(650_000, 660_000)
+      await store.resolveUnsettled(key)
+    })
+
+    packageStoreAnswers('RedisStore', () => new RedisStore({ client, prefix: `${prefix}answers:` }), (label) => label)
+
+    it('gives back a claim whose reply was lost after Redis ran it, so the next claim is not kept waiting a lease', async () => {
+      // EVALSHA reaches Redis and runs, but the caller sees a timeout (as with commandTimeout on a stalled Redis).
+      const lost = {
+        evalsha: (...args: Parameters<Redis['evalsha']>) => {
+          void client.evalsha(...args).catch(() => undefined)
+          return Promise.reject(new Error('Command timed out'))
+        },
+        eval: (...args: Parameters<Redis['eval']>) => client.eval(...args),
+      }
+      const p = `${prefix}lost-reply:`
+      const store = new RedisStore({ client, prefix: p })
+      // Redis has the claim script cached, so the lost EVALSHA really runs it.
+      await store.claim('warm-up')
+      const failure = await new RedisStore({ client: lost, prefix: p, leaseMs: 60_000 }).claim('k').then(() => null, (err: Error) => err)
+      expect(failure?.message).to.match(/Command timed out/)
+      expect(await store.claim('k')).to.deep.include({ status: 'claimed', attempt: 2 })
+    })
+
+    it('refuses an empty or non-string key in every operation, before any command', async () => {
+      const store = new RedisStore({ client: { evalsha: async () => { throw new Error('sent') }, eval: async () => { throw new Error('sent') } }, prefix: `${prefix}badkey:` })
+      for (const key of ['', 42, undefined]) {
+        const calls = [() => store.claim(key as never), () => store.peek(key as never), () => store.complete(key as never, 'o'),
+          () => store.release(key as never, 'o'), () => store.extend(key as never, 'o')]
+        for (const call of calls) {
+          let error: unknown
+          try { await call() } catch (err) { error = err }
+          expect(error, String(key)).to.be.instanceOf(ParamError).with.property('field', 'key')
+        }
+      }
     })
 
     it('claim is one round trip: a single EVALSHA once the script is cached; complete one more', async () => {
@@ -323,11 +409,25 @@ describe('RedisStore (real Redis)', () => {
     })
 
     it('rejects a reply that is not an integer instead of guessing what it means', async () => {
-      for (const junk of ['OK', null, 1.5, [], ['OK'], [1.5]]) {
-        const store = new RedisStore({ client: decoding(() => junk), prefix: `${prefix}junk:` })
+      // '1': a bare status where a script answers a table (it reads as attempt 1 if taken apart);
+      // [null]: a status that is no number (Number(null) is 0, which would read as done).
+      for (const junk of ['OK', '1', null, 1.5, [], ['OK'], [1.5], [null], [true]]) {
+        const store = new RedisStore({ client: { evalsha: async () => junk, eval: async () => junk }, prefix: `${prefix}junk:` })
         let error: unknown
         try { await store.claim('k') } catch (err) { error = err }
-        expect(error, JSON.stringify(junk)).to.be.instanceOf(Error).with.property('message').that.matches(/unexpected reply from Redis/)
+        expect(error, JSON.stringify(junk)).to.be.instanceOf(GuanaitongError).with.property('message').that.matches(/unexpected reply from Redis/)
+        expect(error, JSON.stringify(junk)).to.have.property('code', 'STORE_FAILED')
+      }
+    })
+
+    it('rejects a ledger reply that is not json, deadline pairs instead of guessing what it means', async () => {
+      for (const junk of [7, '12', null, ['{}']]) {
+        const store = new RedisStore({ client: { evalsha: async () => junk, eval: async () => junk }, prefix: `${prefix}junk-ledger:` })
+        for (const call of [() => store.listUnsettled(), () => store.takeDueUnsettled(1e11, 10, 1000)]) {
+          let error: unknown
+          try { await call() } catch (err) { error = err }
+          expect(error, JSON.stringify(junk)).to.be.instanceOf(Error).with.property('message').that.matches(/unexpected reply from Redis/)
+        }
       }
     })
 
@@ -438,6 +538,8 @@ describe('RedisStore (real Redis)', () => {
       expect(() => new RedisStore({} as never)).to.throw(ConfigError, /client is required.*ioredis.*node-redis/)
       expect(() => new RedisStore({ client: { get: () => 1 } } as never)).to.throw(ConfigError, /neither an ioredis nor a node-redis/)
       expect(() => new RedisStore(undefined as never)).to.throw(ConfigError, /options are required/)
+      expect(() => new RedisStore(null as never)).to.throw(ConfigError,
+        /^\[express-guanaitong\] RedisStore: options are required as an object, e\.g\. \{ client: new Redis\(url\) \}/)
     })
 
     it('waitReplicas: 0 by default (no WAIT); waitTimeoutMs 100 once waitReplicas is set', () => {
