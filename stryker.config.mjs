@@ -8,11 +8,13 @@
  * them; a part's run tests only its own, so its dry run takes seconds, not minutes.
  */
 export const PARTS = {
-  // Signing, verifying a notification, amounts, strict form parsing.
+  // Signing, verifying a notification, amounts, strict form parsing; reading any framework's request
+  // (the one body reader) and the notification handler every adapter runs.
   core: {
-    mutate: ['src/kernel/signature.ts', 'src/kernel/money.ts', 'src/core/notify/verify.ts', 'src/core/notify/parse-form.ts'],
+    mutate: ['src/kernel/signature.ts', 'src/kernel/money.ts', 'src/core/notify/*.ts', 'src/core/http.ts'],
     spec: ['test/signature.test.ts', 'test/money.test.ts', 'test/notify/parse-form.test.ts', 'test/notify/verify.test.ts',
-      'test/client/validate.test.ts', 'test/router.test.ts', 'test/middleware/standalone.test.ts', 'test/hardening/catalogue.test.ts'],
+      'test/client/validate.test.ts', 'test/router.test.ts', 'test/middleware/standalone.test.ts', 'test/hardening/catalogue.test.ts',
+      'test/adapters/behaviour.test.ts'],
   },
   // The settlement core: claim, settle, the pay answer, the unsettled ledger and its sweep.
   settle: {
@@ -33,10 +35,11 @@ export const PARTS = {
     spec: ['test/stores/sql-drivers.test.ts', 'test/stores/sql-scripts.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
       'test/stores/sql-router.test.ts'],
   },
-  // The pay route's parameters and its answer to every way a pay can fail.
+  // The pay route without a framework: its body, parameters, handler and answer to every way a pay can fail.
   pay: {
     mutate: ['src/core/pay/*.ts'],
-    spec: ['test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/settle/payment-from-answer.test.ts', 'test/client/validate.test.ts', 'test/pay/outcomes.test.ts', 'test/middleware/pay.test.ts', 'test/settle/pay-answer.test.ts'],
+    spec: ['test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/settle/payment-from-answer.test.ts', 'test/client/validate.test.ts', 'test/pay/outcomes.test.ts', 'test/middleware/pay.test.ts', 'test/settle/pay-answer.test.ts',
+      'test/adapters/behaviour.test.ts'],
   },
 }
 
@@ -54,7 +57,7 @@ const SPEC_ORDER = [
   'test/stores/sql-drivers.test.ts', 'test/stores/sql-scripts.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
   'test/router.test.ts', 'test/observe/otel.test.ts', 'test/middleware/standalone.test.ts', 'test/middleware/pay.test.ts', 'test/pay/outcomes.test.ts',
   'test/settle/pay-answer.test.ts', 'test/settle/cross-check.test.ts', 'test/stores/sql-router.test.ts',
-  'test/hardening/catalogue.test.ts', 'test/hardening/faults.test.ts',
+  'test/hardening/catalogue.test.ts', 'test/hardening/faults.test.ts', 'test/adapters/behaviour.test.ts',
 ]
 
 
