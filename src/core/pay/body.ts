@@ -33,7 +33,7 @@ function checkBodyType(request: CoreRequest, forms: boolean): string | undefined
 
 /** JSON as body-parser's strict mode reads it: an object or an array, or nothing at all. */
 function parseJson(text: string): unknown {
-  const first = /^[\x20\x09\x0a\x0d]*(.)/.exec(text)?.[1]
+  const first = /^[\x20\x09\x0a\x0d]*([^\x20\x09\x0a\x0d])/.exec(text)?.[1]
   if (first === undefined) return {}
   if (first !== '{' && first !== '[') throw new PayBodyError('entity.parse.failed', `the JSON body does not start with { or [ (it starts with ${JSON.stringify(first)})`)
   try {
