@@ -1,21 +1,14 @@
 import type { NextFunction, Request, Response } from 'express'
 import type { Log } from '../../observe/log'
-import { notifyAnswer, notifyResponse, shownOrderNumber } from '../../core/notify/answer'
+import { notifyResponse, shownOrderNumber } from '../../core/notify/answer'
 import { asRejection, type SettleOutcome } from '../../core/settle/settle'
 import { sendResponse } from './http'
 import { notifyState } from './state'
 
-/**
- * Answers a notification in the standalone middleware chain: tells the chain's observer
- * (observe.ts), which ends the span, then sends what the core makes of the outcome.
- */
+/** Answers a notification in the standalone middleware chain with what the core makes of the outcome. */
 export function answerNotification(res: Response, logger: Log, outcome: SettleOutcome): void {
   const state = notifyState(res)
-  const outerTradeNo = shownOrderNumber(state.fields, state.notification)
-  const report = state.answered
-  state.answered = undefined
-  report?.(notifyAnswer(outcome, outerTradeNo))
-  sendResponse(res, notifyResponse(outcome, logger, outerTradeNo))
+  sendResponse(res, notifyResponse(outcome, logger, shownOrderNumber(state.fields, state.notification)))
 }
 
 type AsyncMiddleware = (req: Request, res: Response, next: NextFunction) => Promise<void>
