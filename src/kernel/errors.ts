@@ -1,6 +1,29 @@
 import { printable, withoutControls } from './printable'
 import type { RejectReason } from './types'
 
+/** Why a pay was not answered with a trade number: the pay route's reasons (src/core/pay/answers.ts decides each one's answer). */
+export type PayReason =
+  /** A pay parameter breaks Guanaitong's limits (the client checked before sending). */
+  | 'INVALID_PARAM'
+  /**
+   * The request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw an error with a 4xx
+   * `status`. The body's `code` says which: body-parser's `type`, the error's own string `code`, else the status's name
+   * (`UNAUTHORIZED`, `NOT_FOUND`, `CONFLICT`…); its `msg` is the error's message, written for the cashier page.
+   */
+  | 'BAD_REQUEST'
+  /** `preparePayment` (or reading the body) failed otherwise: a bug or an outage on the shop's side. */
+  | 'PREPARE_FAILED'
+  /** The pay was never sent: no access token (token call failed, token cache down) or no connection. */
+  | 'NOT_SENT'
+  /** Guanaitong answered 1001220005: this `outer_trade_no` was used before. */
+  | 'OUTER_TRADE_NO_EXISTS'
+  /** Guanaitong answered well-formed JSON with another non-zero code: it refused the pay. */
+  | 'REFUSED'
+  /** The pay may have reached Guanaitong and no complete answer came in `timeoutMs`. */
+  | 'TIMEOUT'
+  /** The pay may have reached Guanaitong and the answer was not well-formed: a broken connection, a 5xx, HTML, an unparseable body. */
+  | 'OUTCOME_UNKNOWN'
+
 /**
  * Every error this package throws or hands to a callback is a GuanaitongError:
  * its message starts with the package name (so it is findable in a shop's logs),
@@ -50,21 +73,8 @@ export type ErrorCode =
   | 'GAT_INVALID_RESPONSE'
   /** No access token could be had from the token cache, so nothing was sent. */
   | 'GAT_TOKEN_CACHE'
-  // The pay route's answers (PayRejection, src/core/pay/answers.ts). INVALID_PARAM is above.
-  /** The pay request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw one. */
-  | 'BAD_REQUEST'
-  /** `preparePayment` (or reading the body) failed otherwise. */
-  | 'PREPARE_FAILED'
-  /** The pay was never sent (no access token, no connection): nothing was charged. */
-  | 'NOT_SENT'
-  /** Guanaitong answered 1001220005: this `outer_trade_no` was used before. */
-  | 'OUTER_TRADE_NO_EXISTS'
-  /** Guanaitong answered well-formed JSON with another non-zero code: it refused the pay. */
-  | 'REFUSED'
-  /** No complete answer in time; for a pay, it may have reached Guanaitong. */
-  | 'TIMEOUT'
-  /** The pay may have reached Guanaitong and the answer was not well-formed. */
-  | 'OUTCOME_UNKNOWN'
+  // The pay route's answers (PayRejection, src/core/pay/answers.ts).
+  | PayReason
   // The sandbox and the conformance suites (express-guanaitong/testing).
   /** The sandbox was used out of order: `url` before `start()`, `start()` twice, anything after `close()`. */
   | 'SANDBOX_STATE'

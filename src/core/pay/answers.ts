@@ -4,30 +4,9 @@
  * Express glue (adapters/express/pay.ts) only sends `status` and `body` and logs at `level`.
  */
 import { STATUS_CODES } from 'node:http'
-import { errorMessage, errorProperty, GatError, GuanaitongError, MESSAGE_PREFIX, OUTER_TRADE_NO_EXISTS_CODE, ParamError } from '../../kernel/errors'
+import { errorMessage, errorProperty, GatError, GuanaitongError, MESSAGE_PREFIX, OUTER_TRADE_NO_EXISTS_CODE, ParamError, type PayReason } from '../../kernel/errors'
 
-/** Why a pay was not answered with a trade number. */
-export type PayReason =
-  /** A pay parameter breaks Guanaitong's limits (the client checked before sending). */
-  | 'INVALID_PARAM'
-  /**
-   * The request itself was refused with a 4xx: a body that is not JSON/form, or `preparePayment` threw an error with a 4xx
-   * `status`. The body's `code` says which: body-parser's `type`, the error's own string `code`, else the status's name
-   * (`UNAUTHORIZED`, `NOT_FOUND`, `CONFLICT`…); its `msg` is the error's message, written for the cashier page.
-   */
-  | 'BAD_REQUEST'
-  /** `preparePayment` (or reading the body) failed otherwise: a bug or an outage on the shop's side. */
-  | 'PREPARE_FAILED'
-  /** The pay was never sent: no access token (token call failed, token cache down) or no connection. */
-  | 'NOT_SENT'
-  /** Guanaitong answered 1001220005: this `outer_trade_no` was used before. */
-  | 'OUTER_TRADE_NO_EXISTS'
-  /** Guanaitong answered well-formed JSON with another non-zero code: it refused the pay. */
-  | 'REFUSED'
-  /** The pay may have reached Guanaitong and no complete answer came in `timeoutMs`. */
-  | 'TIMEOUT'
-  /** The pay may have reached Guanaitong and the answer was not well-formed: a broken connection, a 5xx, HTML, an unparseable body. */
-  | 'OUTCOME_UNKNOWN'
+export type { PayReason }
 
 interface Row {
   status: number
