@@ -39,7 +39,7 @@ export interface CoreRequest<Req = unknown> {
 /** What to send back: the adapter writes exactly this. */
 export interface CoreResponse {
   status: number
-  /** Response headers; `Connection: close` when the client held the body back too long. */
+  /** Response headers; `Connection: close` when the client held the body back too long (closingHeaders). */
   headers: Record<string, string>
   body: string
 }
@@ -82,12 +82,11 @@ const READ_FAILURES = {
 
 /**
  * Why a body could not be read. `type` is raw-body's name for it, which the pay route's answers
- * show the cashier page as `code`; `closeConnection` asks the adapter to close the socket.
+ * show the cashier page as `code`.
  */
 export class BodyReadError extends GuanaitongError {
   declare readonly code: (typeof READ_FAILURES)[keyof typeof READ_FAILURES]
   readonly type: keyof typeof READ_FAILURES
-  readonly closeConnection: boolean
   /** The message without the package prefix, for callers that word their own. */
   readonly detail: string
 
@@ -96,7 +95,6 @@ export class BodyReadError extends GuanaitongError {
     this.name = 'BodyReadError'
     this.type = type
     this.detail = message
-    this.closeConnection = type === 'request.timeout'
   }
 }
 
@@ -130,4 +128,13 @@ export async function readBody(request: CoreRequest, limit: number, timeoutMs: n
     const message = err instanceof Error ? err.message : String(err)
     throw new BodyReadError(known, `body could not be read: ${printable(message, 120)}`, err)
   }
+}
+
+/**
+ * A client that held its body back past the time-out (BODY_TIMEOUT) does not get to keep the
+ * socket: both routes answer it with `Connection: close`.
+ */
+export function closingHeaders(code: unknown, headers: Record<string, string>): Record<string, string> {
+  if (code === 'BODY_TIMEOUT') headers.connection = 'close'
+  return headers
 }

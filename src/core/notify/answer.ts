@@ -1,4 +1,4 @@
-import type { CoreResponse } from '../http'
+import { closingHeaders, type CoreResponse } from '../http'
 import type { SettleOutcome } from '../settle/settle'
 import type { Log } from '../../observe/log'
 import type { NotifyAnswer } from '../../observe/telemetry'
@@ -29,7 +29,5 @@ export function notifyResponse(outcome: SettleOutcome, logger: Log, outerTradeNo
   if (outcome.answer === 'success') return { status: 200, headers, body: 'success' }
   const { rejection } = outcome
   logger[rejection.level](rejection.message, { outerTradeNo, reason: rejection.reason, ...rejection.context })
-  // A client that held its body back past the time-out does not get to keep the socket.
-  if (rejection.reason === 'BODY_TIMEOUT') headers.connection = 'close'
-  return { status: rejection.status, headers, body: 'fail' }
+  return { status: rejection.status, headers: closingHeaders(rejection.reason, headers), body: 'fail' }
 }

@@ -1,4 +1,4 @@
-import type { CoreRequest, CoreResponse } from '../http'
+import { closingHeaders, type CoreRequest, type CoreResponse } from '../http'
 import { readPayBody } from './body'
 import { payRejection, type PayRejection } from './answers'
 import { buildPayParams } from './params'
@@ -7,7 +7,7 @@ import { paymentFromPayAnswer } from '../settle/pay-answer'
 import { asRejection, createSettlement, type SettleOutcome } from '../settle/settle'
 import { hasUnsettledLedger, unsettledKey, watchUnsettled } from '../settle/unsettled'
 import { DEFAULTS } from '../../kernel/defaults'
-import { ConfigError, errorMessage } from '../../kernel/errors'
+import { ConfigError, errorMessage, GuanaitongError } from '../../kernel/errors'
 import { payTradeNo } from '../../kernel/pay-rules'
 import { printable } from '../../kernel/printable'
 import type { PayParams, PayRequestFields, PayRouteOptions, RejectReason, UnsettledReason } from '../../kernel/types'
@@ -148,7 +148,7 @@ export function createPayHandler<Req>(options: PayRouteOptions<unknown, Req>) {
       const rejection = payRejection(err, sending ? 'send' : 'prepare', params.outer_trade_no)
       if (rejection.mayHaveCharged) await watch?.(params as PayParams, null, 'AMBIGUOUS')
       const response = refusalResponse(rejection, logger)
-      if (err instanceof Error && (err as { closeConnection?: unknown }).closeConnection === true) response.headers.connection = 'close'
+      closingHeaders(err instanceof GuanaitongError ? err.code : undefined, response.headers)
       return response
     }
   }
