@@ -70,9 +70,12 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
       throw new ConfigError(`${owner}: an ioredis Cluster with enableAutoPipelining sends scripts on different slots in one pipeline, ` +
         'which ioredis refuses: create the Cluster without enableAutoPipelining (a single-server client may keep it)')
     }
-    const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
-      (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
+    const coalesce = turnWrites(c)
+    const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) => {
+      coalesce()
+      return (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
         .call(c, method === 'evalsha' ? sha : source, keys.length, ...keys, ...args)
+    }
     evalSha = call('evalsha')
     evalSource = call('eval')
     // WAIT names no key: in a pipeline behind a command on `key`, an ioredis Cluster sends it to
@@ -113,6 +116,34 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
     waitForReplicas(key, replicas, timeoutMs) {
       return wait(key, String(replicas), String(timeoutMs))
     },
+  }
+}
+
+/**
+ * ioredis writes each command to its socket as it is sent: one write syscall per command, which on
+ * loopback also wakes Redis, and costs the server more CPU than the rest of the store's work
+ * (bench/results.md). node-redis instead writes the commands of one event-loop turn together
+ * (setImmediate, one corked write). This gives a single-server ioredis client the same: the first
+ * store command of a turn corks the client's socket, and the socket is uncorked once the turn's
+ * I/O callbacks ran, so every command sent meanwhile (by any request, or by the shop on the same
+ * client) leaves in one writev. Order and replies are ioredis's own (its command queue is filled
+ * as each command is sent); a command waits at most until the end of the turn. Not for a Cluster
+ * (no single socket: each node's connection is its own client), nor before the client is ready
+ * (ioredis queues commands itself then).
+ */
+function turnWrites(c: Record<string, unknown>): () => void {
+  let corked = false
+  return () => {
+    if (corked || c.status !== 'ready') return
+    const stream = c.stream as { cork?: unknown; uncork?: unknown } | undefined
+    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return
+    const socket = stream as { cork(): void; uncork(): void }
+    socket.cork()
+    corked = true
+    setImmediate(() => {
+      corked = false
+      socket.uncork()
+    })
   }
 }
 
