@@ -123,26 +123,32 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
  * ioredis writes each command to its socket as it is sent: one write syscall per command, which on
  * loopback also wakes Redis, and costs the server more CPU than the rest of the store's work
  * (bench/results.md). node-redis instead writes the commands of one event-loop turn together
- * (setImmediate, one corked write). This gives a single-server ioredis client the same: the first
- * store command of a turn corks the client's socket, and the socket is uncorked once the turn's
- * I/O callbacks ran, so every command sent meanwhile (by any request, or by the shop on the same
- * client) leaves in one writev. Order and replies are ioredis's own (its command queue is filled
- * as each command is sent); a command waits at most until the end of the turn. Not for a Cluster
- * (no single socket: each node's connection is its own client), nor before the client is ready
- * (ioredis queues commands itself then).
+ * (setImmediate, one corked write). This gives an ioredis client the same: the first store command
+ * of a turn corks the client's sockets (a Cluster's: each node's), and they are uncorked once the
+ * turn's I/O callbacks ran, so every command sent meanwhile (by any request, or by the shop on the
+ * same client) leaves in one writev per socket. Order and replies stay ioredis's own (its command
+ * queue is filled as each command is sent); a command waits at most until the end of the turn. A
+ * connection not ready yet is left alone: ioredis queues commands itself until then.
  */
 function turnWrites(c: Record<string, unknown>): () => void {
+  type Connection = { status?: unknown; stream?: { cork?: unknown; uncork?: unknown } }
+  type Socket = { cork(): void; uncork(): void }
+  const connections = (): Connection[] => (c.isCluster === true && typeof c.nodes === 'function'
+    ? (c.nodes as (role: string) => Connection[]).call(c, 'all')
+    : [c])
   let corked = false
   return () => {
-    if (corked || c.status !== 'ready') return
-    const stream = c.stream as { cork?: unknown; uncork?: unknown } | undefined
-    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return
-    const socket = stream as { cork(): void; uncork(): void }
-    socket.cork()
+    if (corked) return
+    const sockets: Socket[] = []
+    for (const { status, stream } of connections()) {
+      if (status === 'ready' && typeof stream?.cork === 'function' && typeof stream.uncork === 'function') sockets.push(stream as Socket)
+    }
+    if (sockets.length === 0) return
+    for (const socket of sockets) socket.cork()
     corked = true
     setImmediate(() => {
       corked = false
-      socket.uncork()
+      for (const socket of sockets) socket.uncork()
     })
   }
 }

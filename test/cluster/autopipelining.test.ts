@@ -5,7 +5,10 @@
  * The store therefore refuses such a client at construction, rather than fail every settlement.
  */
 import { expect } from 'chai'
+import type { Cluster } from 'ioredis'
+import { createSettlement } from '../../src/core/settle/settle'
 import { ConfigError } from '../../src/kernel/errors'
+import type { Notification } from '../../src/kernel/types'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { RedisCluster } from '../stores/redis-cluster'
@@ -38,6 +41,43 @@ describe('Redis Cluster: ioredis enableAutoPipelining', function () {
       expect(() => new RedisStore({ client, prefix })).to.throw(ConfigError, /enableAutoPipelining/)
       expect(() => new RedisTokenCache({ client, prefix })).to.throw(ConfigError, /enableAutoPipelining/)
     } finally {
+      client.disconnect()
+    }
+  })
+
+  it('without it, RedisStore writes the commands of one event-loop turn in one write per node, and settles as before', async () => {
+    const client = await cluster.ioredis()
+    type Socket = { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown; writableCorked: number }
+    const sockets = (c: Cluster) => c.nodes('all').map((node) => (node as unknown as { stream: Socket }).stream)
+    const spied: Socket[] = []
+    try {
+      const store = new RedisStore({ client, prefix: `${prefix}turn:` })
+      const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
+      const payment = (i: number): Notification => ({
+        appId: '20110698', outerTradeNo: `CT${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100, attach: '', timestamp: 0, raw: {},
+      })
+      const run = (i: number) => settle({ notification: payment(i), req: {} as never, source: 'notify', store })
+      // Warm: every script cached on every primary, every node connected.
+      await Promise.all(Array.from({ length: 30 }, (_, i) => run(1000 + i)))
+      let writes = 0
+      for (const socket of sockets(client)) {
+        socket._write = function (this: Socket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._write.apply(this, args) }
+        socket._writev = function (this: Socket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._writev.apply(this, args) }
+        spied.push(socket)
+      }
+      const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
+      expect(fresh.every((o) => o.answer === 'success' && o.how === 'settled')).to.equal(true)
+      // 60 scripts over three primaries: the claims in one write each, the completes in a few.
+      expect(writes, 'socket writes for 60 scripts').to.be.at.most(20)
+      const dups = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
+      expect(dups.every((o) => o.answer === 'success' && o.how === 'duplicate')).to.equal(true)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(sockets(client).map((socket) => socket.writableCorked)).to.satisfy((corked: number[]) => corked.every((n) => n === 0))
+    } finally {
+      for (const socket of spied) {
+        delete (socket as Partial<Socket>)._write
+        delete (socket as Partial<Socket>)._writev
+      }
       client.disconnect()
     }
   })
