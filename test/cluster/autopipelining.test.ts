@@ -6,13 +6,11 @@
  */
 import { expect } from 'chai'
 import type { Cluster } from 'ioredis'
-import { createSettlement } from '../../src/core/settle/settle'
 import { ConfigError } from '../../src/kernel/errors'
-import type { Notification } from '../../src/kernel/types'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { RedisCluster } from '../stores/redis-cluster'
-import { uniquePrefix } from '../stores/redis-helpers'
+import { countSocketWrites, type CountedSocket, settlingOn, uniquePrefix } from '../stores/redis-helpers'
 
 describe('Redis Cluster: ioredis enableAutoPipelining', function () {
   let cluster: RedisCluster
@@ -47,37 +45,23 @@ describe('Redis Cluster: ioredis enableAutoPipelining', function () {
 
   it('without it, RedisStore writes the commands of one event-loop turn in one write per node, and settles as before', async () => {
     const client = await cluster.ioredis()
-    type Socket = { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown; writableCorked: number }
-    const sockets = (c: Cluster) => c.nodes('all').map((node) => (node as unknown as { stream: Socket }).stream)
-    const spied: Socket[] = []
+    const sockets = (c: Cluster) => c.nodes('all').map((node) => (node as unknown as { stream: CountedSocket }).stream)
+    let writes: ReturnType<typeof countSocketWrites> | undefined
     try {
-      const store = new RedisStore({ client, prefix: `${prefix}turn:` })
-      const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
-      const payment = (i: number): Notification => ({
-        appId: '20110698', outerTradeNo: `CT${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100, attach: '', timestamp: 0, raw: {},
-      })
-      const run = (i: number) => settle({ notification: payment(i), req: {} as never, source: 'notify', store })
+      const run = settlingOn(new RedisStore({ client, prefix: `${prefix}turn:` }), 'CT')
       // Warm: every script cached on every primary, every node connected.
       await Promise.all(Array.from({ length: 30 }, (_, i) => run(1000 + i)))
-      let writes = 0
-      for (const socket of sockets(client)) {
-        socket._write = function (this: Socket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._write.apply(this, args) }
-        socket._writev = function (this: Socket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._writev.apply(this, args) }
-        spied.push(socket)
-      }
+      writes = countSocketWrites(sockets(client))
       const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
       expect(fresh.every((o) => o.answer === 'success' && o.how === 'settled')).to.equal(true)
       // 60 scripts over three primaries: the claims in one write each, the completes in a few.
-      expect(writes, 'socket writes for 60 scripts').to.be.at.most(20)
+      expect(writes.count(), 'socket writes for 60 scripts').to.be.at.most(20)
       const dups = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
       expect(dups.every((o) => o.answer === 'success' && o.how === 'duplicate')).to.equal(true)
       await new Promise((resolve) => setImmediate(resolve))
       expect(sockets(client).map((socket) => socket.writableCorked)).to.satisfy((corked: number[]) => corked.every((n) => n === 0))
     } finally {
-      for (const socket of spied) {
-        delete (socket as Partial<Socket>)._write
-        delete (socket as Partial<Socket>)._writev
-      }
+      writes?.restore()
       client.disconnect()
     }
   })
