@@ -6,7 +6,8 @@
 // onPaid that INSERTs a payment row through ctx.tx (sql.js; SKIP when the database is missing).
 // BENCH_OTEL=sdk registers the OpenTelemetry SDK first (otel-sdk.js); started with
 // `--require hide-otel.cjs`, the package finds no OpenTelemetry API at all.
-// BENCH_REDIS_PORT picks another Redis; BENCH_WAIT_REPLICAS sets the store's waitReplicas.
+// BENCH_REDIS_PORT picks another Redis; BENCH_WAIT_REPLICAS sets the store's waitReplicas;
+// BENCH_REDIS_AUTOPIPELINING=1 creates the client with ioredis's enableAutoPipelining.
 import { createRequire } from 'node:module'
 import express from 'express'
 import * as gat from '../../dist/index.js'
@@ -48,7 +49,8 @@ if (kind === 'redis') {
     const { default: Redis } = await import('ioredis')
     const url = new URL(process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379')
     if (process.env.BENCH_REDIS_PORT) url.port = process.env.BENCH_REDIS_PORT
-    redis = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null })
+    const enableAutoPipelining = process.env.BENCH_REDIS_AUTOPIPELINING === '1'
+    redis = new Redis(url.href, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, enableAutoPipelining })
     redis.on('error', () => {})
     await redis.connect()
     // Redis's CPU: the whole redis-server process (other clients' commands included), from /proc.

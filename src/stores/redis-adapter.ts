@@ -70,9 +70,12 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
       throw new ConfigError(`${owner}: an ioredis Cluster with enableAutoPipelining sends scripts on different slots in one pipeline, ` +
         'which ioredis refuses: create the Cluster without enableAutoPipelining (a single-server client may keep it)')
     }
-    const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) =>
-      (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
+    const coalesce = turnWrites(c)
+    const call = (method: 'evalsha' | 'eval') => (source: string, sha: string, keys: string[], args: string[]) => {
+      coalesce()
+      return (c[method] as (script: string, numKeys: number, ...rest: string[]) => Promise<unknown>)
         .call(c, method === 'evalsha' ? sha : source, keys.length, ...keys, ...args)
+    }
     evalSha = call('evalsha')
     evalSource = call('eval')
     // WAIT names no key: in a pipeline behind a command on `key`, an ioredis Cluster sends it to
@@ -113,6 +116,40 @@ export function redisAdapter(client: unknown, owner: string): RedisAdapter {
     waitForReplicas(key, replicas, timeoutMs) {
       return wait(key, String(replicas), String(timeoutMs))
     },
+  }
+}
+
+/**
+ * ioredis writes each command to its socket as it is sent: one write syscall per command, which on
+ * loopback also wakes Redis, and costs the server more CPU than the rest of the store's work
+ * (bench/results.md). node-redis instead writes the commands of one event-loop turn together
+ * (setImmediate, one corked write). This gives an ioredis client the same: the first store command
+ * of a turn corks the client's sockets (a Cluster's: each node's), and they are uncorked once the
+ * turn's I/O callbacks ran, so every command sent meanwhile (by any request, or by the shop on the
+ * same client) leaves in one writev per socket. Order and replies stay ioredis's own (its command
+ * queue is filled as each command is sent); a command waits at most until the end of the turn. A
+ * connection not ready yet is left alone: ioredis queues commands itself until then.
+ */
+function turnWrites(c: Record<string, unknown>): () => void {
+  type Connection = { status?: unknown; stream?: { cork?: unknown; uncork?: unknown } }
+  type Socket = { cork(): void; uncork(): void }
+  const connections = (): Connection[] => (c.isCluster === true && typeof c.nodes === 'function'
+    ? (c.nodes as (role: string) => Connection[]).call(c, 'all')
+    : [c])
+  let corked = false
+  return () => {
+    if (corked) return
+    const sockets: Socket[] = []
+    for (const { status, stream } of connections()) {
+      if (status === 'ready' && typeof stream?.cork === 'function' && typeof stream.uncork === 'function') sockets.push(stream as Socket)
+    }
+    if (sockets.length === 0) return
+    for (const socket of sockets) socket.cork()
+    corked = true
+    setImmediate(() => {
+      corked = false
+      for (const socket of sockets) socket.uncork()
+    })
   }
 }
 

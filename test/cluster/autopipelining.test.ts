@@ -5,11 +5,12 @@
  * The store therefore refuses such a client at construction, rather than fail every settlement.
  */
 import { expect } from 'chai'
+import type { Cluster } from 'ioredis'
 import { ConfigError } from '../../src/kernel/errors'
 import { RedisStore } from '../../src/stores/redis'
 import { RedisTokenCache } from '../../src/stores/redis-token-cache'
 import { RedisCluster } from '../stores/redis-cluster'
-import { uniquePrefix } from '../stores/redis-helpers'
+import { countSocketWrites, type CountedSocket, settlingOn, uniquePrefix } from '../stores/redis-helpers'
 
 describe('Redis Cluster: ioredis enableAutoPipelining', function () {
   let cluster: RedisCluster
@@ -38,6 +39,29 @@ describe('Redis Cluster: ioredis enableAutoPipelining', function () {
       expect(() => new RedisStore({ client, prefix })).to.throw(ConfigError, /enableAutoPipelining/)
       expect(() => new RedisTokenCache({ client, prefix })).to.throw(ConfigError, /enableAutoPipelining/)
     } finally {
+      client.disconnect()
+    }
+  })
+
+  it('without it, RedisStore writes the commands of one event-loop turn in one write per node, and settles as before', async () => {
+    const client = await cluster.ioredis()
+    const sockets = (c: Cluster) => c.nodes('all').map((node) => (node as unknown as { stream: CountedSocket }).stream)
+    let writes: ReturnType<typeof countSocketWrites> | undefined
+    try {
+      const run = settlingOn(new RedisStore({ client, prefix: `${prefix}turn:` }), 'CT')
+      // Warm: every script cached on every primary, every node connected.
+      await Promise.all(Array.from({ length: 30 }, (_, i) => run(1000 + i)))
+      writes = countSocketWrites(sockets(client))
+      const fresh = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
+      expect(fresh.every((o) => o.answer === 'success' && o.how === 'settled')).to.equal(true)
+      // 60 scripts over three primaries: the claims in one write each, the completes in a few.
+      expect(writes.count(), 'socket writes for 60 scripts').to.be.at.most(20)
+      const dups = await Promise.all(Array.from({ length: 30 }, (_, i) => run(i)))
+      expect(dups.every((o) => o.answer === 'success' && o.how === 'duplicate')).to.equal(true)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(sockets(client).map((socket) => socket.writableCorked)).to.satisfy((corked: number[]) => corked.every((n) => n === 0))
+    } finally {
+      writes?.restore()
       client.disconnect()
     }
   })

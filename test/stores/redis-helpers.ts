@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import { Cluster, Redis } from 'ioredis'
 import { createClient, type createCluster } from 'redis'
+import { createSettlement, type SettleOutcome } from '../../src/core/settle/settle'
+import type { Notification, NotifyStore } from '../../src/kernel/types'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 
@@ -140,4 +142,37 @@ export function spyOnCommands<C extends object>(client: C): { client: C; sent: s
     },
   })
   return { client: proxy, sent, names: () => sent.map((args) => args[0].toLowerCase()) }
+}
+
+/** Settles payment `i` (outer trade number `<label><i>`) through the settlement core on `store`, with a no-op onPaid. */
+export function settlingOn(store: NotifyStore, label: string): (i: number) => Promise<SettleOutcome> {
+  const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
+  const payment = (i: number): Notification => ({
+    appId: '20110698', outerTradeNo: `${label}${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100, attach: '', timestamp: 0, raw: {},
+  })
+  return (i) => settle({ notification: payment(i), req: {} as never, source: 'notify', store })
+}
+
+/** A client's socket, as the write counter sees it. */
+export type CountedSocket = { _write: (...args: unknown[]) => unknown; _writev: (...args: unknown[]) => unknown; writableCorked: number }
+
+/**
+ * Counts what `sockets` hand to the OS: one `_write` or `_writev` call per write syscall, however
+ * many `write()` calls were corked into it. `restore()` removes the counters.
+ */
+export function countSocketWrites(sockets: CountedSocket[]): { count: () => number; restore: () => void } {
+  let writes = 0
+  for (const socket of sockets) {
+    socket._write = function (this: CountedSocket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._write.apply(this, args) }
+    socket._writev = function (this: CountedSocket, ...args: unknown[]) { writes++; return Object.getPrototypeOf(this)._writev.apply(this, args) }
+  }
+  return {
+    count: () => writes,
+    restore: () => {
+      for (const socket of sockets) {
+        delete (socket as Partial<CountedSocket>)._write
+        delete (socket as Partial<CountedSocket>)._writev
+      }
+    },
+  }
 }

@@ -8,7 +8,7 @@ import type { Notification, UnsettledRecord } from '../../src/kernel/types'
 import { RedisStore } from '../../src/stores/redis'
 import { LuaScript, redisAdapter } from '../../src/stores/redis-adapter'
 import { storeConformance } from '../../src/testing/conformance'
-import { deleteKeys, keySlot, keysUnder, REDIS_URL, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
+import { countSocketWrites, type CountedSocket, deleteKeys, keySlot, keysUnder, REDIS_URL, settlingOn, spyOnCommands, uniquePrefix, unusedPort } from './redis-helpers'
 import { sleep } from '../helpers'
 import { packageStoreAnswers } from './store-answers'
 
@@ -309,17 +309,40 @@ describe('RedisStore (real Redis)', () => {
 
     roundTrips('ioredis', () => client)
 
+    it('without enableAutoPipelining, the commands sent in one event-loop turn leave in one socket write, and the socket is uncorked after it', async () => {
+      const spy = spyOnCommands(client)
+      const store = new RedisStore({ client: spy.client, prefix: `${prefix}turn:` })
+      const run = settlingOn(store, 'TW')
+      await run(-1)
+      const stream = (client as unknown as { stream: CountedSocket }).stream
+      const writes = countSocketWrites([stream])
+      try {
+        spy.sent.length = 0
+        const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => run(i)))
+        expect(fresh.every((o) => o.answer === 'success' && o.how === 'settled')).to.equal(true)
+        expect(spy.names()).to.deep.equal(Array(40).fill('evalsha'))
+        // 20 claims sent in one turn, then 20 completes as their replies arrive (a few reads).
+        expect(writes.count(), 'the 40 commands went out in a few socket writes, not one each').to.be.at.most(10)
+        const dups = await Promise.all(Array.from({ length: 20 }, (_, i) => run(i)))
+        expect(dups.every((o) => o.answer === 'success' && o.how === 'duplicate')).to.equal(true)
+        // The shop's own command on the same client, in a turn the store corked, still goes out.
+        const claim = store.claim('after-cork')
+        expect(await client.ping()).to.equal('PONG')
+        expect((await claim).status).to.equal('claimed')
+        await new Promise((resolve) => setImmediate(resolve))
+        expect(stream.writableCorked, 'uncorked once the turn ended').to.equal(0)
+      } finally {
+        writes.restore()
+      }
+    })
+
     it('enableAutoPipelining on one server: the same commands and answers; concurrent settlements share socket writes', async () => {
       const piped = new Redis(REDIS_URL, { lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 1 })
       await piped.connect()
       try {
         const spy = spyOnCommands(piped)
         const store = new RedisStore({ client: spy.client, prefix: `${prefix}autopipe:` })
-        const settle = createSettlement({ onPaid: () => undefined, logger: { warn() {}, error() {} } })
-        const payment = (i: number): Notification => ({
-          appId: '20110698', outerTradeNo: `AP${i}`, tradeNo: `T${i}`, buyerOpenId: 'b', totalAmount: '1.00', totalFen: 100, attach: '', timestamp: 0, raw: {},
-        })
-        const run = (i: number) => settle({ notification: payment(i), req: {} as never, source: 'notify', store })
+        const run = settlingOn(store, 'AP')
         await run(-1)
         const stream = (piped as unknown as { stream: { write: (...args: unknown[]) => boolean } }).stream
         const write = stream.write
