@@ -33,21 +33,31 @@ const PURGE_BATCH = 1000
 /**
  * Exactly-once settlement in the shop's own database. One marker row per key.
  *
- * With the package's own drivers, two round trips (settleInScripts): a claim script (read; create
- * the row, committed on its own; BEGIN; lock NOWAIT), the shop's statements, then a finish script
- * (done-marker; COMMIT). A duplicate costs the claim script alone (on PostgreSQL plus a ROLLBACK of
- * its empty transaction that the answer does not wait for). A driver of your own runs:
+ * With the package's own drivers, two round trips and one COMMIT (settleInScripts). The claim
+ * script reads the row without a lock (done: `done`, a duplicate's one round trip; on PostgreSQL
+ * plus a ROLLBACK of the transaction its script opened, which the answer does not wait for), then
+ * opens the transaction the shop's work runs in. A missing row is inserted there already done
+ * (`fresh`: no UPDATE and no lock later), refusing at once, as `busy`, to wait for another
+ * settlement's uncommitted insert of it. A row that is there but not done (a failed attempt, a
+ * mark, a note) is locked NOWAIT, as is held means `busy`. The finish script checks that the
+ * transaction is still the claim's, marks a locked row done, and COMMITs: the shop's writes and
+ * the marker commit together or not at all; a ROLLBACK or a crash takes a fresh row with them. A
+ * fresh marker that a handler's own COMMIT made permanent is set back to not done (unclaim), so
+ * that the next attempt runs the handler, as for a locked row.
+ *
+ * A driver of your own runs the older steps, one statement each:
  *
  * 1. Read the row without a lock: done means `done` at once (a duplicate costs one round trip).
  *    Create it when missing, outside the transaction, so a duplicate never waits on an insert;
- *    an insert that meets the row another settlement created and locked since the read is `busy`.
+ *    an insert that meets the row another settlement created and holds, or is inserting, is `busy`.
  * 2. BEGIN, and lock the row with NOWAIT: held by another transaction means `busy` at once.
  * 3. Done by now (settled between 1 and 2) means `done`; otherwise run `work` in the
- *    transaction, mark the row done in it, and COMMIT: the shop's writes and the marker commit
- *    together or not at all. A crash rolls both back and frees the lock with the connection.
+ *    transaction, mark the row done in it, and COMMIT.
  *
- * Attempts are counted in the row: by the done-marker on success, by a short transaction of
- * their own after a ROLLBACK (skipped when another attempt holds the row; lost if the process dies).
+ * Attempts are counted in the row: by the done-marker on success, by one upsert after a ROLLBACK
+ * (which creates the row a fresh claim's rollback took away; skipped when another attempt holds
+ * the row; lost if the process dies). `peek` and `status` see a fresh settlement in flight only
+ * through an insert of their own, in a transaction they roll back.
  *
  * The unsettled-pay ledger lives in `<table>_unsettled`, one row per order, indexed by deadline.
  */
