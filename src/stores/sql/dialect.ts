@@ -214,8 +214,8 @@ export function postgres(table: string): Dialect {
     mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON CONFLICT (settle_key) DO UPDATE SET watched = true`,
     script: {
       // One simple-protocol query (values inlined by the driver's escapeLiteral), one transaction.
-      // The insert runs under NO_LOCK_WAIT's 1 ms, and the lock timeout found before it is given
-      // back after it, so the shop's statements run with their own. A statement cannot end the
+      // The insert runs under a lock timeout of 1 ms (see NO_LOCK_WAIT), and the one found before
+      // it is given back after it, so the shop's statements run with their own. A statement cannot end the
       // script early, so every statement runs: `done` leaves a transaction that wrote nothing, for
       // the store to roll back. The insert meets a row that is there without waiting (it waits
       // only for an insert in flight, and that is busy); the lock skips a done row (a duplicate
@@ -279,10 +279,7 @@ export function mysql(table: string): Dialect {
         'ON DUPLICATE KEY UPDATE deadline = VALUES(deadline), record = VALUES(record)',
     },
     // A plain INSERT that ignores only the duplicate key: INSERT IGNORE would also turn a too-long
-    // value into a warning and a truncated key. InnoDB locks a duplicate row before it ignores it,
-    // so an insert meeting a marker another settlement created and locked meanwhile would wait for
-    // that whole settlement: MariaDB runs it with no lock wait (the failure is read as busy). The
-    // MariaDB-only comment is a comment to MySQL 8, where the insert can still wait.
+    // value into a warning and a truncated key. Without lock waits on MariaDB (MARIADB_NO_WAIT).
     insertIfAbsent: `${MARIADB_NO_WAIT} INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
     // Assignments run left to right: done_at, read by the second, is not one of them.
     countAttempt: `${MARIADB_NO_WAIT} INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 1, ?) ` +
