@@ -213,17 +213,17 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     expect(log).to.deep.equal(['SELECT record,', 'ROLLBACK'])
   })
 
-  it('a failed attempt whose count cannot be written: the count\'s transaction rolls back, the work\'s error stands', async () => {
-    let locks = 0
+  it('a failed attempt is counted by one statement after the ROLLBACK; when it cannot be written (busy), the work\'s error stands', async () => {
     const { store, log } = scripted((sql) => {
       if (sql.startsWith('SELECT done_at, attempts, memo, watched FROM')) return rows({ done_at: null, attempts: 0 })
-      if (sql.includes('FOR UPDATE NOWAIT')) return ++locks === 1 ? rows({ done_at: null, attempts: 0, tx: 1 }) : Object.assign(new Error('busy'), { code: '55P03' })
+      if (sql.includes('FOR UPDATE NOWAIT')) return rows({ done_at: null, attempts: 0, tx: 1 })
+      if (sql.includes('attempts + 1')) return Object.assign(new Error('busy'), { code: '55P03' })
       return rows()
     })
     const thrown = new Error('constraint')
     const err = await store.settle('20110698:paid:O1', async () => { throw thrown }).then(() => expect.fail('resolved'), (e: unknown) => e)
     expect(err).to.equal(thrown)
-    expect(log).to.deep.equal(['SELECT done_at,', 'SELECT done_at,', 'ROLLBACK', 'SELECT done_at,', 'ROLLBACK'])
+    expect(log).to.deep.equal(['SELECT done_at,', 'SELECT done_at,', 'ROLLBACK', 'INSERT INTO'])
   })
 
   it('a row that turned done between the read and the lock: status() is done, settle() a duplicate', async () => {
@@ -234,18 +234,17 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     expect(await open.store.status('20110698:paid:O2')).to.equal('open')
   })
 
-  it('a failed attempt whose count cannot be committed: the work\'s error stands', async () => {
-    const { store } = scripted((sql) => rows({ done_at: null, attempts: 0, tx: 1, sql }))
+  it('a failed attempt whose count fails (the connection lost): the work\'s error stands', async () => {
+    let counts = 0
+    const { store } = scripted((sql) => {
+      if (!sql.includes('attempts + 1')) return rows({ done_at: null, attempts: 0, tx: 1, sql })
+      counts++
+      return new Error('connection lost')
+    })
     const thrown = new Error('constraint')
-    const driver = (store as unknown as { driver: SqlDriver<object> }).driver
-    const begin = driver.begin.bind(driver)
-    let begun = 0
-    driver.begin = async () => {
-      const t = await begin()
-      return ++begun === 2 ? { ...t, commit: async () => { throw new Error('connection lost') } } : t
-    }
     const err = await store.settle('20110698:paid:O4', async () => { throw thrown }).then(() => expect.fail('resolved'), (e: unknown) => e)
     expect(err).to.equal(thrown)
+    expect(counts).to.equal(1)
   })
 
   it('a row purged between the insert and the lock: STORE_FAILED, nothing run', async () => {

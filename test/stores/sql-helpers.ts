@@ -148,7 +148,7 @@ function mysqlTarget(max: number): SqlTarget {
     exists: async (table) => ((await pool.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
     drop: async (table) => {
       await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-      for (const name of ['claim', 'finish']) await pool.query(`DROP PROCEDURE IF EXISTS ${table}_${name}_v1`)
+      for (const name of ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2']) await pool.query(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
     },
     bare(table) {
       const own = mysqlPool(3)

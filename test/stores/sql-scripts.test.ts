@@ -74,7 +74,7 @@ function countedMysql(max: number): CountedPool {
 
 async function dropAll(db: CountedPool, table: string, shop?: string): Promise<void> {
   await db.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled${shop ? `, ${shop}` : ''}`)
-  if (db.kind === 'mysql') for (const name of ['claim', 'finish']) await db.query(`DROP PROCEDURE IF EXISTS ${table}_${name}_v1`)
+  if (db.kind === 'mysql') for (const name of ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2']) await db.query(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
 }
 
 /** Statements sent while `run` ran, and all of them once the connection went quiet (a ROLLBACK the answer did not wait for). */
@@ -337,7 +337,7 @@ for (const k of KNEX) {
     })
     after(async () => {
       await db.raw(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled, ${shop}`)
-      if (k.kind === 'mysql') for (const name of ['claim', 'finish']) await db.raw(`DROP PROCEDURE IF EXISTS ${table}_${name}_v1`)
+      if (k.kind === 'mysql') for (const name of ['claim_v2', 'finish_v2']) await db.raw(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
       await db.destroy()
     })
 
@@ -355,7 +355,7 @@ for (const k of KNEX) {
     if (k.kind === 'mysql') {
       it('creates the whole schema through Knex too, procedures included (no `?` in the DDL for Knex to take as a binding)', async () => {
         const [rows] = await db.raw('SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME LIKE ?', [`${table}%`])
-        expect((rows as Array<{ name: string }>).map((r) => r.name).sort()).to.deep.equal([`${table}_claim_v1`, `${table}_finish_v1`])
+        expect((rows as Array<{ name: string }>).map((r) => r.name).sort()).to.deep.equal([`${table}_claim_v2`, `${table}_finish_v2`])
       })
     }
 

@@ -6,11 +6,15 @@
 import { ConfigError, GuanaitongError } from '../../kernel/errors'
 import type { SqlResult, SqlRow } from '../../kernel/types'
 
-/** What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or raced (the row was not done when read, gone or done when locked). */
+/**
+ * What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or
+ * raced (the row was not done when read, gone or done when locked). `fresh`: the claim created the
+ * row, already done, in its transaction (no row existed); otherwise it locked a row that was there.
+ */
 export type ScriptClaim =
   | { status: 'done'; memo: string | null; watched: boolean }
   | { status: 'busy' }
-  | { status: 'claimed'; attempts: number; tx: unknown; watched: boolean; note: string | null }
+  | { status: 'claimed'; fresh: boolean; attempts: number; tx: unknown; watched: boolean; note: string | null }
   | { status: 'raced' }
 
 /** Longest settlement key a marker row holds: 191 characters fit an index on a utf8mb4 VARCHAR in any InnoDB row format. */
@@ -29,7 +33,11 @@ export interface Dialect {
   readonly name: 'postgres' | 'mysql'
   /** The marker row, read without a lock: `done_at`, `attempts`, `memo`, `watched`. */
   readonly read: string
-  /** Creates the marker row (not done, 0 attempts) unless it exists; never waits on a row lock held by a settlement (but on MySQL 8: see mysql()), failing as `isLockBusy` instead. */
+  /**
+   * Creates the marker row (not done, 0 attempts) unless it exists: key, now. Never waits for a
+   * settlement holding the row or inserting it (but on MySQL 8: see mysql()), failing as
+   * `isLockBusy` instead. On PostgreSQL inside a transaction, the rest of it runs without lock waits.
+   */
   readonly insertIfAbsent: string
   /**
    * Locks the marker row for this transaction, failing at once (NOWAIT) when another holds it.
@@ -43,7 +51,10 @@ export interface Dialect {
    * payment would be marked done without the shop's writes.
    */
   readonly markDone: string
-  /** Records a failed attempt: attempts, touched_at, key. */
+  /**
+   * Counts a failed attempt on a row that is not done, creating it (1 attempt) when the rollback
+   * took it away (a fresh claim's row): key, now. Never waits for another attempt holding the row.
+   */
   readonly countAttempt: string
   /** Up to `limit` keys last touched before a time, oldest first, read without locks: cutoff, limit. */
   readonly purgeCandidates: string
@@ -59,29 +70,40 @@ export interface Dialect {
   unmark(count: number): string
   /** Keeps a note on a not-done row this transaction locked: note, touched_at, key. */
   readonly keepNote: string
-  /** Probes that both tables exist, in this version's shape (the `memo` column; on MySQL, its procedures). */
+  /** Fails unless both tables exist with this version's columns; `probed` then says whether the rest of the schema is there. */
   readonly probe: string
+  /** Whether the probe's answer shows this version's schema (on MySQL, its procedures). */
+  probed(result: SqlResult): boolean
   /**
    * The settlement in two round trips, on a connection the store drives itself (the package's own
    * pg and mysql2 drivers; a driver of your own takes the statements above, one by one).
    */
   readonly script: {
     /**
-     * Reads the marker row, creates it when missing (committed on its own, so a duplicate never
-     * waits on it), opens a transaction and locks the row NOWAIT unless done: key, now.
-     * `claimed` leaves that transaction open; `done` and `busy` leave one open only where
+     * Reads the marker row and opens a transaction. Missing: inserts it there already done
+     * (done_at and touched_at `now`, 1 attempt, `memo`), refusing at once, as busy, to wait for
+     * another settlement's insert of it (`fresh`). There but not done: locks it NOWAIT. Done:
+     * `done`. `claimed` leaves the transaction open; `done` and `busy` leave one open only where
      * `openAfter` says so, for the store to roll back.
      */
-    claim(key: string, now: number): [sql: string, params: unknown[]]
+    claim(key: string, now: number, memo: string | null): [sql: string, params: unknown[]]
     /** What `claim` answered, from its result sets. */
     readClaim(results: readonly SqlResult[]): ScriptClaim
     /** Whether a claim answered `done` or `busy` left a transaction open (PostgreSQL: its BEGIN always runs). */
     readonly openAfter: boolean
     /**
-     * Marks the row done and COMMITs, or, when the transaction that took the lock had ended,
-     * fails before COMMIT: done_at, attempts, touched_at, memo, key, tx.
+     * COMMITs the claim's transaction, after marking the row done when the claim locked it
+     * (not `fresh`: the fresh row is done already). Fails before COMMIT when that transaction had
+     * ended (`isLockLost`).
      */
-    finish: string
+    finish(claim: { fresh: boolean; key: string; tx: unknown; attempt: number; memo: string | null; claimedAt: number }, now: number): [sql: string, params: unknown[]]
+    /**
+     * After a lost fresh claim (the handler ended the transaction itself): undoes the done-marker
+     * that the handler's own COMMIT made permanent with its writes, if it did, so that the next
+     * attempt runs the handler, as with a claimed row that was there (nothing when
+     * `finish` does it itself, as MySQL's procedure). Touches only the row that claim created.
+     */
+    unclaim?(claim: { key: string; tx: unknown }): [sql: string, params: unknown[]]
     /** Whether `finish` failed because the transaction that took the lock had ended. */
     isLockLost(err: unknown): boolean
     /** Checks `finish` ended in a COMMIT. */
@@ -138,7 +160,6 @@ function common(table: string, transaction: string) {
     keepNote: `UPDATE ${table} SET note = ?, touched_at = ? WHERE settle_key = ? AND done_at IS NULL`,
     probe: `SELECT memo, watched, note FROM ${table}, ${u} WHERE 1 = 0`,
     markDone: `UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? WHERE settle_key = ? AND done_at IS NULL AND ${transaction} = ?`,
-    countAttempt: `UPDATE ${table} SET attempts = ?, touched_at = ? WHERE settle_key = ?`,
     // A watched row stays while its ledger record may still be reported.
     purgeCandidates: `SELECT settle_key FROM ${table} WHERE touched_at < ? AND NOT watched ORDER BY touched_at LIMIT ?`,
     purge: (count: number) => `DELETE FROM ${table} WHERE touched_at < ? AND NOT watched AND settle_key IN (${placeholders(count)})`,
@@ -161,34 +182,60 @@ export const isTrue = (value: unknown): boolean => value === true || Number(valu
 /** Raised by the done-marker when the transaction that took the lock had ended (PostgreSQL: division_by_zero, from `1 / 0 rows`). */
 const LOCK_LOST = 'the transaction that took the lock had ended before the done-marker (did the handler commit or roll back ctx.tx?)'
 
+/**
+ * PostgreSQL has no NOWAIT for an insert that meets another transaction's uncommitted insert of
+ * the same key: it waits for that transaction. A lock timeout of 1 ms, set for the transaction
+ * (`set_config(…, true)`), turns that wait into lock_not_available, read as busy. In a FROM clause
+ * it is set before the insert's row is built; outside a transaction block it ends with the statement.
+ */
+const NO_LOCK_WAIT = "(SELECT set_config('lock_timeout', '1ms', true)) AS no_lock_wait"
+
+/** Where the claim script keeps the lock timeout it found, to give it back before the shop's statements. */
+const SAVED_LOCK_TIMEOUT = 'guanaitong.lock_timeout'
+
 export function postgres(table: string): Dialect {
   // The transaction's id: outside it, each statement gets a new one.
   const base = common(table, 'txid_current()')
+  const finishLocked = `WITH marked AS (UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? ` +
+    'WHERE settle_key = ? AND done_at IS NULL AND txid_current() = ? RETURNING 1) ' +
+    'SELECT 1 / count(*)::int AS marked FROM marked; COMMIT'
   return {
     name: 'postgres',
     ...base,
+    probed: () => true,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
         'ON CONFLICT (unsettled_key) DO UPDATE SET deadline = EXCLUDED.deadline, record = EXCLUDED.record',
     },
-    insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING`,
+    insertIfAbsent: `INSERT INTO ${table} (settle_key, attempts, touched_at) SELECT ?::varchar, 0, ?::bigint FROM ${NO_LOCK_WAIT} ON CONFLICT (settle_key) DO NOTHING`,
+    countAttempt: `INSERT INTO ${table} AS m (settle_key, attempts, touched_at) SELECT ?::varchar, 1, ?::bigint FROM ${NO_LOCK_WAIT} ` +
+      'ON CONFLICT (settle_key) DO UPDATE SET attempts = m.attempts + 1, touched_at = EXCLUDED.touched_at WHERE m.done_at IS NULL',
     mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON CONFLICT (settle_key) DO UPDATE SET watched = true`,
     script: {
-      // One simple-protocol query (values inlined by the driver's escapeLiteral). The insert
-      // commits in a block of its own: inside the locking transaction, it would wait for another
-      // settlement's uncommitted insert of the same key. A statement before BEGIN cannot end the
-      // script, so BEGIN always runs: `done` leaves an empty transaction for the store to roll
-      // back. The lock skips a done row, so a duplicate locks nothing.
-      claim: (key, now) => [`BEGIN; SELECT done_at, memo, watched FROM ${table} WHERE settle_key = ?; ` +
-        `INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON CONFLICT (settle_key) DO NOTHING; COMMIT; ` +
-        `BEGIN; SELECT attempts, watched, note, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`, [key, key, now, key]],
-      readClaim: (results) => readClaim(firstRow(results[1]), firstRow(results[5])),
+      // One simple-protocol query (values inlined by the driver's escapeLiteral), one transaction.
+      // The insert runs under a lock timeout of 1 ms (see NO_LOCK_WAIT), and the one found before
+      // it is given back after it, so the shop's statements run with their own. A statement cannot end the
+      // script early, so every statement runs: `done` leaves a transaction that wrote nothing, for
+      // the store to roll back. The insert meets a row that is there without waiting (it waits
+      // only for an insert in flight, and that is busy); the lock skips a done row (a duplicate
+      // locks nothing) and the row just inserted, done.
+      claim: (key, now, memo) => [`BEGIN; SELECT done_at, memo, watched FROM ${table} WHERE settle_key = ?; ` +
+        `SELECT set_config('${SAVED_LOCK_TIMEOUT}', current_setting('lock_timeout'), true), set_config('lock_timeout', '1ms', true); ` +
+        `INSERT INTO ${table} (settle_key, attempts, done_at, touched_at, memo) VALUES (?, 1, ?, ?, ?) ON CONFLICT (settle_key) DO NOTHING RETURNING txid_current() AS tx; ` +
+        `SELECT set_config('lock_timeout', current_setting('${SAVED_LOCK_TIMEOUT}'), true); ` +
+        `SELECT attempts, watched, note, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`,
+      [key, key, now, now, memo, key]],
+      readClaim: (results) => readClaim(firstRow(results[1]), firstRow(results[3]), firstRow(results[5])),
       openAfter: true,
-      // No row marked (the handler ended the transaction): 1 / 0 fails the script before its COMMIT.
-      finish: `WITH marked AS (UPDATE ${table} SET done_at = ?, attempts = ?, touched_at = ?, memo = ? ` +
-        'WHERE settle_key = ? AND done_at IS NULL AND txid_current() = ? RETURNING 1) ' +
-        'SELECT 1 / count(*)::int AS marked FROM marked; COMMIT',
+      // The handler ended the transaction: 1 / 0 fails the script before its COMMIT (a fresh row:
+      // another transaction id; a locked row: no row marked).
+      finish: (c, now) => (c.fresh
+        ? ['SELECT 1 / (txid_current() = ?)::int AS ours; COMMIT', [c.tx]]
+        : [finishLocked, [now, c.attempt, now, c.memo, c.key, c.tx]]),
+      // The row the claim inserted carries that transaction's id in xmin (its low 32 bits) until it changes.
+      unclaim: (c) => [`UPDATE ${table} SET done_at = NULL, memo = NULL WHERE settle_key = ? AND done_at IS NOT NULL ` +
+        'AND xmin = (?::bigint % 4294967296)::text::xid', [c.key, String(c.tx)]],
       isLockLost: (err) => codeOf(err) === '22012',
       readFinish: (results) => {
         // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK, not an error.
@@ -207,42 +254,50 @@ export function postgres(table: string): Dialect {
   }
 }
 
-function readClaim(read: SqlRow | undefined, locked: SqlRow | undefined): ScriptClaim {
+/** A claim from the rows its script read: the unlocked read, the fresh row it inserted, the row it locked. */
+function readClaim(read: SqlRow | undefined, inserted: SqlRow | undefined, locked: SqlRow | undefined): ScriptClaim {
   if (read && read.done_at !== null && read.done_at !== undefined) return { status: 'done', memo: (read.memo as string | null) ?? null, watched: isTrue(read.watched) }
-  if (locked) return { status: 'claimed', attempts: Number(locked.attempts), tx: locked.tx, watched: isTrue(locked.watched), note: (locked.note as string | null) ?? null }
+  if (inserted) return { status: 'claimed', fresh: true, attempts: 0, tx: inserted.tx, watched: false, note: null }
+  if (locked) return { status: 'claimed', fresh: false, attempts: Number(locked.attempts), tx: locked.tx, watched: isTrue(locked.watched), note: (locked.note as string | null) ?? null }
   return { status: 'raced' }
 }
 
 export function mysql(table: string): Dialect {
   // MySQL has no transaction id a statement can read cheaply; 1 while a transaction is open.
   const base = common(table, '@@in_transaction')
+  const ours = (name: string) => `'${name.split('.').pop()}'`
   return {
     name: 'mysql',
     ...base,
+    // The columns, through the subquery (which fails without them), and the procedures this version calls.
+    probe: `SELECT count(*) AS procedures FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ${table.includes('.') ? `'${table.split('.')[0]}'` : 'DATABASE()'} ` +
+      `AND ROUTINE_NAME IN (${ours(procedure(table, 'claim'))}, ${ours(procedure(table, 'finish'))}) AND NOT EXISTS (${base.probe})`,
+    probed: (result) => Number(firstRow(result)?.procedures) === 2,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
         'ON DUPLICATE KEY UPDATE deadline = VALUES(deadline), record = VALUES(record)',
     },
     // A plain INSERT that ignores only the duplicate key: INSERT IGNORE would also turn a too-long
-    // value into a warning and a truncated key. InnoDB locks a duplicate row before it ignores it,
-    // so an insert meeting a marker another settlement created and locked meanwhile would wait for
-    // that whole settlement: MariaDB runs it with no lock wait (the failure is read as busy). The
-    // MariaDB-only comment is a comment to MySQL 8, where the insert can still wait.
-    insertIfAbsent: `/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */ INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
+    // value into a warning and a truncated key. Without lock waits on MariaDB (MARIADB_NO_WAIT).
+    insertIfAbsent: `${MARIADB_NO_WAIT} INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 0, ?) ON DUPLICATE KEY UPDATE settle_key = settle_key`,
+    // Assignments run left to right: done_at, read by the second, is not one of them.
+    countAttempt: `${MARIADB_NO_WAIT} INSERT INTO ${table} (settle_key, attempts, touched_at) VALUES (?, 1, ?) ` +
+      'ON DUPLICATE KEY UPDATE attempts = IF(done_at IS NULL, attempts + 1, attempts), touched_at = IF(done_at IS NULL, VALUES(touched_at), touched_at)',
     mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON DUPLICATE KEY UPDATE watched = true`,
     script: {
       // One CALL each (stored procedures from mysqlSchema()): a procedure may leave the
       // transaction it started open, so a duplicate starts none, and a pool needs no multipleStatements.
-      claim: (key, now) => [`CALL ${procedure(table, 'claim')}(?, ?)`, [key, now]],
+      claim: (key, now, memo) => [`CALL ${procedure(table, 'claim')}(?, ?, ?)`, [key, now, memo]],
       readClaim: (results) => {
         const row = firstRow(results[0])
         if (row?.status === 'busy') return { status: 'busy' }
         if (row?.status === 'raced') return { status: 'raced' }
-        return readClaim(row?.status === 'done' ? row : undefined, row?.status === 'claimed' ? row : undefined)
+        return readClaim(row?.status === 'done' ? row : undefined, row?.status === 'fresh' ? row : undefined, row?.status === 'claimed' ? row : undefined)
       },
       openAfter: false,
-      finish: `CALL ${procedure(table, 'finish')}(?, ?, ?, ?, ?, ?)`,
+      // The procedure also undoes a fresh row the handler's own COMMIT made permanent (no unclaim).
+      finish: (c, now) => [`CALL ${procedure(table, 'finish')}(?, ?, ?, ?, ?, ?)`, [c.fresh, c.fresh ? c.claimedAt : now, c.attempt, c.memo, c.key, c.tx]],
       // The procedure's SIGNAL (SQLSTATE 45000), raised after its ROLLBACK.
       isLockLost: (err) => (err as { sqlState?: unknown } | null)?.sqlState === '45000',
       readFinish: () => {},
@@ -260,10 +315,22 @@ export function mysql(table: string): Dialect {
   }
 }
 
-/** A stored procedure of the MySQL schema, named after the table; `_v1` so a later shape can ship beside it during a rolling upgrade. */
+/**
+ * A stored procedure of the MySQL schema, named after the table and versioned, so that a new
+ * shape ships beside the old one and instances of both run during a rolling upgrade. `_v2`: the
+ * claim inserts a missing row already done in its transaction; 0.3's `_v1` created it on its own.
+ */
 function procedure(table: string, what: 'claim' | 'finish'): string {
-  return `${table}_${what}_v1`
+  return `${table}_${what}_v2`
 }
+
+/**
+ * MariaDB's lock wait of 0 for one statement, in a comment MySQL skips: InnoDB locks a duplicate
+ * row before it ignores or updates it, so an insert meeting a row another settlement holds, or
+ * inserts, would wait for that whole settlement. The failure is read as busy. MySQL 8 has no
+ * such statement option: there the insert waits (innodb_lock_wait_timeout).
+ */
+const MARIADB_NO_WAIT = '/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */'
 
 /**
  * The PostgreSQL DDL of the settlement table and its unsettled-pay ledger, for shops whose
@@ -317,42 +384,70 @@ export function mysqlSchemaStatements(table = DEFAULT_TABLE, where = 'mysqlSchem
   // No lock wait: MariaDB refuses NOWAIT in a procedure and takes a zero lock wait instead; MySQL 8
   // takes NOWAIT on the lock (its insert can wait, as insertIfAbsent's). Each reads only its own
   // comment: MariaDB skips /*!80000 */, MySQL skips /*M! */.
-  const noWait = '/*M! SET STATEMENT innodb_lock_wait_timeout = 0 FOR */'
+  const noWait = MARIADB_NO_WAIT
+  const memo = 'TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin'
   return [
     // The procedures first: a store that finds the tables (its probe) can call them, also while
     // another instance is still creating the schema. They may name tables that do not exist yet.
-    // Busy (the row locked by another settlement) rolls back and answers busy; done starts no transaction.
-    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'claim')}(IN k VARBINARY(${MYSQL_KEY_BYTES}), IN now_ms BIGINT)
+    // Done starts no transaction. Missing: the row is inserted already done in the transaction
+    // the claim leaves open ('fresh'); a row there, or created since the read (the duplicate key
+    // error), is locked. Busy (a row another settlement holds or is inserting) rolls back.
+    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'claim')}(IN k VARBINARY(${MYSQL_KEY_BYTES}), IN now_ms BIGINT, IN memo_in ${memo})
 BEGIN
   DECLARE done BIGINT DEFAULT NULL;
   DECLARE tries INT DEFAULT NULL;
   DECLARE kept TEXT DEFAULT NULL;
   DECLARE marked BOOLEAN DEFAULT false;
+  DECLARE there BOOLEAN DEFAULT true;
   DECLARE EXIT HANDLER FOR 1205, 3572 BEGIN ROLLBACK; SELECT 'busy' AS status; END;
   SELECT done_at, attempts, memo, watched INTO done, tries, kept, marked FROM ${t} WHERE settle_key = k;
   IF done IS NOT NULL THEN
     SELECT 'done' AS status, done AS done_at, kept AS memo, marked AS watched;
   ELSE
-    IF tries IS NULL THEN
-      ${noWait} INSERT INTO ${t} (settle_key, attempts, touched_at) VALUES (k, 0, now_ms) ON DUPLICATE KEY UPDATE settle_key = settle_key;
-    END IF;
     START TRANSACTION;
-    SET tries = NULL;
-    ${noWait} SELECT attempts, watched, note INTO tries, marked, kept FROM ${t} WHERE settle_key = k AND done_at IS NULL FOR UPDATE /*!80000 NOWAIT */;
     IF tries IS NULL THEN
-      ROLLBACK;
-      SELECT 'raced' AS status;
+      BEGIN
+        DECLARE CONTINUE HANDLER FOR 1062 SET there = true;
+        SET there = false;
+        ${noWait} INSERT INTO ${t} (settle_key, attempts, done_at, touched_at, memo) VALUES (k, 1, now_ms, now_ms, memo_in);
+      END;
+    END IF;
+    IF NOT there THEN
+      SELECT 'fresh' AS status, @@in_transaction AS tx;
     ELSE
-      SELECT 'claimed' AS status, tries AS attempts, marked AS watched, kept AS note, @@in_transaction AS tx;
+      SET tries = NULL;
+      ${noWait} SELECT attempts, watched, note INTO tries, marked, kept FROM ${t} WHERE settle_key = k AND done_at IS NULL FOR UPDATE /*!80000 NOWAIT */;
+      IF tries IS NULL THEN
+        ROLLBACK;
+        SELECT 'raced' AS status;
+      ELSE
+        SELECT 'claimed' AS status, tries AS attempts, marked AS watched, kept AS note, @@in_transaction AS tx;
+      END IF;
     END IF;
   END IF;
 END`,
-    // Marks done and commits in the transaction the claim opened; when it had ended, marks nothing, rolls back and fails.
-    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'finish')}(IN done_ms BIGINT, IN tries INT, IN touched BIGINT, IN memo_in TEXT, IN k VARBINARY(${MYSQL_KEY_BYTES}), IN tx INT)
+    // Commits the transaction the claim opened: a fresh row (seen only by that transaction until
+    // COMMIT) as it is, a locked row once marked done. When that transaction had ended, rolls back,
+    // undoes the fresh row the handler's own COMMIT may have made permanent, and fails.
+    `CREATE PROCEDURE IF NOT EXISTS ${procedure(t, 'finish')}(IN fresh BOOLEAN, IN done_ms BIGINT, IN tries INT, IN memo_in ${memo}, IN k VARBINARY(${MYSQL_KEY_BYTES}), IN tx INT)
 BEGIN
-  UPDATE ${t} SET done_at = done_ms, attempts = tries, touched_at = touched, memo = memo_in WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
-  IF ROW_COUNT() <> 1 THEN
+  DECLARE ours INT DEFAULT 0;
+  IF fresh THEN
+    IF @@in_transaction = tx THEN
+      SELECT count(*) INTO ours FROM ${t} WHERE settle_key = k;
+    END IF;
+  ELSE
+    UPDATE ${t} SET done_at = done_ms, attempts = tries, touched_at = done_ms, memo = memo_in WHERE settle_key = k AND done_at IS NULL AND @@in_transaction = tx;
+    SET ours = ROW_COUNT();
+  END IF;
+  IF ours <> 1 THEN
     ROLLBACK;
+    IF fresh THEN
+      BEGIN
+        DECLARE CONTINUE HANDLER FOR 1205 BEGIN END;
+        ${noWait} UPDATE ${t} SET done_at = NULL, memo = NULL WHERE settle_key = k AND done_at = done_ms AND attempts = 1 AND memo <=> memo_in;
+      END;
+    END IF;
     SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'the transaction that took the lock had ended before the done-marker';
   END IF;
   COMMIT;
@@ -388,9 +483,12 @@ export function postgresUpgrade(table = DEFAULT_TABLE): string[] {
 }
 
 /**
- * What brings a MySQL table created by 0.2 to this version's shape: VARBINARY keys and the `memo`
- * column. Run them, then the CREATE PROCEDURE statements of `mysqlSchemaStatements()`.
+ * What brings a MySQL table created by 0.2 or 0.3 to this version's shape, for `createTable: false`:
+ * VARBINARY keys, the `memo`, `watched` and `note` columns, then this version's procedures
+ * (`_v2`; 0.3's `_v1` can stay while older instances still call them). Each statement can run
+ * again. With `createTable: true` the store runs them itself when it finds an older shape.
  */
 export function mysqlUpgrade(table = DEFAULT_TABLE): string[] {
-  return [...mysql(checkTable(table, 'mysqlUpgrade()')).upgrade]
+  const t = checkTable(table, 'mysqlUpgrade()')
+  return [...mysql(t).upgrade, ...mysqlSchemaStatements(t, 'mysqlUpgrade()').filter((statement) => statement.startsWith('CREATE PROCEDURE'))]
 }

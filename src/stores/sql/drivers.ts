@@ -10,7 +10,7 @@ import type {
 
 /**
  * A pooled connection the store drives itself, for the package's own drivers: it sends its own
- * BEGIN and COMMIT inside a script, so a settlement takes two round trips (sql-store.ts).
+ * BEGIN and COMMIT inside a script, so a settlement takes two round trips and one COMMIT (sql-store.ts).
  */
 export interface SqlSession<Tx> {
   readonly tx: Tx

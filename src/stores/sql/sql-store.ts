@@ -33,21 +33,31 @@ const PURGE_BATCH = 1000
 /**
  * Exactly-once settlement in the shop's own database. One marker row per key.
  *
- * With the package's own drivers, two round trips (settleInScripts): a claim script (read; create
- * the row, committed on its own; BEGIN; lock NOWAIT), the shop's statements, then a finish script
- * (done-marker; COMMIT). A duplicate costs the claim script alone (on PostgreSQL plus a ROLLBACK of
- * its empty transaction that the answer does not wait for). A driver of your own runs:
+ * With the package's own drivers, two round trips and one COMMIT (settleInScripts). The claim
+ * script reads the row without a lock (done: `done`, a duplicate's one round trip; on PostgreSQL
+ * plus a ROLLBACK of the transaction its script opened, which the answer does not wait for), then
+ * opens the transaction the shop's work runs in. A missing row is inserted there already done
+ * (`fresh`: no UPDATE and no lock later), refusing at once, as `busy`, to wait for another
+ * settlement's uncommitted insert of it. A row that is there but not done (a failed attempt, a
+ * mark, a note) is locked NOWAIT, as is held means `busy`. The finish script checks that the
+ * transaction is still the claim's, marks a locked row done, and COMMITs: the shop's writes and
+ * the marker commit together or not at all; a ROLLBACK or a crash takes a fresh row with them. A
+ * fresh marker that a handler's own COMMIT made permanent is set back to not done (unclaim), so
+ * that the next attempt runs the handler, as for a locked row.
+ *
+ * A driver of your own runs the older steps, one statement each:
  *
  * 1. Read the row without a lock: done means `done` at once (a duplicate costs one round trip).
  *    Create it when missing, outside the transaction, so a duplicate never waits on an insert;
- *    an insert that meets the row another settlement created and locked since the read is `busy`.
+ *    an insert that meets the row another settlement created and holds, or is inserting, is `busy`.
  * 2. BEGIN, and lock the row with NOWAIT: held by another transaction means `busy` at once.
  * 3. Done by now (settled between 1 and 2) means `done`; otherwise run `work` in the
- *    transaction, mark the row done in it, and COMMIT: the shop's writes and the marker commit
- *    together or not at all. A crash rolls both back and frees the lock with the connection.
+ *    transaction, mark the row done in it, and COMMIT.
  *
- * Attempts are counted in the row: by the done-marker on success, by a short transaction of
- * their own after a ROLLBACK (skipped when another attempt holds the row; lost if the process dies).
+ * Attempts are counted in the row: by the done-marker on success, by one upsert after a ROLLBACK
+ * (which creates the row a fresh claim's rollback took away; skipped when another attempt holds
+ * the row; lost if the process dies). `peek` and `status` see a fresh settlement in flight only
+ * through an insert of their own, in a transaction they roll back.
  *
  * The unsettled-pay ledger lives in `<table>_unsettled`, one row per order, indexed by deadline.
  */
@@ -142,15 +152,16 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private async settleInScripts(driver: SessionDriver<Tx>, key: string, work: (tx: Tx, attempt: number) => Promise<void>, memo: string | undefined): Promise<TransactionalResult> {
     const script = this.dialect.script
     const s = await this.db('connect', () => driver.session())
+    const claimedAt = Date.now()
     let claim: ScriptClaim
     try {
-      claim = script.readClaim(await s.script(...script.claim(key, Date.now())))
+      claim = script.readClaim(await s.script(...script.claim(key, claimedAt, memo ?? null)))
     } catch (err) {
       // The lock refused (busy), or the database failed: either way the open transaction is rolled back.
       this.closeSession(s, script.openAfter || !this.dialect.isLockBusy(err))
       if (this.dialect.isLockBusy(err)) return BUSY
       // MySQL's ER_SP_DOES_NOT_EXIST: tables made by migrations that left out the procedures.
-      if ((err as { errno?: unknown }).errno === 1305) throw storeFailed(`claim (run the CREATE PROCEDURE statements of mysqlSchemaStatements('${this.table}'))`, err)
+      if ((err as { errno?: unknown }).errno === 1305) throw storeFailed(`claim (run the statements of mysqlUpgrade('${this.table}'))`, err)
       throw storeFailed('claim', err)
     }
     if (claim.status !== 'claimed') {
@@ -171,12 +182,16 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       await this.countFailedAttempt(key)
       throw err
     }
+    const finishing = { fresh: claim.fresh, key, tx: claim.tx, attempt, memo: memo ?? null, claimedAt }
     try {
-      const now = Date.now()
-      script.readFinish(await s.script(script.finish, [now, attempt, now, memo ?? null, key, claim.tx]))
+      script.readFinish(await s.script(...script.finish(finishing, Date.now())))
     } catch (err) {
       await this.closeSession(s, true)
-      throw storeFailed('done-marker', err, script.isLockLost(err) ? LOCK_LOST : undefined)
+      if (!script.isLockLost(err)) throw storeFailed('done-marker', err)
+      // A fresh row is done from its insert: the handler's own COMMIT made it permanent with its
+      // writes. Undone, so that the next attempt runs the handler, as on a row that was there.
+      if (claim.fresh && script.unclaim) await this.db('done-marker', () => this.driver.query(...script.unclaim!(finishing)))
+      throw storeFailed('done-marker', err, LOCK_LOST)
     }
     s.release()
     this.purgeWhenDue()
@@ -216,8 +231,9 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   }
 
   /**
-   * Where `key` stands (CrossCheck): read, then a NOWAIT lock that is rolled back, or committed
-   * with `note` kept on the not-done row (created for it when missing). Counts no attempt.
+   * Where `key` stands (CrossCheck): read, then, unless done, in a transaction: create the row
+   * when missing (a settlement inserting it meanwhile makes this busy, without waiting), lock it
+   * NOWAIT, and roll back, or commit with `note` kept on the not-done row. Counts no attempt.
    */
   async peek(key: string, note?: string): Promise<PeekResult> {
     checkSqlKey(key)
@@ -226,16 +242,17 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     await this.ready()
     const seen = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
     if (isDone(seen)) return peekResult(seen!)
-    if (!seen && note === undefined) return { status: 'open', watched: false }
+    const t = await this.db('begin', () => this.driver.begin())
     if (!seen) {
+      // A fresh settlement's row is not seen until it commits: only its insert shows it.
       try {
-        await this.driver.query(this.dialect.insertIfAbsent, [key, Date.now()])
+        await t.query(this.dialect.insertIfAbsent, [key, Date.now()])
       } catch (err) {
+        await rollback(t)
         if (this.dialect.isLockBusy(err)) return { status: 'busy', watched: false }
         throw storeFailed('insert', err)
       }
     }
-    const t = await this.db('begin', () => this.driver.begin())
     const marker = await this.lockMarker(t, key)
     if (marker === 'busy') return { status: 'busy', watched: isTrue(seen?.watched) }
     if (!marker || isDone(marker) || note === undefined) {
@@ -252,17 +269,9 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     return peekResult(marker)
   }
 
+  /** `peek` without a note: a running settlement is `busy`. */
   async status(key: string): Promise<'done' | 'busy' | 'open'> {
-    checkSqlKey(key)
-    await this.ready()
-    const seen = (await this.db('read', () => this.driver.query(this.dialect.read, [key]))).rows[0]
-    if (!seen) return 'open'
-    if (isDone(seen)) return 'done'
-    const t = await this.db('begin', () => this.driver.begin())
-    const marker = await this.lockMarker(t, key)
-    if (marker === 'busy') return 'busy'
-    await rollback(t)
-    return isDone(marker) ? 'done' : 'open'
+    return (await this.peek(key)).status
   }
 
   /** Locks the marker row in `t` without waiting: the row (none if missing), or 'busy'. Rolls `t` back when it fails. */
@@ -350,20 +359,13 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     this.purge().catch(() => {})
   }
 
-  /** The attempt that failed still counts, so `onRetryBudgetLow` sees handlers that keep throwing. */
+  /**
+   * The attempt that failed still counts, so `onRetryBudgetLow` sees handlers that keep throwing:
+   * one statement, which creates the row when the rollback took it away (a fresh claim's).
+   */
   private async countFailedAttempt(key: string): Promise<void> {
-    let t: SqlTransaction<Tx> | undefined
-    try {
-      t = await this.driver.begin()
-      const marker = (await t.query(this.dialect.lock, [key])).rows[0]
-      if (marker && !isDone(marker)) await t.query(this.dialect.countAttempt, [Number(marker.attempts) + 1, Date.now(), key])
-      const committing = t
-      t = undefined
-      await committing.commit()
-    } catch {
-      // Busy (another attempt runs now and counts itself) or the database is down: the count is advisory.
-      if (t) await rollback(t)
-    }
+    // Busy (another attempt holds the row and counts itself) or the database is down: the count is advisory.
+    await this.driver.query(this.dialect.countAttempt, [key, Date.now()]).catch(() => {})
   }
 
   /** Creates the table on first use (when `createTable`); a failure is retried by the next settlement. */
@@ -411,8 +413,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
 
   private async tableExists(): Promise<boolean> {
     try {
-      await this.driver.query(this.dialect.probe, [])
-      return true
+      return this.dialect.probed(await this.driver.query(this.dialect.probe, []))
     } catch {
       return false
     }
