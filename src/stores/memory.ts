@@ -301,11 +301,11 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
   private evicted(key: string, expiresAt: number, now: number): void {
     countEviction()
     const settledSec = Math.floor((now - (expiresAt - this.retentionMs)) / 1000)
-    this.logger.warn(`[express-guanaitong] MemoryStore is full (maxEntries ${this.maxEntries}): evicted the done-marker of ` +
-      `${printable(key, 200)}, settled ${settledSec} s ago, before its retentionMs (${Math.round(this.retentionMs / 1000)} s); ` +
-      'a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store', {
+    this.logger.warn({
       reason: 'DONE_MARKER_EVICTED', key,
-    })
+    }, `[express-guanaitong] MemoryStore is full (maxEntries ${this.maxEntries}): evicted the done-marker of ` +
+      `${printable(key, 200)}, settled ${settledSec} s ago, before its retentionMs (${Math.round(this.retentionMs / 1000)} s); ` +
+      'a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store')
   }
 }
 

@@ -34,10 +34,10 @@ export async function watchUnsettled(store: UnsettledLedger, record: UnsettledRe
   try {
     await bounded(() => store.watchUnsettled(record), storeTimeoutMs)
   } catch (err) {
-    logger.error(`[express-guanaitong] could not record the unsettled pay ${record.outerTradeNo} (${record.reason}): ` +
-      `${causeMessage(err)}; nobody will be told if it stays unsettled: check it by hand`, {
+    logger.error({
       reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo, unsettled: { ...record },
-    })
+    }, `[express-guanaitong] could not record the unsettled pay ${record.outerTradeNo} (${record.reason}): ` +
+      `${causeMessage(err)}; nobody will be told if it stays unsettled: check it by hand`)
   }
 }
 
@@ -50,9 +50,9 @@ export function forgetUnsettled(store: SettleStore | undefined, n: Notification,
   if (!hasUnsettledLedger(store)) return
   const key = unsettledKey(n)
   Promise.resolve().then(() => store.resolveUnsettled(key)).catch((err: unknown) => {
-    logger.warn(`[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}`, {
+    logger.warn({
       reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo,
-    })
+    }, `[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}`)
   })
 }
 
@@ -153,23 +153,23 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       state = await settledMeanwhile(options.store, record, logger, storeTimeoutMs)
     } catch (err) {
-      logger.error(`[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${causeMessage(err)}; ` +
-        `it comes due again ${leaseMs} ms after this sweep took it`, { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
+      logger.error({ reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${causeMessage(err)}; ` +
+        `it comes due again ${leaseMs} ms after this sweep took it`)
       return false
     }
     if (state === 'busy') return false
     if (state === 'settled') {
-      logger.debug?.(`[express-guanaitong] ${record.outerTradeNo} was settled after all; dropped from the unsettled ledger`, {
+      logger.debug?.({
         outerTradeNo: record.outerTradeNo,
-      })
+      }, `[express-guanaitong] ${record.outerTradeNo} was settled after all; dropped from the unsettled ledger`)
       await resolve(record)
       return false
     }
     try {
       await bounded(() => options.onUnsettled({ ...record }), hookTimeoutMs, 'HANDLER_TIMEOUT')
     } catch (err) {
-      logger.error(`[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${causeMessage(err)}; ` +
-        `it comes due again ${leaseMs} ms after this sweep took it`, { hook: 'onUnsettled', outerTradeNo: record.outerTradeNo })
+      logger.error({ hook: 'onUnsettled', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${causeMessage(err)}; ` +
+        `it comes due again ${leaseMs} ms after this sweep took it`)
       return false
     }
     await resolve(record)
@@ -181,8 +181,8 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       await bounded(() => store.resolveUnsettled(record.key), storeTimeoutMs)
     } catch (err) {
-      logger.warn(`[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}; ` +
-        'a later sweep may report it again', { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
+      logger.warn({ reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}; ` +
+        'a later sweep may report it again')
     }
   }
 }
@@ -211,7 +211,7 @@ export function startSweeping(options: SweepOptions & { everyMs: number }): () =
     if (running) return
     running = sweepUnsettled(options).then(() => undefined, (err: unknown) => {
       // A GuanaitongError: its message names the package already.
-      logger.error(errorMessage(err), { reason: 'STORE_FAILED' })
+      logger.error({ reason: 'STORE_FAILED' }, errorMessage(err))
     }).finally(() => { running = null })
   }, options.everyMs)
   timer.unref()
