@@ -1,5 +1,6 @@
 import { errorMessage, errorProperty, GatError, ParamError, TOKEN_INVALID_CODE } from '../kernel/errors'
-import type { ClientOptions, Fields, GatClient, PayParams } from '../kernel/types'
+import type { Fields, GatClient, PayParams } from '../kernel/types'
+import type { ClientOptions } from './options'
 import { apiError, callSigned, type CallConfig } from './call'
 import type { GatResponse } from './http'
 import { resolveClientOptions } from './options'

@@ -7,9 +7,7 @@ import { toLogger, type Log } from '../../observe/log'
 import { DEFAULTS } from '../../kernel/defaults'
 import { causeMessage, errorMessage, GuanaitongError } from '../../kernel/errors'
 import { withTimeout } from '../../kernel/timeout'
-import type {
-  Notification, NotifyStore, SettleStore, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord,
-} from '../../kernel/types'
+import type { Logger, Notification, NotifyStore, SettleStore, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../kernel/types'
 import { claimKey, releaseClaim } from './claim'
 import { notificationKey } from './key'
 
@@ -219,4 +217,24 @@ export function startSweeping(options: SweepOptions & { everyMs: number }): () =
     clearInterval(timer)
     await running
   }
+}
+
+/** Options of `sweepUnsettled()`. */
+export interface SweepOptions {
+  /** The store the router uses; it must keep the unsettled ledger (every store of this package does). */
+  store: SettleStore & UnsettledLedger
+  /** Called once per record still unsettled at its deadline. Throw (or take longer than `hookTimeoutMs`) to have it reported again later. */
+  onUnsettled: (record: UnsettledRecord) => unknown
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number
+  /** Most records this sweep takes. Default 100. */
+  limit?: number
+  /** Where failures are logged. Default `console`. */
+  logger?: Logger
+  /** Longest `onUnsettled` may take before it counts as failed, ms. Default 30 000. */
+  hookTimeoutMs?: number
+  /** How much later a record that could not be reported is taken again, ms (after the sweep's own time bound for it). Default 300 000. */
+  retryAfterMs?: number
+  /** Longest a store call may take, ms. Default 5 000. */
+  storeTimeoutMs?: number
 }
