@@ -50,7 +50,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
   })
   const payPath = options.payPath ?? DEFAULTS.payPath
   if (payPath !== false && !options.preparePayment) {
-    toLogger(logger).warn('[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
+    toLogger(logger).warn({}, '[express-guanaitong] the pay route takes buyer_open_id and total_amount from the request body; ' +
       'set preparePayment to fill them from your session and order (see the README, "The secure pay pattern")')
   }
   const store = options.store ?? new MemoryStore({ logger })
@@ -59,7 +59,7 @@ export function resolveOptions(options: GuanaitongOptions): ResolvedOptions {
   }
   const unsettledAfterMs = options.unsettledAfterMs ?? DEFAULTS.unsettledAfterMs
   if (hasUnsettledLedger(store) && unsettledAfterMs > store.retentionMs) {
-    toLogger(logger).warn(`[express-guanaitong] unsettledAfterMs (${unsettledAfterMs}) is longer than the store's retentionMs (${store.retentionMs}): ` +
+    toLogger(logger).warn({}, `[express-guanaitong] unsettledAfterMs (${unsettledAfterMs}) is longer than the store's retentionMs (${store.retentionMs}): ` +
       'a sweep can no longer see that an order was settled once its done-marker expired, and may report it')
   }
   return {

@@ -58,10 +58,10 @@ describe('packaging: the packed tarball', function () {
       'LICENSE', 'README.md', 'package.json', ...docs,
       'dist/api.d.cts', 'dist/cli.js', ...entry('dist/index'), ...entry('dist/testing/index'),
       ...Object.keys(ADAPTERS).flatMap((name) => entry(`dist/${name}/index`)),
-      'dist/types-[hash].d.cts', 'dist/types-[hash].d.ts', 'dist/mount-[hash].d.cts', 'dist/mount-[hash].d.ts', 'dist/errors-[hash].d.cts', 'dist/errors-[hash].d.ts',
+      'dist/options-[hash].d.cts', 'dist/options-[hash].d.ts', 'dist/store-[hash].d.cts', 'dist/store-[hash].d.ts', 'dist/mount-[hash].d.cts', 'dist/mount-[hash].d.ts',
     ].sort()
     // Declaration chunks shared by the entry points are named by tsup with a content hash.
-    const files = pkg.files.map((f) => f.replace(/^dist\/(types|mount|errors)-[\w-]+\.d\.(c?)ts$/, 'dist/$1-[hash].d.$2ts')).sort()
+    const files = pkg.files.map((f) => f.replace(/^dist\/(options|store|mount)-[\w-]+\.d\.(c?)ts$/, 'dist/$1-[hash].d.$2ts')).sort()
     expect(files).to.deep.equal(expected)
     const manifest = JSON.parse(execFileSync('tar', ['xzOf', pkg.tarball, 'package/package.json']).toString())
     expect(manifest).to.include({ license: 'MIT' })

@@ -1,5 +1,6 @@
 import { errorMessage, errorProperty, GatError, ParamError, TOKEN_INVALID_CODE } from '../kernel/errors'
-import type { ClientOptions, Fields, GatClient, PayParams } from '../kernel/types'
+import type { Fields, GatClient, PayParams } from '../kernel/types'
+import type { ClientOptions } from './options'
 import { apiError, callSigned, type CallConfig } from './call'
 import type { GatResponse } from './http'
 import { resolveClientOptions } from './options'
@@ -52,9 +53,9 @@ export function createClient(options: ClientOptions): GatClient {
     const token = await tokens.get().catch((err: unknown) => { throw tokenFailure(err, path) })
     let res = await callSigned(cfg, path, { ...fields, access_token: token })
     if (res.code === TOKEN_INVALID_CODE) {
-      o.logger.warn('[express-guanaitong] access token rejected by Guanaitong; creating a new one and retrying once', {
+      o.logger.warn({
         path, traceId: res.traceId,
-      })
+      }, '[express-guanaitong] access token rejected by Guanaitong; creating a new one and retrying once')
       // The refused call did nothing; a failure here leaves the retry unsent too.
       const fresh = await tokens.invalidate(token).then(() => tokens.get())
         .catch((err: unknown) => { throw tokenFailure(err, path) })

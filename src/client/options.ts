@@ -1,6 +1,6 @@
 import { DEFAULTS } from '../kernel/defaults'
 import { toLogger, type Log } from '../observe/log'
-import type { ClientOptions, SignAlgorithm, TokenCache } from '../kernel/types'
+import type { AppSecret, Logger, SignAlgorithm, TokenCache } from '../kernel/types'
 import { checkOptions, checkSecrets, CLIENT_RULES } from '../kernel/validate'
 import { MemoryTokenCache } from './token'
 
@@ -29,4 +29,24 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
     now: options.now ?? Date.now,
     logger: toLogger(options.logger),
   }
+}
+
+/** Options of `createClient()`. */
+export interface ClientOptions {
+  /** Guanaitong application id (`appid`). */
+  appId: string
+  /** Application secret; the first of a list signs. */
+  appSecret: AppSecret
+  /** API host. Default the test host `https://openapi.guanaitong.tech`; production is `https://openapi.guanaitong.com`. */
+  baseUrl?: string
+  /** Signature algorithm configured for the application. Default sha1. */
+  signType?: SignAlgorithm
+  /** Per-request timeout in ms. Default 10 000. */
+  timeoutMs?: number
+  /** Where the access token lives. Default: in this process's memory. */
+  tokenCache?: TokenCache
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
+  /** Where client events (token refreshes, retries) are logged. */
+  logger?: Logger
 }

@@ -113,9 +113,9 @@ export class TokenManager {
       cached = await this.cache.get()
     } catch (err) {
       if (!local || this.now() >= local.expiresAt) throw err
-      this.logger.warn('[express-guanaitong] token cache unreachable; using this process\'s token until it expires', {
+      this.logger.warn({
         error: errorMessage(err),
-      })
+      }, '[express-guanaitong] token cache unreachable; using this process\'s token until it expires')
       return local.token
     }
     if (usable(cached)) this.lastKnown = cached
@@ -129,10 +129,10 @@ export class TokenManager {
         // Concurrent callers share one failed refresh: log it once, not once per caller.
         if (this.now() < this.nextRefreshAttempt) return cached.token
         this.nextRefreshAttempt = this.now() + REFRESH_RETRY_MS
-        this.logger.warn('[express-guanaitong] access token refresh failed; using the current token until it expires', {
+        this.logger.warn({
           error: errorMessage(err),
           expiresAt: new Date(cached.expiresAt).toISOString(),
-        })
+        }, '[express-guanaitong] access token refresh failed; using the current token until it expires')
         return cached.token
       }
     }
@@ -174,10 +174,10 @@ export class TokenManager {
       await this.cache.set(created)
       return created
     })
-    this.logger.debug?.('[express-guanaitong] access token created', {
+    this.logger.debug?.({
       refreshAt: new Date(token.refreshAt).toISOString(),
       expiresAt: new Date(token.expiresAt).toISOString(),
-    })
+    }, '[express-guanaitong] access token created')
     return token
   }
 }

@@ -1,5 +1,4 @@
 import { printable, withoutControls } from './printable'
-import type { RejectReason } from './types'
 
 /** Why a pay was not answered with a trade number: the pay route's reasons (src/core/pay/answers.ts decides each one's answer). */
 export type PayReason =
@@ -35,7 +34,7 @@ export const MESSAGE_PREFIX = '[express-guanaitong] '
 /**
  * Every `code` a GuanaitongError of this package can carry (plus, on a GatError of kind `api`,
  * Guanaitong's own numeric code). Each has one HTTP status, in ERROR_STATUS. Grouped by who
- * throws them; a notification's reasons are `RejectReason` (kernel/types.ts), each documented there.
+ * throws them; a notification's reasons are `RejectReason` (at the end of this file), each documented there.
  */
 export type ErrorCode =
   // Configuration and arguments: a mistake in the shop's code, found before anything ran.
@@ -308,3 +307,50 @@ export function causeMessage(err: unknown): string {
 export const TOKEN_INVALID_CODE = 1000210004
 /** Guanaitong's code for an `outer_trade_no` that was used before. */
 export const OUTER_TRADE_NO_EXISTS_CODE = 1001220005
+
+/** Why a notification was answered `fail`. */
+export type RejectReason =
+  /** Body could not be read as a flat form: bad percent-escape, empty, cut off, bad charset. */
+  | 'BAD_BODY'
+  /** Body larger than `bodyLimit`. */
+  | 'BODY_TOO_LARGE'
+  /** The whole body did not arrive within `bodyTimeoutMs` (a client sending it slowly). */
+  | 'BODY_TIMEOUT'
+  /** Content type other than application/x-www-form-urlencoded, or a method other than POST. */
+  | 'UNSUPPORTED_MEDIA_TYPE'
+  /** A key appeared twice (`a=1&a=2`). */
+  | 'DUPLICATE_KEY'
+  /** A key like `a[b]` or a value that an earlier body parser turned into an object. */
+  | 'NESTED_KEY'
+  /** More parameters than `parameterLimit`. */
+  | 'TOO_MANY_PARAMETERS'
+  /** A required field (appid, outer_trade_no, total_amount, timestamp, sign) is missing or empty. */
+  | 'MISSING_FIELD'
+  /** The signature does not match under any configured secret. */
+  | 'BAD_SIGN'
+  /** `timestamp` is not whole seconds (digits only; milliseconds are too long). */
+  | 'BAD_TIMESTAMP'
+  /** `timestamp` is further than `toleranceSec` from now, either way. */
+  | 'STALE_TIMESTAMP'
+  /** `appid` is not the configured application. */
+  | 'APPID_MISMATCH'
+  /** `total_amount` is not a decimal with at most two decimals in range. */
+  | 'BAD_AMOUNT'
+  /** Another request is processing the same notification right now; Guanaitong will come back. */
+  | 'IN_PROGRESS'
+  /** The store threw or did not answer in time. */
+  | 'STORE_FAILED'
+  /** `onPaid`/`onPayFailed` threw or rejected. */
+  | 'HANDLER_FAILED'
+  /** `onPaid`/`onPayFailed` did not settle within `handlerTimeoutMs`. */
+  | 'HANDLER_TIMEOUT'
+  /** `findOrder` found no such order, or its amount or buyer differ from the notification. */
+  | 'ORDER_MISMATCH'
+  /**
+   * A key or value holds `&` or `=`. Guanaitong's signed string joins fields with them, so such a
+   * notification could be a re-split of another one (a forgery with a genuine sign); this client
+   * never sends either raw. Checked before anything else.
+   */
+  | 'RESERVED_CHARACTER'
+  /** A field named `appsecret`: the signing rule puts the secret under that name, so the field itself is never signed. */
+  | 'RESERVED_NAME'

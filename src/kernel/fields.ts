@@ -144,3 +144,6 @@ export function decodeAttach(value: string): string {
 /** Guanaitong's API paths, the client's and the sandbox's alike. */
 export const TOKEN_PATH = '/token/create'
 export const PAY_PATH = '/platformDealer/employee/pay'
+
+/** A flat map of form fields, every value a string. */
+export type Fields = Record<string, string>

@@ -3,7 +3,7 @@ import { encodeAttach, findReservedCharacter, hasReservedCharacter, identifierPr
 import { normalizeAmount } from './money'
 import { printable } from './printable'
 import { isBlank } from './signature'
-import type { Fields } from './types'
+import type { Fields } from './fields'
 
 /**
  * Parameters the client sets itself. A caller-supplied one would either be overwritten

@@ -1,6 +1,5 @@
 import * as nodeCrypto from 'node:crypto'
 import { ConfigError } from './errors'
-import type { SignAlgorithm } from './types'
 
 /**
  * Java's Character.isWhitespace, which Guanaitong's SignUtil (StringUtils.isBlank) uses to drop
@@ -121,3 +120,12 @@ export function verifySign(
   }
   return ok
 }
+
+/** Hash used for signatures. Guanaitong's default is sha1; an application can be switched to the others. */
+export type SignAlgorithm = 'sha1' | 'sha256' | 'sha512'
+
+/**
+ * The app secret. A list during a rotation: requests are signed with the first,
+ * notifications verified against any.
+ */
+export type AppSecret = string | readonly string[]

@@ -2,14 +2,15 @@ import { withoutControls } from '../kernel/printable'
 import type { LogFields, Logger } from '../kernel/types'
 
 /**
- * How the package's own code logs: the message first, then the fields. `toLogger` turns the
- * shop's logger (pino/bunyan style, fields first) into one; every method is always there.
+ * How the package's own code logs: the fields first, then the message, as the shop's {@link Logger}
+ * (pino, bunyan) is called. `toLogger` turns the shop's logger (or console) into one; every method
+ * is always there.
  */
 export interface Log {
-  debug(message: string, fields?: LogFields): void
-  info(message: string, fields?: LogFields): void
-  warn(message: string, fields?: LogFields): void
-  error(message: string, fields?: LogFields): void
+  debug(fields: LogFields, message: string): void
+  info(fields: LogFields, message: string): void
+  warn(fields: LogFields, message: string): void
+  error(fields: LogFields, message: string): void
 }
 
 const LEVELS = ['debug', 'info', 'warn', 'error'] as const
@@ -21,6 +22,11 @@ const PREFIX = `[${LOGGER_NAME}] `
 
 function noop() {}
 
+function isEmpty(fields: LogFields): boolean {
+  for (const _ in fields) return false
+  return true
+}
+
 /**
  * A log call never throws: a logger that fails (a closed stream, a broken transport) must not
  * change or hold an answer Guanaitong or the cashier page is waiting for. Nor does a message write
@@ -28,22 +34,22 @@ function noop() {}
  * that holds a line break or a bidi control is escaped here, wherever in the package it was put
  * into the message.
  */
-function safe(write: (message: string, fields?: LogFields) => void) {
-  return (message: string, fields?: LogFields) => {
+function safe(write: (fields: LogFields, message: string) => void) {
+  return (fields: LogFields, message: string) => {
     try {
-      write(withoutControls(message), fields)
+      write(fields, withoutControls(message))
     } catch {
       // Nowhere left to report it.
     }
   }
 }
 
-/** Console prints its arguments in order, so it keeps the readable message-first order. */
+/** Console prints its arguments in order, so it is given the readable message-first order (and no empty fields). */
 function consoleLog(levels: readonly Level[]): Log {
   const at = (level: Level) => {
     if (!levels.includes(level)) return noop
-    return safe((message: string, fields?: LogFields) => {
-      if (fields === undefined) console[level](message)
+    return safe((fields: LogFields, message: string) => {
+      if (isEmpty(fields)) console[level](message)
       else console[level](message, fields)
     })
   }
@@ -69,8 +75,8 @@ function structuredLog(logger: Logger): Log {
   const target = child ?? logger
   const text = child ? (message: string) => (message.startsWith(PREFIX) ? message.slice(PREFIX.length) : message) : (message: string) => message
   // Looked up on every call: pino swaps a logger's level methods when its level changes.
-  const at = (level: Level) => safe((message: string, fields?: LogFields) => {
-    target[level]?.(fields ?? {}, text(message))
+  const at = (level: Level) => safe((fields: LogFields, message: string) => {
+    target[level]?.(fields, text(message))
   })
   return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
 }

@@ -3,7 +3,7 @@ import { GuanaitongError } from '../kernel/errors'
 import { toLogger, type Log } from '../observe/log'
 import { countEviction } from '../observe/telemetry'
 import { printable } from '../kernel/printable'
-import type { ClaimResult, CrossCheck, MemoryStoreOptions, NotifyStore, PeekResult, UnsettledLedger, UnsettledRecord } from '../kernel/types'
+import type { ClaimResult, CrossCheck, Logger, NotifyStore, PeekResult, StoreOptions, UnsettledLedger, UnsettledRecord } from '../kernel/types'
 import { checkKey, checkOptions, MEMORY_STORE_RULES } from '../kernel/validate'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord } from './unsettled-record'
 
@@ -301,11 +301,11 @@ export class MemoryStore implements NotifyStore, UnsettledLedger, CrossCheck {
   private evicted(key: string, expiresAt: number, now: number): void {
     countEviction()
     const settledSec = Math.floor((now - (expiresAt - this.retentionMs)) / 1000)
-    this.logger.warn(`[express-guanaitong] MemoryStore is full (maxEntries ${this.maxEntries}): evicted the done-marker of ` +
-      `${printable(key, 200)}, settled ${settledSec} s ago, before its retentionMs (${Math.round(this.retentionMs / 1000)} s); ` +
-      'a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store', {
+    this.logger.warn({
       reason: 'DONE_MARKER_EVICTED', key,
-    })
+    }, `[express-guanaitong] MemoryStore is full (maxEntries ${this.maxEntries}): evicted the done-marker of ` +
+      `${printable(key, 200)}, settled ${settledSec} s ago, before its retentionMs (${Math.round(this.retentionMs / 1000)} s); ` +
+      'a retry of that payment would run its handler again. Raise maxEntries, or use RedisStore or a SQL store')
   }
 }
 
@@ -336,4 +336,18 @@ function newOwner(): string {
  */
 function flatten(key: string): string {
   return JSON.parse(JSON.stringify(key)) as string
+}
+
+/** Options of `new MemoryStore()`. */
+export interface MemoryStoreOptions extends StoreOptions {
+  /**
+   * The most keys held; when full, a new key evicts the oldest done-marker (or released key), even
+   * one younger than `retentionMs`: a retry of that payment then runs the handler again. Each such
+   * eviction is logged as a warning and counted (`guanaitong.store.evictions`). Default 100 000.
+   */
+  maxEntries?: number
+  /** Where the eviction warnings go; the router passes its own `logger` to the store it creates. Default: the console. */
+  logger?: Logger
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
 }

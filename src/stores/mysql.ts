@@ -1,4 +1,4 @@
-import type { MysqlConnectionLike, MysqlPoolLike, MysqlStoreOptions } from '../kernel/types'
+import type { MysqlConnectionLike, MysqlPoolLike, MysqlStoreOptions } from './sql/types'
 import { MYSQL_STORE_RULES } from '../kernel/validate'
 import { mysql } from './sql/dialect'
 import { mysqlDriver } from './sql/drivers'

@@ -1,4 +1,4 @@
-import type { PgClientLike, PgPoolLike, PostgresStoreOptions } from '../kernel/types'
+import type { PgClientLike, PgPoolLike, PostgresStoreOptions } from './sql/types'
 import { POSTGRES_STORE_RULES } from '../kernel/validate'
 import { postgres } from './sql/dialect'
 import { pgDriver } from './sql/drivers'

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import { ConfigError, errorMessage, GuanaitongError } from '../kernel/errors'
-import type { RedisClientLike } from '../kernel/types'
 
 
 /** A Lua script with its SHA1, so it can be run by EVALSHA. */
@@ -156,4 +155,18 @@ function turnWrites(c: Record<string, unknown>): () => void {
 function isNoScript(err: unknown): boolean {
   const message = err instanceof Error ? err.message : typeof err === 'string' ? err : ''
   return message.startsWith('NOSCRIPT') || message.includes('NOSCRIPT ')
+}
+
+/**
+ * A Redis client this package can use: an ioredis `Redis` or `Cluster` (v5), or a node-redis
+ * client or cluster (`redis` v4, v5 or v6, connected). Neither library is imported: the store
+ * only calls the client's EVALSHA and EVAL (and, with `waitReplicas`, sends WAIT through an
+ * ioredis pipeline or node-redis `sendCommand`).
+ */
+export interface RedisClientLike {
+  /** ioredis: `evalsha(sha, numKeys, ...keys, ...args)`. */
+  evalsha?: (...args: any[]) => unknown
+  /** node-redis: `evalSha(sha, { keys, arguments })`. */
+  evalSha?: (...args: any[]) => unknown
+  eval?: (...args: any[]) => unknown
 }

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { GuanaitongError, ParamError } from '../kernel/errors'
-import type { CachedToken, RedisTokenCacheOptions, TokenCache } from '../kernel/types'
+import type { CachedToken, TokenCache } from '../kernel/types'
 import { checkOptions, MAX_DURATION_MS, REDIS_TOKEN_CACHE_RULES } from '../kernel/validate'
-import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
+import { LuaScript, redisAdapter, type RedisAdapter, type RedisClientLike } from './redis-adapter'
 
 
 const GET = new LuaScript(`return redis.call('GET', KEYS[1])`)
@@ -157,4 +157,26 @@ function isCachedToken(value: unknown): value is CachedToken {
   return typeof t.token === 'string' && t.token !== '' &&
     typeof t.expiresAt === 'number' && Number.isFinite(t.expiresAt) &&
     typeof t.refreshAt === 'number' && Number.isFinite(t.refreshAt)
+}
+
+/** Options of `new RedisTokenCache()`. */
+export interface RedisTokenCacheOptions {
+  /** A ready ioredis client or a connected node-redis client, as for `RedisStore`. */
+  client: RedisClientLike
+  /**
+   * Prefix of the two keys used (`<prefix>current`, `<prefix>lock`). Default "gat:token:".
+   * Use one per application when several share a Redis, e.g. `gat:token:${appId}:`.
+   */
+  prefix?: string
+  /**
+   * How long a refresh may hold the fleet-wide lock, ms. Default 10 000. Keep it at least the
+   * client's `timeoutMs`: a fetch that outlives the lock lets another instance fetch too.
+   */
+  lockMs?: number
+  /** How long an instance waits for another instance's refresh before failing, ms. Default lockMs + 5 000. */
+  waitMs?: number
+  /** How often a waiting instance looks for the new token, ms. Default 50. */
+  pollMs?: number
+  /** Clock in ms, for tests. Default `Date.now`. */
+  now?: () => number
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { DEFAULTS } from '../kernel/defaults'
 import { ConfigError, GuanaitongError } from '../kernel/errors'
-import type { ClaimResult, CrossCheck, NotifyStore, PeekResult, RedisStoreOptions, UnsettledLedger, UnsettledRecord } from '../kernel/types'
+import type { ClaimResult, CrossCheck, NotifyStore, PeekResult, StoreOptions, UnsettledLedger, UnsettledRecord } from '../kernel/types'
 import { checkKey, checkOptions, REDIS_STORE_RULES } from '../kernel/validate'
-import { LuaScript, redisAdapter, type RedisAdapter } from './redis-adapter'
+import { LuaScript, redisAdapter, type RedisAdapter, type RedisClientLike } from './redis-adapter'
 import { TurnBatch } from './turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from './unsettled-record'
 
@@ -323,3 +323,35 @@ function unexpectedReply(reply: unknown): GuanaitongError {
   return new GuanaitongError(`RedisStore: unexpected reply from Redis: ${String(reply).slice(0, 80)}`, 'STORE_FAILED')
 }
 
+/** Options of `new RedisStore()`. */
+export interface RedisStoreOptions extends StoreOptions {
+  /**
+   * A ready ioredis client (`new Redis(url)`, or a `Cluster`) or a connected node-redis client
+   * (`await createClient({ url }).connect()`). The store does not connect or close it.
+   *
+   * Make it fail fast: a notification is answered `fail` on a store error and Guanaitong
+   * retries, which beats hanging until the router's `storeTimeoutMs`. With ioredis:
+   * `new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 1000 })`
+   * (`maxRetriesPerRequest: 0` fails faster still). With node-redis:
+   * `createClient({ url, disableOfflineQueue: true, socket: { connectTimeout: 1000 } })`.
+   */
+  client: RedisClientLike
+  /** Prefix of every key. Default "gat:". Use one per application when several share a Redis. */
+  prefix?: string
+  /**
+   * Replicas that must acknowledge a done-marker (Redis `WAIT`) before `complete` resolves, so a
+   * `success` answered to Guanaitong survives a failover. Default 0: no wait; replication is
+   * asynchronous and a primary lost right after `complete` can take the marker with it. When
+   * fewer acknowledge within `waitTimeoutMs`, `complete` rejects (`STORE_NOT_REPLICATED`); the
+   * router logs it and still answers `success`, because the handler has run.
+   * See docs/redis-cluster.md.
+   */
+  waitReplicas?: number
+  /**
+   * How long `complete` waits for `waitReplicas`, ms. Default 100. WAIT holds the connection it
+   * runs on: while a shard lacks replicas, each `complete` there takes this long and the commands
+   * queued behind it on that connection wait too. Keep it small, and below the client's command
+   * timeout. Only with `waitReplicas`.
+   */
+  waitTimeoutMs?: number
+}

@@ -3,7 +3,8 @@ import { ConfigError, GatError, OUTER_TRADE_NO_EXISTS_CODE, ParamError, TOKEN_IN
 import { createClient, MemoryTokenCache } from '../../src/client/index'
 import { verifySign } from '../../src/kernel/signature'
 import { createSandbox, PAY_PATH as PAY, TOKEN_PATH as TOKEN, type RespondWithOptions, type Sandbox } from '../../src/testing/sandbox'
-import type { ClientOptions, Logger, PayParams } from '../../src/kernel/types'
+import type { Logger, PayParams } from '../../src/kernel/types'
+import type { ClientOptions } from '../../src/client/options'
 import { caught, sandboxLog } from '../helpers'
 
 const T0 = 1_700_000_000_000

@@ -11,7 +11,7 @@ const T0 = 1_700_000_000_000
 function recordingLogger(): Log & { warnings: string[] } {
   const warnings: string[] = []
   const none = () => {}
-  return { warnings, debug: none, info: none, warn: (m) => warnings.push(m), error: none }
+  return { warnings, debug: none, info: none, warn: (_fields, m) => warnings.push(m), error: none }
 }
 
 /** A cache without `refresh`, so the manager must de-duplicate on its own. */

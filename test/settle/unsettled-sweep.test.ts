@@ -13,7 +13,8 @@ import {
 } from '../../src/core/settle/unsettled'
 import { notificationKey } from '../../src/core/settle/key'
 import { MemoryStore } from '../../src/stores/memory'
-import type { Notification, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
+import type { Notification, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../src/kernel/types'
+import type { SweepOptions } from '../../src/core/settle/unsettled'
 import { APP_ID, recordingLogger, sleep } from '../helpers'
 
 const NOW = 1_700_000_000_000

@@ -8,7 +8,7 @@ import { expect } from 'chai'
 import { EventEmitter } from 'node:events'
 import { ConfigError, GuanaitongError } from '../../src/kernel/errors'
 import { PostgresStore } from '../../src/stores/postgres'
-import type { SqlDriver, SqlResult } from '../../src/kernel/types'
+import type { SqlDriver, SqlResult } from '../../src/stores/sql/types'
 import { checkTable, DEFAULT_TABLE, mysql, postgres } from '../../src/stores/sql/dialect'
 import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
 

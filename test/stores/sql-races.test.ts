@@ -4,7 +4,8 @@
  * a chosen point.
  */
 import { expect } from 'chai'
-import type { SqlDriver, TransactionalResult } from '../../src/kernel/types'
+import type { TransactionalResult } from '../../src/kernel/types'
+import type { SqlDriver } from '../../src/stores/sql/types'
 import { sleep } from '../helpers'
 import { SQL_KINDS, sqlTarget, uniqueTable } from './sql-helpers'
 

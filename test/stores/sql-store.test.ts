@@ -6,7 +6,8 @@
 import { expect } from 'chai'
 import { ConfigError, GuanaitongError, ParamError } from '../../src/kernel/errors'
 import { MysqlStore, PostgresStore } from '../../src/stores'
-import type { SqlDriver, TransactionalStore } from '../../src/kernel/types'
+import type { TransactionalStore } from '../../src/kernel/types'
+import type { SqlDriver } from '../../src/stores/sql/types'
 import { mysqlPool, pgPool, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 const TARGETS = sqlTargets()

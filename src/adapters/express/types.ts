@@ -1,6 +1,6 @@
 /**
  * The options of the Express entry point, their callbacks given Express's `Request` (the
- * framework-neutral forms take the request type as a parameter: src/kernel/types.ts). No
+ * framework-neutral forms take the request type as a parameter: src/kernel/options.ts). No
  * `Req` parameter here: scripts/cjs-entry.ts copies type parameters, defaults included, into
  * the CommonJS declarations, where `Request` would name the web Request instead.
  */

@@ -28,6 +28,6 @@ export function notifyResponse(outcome: SettleOutcome, logger: Log, outerTradeNo
   const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' }
   if (outcome.answer === 'success') return { status: 200, headers, body: 'success' }
   const { rejection } = outcome
-  logger[rejection.level](rejection.message, { outerTradeNo, reason: rejection.reason, ...rejection.context })
+  logger[rejection.level]({ outerTradeNo, reason: rejection.reason, ...rejection.context }, rejection.message)
   return { status: rejection.status, headers: closingHeaders(rejection.reason, headers), body: 'fail' }
 }

@@ -50,10 +50,10 @@ function settlesOnPay<Req>(options: PayRouteOptions, logger: Log): SettleAnswer<
     const { rejection } = outcome
     // A mismatch is not settled by the notification either: it repeats there, and needs a person.
     const mismatch = rejection.reason === 'ORDER_MISMATCH'
-    logger[mismatch ? 'error' : 'warn'](`[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
-      `(${rejection.reason}: ${rejection.detail}); ${mismatch ? 'onMismatch was called' : 'the notification will settle it'}`, {
+    logger[mismatch ? 'error' : 'warn']({
       ...rejection.context, reason: rejection.reason, outerTradeNo: params.outer_trade_no, tradeNo, source: 'pay',
-    })
+    }, `[express-guanaitong] ${params.outer_trade_no} was paid (trade ${tradeNo}) but not settled from the pay answer ` +
+      `(${rejection.reason}: ${rejection.detail}); ${mismatch ? 'onMismatch was called' : 'the notification will settle it'}`)
     return rejection.reason
   }
 }
@@ -78,9 +78,9 @@ function watchesPay(options: PayRouteOptions, logger: Log): WatchPay | undefined
       payment = paymentFromPayAnswer(appId, params, tradeNo ?? '', since)
     } catch (err) {
       // The client checked the amount before sending, so this is a bug; the pay is logged whole.
-      logger.error(`[express-guanaitong] could not record the unsettled pay ${params.outer_trade_no}: ${errorMessage(err)}`, {
+      logger.error({
         reason: 'STORE_FAILED', outerTradeNo: params.outer_trade_no, unsettledReason: reason, tradeNo,
-      })
+      }, `[express-guanaitong] could not record the unsettled pay ${params.outer_trade_no}: ${errorMessage(err)}`)
       return
     }
     await watchUnsettled(store, {
@@ -103,7 +103,7 @@ function refusalResponse(rejection: PayRejection, logger: Log): CoreResponse {
   const response = jsonResponse(rejection.status, rejection.body)
   try {
     // A body's parse error can quote the body: escaped, a body cannot write a log line of its own.
-    logger[rejection.level](printable(rejection.message, 300), rejection.context)
+    logger[rejection.level](rejection.context, printable(rejection.message, 300))
   } catch {
     // Nothing left to tell anyone.
   }
@@ -121,7 +121,7 @@ export function createPayHandler<Req>(options: PayRouteOptions<unknown, Req>) {
   const forms = options.payFormBodies ?? false
   const logger = toLogger(options.logger)
   if (!notifyUrl) {
-    logger.warn('[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
+    logger.warn({}, '[express-guanaitong] the pay route sends no notify_url (notifyUrl is not set): Guanaitong will not notify ' +
       'this shop of these payments, and only the pay answer tells what happened')
   }
   const prepare = preparePayment && ((req: Req) => (params: PayRequestFields) => preparePayment(req, params))

@@ -91,9 +91,9 @@ export async function releaseClaim(claim: HeldClaim, logger: Log): Promise<void>
     await traceStep('guanaitong.store.release',
       () => storeCall('release', claim.key, claim.storeTimeoutMs, () => claim.store.release(claim.key, claim.owner)))
   } catch (err) {
-    logger.error(`[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`, {
+    logger.error({
       outerTradeNo: claim.outerTradeNo, reason: 'STORE_FAILED', key: claim.key, error: errorMessage(err),
-    })
+    }, `[express-guanaitong] could not release ${claim.key}; a retry can run once its lease expires`)
   }
 }
 
@@ -117,9 +117,9 @@ export function keepLease(claim: HeldClaim, logger: Log, maxMs: number): () => v
   const again = (delay: number) => {
     if (!timer) return
     if (Date.now() + delay > giveUpAt) {
-      logger.warn(`[express-guanaitong] handler for ${claim.key} still running after ${maxMs} ms; no longer renewing its lease`, {
+      logger.warn({
         outerTradeNo: claim.outerTradeNo, reason: 'HANDLER_TIMEOUT', key: claim.key,
-      })
+      }, `[express-guanaitong] handler for ${claim.key} still running after ${maxMs} ms; no longer renewing its lease`)
       return
     }
     timer = setTimeout(renew, delay).unref()
@@ -130,14 +130,14 @@ export function keepLease(claim: HeldClaim, logger: Log, maxMs: number): () => v
     new Promise<unknown>((resolve) => resolve(extend(claim.key, claim.owner))).then(
       (owned) => {
         if (owned === true) return again(every)
-        logger.warn(`[express-guanaitong] lease on ${claim.key} was lost while the handler ran`, {
+        logger.warn({
           outerTradeNo: claim.outerTradeNo, reason: 'LEASE_LOST', key: claim.key,
-        })
+        }, `[express-guanaitong] lease on ${claim.key} was lost while the handler ran`)
       },
       (err: unknown) => {
-        logger.warn(`[express-guanaitong] could not extend the lease on ${claim.key}; trying again`, {
+        logger.warn({
           outerTradeNo: claim.outerTradeNo, reason: 'LEASE_RENEWAL_FAILED', key: claim.key, error: errorMessage(err),
-        })
+        }, `[express-guanaitong] could not extend the lease on ${claim.key}; trying again`)
         again(retry)
       },
     )

@@ -8,7 +8,7 @@ import type { Log } from '../../observe/log'
  */
 export function fireHook(logger: Log, outerTradeNo: string, name: string, hook: () => unknown): void {
   const failed = (err: unknown) => {
-    logger.error(`[express-guanaitong] ${name} threw: ${errorMessage(err)}`, { outerTradeNo, reason: 'HOOK_FAILED', hook: name })
+    logger.error({ outerTradeNo, reason: 'HOOK_FAILED', hook: name }, `[express-guanaitong] ${name} threw: ${errorMessage(err)}`)
   }
   try {
     Promise.resolve(hook()).catch(failed)

@@ -242,9 +242,9 @@ export function createSettlement(options: SettleOptions) {
     await checkOrder(n, s.req, ctx)
     const handler = n.tradeNo === '' ? onPayFailed : onPaid
     if (handler) await handler(n, s.req, ctx)
-    else logger.warn(`[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`, {
+    else logger.warn({
       outerTradeNo: n.outerTradeNo, reason: 'PAY_FAILED_UNHANDLED',
-    })
+    }, `[express-guanaitong] payment ${n.outerTradeNo} failed at Guanaitong (no onPayFailed set)`)
   }
 
   async function checkOrder(n: Notification, req: ShopRequest, ctx: SettleContext): Promise<void> {
@@ -270,10 +270,10 @@ export function createSettlement(options: SettleOptions) {
       'paid-after-failed': 'a payment for an order a failure notice was received for: onPaid ran',
       'differs-from-settled': `a duplicate that differs from what settled (${fields.join(', ')}): acknowledged, nothing run`,
     }[problem]
-    logger.error(`[express-guanaitong] ${what}, for ${printable(n.outerTradeNo, 64)}; check it with Guanaitong`, {
+    logger.error({
       reason: 'CHANNEL_MISMATCH', problem, source: s.source, outerTradeNo: n.outerTradeNo, tradeNo: n.tradeNo,
       totalAmount: n.totalAmount, buyerOpenId: n.buyerOpenId, settled, fields,
-    })
+    }, `[express-guanaitong] ${what}, for ${printable(n.outerTradeNo, 64)}; check it with Guanaitong`)
     if (onMismatch) {
       const mismatch: ChannelMismatch = { problem, notification: n, source: s.source, settled, fields }
       fireHook(logger, n.outerTradeNo, 'onMismatch', () => onMismatch(mismatch, s.req))
@@ -283,9 +283,9 @@ export function createSettlement(options: SettleOptions) {
   function duplicate(s: Settlement): SettleOutcome {
     // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
     const what = s.source === 'pay' ? 'settlement' : 'notification'
-    logger.debug?.(`[express-guanaitong] duplicate ${what} for ${s.notification.outerTradeNo}: settled before, acknowledged without running the handler`, {
+    logger.debug?.({
       outerTradeNo: s.notification.outerTradeNo, reason: 'DUPLICATE', source: s.source,
-    })
+    }, `[express-guanaitong] duplicate ${what} for ${s.notification.outerTradeNo}: settled before, acknowledged without running the handler`)
     return DUPLICATE
   }
 
@@ -296,14 +296,14 @@ export function createSettlement(options: SettleOptions) {
   async function markDone(claim: HeldClaim, n: Notification): Promise<void> {
     try {
       if (!(await completeClaim(claim))) {
-        logger.warn(`[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +
-          'another request may have run it too (raise the store lease, or keep onPaid idempotent on tradeNo)', {
+        logger.warn({
           outerTradeNo: n.outerTradeNo, reason: 'LEASE_LOST',
-        })
+        }, `[express-guanaitong] lease on ${n.outerTradeNo} expired before the handler finished; ` +
+          'another request may have run it too (raise the store lease, or keep onPaid idempotent on tradeNo)')
       }
     } catch {
-      logger.error(`[express-guanaitong] handler finished for ${n.outerTradeNo} but the done-marker was not stored; ` +
-        'a later duplicate may run it again', { reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo })
+      logger.error({ reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo }, `[express-guanaitong] handler finished for ${n.outerTradeNo} but the done-marker was not stored; ` +
+        'a later duplicate may run it again')
     }
   }
 }

@@ -7,9 +7,7 @@ import { toLogger, type Log } from '../../observe/log'
 import { DEFAULTS } from '../../kernel/defaults'
 import { causeMessage, errorMessage, GuanaitongError } from '../../kernel/errors'
 import { withTimeout } from '../../kernel/timeout'
-import type {
-  Notification, NotifyStore, SettleStore, SweepOptions, TransactionalStore, UnsettledLedger, UnsettledRecord,
-} from '../../kernel/types'
+import type { Logger, Notification, NotifyStore, SettleStore, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../kernel/types'
 import { claimKey, releaseClaim } from './claim'
 import { notificationKey } from './key'
 
@@ -34,10 +32,10 @@ export async function watchUnsettled(store: UnsettledLedger, record: UnsettledRe
   try {
     await bounded(() => store.watchUnsettled(record), storeTimeoutMs)
   } catch (err) {
-    logger.error(`[express-guanaitong] could not record the unsettled pay ${record.outerTradeNo} (${record.reason}): ` +
-      `${causeMessage(err)}; nobody will be told if it stays unsettled: check it by hand`, {
+    logger.error({
       reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo, unsettled: { ...record },
-    })
+    }, `[express-guanaitong] could not record the unsettled pay ${record.outerTradeNo} (${record.reason}): ` +
+      `${causeMessage(err)}; nobody will be told if it stays unsettled: check it by hand`)
   }
 }
 
@@ -50,9 +48,9 @@ export function forgetUnsettled(store: SettleStore | undefined, n: Notification,
   if (!hasUnsettledLedger(store)) return
   const key = unsettledKey(n)
   Promise.resolve().then(() => store.resolveUnsettled(key)).catch((err: unknown) => {
-    logger.warn(`[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}`, {
+    logger.warn({
       reason: 'STORE_FAILED', outerTradeNo: n.outerTradeNo,
-    })
+    }, `[express-guanaitong] could not remove the settled ${n.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}`)
   })
 }
 
@@ -153,23 +151,23 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       state = await settledMeanwhile(options.store, record, logger, storeTimeoutMs)
     } catch (err) {
-      logger.error(`[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${causeMessage(err)}; ` +
-        `it comes due again ${leaseMs} ms after this sweep took it`, { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
+      logger.error({ reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] could not check whether ${record.outerTradeNo} was settled: ${causeMessage(err)}; ` +
+        `it comes due again ${leaseMs} ms after this sweep took it`)
       return false
     }
     if (state === 'busy') return false
     if (state === 'settled') {
-      logger.debug?.(`[express-guanaitong] ${record.outerTradeNo} was settled after all; dropped from the unsettled ledger`, {
+      logger.debug?.({
         outerTradeNo: record.outerTradeNo,
-      })
+      }, `[express-guanaitong] ${record.outerTradeNo} was settled after all; dropped from the unsettled ledger`)
       await resolve(record)
       return false
     }
     try {
       await bounded(() => options.onUnsettled({ ...record }), hookTimeoutMs, 'HANDLER_TIMEOUT')
     } catch (err) {
-      logger.error(`[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${causeMessage(err)}; ` +
-        `it comes due again ${leaseMs} ms after this sweep took it`, { hook: 'onUnsettled', outerTradeNo: record.outerTradeNo })
+      logger.error({ hook: 'onUnsettled', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] onUnsettled failed for ${record.outerTradeNo}: ${causeMessage(err)}; ` +
+        `it comes due again ${leaseMs} ms after this sweep took it`)
       return false
     }
     await resolve(record)
@@ -181,8 +179,8 @@ export async function sweepUnsettled(options: SweepOptions): Promise<UnsettledRe
     try {
       await bounded(() => store.resolveUnsettled(record.key), storeTimeoutMs)
     } catch (err) {
-      logger.warn(`[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}; ` +
-        'a later sweep may report it again', { reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo })
+      logger.warn({ reason: 'STORE_FAILED', outerTradeNo: record.outerTradeNo }, `[express-guanaitong] could not remove ${record.outerTradeNo} from the unsettled ledger: ${causeMessage(err)}; ` +
+        'a later sweep may report it again')
     }
   }
 }
@@ -211,7 +209,7 @@ export function startSweeping(options: SweepOptions & { everyMs: number }): () =
     if (running) return
     running = sweepUnsettled(options).then(() => undefined, (err: unknown) => {
       // A GuanaitongError: its message names the package already.
-      logger.error(errorMessage(err), { reason: 'STORE_FAILED' })
+      logger.error({ reason: 'STORE_FAILED' }, errorMessage(err))
     }).finally(() => { running = null })
   }, options.everyMs)
   timer.unref()
@@ -219,4 +217,24 @@ export function startSweeping(options: SweepOptions & { everyMs: number }): () =
     clearInterval(timer)
     await running
   }
+}
+
+/** Options of `sweepUnsettled()`. */
+export interface SweepOptions {
+  /** The store the router uses; it must keep the unsettled ledger (every store of this package does). */
+  store: SettleStore & UnsettledLedger
+  /** Called once per record still unsettled at its deadline. Throw (or take longer than `hookTimeoutMs`) to have it reported again later. */
+  onUnsettled: (record: UnsettledRecord) => unknown
+  /** Clock in ms. Default `Date.now`. */
+  now?: () => number
+  /** Most records this sweep takes. Default 100. */
+  limit?: number
+  /** Where failures are logged. Default `console`. */
+  logger?: Logger
+  /** Longest `onUnsettled` may take before it counts as failed, ms. Default 30 000. */
+  hookTimeoutMs?: number
+  /** How much later a record that could not be reported is taken again, ms (after the sweep's own time bound for it). Default 300 000. */
+  retryAfterMs?: number
+  /** Longest a store call may take, ms. Default 5 000. */
+  storeTimeoutMs?: number
 }

@@ -4,7 +4,7 @@
  * The algorithm that runs them is written once, in sql-store.ts.
  */
 import { ConfigError, GuanaitongError } from '../../kernel/errors'
-import type { SqlResult, SqlRow } from '../../kernel/types'
+import type { SqlResult, SqlRow } from './types'
 
 /**
  * What a claim script answered: done (with its memo), busy, claimed (the transaction is open), or

@@ -4,9 +4,7 @@
  */
 import type { EventEmitter } from 'node:events'
 import { errorMessage, GuanaitongError, ParamError } from '../../kernel/errors'
-import type {
-  MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction,
-} from '../../kernel/types'
+import type { MysqlConnectionLike, MysqlPoolLike, PgClientLike, PgPoolLike, SqlDriver, SqlResult, SqlTransaction } from './types'
 
 /**
  * A pooled connection the store drives itself, for the package's own drivers: it sends its own

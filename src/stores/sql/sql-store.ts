@@ -1,8 +1,7 @@
 import { DEFAULTS } from '../../kernel/defaults'
 import { causeMessage, GuanaitongError, ParamError } from '../../kernel/errors'
-import type {
-  PeekResult, SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord,
-} from '../../kernel/types'
+import type { PeekResult, TransactionalResult, TransactionalStore, UnsettledLedger, UnsettledRecord } from '../../kernel/types'
+import type { SqlDriver, SqlRow, SqlStoreOptions, SqlTransaction } from './types'
 import { checkKey, checkOptions, checkPoolOrDriver, type Rules } from '../../kernel/validate'
 import { TurnBatch } from '../turn-batch'
 import { checkLedgerKey, checkLimit, checkTake, checkUnsettledRecord, decodeUnsettled, encodeUnsettled } from '../unsettled-record'

@@ -1,0 +1,152 @@
+/**
+ * The core's one body reader, fed each kind of body an adapter hands it: a Node stream, a web
+ * `ReadableStream` (the fetch adapter), any async iterable of bytes. Same limits, same codes.
+ */
+import { expect } from 'chai'
+import { PassThrough, Readable } from 'node:stream'
+import { gzipSync, deflateSync } from 'node:zlib'
+import { BodyReadError, readBody, type CoreHeaders } from '../../src/core/http'
+
+const LIMIT = 1024
+const bytes = (text: string) => new TextEncoder().encode(text)
+
+/** A web stream of these chunks; `fail` errors it after them, `hold` leaves it open after them. */
+function webStream(chunks: Uint8Array[], end: 'close' | 'fail' | 'hold' = 'close'): { stream: ReadableStream<Uint8Array>; cancelled: () => boolean } {
+  let cancelled = false
+  let i = 0
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i < chunks.length) return controller.enqueue(chunks[i++])
+      if (end === 'close') controller.close()
+      else if (end === 'fail') controller.error(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))
+      else return new Promise(() => {})
+    },
+    cancel() { cancelled = true },
+  })
+  return { stream, cancelled: () => cancelled }
+}
+
+async function* iterable(chunks: Uint8Array[]): AsyncIterable<Uint8Array> {
+  for (const chunk of chunks) yield chunk
+}
+
+const kinds = {
+  'a web ReadableStream': (chunks: Uint8Array[]) => webStream(chunks).stream,
+  'a Node stream': (chunks: Uint8Array[]) => Readable.from(chunks.map((c) => Buffer.from(c)), { objectMode: false }),
+  'an async iterable': (chunks: Uint8Array[]) => iterable(chunks),
+}
+
+async function failure(read: Promise<unknown>): Promise<BodyReadError> {
+  try {
+    await read
+  } catch (err) {
+    expect(err).to.be.instanceOf(BodyReadError)
+    return err as BodyReadError
+  }
+  throw new Error('the read did not fail')
+}
+
+const read = (rawBody: AsyncIterable<Uint8Array>, headers: CoreHeaders = {}, timeoutMs = 2000) =>
+  readBody({ method: 'POST', headers, rawBody, request: null }, LIMIT, timeoutMs)
+
+describe('core/http readBody', () => {
+  for (const [kind, make] of Object.entries(kinds)) {
+    describe(`from ${kind}`, () => {
+      it('joins the chunks, whatever their number', async () => {
+        expect((await read(make([bytes('a=1')]))).toString()).to.equal('a=1')
+        expect((await read(make([bytes('a=1'), bytes('&b='), bytes('2')]))).toString()).to.equal('a=1&b=2')
+        expect((await read(make([]))).length).to.equal(0)
+      })
+
+      it('a body over the limit in one chunk → entity.too.large (BODY_TOO_LARGE)', async () => {
+        const err = await failure(read(make([new Uint8Array(LIMIT + 1)])))
+        expect([err.type, err.code]).to.deep.equal(['entity.too.large', 'BODY_TOO_LARGE'])
+      })
+
+      it('a body over the limit in many chunks → entity.too.large, at the chunk that crosses it', async () => {
+        const chunks = Array.from({ length: 9 }, () => new Uint8Array(128))
+        expect((await read(make(chunks.slice(0, 8)))).length).to.equal(LIMIT)
+        const err = await failure(read(make(chunks)))
+        expect(err.type).to.equal('entity.too.large')
+      })
+
+      it('exactly the limit is read', async () => {
+        expect((await read(make([new Uint8Array(LIMIT - 1), new Uint8Array(1)]))).length).to.equal(LIMIT)
+      })
+
+      it('gzip and deflate are inflated; the limit applies to the inflated bytes (a gzip bomb stops at it)', async () => {
+        expect((await read(make([gzipSync('a=1&b=2')]), { 'content-encoding': 'gzip' })).toString()).to.equal('a=1&b=2')
+        expect((await read(make([deflateSync('a=1')]), { 'content-encoding': 'DEFLATE' })).toString()).to.equal('a=1')
+        const bomb = gzipSync(Buffer.alloc(10_000_000, 'a'))
+        const split = [bomb.subarray(0, 10), bomb.subarray(10)]
+        expect((await failure(read(make(split), { 'content-encoding': 'gzip' }))).code).to.equal('BODY_TOO_LARGE')
+      })
+
+      it('a corrupt gzip body → body.unreadable (BAD_BODY)', async () => {
+        const err = await failure(read(make([bytes('not gzip at all')]), { 'content-encoding': 'gzip' }))
+        expect([err.type, err.code]).to.deep.equal(['body.unreadable', 'BAD_BODY'])
+      })
+
+      it('fewer bytes than Content-Length said → request.size.invalid (BAD_BODY)', async () => {
+        const err = await failure(read(make([bytes('a=1')]), { 'content-length': '10' }))
+        expect([err.type, err.code]).to.deep.equal(['request.size.invalid', 'BAD_BODY'])
+      })
+    })
+  }
+
+  it('a Content-Length over the limit fails before a byte is read, and leaves the stream alone (its socket carries the 413)', async () => {
+    const { stream, cancelled } = webStream([bytes('x')], 'hold')
+    const err = await failure(read(stream, { 'content-length': String(LIMIT + 1) }))
+    expect(err.code).to.equal('BODY_TOO_LARGE')
+    expect(cancelled()).to.equal(false)
+    expect(stream.locked).to.equal(false)
+  })
+
+  it('a Content-Length a fetch caller made up (not a number) is ignored', async () => {
+    expect((await read(iterable([bytes('a=1')]), { 'content-length': 'lots' })).toString()).to.equal('a=1')
+  })
+
+  it('an unsupported Content-Encoding → encoding.unsupported (UNSUPPORTED_MEDIA_TYPE)', async () => {
+    const err = await failure(read(iterable([bytes('x')]), { 'content-encoding': 'br' }))
+    expect([err.type, err.code]).to.deep.equal(['encoding.unsupported', 'UNSUPPORTED_MEDIA_TYPE'])
+  })
+
+  it('a web stream that errors mid-body (the client went away) → request.aborted (BAD_BODY)', async () => {
+    const err = await failure(read(webStream([bytes('a=1&')], 'fail').stream))
+    expect([err.type, err.code]).to.deep.equal(['request.aborted', 'BAD_BODY'])
+    expect(err.cause).to.have.property('code', 'ECONNRESET')
+  })
+
+  it('a gzip web stream that errors mid-body → request.aborted too (the error reaches the inflater)', async () => {
+    const zipped = gzipSync('a=1&b=2')
+    const err = await failure(read(webStream([zipped.subarray(0, 5)], 'fail').stream, { 'content-encoding': 'gzip' }))
+    expect(err.type).to.equal('request.aborted')
+  })
+
+  it('a Node stream destroyed mid-body → request.aborted', async () => {
+    const wire = new PassThrough()
+    wire.write('a=1&')
+    setTimeout(() => wire.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), 5)
+    expect((await failure(read(wire))).type).to.equal('request.aborted')
+  })
+
+  it('a body still arriving at the time-out → request.timeout (BODY_TIMEOUT), web stream and Node stream alike', async () => {
+    const web = await failure(read(webStream([bytes('a=1&')], 'hold').stream, {}, 30))
+    expect([web.type, web.code]).to.deep.equal(['request.timeout', 'BODY_TIMEOUT'])
+    const wire = new PassThrough()
+    wire.write('a=1&')
+    expect((await failure(read(wire, {}, 30))).code).to.equal('BODY_TIMEOUT')
+    expect(wire.destroyed, 'the socket is not cut: it carries the 408').to.equal(false)
+  })
+
+  it('a Node stream over the limit is left undestroyed (the answer still needs its socket)', async () => {
+    const wire = new PassThrough()
+    wire.write(Buffer.alloc(LIMIT + 10))
+    expect((await failure(read(wire))).code).to.equal('BODY_TOO_LARGE')
+    expect(wire.destroyed).to.equal(false)
+  })
+
+  it('no rawBody → an empty body', async () => {
+    expect((await readBody({ method: 'POST', headers: {}, request: null }, LIMIT, 10)).length).to.equal(0)
+  })
+})
