@@ -73,6 +73,18 @@ describe('the pay handler, called directly', () => {
       expect(json(res)).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
     })
 
+    it('a body declared by its length or by chunked encoding, with no Content-Type, is refused: 415; Content-Length 0 declares none', async () => {
+      const { handle, sent } = handler()
+      const body = () => Readable.from([Buffer.from(JSON.stringify(ORDER))])
+      for (const headers of [{ 'content-length': '80' }, { 'transfer-encoding': 'chunked' }]) {
+        const res = await handle({ method: 'POST', headers, rawBody: body(), request: {} })
+        expect({ status: res.status, code: json(res).code }, JSON.stringify(headers)).to.deep.equal({ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+      }
+      const empty = await handle({ method: 'POST', headers: { 'content-length': '0' }, rawBody: body(), request: {} })
+      expect(json(empty)).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
+      expect(sent).to.deep.equal([])
+    })
+
     it('takes what a parser before it produced, without reading the stream', async () => {
       const { handle, sent } = handler()
       const res = await handle(request('not json', 'application/json', { parsedBody: ORDER }))
