@@ -207,7 +207,7 @@ describe('the pay handler, called directly', () => {
     })
 
     it('a store that keeps no ledger: paid, time-out and all are answered as usual, nothing logged as a failure to record', async () => {
-      const store = { leaseMs: 60_000, retentionMs: 60_000, claim: async () => ({ status: 'claimed' as const, attempt: 1 }), complete: async () => true, release: async () => true }
+      const store = { leaseMs: 60_000, retentionMs: 60_000, claim: async () => ({ status: 'busy' as const }), complete: async () => true, release: async () => true }
       const { handle, logger } = handler({ appId: APP_ID, store })
       expect((await handle(request(JSON.stringify(ORDER)))).status).to.equal(200)
       expect(logger.reasons()).to.deep.equal([])
