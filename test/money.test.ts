@@ -70,7 +70,7 @@ describe('money', () => {
     it('writes 0 fen as "0.00", and refuses a negative or fractional number of fen with a ParamError', () => {
       expect(fenToAmount(0)).to.equal('0.00')
       for (const bad of [-1, 1.5, -0.5, NaN, Infinity, 2 ** 53]) {
-        expect(() => fenToAmount(bad), String(bad)).to.throw(ParamError)
+        expect(() => fenToAmount(bad), String(bad)).to.throw(ParamError).with.property('field', 'fen')
       }
     })
 
