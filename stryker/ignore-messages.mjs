@@ -8,11 +8,16 @@
  * code, the context fields that are logged with it, and the condition that raised it.
  *
  * Ignored:
- * - the message (2nd argument) of `new NotifyRejection(reason, message, context)`;
+ * - the message (2nd argument) of `new NotifyRejection(reason, message, context)`, and of the errors
+ *   that take their type or field first: `new BodyReadError(type, message)`, `new PayBodyError(type,
+ *   message)`, `new ParamError(field, rule)` (the code, type and field stay mutated);
  * - the message (1st argument) of `new SomethingError(message)`;
- * - the message (1st argument) of `logger.debug/info/warn/error(message, context)`.
+ * - the message (1st argument) of `logger.debug/info/warn/error(message, context)`, and of
+ *   `logger[level](message, context)` where the level is chosen at run time (the level stays mutated).
  */
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
+/** Constructors whose message is not their first argument: the position of the message. */
+const MESSAGE_AT = { NotifyRejection: 1, BodyReadError: 1, PayBodyError: 1, ParamError: 1 }
 const REASON = 'message text only: tests assert reason codes and answers, not wording (stryker/ignore-messages.mjs)'
 
 function calleeName(callee) {
@@ -26,11 +31,13 @@ function isMessageArgument(path) {
   const parent = path.parentPath
   const name = calleeName(parent.node.callee)
   if (parent.isNewExpression()) {
-    if (name === 'NotifyRejection') return path.key === 1
+    if (name !== undefined && Object.hasOwn(MESSAGE_AT, name)) return path.key === MESSAGE_AT[name]
     return name !== undefined && /Error$/.test(name) && path.key === 0
   }
   if (parent.isCallExpression()) {
-    return path.key === 0 && parent.node.callee.type === 'MemberExpression' && LOG_LEVELS.has(name)
+    const callee = parent.node.callee
+    if (path.key !== 0 || callee.type !== 'MemberExpression') return false
+    return LOG_LEVELS.has(name) || (callee.computed && callee.object.type === 'Identifier' && callee.object.name === 'logger')
   }
   return false
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai'
 import fc from 'fast-check'
-import { amountToFen, fenToAmount, MAX_FEN, MIN_FEN, normalizeAmount } from '../src/kernel/money'
+import { ParamError } from '../src/kernel/errors'
+import { amountToFen, decimalToFen, fenToAmount, MAX_FEN, MIN_FEN, normalizeAmount } from '../src/kernel/money'
 
 /**
  * Amounts whose decimal value has no exact binary double: 1.15 is stored as 1.149999…, so
@@ -37,6 +38,22 @@ describe('money', () => {
     })
   })
 
+  describe('decimalToFen (the shop order\'s amount, as a database prints it)', () => {
+    it('reads any number of decimals by value: "12.5000" and "12.5" are 1250 fen, "7" is 700', () => {
+      expect(decimalToFen('12.5000')).to.equal(1250n)
+      expect(decimalToFen('12.5')).to.equal(1250n)
+      expect(decimalToFen('7')).to.equal(700n)
+      expect(decimalToFen('0.01')).to.equal(1n)
+      expect(decimalToFen('99999999999.99')).to.equal(9_999_999_999_999n)
+    })
+
+    it('is null for a fraction of a fen and for anything but a plain decimal', () => {
+      for (const bad of ['12.505', '12.5001', '0.001', '', '.5', '1.', '-1.00', '+1', '1e2', ' 1.00', '1,00', 'NaN']) {
+        expect(decimalToFen(bad), JSON.stringify(bad)).to.equal(null)
+      }
+    })
+  })
+
   describe('fenToAmount', () => {
     for (const [amount, fen] of INEXACT) {
       it(`${fen} fen → "${amount}"`, () => {
@@ -48,6 +65,13 @@ describe('money', () => {
       expect(fenToAmount(1)).to.equal('0.01')
       expect(fenToAmount(430)).to.equal('4.30')
       expect(fenToAmount(1900)).to.equal('19.00')
+    })
+
+    it('writes 0 fen as "0.00", and refuses a negative or fractional number of fen with a ParamError', () => {
+      expect(fenToAmount(0)).to.equal('0.00')
+      for (const bad of [-1, 1.5, -0.5, NaN, Infinity, 2 ** 53]) {
+        expect(() => fenToAmount(bad), String(bad)).to.throw(ParamError).with.property('field', 'fen')
+      }
     })
 
     it('round-trips every amount in Guanaitong\'s range (property)', () => {

@@ -32,6 +32,10 @@ describe('parseForm', () => {
     expect(parseForm(b('r=%CE%E7%B2%CD+1'), formCharset('GB18030')).r).to.equal('午餐 1')
   })
 
+  it('decodes a GBK escape whose first digit is 0 (a line break in the reason)', () => {
+    expect(parseForm(b('r=%CE%E7%0A%B2%CD'), formCharset('gbk')).r).to.equal('午\n餐')
+  })
+
   it('reads a key without "=" at the very end as an empty value', () => {
     expect({ ...parseForm(b('a=1&flag')) }).to.deep.equal({ a: '1', flag: '' })
   })

@@ -86,6 +86,20 @@ describe('verifyFields', () => {
     expect(String(loud.context.canonical)).to.not.contain(SECRET)
   })
 
+  it('logs the key that holds a reserved character, as field, for a key and for a value', () => {
+    for (const input of [{ ...fields(), 'a&b': 'x' }, fields({ attach: 'x=1' })]) {
+      const r = rejection(input)
+      expect(r.reason).to.equal('RESERVED_CHARACTER')
+      expect(r.context).to.deep.equal({ field: Object.keys(input).find((k) => k === 'a&b' || k === 'attach') })
+    }
+  })
+
+  it('logs the order number and the algorithm of a signature notifySignTypes does not accept', () => {
+    const r = rejection(signNotification({ ...fields(), sign: undefined }, SECRET, 'sha256'), { ...config, algorithms: ['sha512'] })
+    expect(r.reason).to.equal('BAD_SIGN')
+    expect(r.context).to.deep.equal({ outerTradeNo: 'O1', signType: 'sha256' })
+  })
+
   it('logs the order number with a bad amount', () => {
     const r = rejection(fields({ total_amount: '0.00' }))
     expect(r.reason).to.equal('BAD_AMOUNT')

@@ -44,12 +44,14 @@ describe('payRejection', () => {
     })
 
     it('a 4xx the error asks for is answered with it: BAD_REQUEST, warn, the error\'s own code or type', () => {
-      const cases: [unknown, number, string][] = [
+      const cases: [unknown, number, string | number][] = [
         [Object.assign(new Error('entity too large'), { status: 413, type: 'entity.too.large' }), 413, 'entity.too.large'],
         // The package's own 4xx (the adapter refusing a content type): its code, its status from ERROR_STATUS.
         [new GuanaitongError('the pay route takes JSON bodies', 'UNSUPPORTED_MEDIA_TYPE'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
         // A shop's own error with a string code (GuanaitongError takes only the package's codes).
         [Object.assign(new Error('no such order'), { status: 404, code: 'ORDER_GONE' }), 404, 'ORDER_GONE'],
+        // …or a numeric one, kept as the number the shop's cashier page knows.
+        [Object.assign(new Error('already paid'), { status: 409, code: 40901 }), 409, 40901],
         [Object.assign(new Error('first of the range'), { status: 400 }), 400, ''],
         [Object.assign(new Error('last of the range'), { status: 499 }), 499, ''],
       ]

@@ -3,6 +3,7 @@
  * body, and what it records in the unsettled ledger, called directly with CoreRequests.
  */
 import { expect } from 'chai'
+import { tracingChannel } from 'node:diagnostics_channel'
 import { Readable } from 'node:stream'
 import { createPayHandler } from '../../src/core/pay/handler'
 import type { CoreRequest } from '../../src/core/http'
@@ -73,6 +74,18 @@ describe('the pay handler, called directly', () => {
       expect(json(res)).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
     })
 
+    it('a body declared by its length or by chunked encoding, with no Content-Type, is refused: 415; Content-Length 0 declares none', async () => {
+      const { handle, sent } = handler()
+      const body = () => Readable.from([Buffer.from(JSON.stringify(ORDER))])
+      for (const headers of [{ 'content-length': '80' }, { 'transfer-encoding': 'chunked' }]) {
+        const res = await handle({ method: 'POST', headers, rawBody: body(), request: {} })
+        expect({ status: res.status, code: json(res).code }, JSON.stringify(headers)).to.deep.equal({ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
+      }
+      const empty = await handle({ method: 'POST', headers: { 'content-length': '0' }, rawBody: body(), request: {} })
+      expect(json(empty)).to.include({ code: 'INVALID_PARAM', field: 'outer_trade_no' })
+      expect(sent).to.deep.equal([])
+    })
+
     it('takes what a parser before it produced, without reading the stream', async () => {
       const { handle, sent } = handler()
       const res = await handle(request('not json', 'application/json', { parsedBody: ORDER }))
@@ -106,6 +119,13 @@ describe('the pay handler, called directly', () => {
       const { handle, sent } = handler({ payFormBodies: true })
       const res = await handle(request(form(DEFAULTS.payParameterLimit + 1), 'application/x-www-form-urlencoded'))
       expect({ status: res.status, code: json(res).code }).to.deep.equal({ status: 413, code: 'parameters.too.many' })
+      expect(sent).to.deep.equal([])
+    })
+
+    it('still only JSON or a form: text/plain → 415, nothing sent', async () => {
+      const { handle, sent } = handler({ payFormBodies: true })
+      const res = await handle(request(new URLSearchParams(ORDER).toString(), 'text/plain'))
+      expect({ status: res.status, code: json(res).code }).to.deep.equal({ status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' })
       expect(sent).to.deep.equal([])
     })
 
@@ -168,22 +188,74 @@ describe('the pay handler, called directly', () => {
     it('settled on the answer: answered settled: true, and nothing recorded', async () => {
       const store = new MemoryStore()
       const paid: string[] = []
-      const { handle } = handler({ appId: APP_ID, store, onPaid: (p: { outerTradeNo: string }) => { paid.push(p.outerTradeNo) } } as Partial<PayRouteOptions>)
+      const { handle, logger } = handler({ appId: APP_ID, store, onPaid: (p: { outerTradeNo: string }) => { paid.push(p.outerTradeNo) } } as Partial<PayRouteOptions>)
       const res = await handle(request(JSON.stringify(ORDER)))
       expect(json(res)).to.deep.equal({ trade_no: 'T2024000001', outer_trade_no: 'O100001', settled: true })
       expect(paid).to.deep.equal(['O100001'])
       expect(await listUnsettled(store)).to.deep.equal([])
+      expect(logger.reasons()).to.deep.equal([])
     })
 
-    it('without an appId there is no settlement key: nothing is recorded', async () => {
+    it('without an appId there is no settlement key: nothing is recorded, and nothing logged as a failure to record', async () => {
+      for (const appId of [undefined, '']) {
+        const store = new MemoryStore()
+        const { handle, logger } = handler({ store, appId })
+        expect((await handle(request(JSON.stringify(ORDER)))).status).to.equal(200)
+        expect(await listUnsettled(store)).to.deep.equal([])
+        expect(logger.reasons()).to.deep.equal([])
+      }
+    })
+
+    it('a store that keeps no ledger: paid, time-out and all are answered as usual, nothing logged as a failure to record', async () => {
+      const store = { leaseMs: 60_000, retentionMs: 60_000, claim: async () => ({ status: 'busy' as const }), complete: async () => true, release: async () => true }
+      const { handle, logger } = handler({ appId: APP_ID, store })
+      expect((await handle(request(JSON.stringify(ORDER)))).status).to.equal(200)
+      expect(logger.reasons()).to.deep.equal([])
+      const timeout = new GatError({ kind: 'timeout', code: null, msg: 'no answer', status: 0, path: '/pay' })
+      const late = handler({}, async () => { throw timeout })
+      expect((await late.handle(request(JSON.stringify(ORDER)))).status).to.equal(504)
+    })
+
+    it('a ledger slower than a tick but within the default storeTimeoutMs still records the pay', async () => {
       const store = new MemoryStore()
-      const { handle } = handler({ store })
+      const watch = store.watchUnsettled.bind(store)
+      store.watchUnsettled = async (record) => { await new Promise((r) => setTimeout(r, 30)); return watch(record) }
+      const { handle, logger } = handler({ appId: APP_ID, store })
+      expect((await handle(request(JSON.stringify(ORDER)))).status).to.equal(200)
+      expect((await listUnsettled(store)).map((r) => r.reason)).to.deep.equal(['AWAITING_NOTIFICATION'])
+      expect(logger.reasons()).to.deep.equal([])
+    })
+
+    it('a pay whose amount cannot become a payment (a custom client that checks nothing) is answered, and logged STORE_FAILED with the order', async () => {
+      const store = new MemoryStore()
+      const { handle, logger } = handler({ appId: APP_ID, store, preparePayment: (req, p) => ({ ...prepared(req, p), total_amount: '1.005' }) })
       expect((await handle(request(JSON.stringify(ORDER)))).status).to.equal(200)
       expect(await listUnsettled(store)).to.deep.equal([])
+      expect(logger.lines.filter((l) => l.level === 'error').map((l) => l.context)).to.deep.equal([
+        { reason: 'STORE_FAILED', outerTradeNo: 'O100001', unsettledReason: 'AWAITING_NOTIFICATION', tradeNo: 'T2024000001' },
+      ])
+    })
+
+    it('settling on the answer never fails the pay: a clock that throws is a fail told to observers (source pay), answered settled: false', async () => {
+      const results: unknown[] = []
+      const channel = tracingChannel('guanaitong:notify')
+      const handlers = { start: (m: unknown) => { results.push((m as { source?: unknown }).source) }, end() {}, asyncStart() {}, error() {}, asyncEnd: (m: unknown) => { results.push((m as { result?: unknown }).result) } }
+      channel.subscribe(handlers)
+      try {
+        let calls = 0
+        const now = () => { if (calls++ === 0) throw new Error('clock broke'); return 1_700_000_000_000 }
+        const { handle } = handler({ appId: APP_ID, store: new MemoryStore(), now, onPaid: () => undefined } as Partial<PayRouteOptions>)
+        const res = await handle(request(JSON.stringify(ORDER)))
+        expect({ status: res.status, settled: json(res).settled }).to.deep.equal({ status: 200, settled: false })
+      } finally {
+        channel.unsubscribe(handlers)
+      }
+      expect(results).to.deep.equal(['pay', { outcome: 'fail', reason: 'HANDLER_FAILED', outerTradeNo: 'O100001' }])
     })
   })
 
-  it('onPaid without appId is refused when built, naming appId', () => {
+  it('onPaid without appId, or with an empty one, is refused when built, naming appId', () => {
     expect(() => handler({ onPaid: () => undefined } as Partial<PayRouteOptions>)).to.throw(ConfigError, /needs appId/)
+    expect(() => handler({ appId: '', onPaid: () => undefined } as Partial<PayRouteOptions>)).to.throw(ConfigError, /needs appId/)
   })
 })
