@@ -104,6 +104,8 @@ export interface AppEnv {
   SANDBOX_URL: string
   NOTIFY_URL: string
   PREFIX: string
+  /** The app secret the sandbox signs with: one per fleet, so that no other sandbox's notification is ever valid here. */
+  APP_SECRET?: string
   REDIS_URL?: string
   REDIS_CLUSTER?: string
   COUNT_REDIS_URL?: string

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
 const root = resolve(import.meta.dirname, '..', '..')
-const RUNTIME_DEPENDENCIES = ['express', 'iconv-lite', 'raw-body']
+const RUNTIME_DEPENDENCIES = ['express', 'iconv-lite']
 
 /** Pay through the router against the sandbox (which settles on the answer), wait for the acknowledged notification, print what happened. */
 const probe = (format: 'esm' | 'cjs') => `
