@@ -12,8 +12,9 @@
  *   that take their type or field first: `new BodyReadError(type, message)`, `new PayBodyError(type,
  *   message)`, `new ParamError(field, rule)` (the code, type and field stay mutated);
  * - the message (1st argument) of `new SomethingError(message)`;
- * - the message (1st argument) of `logger.debug/info/warn/error(message, context)`, and of
- *   `logger[level](message, context)` where the level is chosen at run time (the level stays mutated).
+ * - the message (2nd argument) of `logger.debug/info/warn/error(fields, message)`, and of
+ *   `logger[level](fields, message)` where the level is chosen at run time (the level and the
+ *   logged fields stay mutated). The package's `Log` and the public `Logger` take pino's order.
  */
 const LOG_LEVELS = new Set(['debug', 'info', 'warn', 'error'])
 /** Constructors whose message is not their first argument: the position of the message. */
@@ -36,7 +37,7 @@ function isMessageArgument(path) {
   }
   if (parent.isCallExpression()) {
     const callee = parent.node.callee
-    if (path.key !== 0 || callee.type !== 'MemberExpression') return false
+    if (path.key !== 1 || callee.type !== 'MemberExpression') return false
     return LOG_LEVELS.has(name) || (callee.computed && callee.object.type === 'Identifier' && callee.object.name === 'logger')
   }
   return false
