@@ -106,6 +106,11 @@ function inflaterFor(headers: CoreHeaders): Transform | undefined {
   throw new BodyReadError('encoding.unsupported', `content-encoding "${printable(encoding, 40)}" is not supported`)
 }
 
+function isByteSource(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof (body as Partial<AsyncIterable<unknown>> | null)?.[Symbol.asyncIterator] === 'function' ||
+    typeof (body as Partial<ReadableStream> | null)?.getReader === 'function'
+}
+
 /** Error codes of a stream cut before its end (a client gone mid-body). */
 const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR'])
 
@@ -117,6 +122,10 @@ const ABORTED = new Set(['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'ABORT_ERR'
  */
 export async function readBody(request: CoreRequest, limit: number, timeoutMs: number): Promise<Buffer> {
   if (request.rawBody === undefined) return Buffer.alloc(0)
+  if (!isByteSource(request.rawBody)) {
+    // An adapter's bug, not the client's: refusing the body as unreadable would hide it behind a 400.
+    throw new GuanaitongError(`CoreRequest.rawBody must be a Node stream, a web ReadableStream or an async iterable of bytes; got ${typeof request.rawBody}`, 'INVALID_ARGUMENT')
+  }
   const inflater = inflaterFor(request.headers)
   const header = inflater ? undefined : headerValue(request.headers, 'content-length')
   // node:http refuses a malformed Content-Length before we see it; one a fetch caller made up is ignored.

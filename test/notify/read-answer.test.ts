@@ -4,6 +4,7 @@
  */
 import { expect } from 'chai'
 import { Readable } from 'node:stream'
+import { GuanaitongError } from '../../src/kernel/errors'
 import { NotifyRejection } from '../../src/core/rejection'
 import { readNotificationFields } from '../../src/core/notify/read'
 import { notifyAnswer, notifyResponse, shownOrderNumber } from '../../src/core/notify/answer'
@@ -45,7 +46,9 @@ describe('the notification route without a framework', () => {
       const large = await refusal(form({ rawBody: Readable.from([Buffer.alloc(2000)]) }))
       expect((large as NotifyRejection).reason).to.equal('BODY_TOO_LARGE')
       const bug = await refusal(form({ rawBody: {} as AsyncIterable<Uint8Array> }))
-      expect(bug).to.be.instanceOf(TypeError)
+      expect(bug).to.not.be.instanceOf(NotifyRejection)
+      expect(bug).to.be.instanceOf(GuanaitongError)
+      expect((bug as GuanaitongError).code).to.equal('INVALID_ARGUMENT')
     })
   })
 
