@@ -58,7 +58,7 @@ describe('fleet: unsettled pays swept by three instances at once', function () {
     }
   })
 
-  it(`${PAYS} hung pays, half notified late: each of the others reported exactly once, by more than one instance; the notified never`, async () => {
+  it(`${PAYS} hung pays, half notified late: each of the others reported exactly once by one of the three sweeping instances; the notified never`, async () => {
     sandbox.setNotifications('off')
     sandbox.hang({ path: PAY_PATH, processed: true, times: PAYS })
     const nos = Array.from({ length: PAYS }, (_, i) => `U${run}${i}`)
@@ -88,8 +88,10 @@ describe('fleet: unsettled pays swept by three instances at once', function () {
     const reported = await counts(redis, reportedKey)
     expect([...reported.keys()].sort()).to.deep.equal([...open].sort())
     expect([...reported.entries()].filter(([, n]) => n !== 1), 'reported more than once').to.deep.equal([])
+    // Which instance reports is not asserted: the three sweep timers start within milliseconds of
+    // each other, so one instance often reaches every record first (seen: 9/1, 7/3, 6/4 and once
+    // 10/0 in four runs). Three instances did sweep the same ledger; exactly-once is asserted above.
     const by = new Set(Object.values(await redis.hgetall(`${prefix}count:unsettled-by`)))
-    expect(by.size, `instances that reported: ${[...by].join(', ')}`).to.be.greaterThan(1)
     expect(await redis.zcard(ledger), 'the ledger is empty').to.equal(0)
     expect(apps.every((app) => app.alive)).to.equal(true)
     console.log(`      reported by ${JSON.stringify(Object.fromEntries([...by].map((name) => [name, apps.find((a) => a.name === name)!.lines.filter((l) => l.startsWith('UNSETTLED ')).length])))}`)
