@@ -166,11 +166,38 @@ describe('SQL dialects', () => {
     for (const other of [{ errno: 1213 }, { code: '55P03' }, { errno: '1205' }, null, undefined]) expect(my.isLockBusy(other), JSON.stringify(other)).to.equal(false)
   })
 
-  it('DDL: the settlement table, the ledger table and an index on each (MySQL: and the two procedures first), one statement at a time', () => {
-    for (const d of [postgres('shop.pay'), mysql('shop.pay')]) {
-      expect(d.ddl, d.name).to.have.length(4)
-      for (const statement of d.ddl) expect(statement, d.name).to.match(/^CREATE (TABLE|INDEX|PROCEDURE) IF NOT EXISTS /).and.not.match(/;\s*$/)
+  it('DDL: the routines first (PostgreSQL: the claim function; MySQL: the two procedures), then the settlement table, the ledger table and an index on each (MySQL: inside the tables), one statement at a time', () => {
+    for (const [d, routines, tables] of [[postgres('shop.pay'), 1, 4], [mysql('shop.pay'), 2, 2]] as const) {
+      expect(d.ddl, d.name).to.have.length(routines + tables)
+      for (const statement of d.ddl.slice(0, routines)) expect(statement, d.name).to.match(/^CREATE (OR REPLACE FUNCTION|PROCEDURE IF NOT EXISTS) shop\.pay_(claim|finish)_v2\(/)
+      for (const statement of d.ddl.slice(routines)) expect(statement, d.name).to.match(/^CREATE (TABLE|INDEX) IF NOT EXISTS /)
+      for (const statement of d.ddl) expect(statement, d.name).not.to.match(/;\s*$/)
       expect(d.ddl.join('\n'), d.name).to.contain('shop.pay_unsettled').and.contain('pay_touched_at').and.not.contain('shop.pay_touched_at')
+    }
+  })
+
+  it('a claim is read from the row its routine answered, where each dialect finds it; an answer without a known status fails as STORE_FAILED', () => {
+    const sets = (d: ReturnType<typeof postgres>, row?: Record<string, unknown>): SqlResult[] => {
+      const answer = { rows: row ? [row] : [], affected: 0 }
+      // PostgreSQL's script answers BEGIN first, then the function's row; MySQL's CALL its row first.
+      return d.name === 'postgres' ? [{ rows: [], affected: 0 }, answer] : [answer, { rows: [], affected: 0 }]
+    }
+    for (const d of [postgres('t'), mysql('t')]) {
+      const read = (row?: Record<string, unknown>) => d.script.readClaim(sets(d, row))
+      expect(read({ status: 'done', memo: 'm', watched: 1 }), d.name).to.deep.equal({ status: 'done', memo: 'm', watched: true })
+      expect(read({ status: 'done', memo: null, watched: false }), d.name).to.deep.equal({ status: 'done', memo: null, watched: false })
+      expect(read({ status: 'fresh', tx: '77' }), d.name).to.deep.equal({ status: 'claimed', fresh: true, attempts: 0, tx: '77', watched: false, note: null })
+      expect(read({ status: 'claimed', attempts: '2', watched: true, note: 'n', tx: 1 }), d.name)
+        .to.deep.equal({ status: 'claimed', fresh: false, attempts: 2, tx: 1, watched: true, note: 'n' })
+      expect(read({ status: 'claimed', attempts: 0, watched: 0, note: null, tx: 1 }), d.name)
+        .to.deep.equal({ status: 'claimed', fresh: false, attempts: 0, tx: 1, watched: false, note: null })
+      expect(read({ status: 'busy' }), d.name).to.deep.equal({ status: 'busy' })
+      expect(read({ status: 'raced' }), d.name).to.deep.equal({ status: 'raced' })
+      for (const row of [undefined, { status: 'other' }]) {
+        const err = (() => { try { read(row) } catch (e) { return e } })()
+        expect(err, d.name).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+        expect((err as Error).message, d.name).to.contain(row ? 'status "other"' : 'no row').and.contain('t_claim_v2')
+      }
     }
   })
 

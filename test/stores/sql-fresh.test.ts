@@ -4,17 +4,17 @@
  * through the package's own drivers: a failed fresh attempt is still counted; a second settlement
  * of a key in flight is busy at once; the handler's statements run with the connection's own lock
  * timeout, not the claim's 1 ms; a handler that ends the transaction itself fails the settlement
- * on a fresh row and on a row that was there; a new settlement commits once; and a MySQL schema of
- * 0.3 (the `_v1` procedures) gets this version's procedures.
+ * on a fresh row and on a row that was there; a new settlement commits once; and a schema of 0.3
+ * (MySQL's `_v1` procedures, PostgreSQL without a claim function) gets this version's routines.
  */
 import { expect } from 'chai'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { GuanaitongError } from '../../src/kernel/errors'
 import type { TransactionalResult } from '../../src/kernel/types'
-import { MysqlStore, PostgresStore, mysqlSchemaStatements, mysqlUpgrade } from '../../src/stores'
+import { MysqlStore, PostgresStore, mysqlSchemaStatements, mysqlUpgrade, postgresSchemaStatements, postgresUpgrade } from '../../src/stores'
 import { sleep } from '../helpers'
-import { SQL_KINDS, mysqlPool, pgPool, sqlTarget, uniqueTable, type ShopTable } from './sql-helpers'
+import { SQL_KINDS, dropSchemaStatements, mysqlPool, pgPool, sqlTarget, uniqueTable, type ShopTable } from './sql-helpers'
 
 const NAMES = { postgres: 'PostgresStore', mysql: 'MysqlStore (MariaDB)' } as const
 
@@ -180,26 +180,49 @@ for (const kind of SQL_KINDS) {
   })
 }
 
-describe('MysqlStore (MariaDB): a schema of 0.3', () => {
-  const pool = mysqlPool(2)
-  const table = uniqueTable('v1')
-  after(async () => {
-    await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-    for (const name of ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2']) await pool.query(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
-    await pool.end()
-  })
+for (const kind of SQL_KINDS) {
+  describe(`${NAMES[kind]}: a schema of 0.3`, () => {
+    const pgSide = kind === 'postgres' ? pgPool(2) : undefined
+    const mySide = kind === 'mysql' ? mysqlPool(2) : undefined
+    const sql = async (text: string, params: unknown[] = []): Promise<any[]> => (pgSide
+      ? (await pgSide.query(text, params)).rows
+      : (await mySide!.query(text, params))[0] as any[])
+    const table = uniqueTable('v1')
+    const store = (createTable: boolean) => (pgSide
+      ? new PostgresStore({ pool: pgSide, table, createTable, purgeEveryMs: false })
+      : new MysqlStore({ pool: mySide!, table, createTable, purgeEveryMs: false }))
+    const upgrade = kind === 'postgres' ? postgresUpgrade : mysqlUpgrade
+    const routines = kind === 'postgres' ? [`${table}_claim_v2`] : [`${table}_claim_v2`, `${table}_finish_v2`]
+    const present = async () => (pgSide
+      ? (await sql("SELECT proname AS name FROM pg_proc WHERE proname LIKE $1 AND pronamespace = current_schema()::regnamespace", [`${table}%`]))
+      : await sql('SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME LIKE ?', [`${table}%`]))
+      .map((r: { name: string }) => r.name).sort()
+    after(async () => {
+      for (const statement of dropSchemaStatements(kind, table)) await sql(statement)
+      await pgSide?.end()
+      await mySide?.end()
+    })
 
-  it('gets the _v2 procedures on first use (createTable: true), and mysqlUpgrade() lists them for createTable: false', async () => {
-    // This version's tables without its procedures: what 0.3 created (its procedures are _v1).
-    for (const statement of mysqlSchemaStatements(table).filter((s) => !s.startsWith('CREATE PROCEDURE'))) await pool.query(statement)
-    const upgrade = mysqlUpgrade(table)
-    expect(upgrade.filter((s) => s.startsWith(`CREATE PROCEDURE IF NOT EXISTS ${table}_`)).map((s) => s.split('(')[0].split(' ').pop()))
-      .to.deep.equal([`${table}_claim_v2`, `${table}_finish_v2`])
-    const refused = await new MysqlStore({ pool, table, createTable: false }).settle(key('U'), async () => {}).then(() => undefined, (e: unknown) => e)
-    expect((refused as Error).message).to.contain(`mysqlUpgrade('${table}')`)
-    expect(await new MysqlStore({ pool, table, purgeEveryMs: false }).settle(key('U'), async () => {})).to.include({ status: 'completed' })
-    const [rows] = await pool.query('SELECT ROUTINE_NAME AS name FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_NAME LIKE ?', [`${table}%`])
-    expect((rows as Array<{ name: string }>).map((r) => r.name).sort()).to.deep.equal([`${table}_claim_v2`, `${table}_finish_v2`])
-  })
-})
+    it(`gets this version's routines on first use (createTable: true), and ${kind}Upgrade() lists them for createTable: false`, async () => {
+      // This version's tables without its routines: what 0.3 created (MySQL's procedures were _v1; PostgreSQL had none).
+      const schema = kind === 'postgres' ? postgresSchemaStatements(table) : mysqlSchemaStatements(table)
+      for (const statement of schema.filter((s) => !/^CREATE (OR REPLACE FUNCTION|PROCEDURE)/.test(s))) await sql(statement)
+      expect(upgrade(table).filter((s) => /^CREATE (OR REPLACE FUNCTION|PROCEDURE)/.test(s)).map((s) => s.split('(')[0].split(' ').pop()))
+        .to.deep.equal(routines)
+      const refused = await store(false).settle(key('U'), async () => {}).then(() => undefined, (e: unknown) => e)
+      expect(refused).to.be.instanceOf(GuanaitongError)
+      expect((refused as GuanaitongError).code).to.equal('STORE_FAILED')
+      expect((refused as Error).message).to.contain(`${kind}Upgrade('${table}')`)
+      expect(await store(true).settle(key('U'), async () => {})).to.include({ status: 'completed' })
+      expect(await present()).to.deep.equal(routines)
+    })
 
+    it(`the statements of ${kind}Upgrade() give a createTable: false store what it calls`, async () => {
+      for (const statement of dropSchemaStatements(kind, table).slice(1)) await sql(statement)
+      // Each statement can run again (PostgreSQL and MariaDB): the columns are there already.
+      for (const statement of upgrade(table)) await sql(statement)
+      expect(await present()).to.deep.equal(routines)
+      expect(await store(false).settle(key('V'), async () => {})).to.include({ status: 'completed' })
+    })
+  })
+}

@@ -30,6 +30,13 @@ export function mysqlPool(max = 10, url = MYSQL_URL): mysql.Pool {
   return mysql.createPool({ uri: url, connectionLimit: max })
 }
 
+/** What drops a store's schema: its two tables and the routines of every version. */
+export function dropSchemaStatements(kind: SqlKind, table: string): string[] {
+  const routines = kind === 'postgres' ? ['claim_v2'].map((name) => `DROP FUNCTION IF EXISTS ${table}_${name}`)
+    : ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2'].map((name) => `DROP PROCEDURE IF EXISTS ${table}_${name}`)
+  return [`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`, ...routines]
+}
+
 /** One row of the shop's table: the payment it was written for, and by which channel (when told). */
 export interface ShopRow {
   id: string
@@ -107,7 +114,7 @@ function postgresTarget(max: number): SqlTarget {
     run: (tx, sql) => (tx as pg.PoolClient).query(sql),
     kill: (tx) => pool.query('SELECT pg_terminate_backend($1)', [(tx as pg.PoolClient & { processID: number }).processID]),
     exists: async (table) => (await pool.query('SELECT to_regclass($1) AS t', [table])).rows[0].t !== null,
-    drop: (table) => pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`),
+    drop: async (table) => { for (const statement of dropSchemaStatements('postgres', table)) await pool.query(statement) },
     bare(table) {
       const name = `bare_${table}`
       const own = new pg.Pool({ connectionString: POSTGRES_URL, max: 3, application_name: name })
@@ -147,10 +154,7 @@ function mysqlTarget(max: number): SqlTarget {
     run: (tx, sql) => (tx as mysql.PoolConnection).query(sql),
     kill: (tx) => pool.query(`KILL ${Number((tx as mysql.PoolConnection).threadId)}`),
     exists: async (table) => ((await pool.query('SHOW TABLES LIKE ?', [table]))[0] as unknown[]).length > 0,
-    drop: async (table) => {
-      await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled`)
-      for (const name of ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2']) await pool.query(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
-    },
+    drop: async (table) => { for (const statement of dropSchemaStatements('mysql', table)) await pool.query(statement) },
     bare(table) {
       const own = mysqlPool(3)
       return {

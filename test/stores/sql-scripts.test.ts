@@ -17,7 +17,7 @@ import { knexDriver } from '../../examples/knex-driver'
 import { GuanaitongError, ParamError } from '../../src/kernel/errors'
 import { MysqlStore, PostgresStore, mysqlUpgrade, postgresUpgrade } from '../../src/stores'
 import type { SqlStore } from '../../src/stores/sql/sql-store'
-import { MYSQL_URL, POSTGRES_URL, mysqlPool, pgPool, uniqueTable, type SqlKind } from './sql-helpers'
+import { MYSQL_URL, POSTGRES_URL, dropSchemaStatements, mysqlPool, pgPool, uniqueTable, type SqlKind } from './sql-helpers'
 
 let seq = 0
 const key = (tag = 'R') => `20110698:paid:${tag}${Date.now() % 1e8}${++seq}`
@@ -73,8 +73,8 @@ function countedMysql(max: number): CountedPool {
 }
 
 async function dropAll(db: CountedPool, table: string, shop?: string): Promise<void> {
-  await db.query(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled${shop ? `, ${shop}` : ''}`)
-  if (db.kind === 'mysql') for (const name of ['claim_v1', 'finish_v1', 'claim_v2', 'finish_v2']) await db.query(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
+  for (const statement of dropSchemaStatements(db.kind, table)) await db.query(statement)
+  if (shop) await db.query(`DROP TABLE IF EXISTS ${shop}`)
 }
 
 /** Statements sent while `run` ran, and all of them once the connection went quiet (a ROLLBACK the answer did not wait for). */
@@ -336,8 +336,7 @@ for (const k of KNEX) {
       await db.raw(`CREATE TABLE ${shop} (id VARCHAR(191) NOT NULL)`)
     })
     after(async () => {
-      await db.raw(`DROP TABLE IF EXISTS ${table}, ${table}_unsettled, ${shop}`)
-      if (k.kind === 'mysql') for (const name of ['claim_v2', 'finish_v2']) await db.raw(`DROP PROCEDURE IF EXISTS ${table}_${name}`)
+      for (const statement of [...dropSchemaStatements(k.kind, table), `DROP TABLE IF EXISTS ${shop}`]) await db.raw(statement)
       await db.destroy()
     })
 

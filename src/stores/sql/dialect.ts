@@ -106,11 +106,15 @@ export interface Dialect {
     unclaim?(claim: { key: string; tx: unknown }): [sql: string, params: unknown[]]
     /** Whether `finish` failed because the transaction that took the lock had ended. */
     isLockLost(err: unknown): boolean
+    /** Whether a script failed because the schema lacks this version's routines (`createTable: false` without the upgrade). */
+    isMissingRoutine(err: unknown): boolean
     /** Checks `finish` ended in a COMMIT. */
     readFinish(results: readonly SqlResult[]): void
   }
   /** Statements that bring a table created by 0.2 to this version's shape; each can run again. */
   readonly upgrade: readonly string[]
+  /** The exports that give the DDL and the upgrade, for messages. */
+  readonly exports: { schema: 'postgresSchema()' | 'mysqlSchema()'; upgrade: 'postgresUpgrade' | 'mysqlUpgrade' }
   /** The unsettled ledger (src/kernel/types.ts, UnsettledLedger), in `<table>_unsettled`. */
   readonly ledger: {
     /** Adds or replaces a record: key, deadline, record JSON. */
@@ -190,9 +194,6 @@ const LOCK_LOST = 'the transaction that took the lock had ended before the done-
  */
 const NO_LOCK_WAIT = "(SELECT set_config('lock_timeout', '1ms', true)) AS no_lock_wait"
 
-/** Where the claim script keeps the lock timeout it found, to give it back before the shop's statements. */
-const SAVED_LOCK_TIMEOUT = 'guanaitong.lock_timeout'
-
 export function postgres(table: string): Dialect {
   // The transaction's id: outside it, each statement gets a new one.
   const base = common(table, 'txid_current()')
@@ -202,7 +203,9 @@ export function postgres(table: string): Dialect {
   return {
     name: 'postgres',
     ...base,
-    probed: () => true,
+    // The columns, through the subquery (which fails without them), and the claim function.
+    probe: `SELECT to_regprocedure('${procedure(table, 'claim')}(varchar, bigint, text)') IS NOT NULL AS claim WHERE NOT EXISTS (${base.probe})`,
+    probed: (result) => firstRow(result)?.claim === true,
     ledger: {
       ...base.ledger,
       watch: `INSERT INTO ${unsettledTable(table)} (unsettled_key, deadline, record) VALUES (?, ?, ?) ` +
@@ -213,20 +216,12 @@ export function postgres(table: string): Dialect {
       'ON CONFLICT (settle_key) DO UPDATE SET attempts = m.attempts + 1, touched_at = EXCLUDED.touched_at WHERE m.done_at IS NULL',
     mark: `INSERT INTO ${table} (settle_key, attempts, touched_at, watched) VALUES (?, 0, ?, true) ON CONFLICT (settle_key) DO UPDATE SET watched = true`,
     script: {
-      // One simple-protocol query (values inlined by the driver's escapeLiteral), one transaction.
-      // The insert runs under a lock timeout of 1 ms (see NO_LOCK_WAIT), and the one found before
-      // it is given back after it, so the shop's statements run with their own. A statement cannot end the
-      // script early, so every statement runs: `done` leaves a transaction that wrote nothing, for
-      // the store to roll back. The insert meets a row that is there without waiting (it waits
-      // only for an insert in flight, and that is busy); the lock skips a done row (a duplicate
-      // locks nothing) and the row just inserted, done.
-      claim: (key, now, memo) => [`BEGIN; SELECT done_at, memo, watched FROM ${table} WHERE settle_key = ?; ` +
-        `SELECT set_config('${SAVED_LOCK_TIMEOUT}', current_setting('lock_timeout'), true), set_config('lock_timeout', '1ms', true); ` +
-        `INSERT INTO ${table} (settle_key, attempts, done_at, touched_at, memo) VALUES (?, 1, ?, ?, ?) ON CONFLICT (settle_key) DO NOTHING RETURNING txid_current() AS tx; ` +
-        `SELECT set_config('lock_timeout', current_setting('${SAVED_LOCK_TIMEOUT}'), true); ` +
-        `SELECT attempts, watched, note, txid_current() AS tx FROM ${table} WHERE settle_key = ? AND done_at IS NULL FOR UPDATE NOWAIT`,
-      [key, key, now, now, memo, key]],
-      readClaim: (results) => readClaim(firstRow(results[1]), firstRow(results[3]), firstRow(results[5])),
+      // One simple-protocol query (values inlined by the driver's escapeLiteral): BEGIN, then the
+      // claim function of postgresSchema(), whose statements' plans PostgreSQL keeps per
+      // connection. A statement cannot end the script early, so BEGIN always runs: `done` leaves
+      // a transaction that wrote nothing, for the store to roll back.
+      claim: (key, now, memo) => [`BEGIN; SELECT * FROM ${procedure(table, 'claim')}(?::varchar, ?::bigint, ?::text)`, [key, now, memo]],
+      readClaim: (results) => readClaimRow(table, firstRow(results[1])),
       openAfter: true,
       // The handler ended the transaction: 1 / 0 fails the script before its COMMIT (a fresh row:
       // another transaction id; a locked row: no row marked).
@@ -237,6 +232,8 @@ export function postgres(table: string): Dialect {
       unclaim: (c) => [`UPDATE ${table} SET done_at = NULL, memo = NULL WHERE settle_key = ? AND done_at IS NOT NULL ` +
         'AND xmin = (?::bigint % 4294967296)::text::xid', [c.key, String(c.tx)]],
       isLockLost: (err) => codeOf(err) === '22012',
+      // undefined_function
+      isMissingRoutine: (err) => codeOf(err) === '42883',
       readFinish: (results) => {
         // PostgreSQL answers COMMIT of a transaction an error aborted with ROLLBACK, not an error.
         const command = (results.at(-1) as { command?: string } | undefined)?.command
@@ -249,17 +246,22 @@ export function postgres(table: string): Dialect {
       `ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS note TEXT`,
     ],
     ddl: postgresSchemaStatements(table),
+    exports: { schema: 'postgresSchema()', upgrade: 'postgresUpgrade' },
     // lock_not_available
     isLockBusy: (err) => codeOf(err) === '55P03',
   }
 }
 
-/** A claim from the rows its script read: the unlocked read, the fresh row it inserted, the row it locked. */
-function readClaim(read: SqlRow | undefined, inserted: SqlRow | undefined, locked: SqlRow | undefined): ScriptClaim {
-  if (read && read.done_at !== null && read.done_at !== undefined) return { status: 'done', memo: (read.memo as string | null) ?? null, watched: isTrue(read.watched) }
-  if (inserted) return { status: 'claimed', fresh: true, attempts: 0, tx: inserted.tx, watched: false, note: null }
-  if (locked) return { status: 'claimed', fresh: false, attempts: Number(locked.attempts), tx: locked.tx, watched: isTrue(locked.watched), note: (locked.note as string | null) ?? null }
-  return { status: 'raced' }
+/** A claim from the row a claim routine answered (both databases' `_claim_v2`, in postgresSchema() and mysqlSchema()). */
+function readClaimRow(table: string, row: SqlRow | undefined): ScriptClaim {
+  switch (row?.status) {
+    case 'done': return { status: 'done', memo: (row.memo as string | null) ?? null, watched: isTrue(row.watched) }
+    case 'fresh': return { status: 'claimed', fresh: true, attempts: 0, tx: row.tx, watched: false, note: null }
+    case 'claimed': return { status: 'claimed', fresh: false, attempts: Number(row.attempts), tx: row.tx, watched: isTrue(row.watched), note: (row.note as string | null) ?? null }
+    case 'busy': return { status: 'busy' }
+    case 'raced': return { status: 'raced' }
+    default: throw new GuanaitongError(`the claim answered ${row ? `status ${JSON.stringify(row.status)}` : 'no row'}; is ${procedure(table, 'claim')} this version's?`, 'STORE_FAILED')
+  }
 }
 
 export function mysql(table: string): Dialect {
@@ -289,17 +291,14 @@ export function mysql(table: string): Dialect {
       // One CALL each (stored procedures from mysqlSchema()): a procedure may leave the
       // transaction it started open, so a duplicate starts none, and a pool needs no multipleStatements.
       claim: (key, now, memo) => [`CALL ${procedure(table, 'claim')}(?, ?, ?)`, [key, now, memo]],
-      readClaim: (results) => {
-        const row = firstRow(results[0])
-        if (row?.status === 'busy') return { status: 'busy' }
-        if (row?.status === 'raced') return { status: 'raced' }
-        return readClaim(row?.status === 'done' ? row : undefined, row?.status === 'fresh' ? row : undefined, row?.status === 'claimed' ? row : undefined)
-      },
+      readClaim: (results) => readClaimRow(table, firstRow(results[0])),
       openAfter: false,
       // The procedure also undoes a fresh row the handler's own COMMIT made permanent (no unclaim).
       finish: (c, now) => [`CALL ${procedure(table, 'finish')}(?, ?, ?, ?, ?, ?)`, [c.fresh, c.fresh ? c.claimedAt : now, c.attempt, c.memo, c.key, c.tx]],
       // The procedure's SIGNAL (SQLSTATE 45000), raised after its ROLLBACK.
       isLockLost: (err) => (err as { sqlState?: unknown } | null)?.sqlState === '45000',
+      // ER_SP_DOES_NOT_EXIST
+      isMissingRoutine: (err) => errnoOf(err) === 1305,
       readFinish: () => {},
     },
     upgrade: [
@@ -310,15 +309,17 @@ export function mysql(table: string): Dialect {
       `ALTER TABLE ${unsettledTable(table)} MODIFY unsettled_key VARBINARY(${MYSQL_KEY_BYTES}) NOT NULL`,
     ],
     ddl: mysqlSchemaStatements(table),
+    exports: { schema: 'mysqlSchema()', upgrade: 'mysqlUpgrade' },
     // MySQL 8 answers NOWAIT with ER_LOCK_NOWAIT (3572); MariaDB with ER_LOCK_WAIT_TIMEOUT (1205).
     isLockBusy: (err) => errnoOf(err) === 3572 || errnoOf(err) === 1205,
   }
 }
 
 /**
- * A stored procedure of the MySQL schema, named after the table and versioned, so that a new
- * shape ships beside the old one and instances of both run during a rolling upgrade. `_v2`: the
- * claim inserts a missing row already done in its transaction; 0.3's `_v1` created it on its own.
+ * A routine of the schema (MySQL's procedures, PostgreSQL's claim function), named after the
+ * table and versioned, so that a new shape ships beside the old one and instances of both run
+ * during a rolling upgrade. `_v2`: the claim inserts a missing row already done in its
+ * transaction; 0.3's MySQL `_v1` created it on its own (PostgreSQL had no routine before `_v2`).
  */
 function procedure(table: string, what: 'claim' | 'finish'): string {
   return `${table}_${what}_v2`
@@ -346,6 +347,51 @@ export function postgresSchema(table = DEFAULT_TABLE): string {
 export function postgresSchemaStatements(table = DEFAULT_TABLE, where = 'postgresSchemaStatements()'): string[] {
   const t = checkTable(table, where)
   return [
+    // The claim of settlements in two round trips (dialect.ts, script.claim): the transaction is
+    // the caller's (BEGIN runs before it), so a fresh row commits or rolls back with the shop's
+    // writes. A missing row is inserted already done ('fresh') under a lock timeout of 1 ms, which
+    // turns a wait for another settlement's uncommitted insert of the key into lock_not_available
+    // (busy); the shop's own lock timeout is given back before its statements run. A row there but
+    // not done is locked NOWAIT. No EXCEPTION block: a subtransaction would give the fresh row an
+    // xmin other than the transaction's id, which the unclaim matches.
+    `CREATE OR REPLACE FUNCTION ${procedure(t, 'claim')}(k VARCHAR, now_ms BIGINT, memo_in TEXT,
+  OUT status TEXT, OUT memo TEXT, OUT watched BOOLEAN, OUT attempts INTEGER, OUT note TEXT, OUT tx BIGINT)
+LANGUAGE plpgsql AS $$
+DECLARE
+  seen RECORD;
+  saved_lock_timeout TEXT;
+  inserted BOOLEAN;
+BEGIN
+  SELECT m.done_at, m.memo, m.watched INTO seen FROM ${t} m WHERE m.settle_key = k;
+  IF NOT FOUND THEN
+    saved_lock_timeout := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', '1ms', true);
+    INSERT INTO ${t} (settle_key, attempts, done_at, touched_at, memo) VALUES (k, 1, now_ms, now_ms, memo_in) ON CONFLICT (settle_key) DO NOTHING;
+    inserted := FOUND;
+    PERFORM set_config('lock_timeout', saved_lock_timeout, true);
+    IF inserted THEN
+      status := 'fresh';
+      tx := txid_current();
+      RETURN;
+    END IF;
+  ELSIF seen.done_at IS NOT NULL THEN
+    status := 'done';
+    memo := seen.memo;
+    watched := seen.watched;
+    RETURN;
+  END IF;
+  SELECT m.attempts, m.watched, m.note INTO seen FROM ${t} m WHERE m.settle_key = k AND m.done_at IS NULL FOR UPDATE NOWAIT;
+  IF NOT FOUND THEN
+    status := 'raced';
+    RETURN;
+  END IF;
+  status := 'claimed';
+  attempts := seen.attempts;
+  watched := seen.watched;
+  note := seen.note;
+  tx := txid_current();
+END
+$$`,
     `CREATE TABLE IF NOT EXISTS ${t} (
   settle_key VARCHAR(${MAX_SQL_KEY_LENGTH}) PRIMARY KEY,
   attempts INTEGER NOT NULL DEFAULT 0,
@@ -373,7 +419,7 @@ export function postgresSchemaStatements(table = DEFAULT_TABLE, where = 'postgre
  */
 export function mysqlSchema(table = DEFAULT_TABLE): string {
   return mysqlSchemaStatements(table, 'mysqlSchema()')
-    .map((statement) => (statement.startsWith('CREATE PROCEDURE') ? `DELIMITER //\n${statement} //\nDELIMITER ;\n` : `${statement};\n`))
+    .map((statement) => (isRoutine(statement) ? `DELIMITER //\n${statement} //\nDELIMITER ;\n` : `${statement};\n`))
     .join('')
 }
 
@@ -474,12 +520,18 @@ END`,
 export { LOCK_LOST }
 
 /**
- * What brings a PostgreSQL table created by 0.2 to this version's shape (the `memo` column), for
- * `createTable: false`: run each statement once, in a migration, before deploying this version.
- * With `createTable: true` the store runs them itself when it finds the old shape.
+ * What brings a PostgreSQL table created by 0.2 or 0.3 to this version's shape, for
+ * `createTable: false`: the `memo`, `watched` and `note` columns, then the claim function
+ * (`_v2`). Run them in a migration before deploying this version; each can run again. With
+ * `createTable: true` the store runs them itself when it finds an older shape.
  */
 export function postgresUpgrade(table = DEFAULT_TABLE): string[] {
-  return [...postgres(checkTable(table, 'postgresUpgrade()')).upgrade]
+  const t = checkTable(table, 'postgresUpgrade()')
+  return [...postgres(t).upgrade, ...postgresSchemaStatements(t, 'postgresUpgrade()').filter(isRoutine)]
+}
+
+function isRoutine(statement: string): boolean {
+  return /^CREATE (OR REPLACE FUNCTION|PROCEDURE)/.test(statement)
 }
 
 /**
@@ -490,5 +542,5 @@ export function postgresUpgrade(table = DEFAULT_TABLE): string[] {
  */
 export function mysqlUpgrade(table = DEFAULT_TABLE): string[] {
   const t = checkTable(table, 'mysqlUpgrade()')
-  return [...mysql(t).upgrade, ...mysqlSchemaStatements(t, 'mysqlUpgrade()').filter((statement) => statement.startsWith('CREATE PROCEDURE'))]
+  return [...mysql(t).upgrade, ...mysqlSchemaStatements(t, 'mysqlUpgrade()').filter(isRoutine)]
 }

@@ -159,8 +159,8 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
       // The lock refused (busy), or the database failed: either way the open transaction is rolled back.
       this.closeSession(s, script.openAfter || !this.dialect.isLockBusy(err))
       if (this.dialect.isLockBusy(err)) return BUSY
-      // MySQL's ER_SP_DOES_NOT_EXIST: tables made by migrations that left out the procedures.
-      if ((err as { errno?: unknown }).errno === 1305) throw storeFailed(`claim (run the statements of mysqlUpgrade('${this.table}'))`, err)
+      // Tables made by migrations that left out this version's routines.
+      if (script.isMissingRoutine(err)) throw storeFailed(`claim (run the statements of ${this.dialect.exports.upgrade}('${this.table}'))`, err)
       throw storeFailed('claim', err)
     }
     if (claim.status !== 'claimed') {
@@ -393,7 +393,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
           continue
         }
         throw new GuanaitongError(`could not create the settlement table ${this.table}: ${causeMessage(err)}. ` +
-          `Grant CREATE, or run the DDL from ${this.dialect.name === 'postgres' ? 'postgresSchema()' : 'mysqlSchema()'} in a migration and pass createTable: false`,
+          `Grant CREATE, or run the DDL from ${this.dialect.exports.schema} in a migration and pass createTable: false`,
         'STORE_FAILED', { cause: err })
       }
     }
