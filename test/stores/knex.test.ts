@@ -14,7 +14,7 @@ import { guanaitong } from '../../src/index'
 import { MysqlStore, PostgresStore } from '../../src/stores'
 import { encodeForm, quietLogger, signNotification } from '../../src/testing/index'
 import { transactionalStoreConformance } from '../../src/testing/transactional-conformance'
-import { MYSQL_URL, POSTGRES_URL, uniqueTable } from './sql-helpers'
+import { MYSQL_URL, POSTGRES_URL, dropSchemaStatements, uniqueTable } from './sql-helpers'
 
 const root = resolve(import.meta.dirname, '..', '..')
 
@@ -49,6 +49,7 @@ const warn = (message: unknown) => {
 const DATABASES = [
   {
     name: 'PostgreSQL',
+    kind: 'postgres' as const,
     db: () => knex({ client: 'pg', connection: POSTGRES_URL, pool: { min: 0, max: 10 }, log: { warn } }),
     store: (driver: ReturnType<typeof knexDriver>, table: string, retentionMs?: number) => new PostgresStore({ driver, table, retentionMs }),
     connectionId: async (tx: Knex.Transaction) => (await tx.raw('SELECT pg_backend_pid() AS id')).rows[0].id,
@@ -56,6 +57,7 @@ const DATABASES = [
   },
   {
     name: 'MariaDB',
+    kind: 'mysql' as const,
     db: () => knex({ client: 'mysql2', connection: MYSQL_URL, pool: { min: 0, max: 10 }, log: { warn } }),
     store: (driver: ReturnType<typeof knexDriver>, table: string, retentionMs?: number) => new MysqlStore({ driver, table, retentionMs }),
     connectionId: async (tx: Knex.Transaction) => (await tx.raw('SELECT CONNECTION_ID() AS id'))[0][0].id,
@@ -69,7 +71,7 @@ function knexFixture(database: (typeof DATABASES)[number]) {
   before(async () => { fixture.shop = await shopTable(fixture.db) })
   after(async () => {
     await fixture.shop.drop()
-    await fixture.db.raw(`DROP TABLE IF EXISTS ${fixture.table}, ${fixture.table}_unsettled`)
+    for (const statement of dropSchemaStatements(database.kind, fixture.table)) await fixture.db.raw(statement)
     await fixture.db.destroy()
   })
   return fixture

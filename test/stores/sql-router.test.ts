@@ -15,7 +15,7 @@ import { recordingLogger, routerBehindSandbox, sleep } from '../helpers'
 import mysql from 'mysql2/promise'
 import pg from 'pg'
 import { MysqlStore, PostgresStore } from '../../src/stores'
-import { MYSQL_URL, POSTGRES_URL, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+import { MYSQL_URL, POSTGRES_URL, dropSchemaStatements, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 const APP = { appId: '20110698', appSecret: 'sql-router-secret' }
 
@@ -164,16 +164,17 @@ describe('ctx.tx is typed from the store', () => {
     const pgPool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 })
     const myPool = mysql.createPool({ uri: MYSQL_URL, connectionLimit: 1 })
     const seen: unknown[] = []
+    const tables = { postgres: uniqueTable('typed'), mysql: uniqueTable('typed') }
     try {
       const routers = [
         guanaitong({
           ...APP, payPath: false, logger: recordingLogger(),
-          store: new PostgresStore<pg.PoolClient>({ pool: pgPool, table: uniqueTable('typed') }),
+          store: new PostgresStore<pg.PoolClient>({ pool: pgPool, table: tables.postgres }),
           onPaid: async (_p, _req, ctx) => { seen.push((await ctx.tx!.query('SELECT 1 AS one')).rows[0].one) },
         }),
         guanaitong({
           ...APP, payPath: false, logger: recordingLogger(),
-          store: new MysqlStore({ pool: myPool, table: uniqueTable('typed') }),
+          store: new MysqlStore({ pool: myPool, table: tables.mysql }),
           onPaid: async (_p, _req, ctx) => { seen.push((await ctx.tx!.query('SELECT 1 AS one'))[0]) },
         }),
       ]
@@ -186,15 +187,11 @@ describe('ctx.tx is typed from the store', () => {
       }
       expect(seen).to.deep.equal([1, [{ one: 1 }]])
     } finally {
-      for (const table of await typedTables(pgPool)) await pgPool.query(`DROP TABLE IF EXISTS ${table}`)
-      const [rows] = await myPool.query("SHOW TABLES LIKE 'gat\\_typed\\_%'")
-      for (const row of rows as Array<Record<string, string>>) await myPool.query(`DROP TABLE IF EXISTS ${Object.values(row)[0]}`)
+      for (const statement of dropSchemaStatements('postgres', tables.postgres)) await pgPool.query(statement)
+      for (const statement of dropSchemaStatements('mysql', tables.mysql)) await myPool.query(statement)
       await pgPool.end()
       await myPool.end()
     }
   })
 })
 
-async function typedTables(pool: pg.Pool): Promise<string[]> {
-  return (await pool.query("SELECT tablename FROM pg_tables WHERE tablename LIKE 'gat\\_typed\\_%'")).rows.map((r) => r.tablename as string)
-}
