@@ -1,4 +1,5 @@
 import { expect } from 'chai'
+import express5 from 'express'
 import request from 'supertest'
 import { guanaitong } from '../src/adapters/express/router'
 import { MemoryStore } from '../src/stores/memory'
@@ -36,6 +37,41 @@ for (const { name, express } of EXPRESS_VERSIONS) {
         totalFen: 10000, attach: '测试', buyerOpenId: fields.buyer_open_id, timestamp: Number(fields.timestamp),
       })
       expect(paid[0].raw.sign).to.equal(fields.sign)
+    })
+
+    it('a POST to the configured path reaches its handler without the Router walking its stack; any other request takes the walk, and matches as before', async () => {
+      // The router guanaitong() builds is Express 5's (the package's own express), whichever app mounts it.
+      const proto = (express5.Router as unknown as { prototype: { handle: (...args: unknown[]) => unknown } }).prototype
+      const original = proto.handle
+      const walked: unknown[] = []
+      proto.handle = function (this: unknown, ...args: unknown[]) {
+        walked.push(this)
+        return original.apply(this, args)
+      }
+      try {
+        const paid: Payment[] = []
+        const router = guanaitong({ appId: APP_ID, appSecret: SECRET, client: unusedClient, logger: recordingLogger(), payPath: false, onPaid: async (p) => { paid.push(p) } })
+        router.get('/health', (_req, res) => { res.send('ok') })
+        const app = express().use('/gat', router)
+        const walks = async (send: () => request.Test, status: number, text: string) => {
+          walked.length = 0
+          const res = await send()
+          expect(res.status, res.text).to.equal(status)
+          expect(res.text).to.equal(text)
+          return walked.filter((r) => r === router).length
+        }
+        const notify = (path: string) => () => request(app).post(`/gat${path}`).type('form').send(formBody(paidFields()))
+        expect(await walks(notify('/notify'), 200, 'success')).to.equal(0)
+        expect(await walks(notify('/notify?via=query'), 200, 'success')).to.equal(0)
+        expect(await walks(notify('/NOTIFY'), 200, 'success')).to.equal(1)
+        expect(await walks(notify('/notify/'), 200, 'success')).to.equal(1)
+        expect(paid).to.have.length(4)
+        expect(await walks(() => request(app).get('/gat/health'), 200, 'ok')).to.equal(1)
+        expect(await walks(() => request(app).get('/gat/notify'), 404, (await request(express()).get('/x')).text.replace('/x', '/gat/notify'))).to.equal(1)
+        expect(paid).to.have.length(4)
+      } finally {
+        proto.handle = original
+      }
     })
 
     it('answers a repeat with success without running onPaid again (new timestamp and sign), logged at debug only', async () => {
