@@ -6,11 +6,12 @@
  */
 import { expect } from 'chai'
 import { EventEmitter } from 'node:events'
-import { ConfigError, GuanaitongError } from '../../src/kernel/errors'
+import { ConfigError, GuanaitongError, MESSAGE_PREFIX, ParamError } from '../../src/kernel/errors'
 import { PostgresStore } from '../../src/stores/postgres'
 import type { SqlDriver, SqlResult } from '../../src/stores/sql/types'
-import { checkTable, DEFAULT_TABLE, mysql, postgres } from '../../src/stores/sql/dialect'
-import { mysqlDriver, pgDriver } from '../../src/stores/sql/drivers'
+import { checkTable, DEFAULT_TABLE, LOCK_LOST, mysql, mysqlSchema, mysqlSchemaStatements, mysqlUpgrade, postgres, postgresSchema,
+  postgresSchemaStatements, postgresUpgrade } from '../../src/stores/sql/dialect'
+import { hasSessions, mysqlDriver, pgDriver, type SessionDriver } from '../../src/stores/sql/drivers'
 
 /** A node-postgres pool stand-in: records every query and how its one client was released. */
 function pgPool(command: (sql: string) => string = (sql) => sql) {
@@ -97,6 +98,7 @@ describe('SQL drivers', () => {
       const t = await pgDriver(pool).begin()
       const err = await t.commit().then(() => expect.fail('committed'), (e: Error) => e)
       expect(err.message).to.match(/COMMIT was answered ROLLBACK/)
+      expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
       expect(log.at(-1)).to.deep.equal(['release', err.message])
     })
 
@@ -110,6 +112,57 @@ describe('SQL drivers', () => {
       dropped.client.emit('error', new Error('a second error'))
       await t.rollback()
       expect(dropped.log.at(-1)).to.deep.equal(['release', 'server closed the connection'])
+    })
+  })
+
+  it('node-postgres: a ROLLBACK that fails with something not an Error destroys the connection with a STORE_FAILED Error that carries it (what a pool\'s \'release\' listener sees)', async () => {
+    const { pool, client } = pgPool()
+    let released: unknown
+    client.query = async (text: string) => {
+      if (text === 'ROLLBACK') throw 'connection reset'
+      return { rows: [], rowCount: 0, command: text }
+    }
+    client.release = (err?: Error | boolean) => { released = err }
+    const t = await pgDriver(pool).begin()
+    expect(await t.rollback().then(() => 'resolved', (e: unknown) => e)).to.equal('connection reset')
+    expect(released).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect((released as Error).cause).to.equal('connection reset')
+    expect((released as Error).message).to.contain('the connection failed: connection reset')
+  })
+
+  describe('node-postgres sessions (the script path)', () => {
+    /** The stand-in pool of a pg that has escapeLiteral (8.8 and later): the driver then hands out sessions. */
+    function escaping() {
+      const stand = pgPool()
+      const escapeLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`
+      Object.assign(stand.pool, { Client: { prototype: { escapeLiteral } } })
+      Object.assign(stand.client, { escapeLiteral })
+      return stand
+    }
+
+    it('inlines null, safe integers and escaped strings, in one query', async () => {
+      const { pool, log } = escaping()
+      const driver = pgDriver(pool)
+      expect(hasSessions(driver)).to.equal(true)
+      const s = await (driver as SessionDriver<unknown>).session()
+      await s.script('SELECT ?, ?, ?; SELECT ?', [null, 42, "it's", undefined])
+      s.release()
+      expect(log).to.deep.equal(["SELECT NULL, 42, 'it''s'; SELECT NULL", ['release', undefined]])
+    })
+
+    it('refuses a NUL in a string (field value) and anything but a string, a safe integer or null (field script value), sending nothing', async () => {
+      const { pool, log } = escaping()
+      const s = await (pgDriver(pool) as SessionDriver<unknown>).session()
+      const refusal = (params: unknown[]) => s.script('SELECT ?', params).then(() => expect.fail('sent'), (e: unknown) => e as ParamError)
+      const nul = await refusal(['a\0b'])
+      expect(nul).to.be.instanceOf(ParamError)
+      expect([nul.code, nul.field]).to.deep.equal(['INVALID_PARAM', 'value'])
+      for (const value of [true, 2 ** 53, 1.5, {}]) {
+        const err = await refusal([value])
+        expect(err, String(value)).to.be.instanceOf(ParamError)
+        expect(err.field).to.equal('script value')
+      }
+      expect(log).to.deep.equal([])
     })
   })
 
@@ -156,6 +209,14 @@ describe('SQL dialects', () => {
     }
   })
 
+  it('the schema functions name themselves when they refuse a table name', () => {
+    const calls = { 'postgresSchema()': postgresSchema, 'postgresSchemaStatements()': postgresSchemaStatements, 'mysqlSchema()': mysqlSchema,
+      'mysqlSchemaStatements()': mysqlSchemaStatements, 'postgresUpgrade()': postgresUpgrade, 'mysqlUpgrade()': mysqlUpgrade }
+    for (const [name, call] of Object.entries(calls)) {
+      expect(() => call('a-b'), name).to.throw(ConfigError, `${MESSAGE_PREFIX}${name}: table must be a plain SQL name`)
+    }
+  })
+
   it('a busy row lock: 55P03 on PostgreSQL; 3572 (MySQL) or 1205 (MariaDB) on MySQL; nothing else', () => {
     const pg = postgres('t')
     const my = mysql('t')
@@ -186,7 +247,7 @@ describe('SQL dialects', () => {
  * A driver whose statements answer from `answer` (by the start of the SQL), recording every
  * statement and how each transaction ended: the SQL store's failure paths, without a database.
  */
-function scripted(answer: (sql: string) => SqlResult | Error) {
+function scripted(answer: (sql: string) => SqlResult | Error, commitFails?: Error) {
   const log: string[] = []
   const run = async (sql: string) => {
     log.push(sql.split(' ').slice(0, 2).join(' '))
@@ -198,7 +259,11 @@ function scripted(answer: (sql: string) => SqlResult | Error) {
     query: (sql) => run(sql),
     begin: async () => ({
       tx: {}, query: (sql) => run(sql),
-      commit: async () => { log.push('COMMIT') }, rollback: async () => { log.push('ROLLBACK') },
+      commit: async () => {
+        log.push('COMMIT')
+        if (commitFails) throw commitFails
+      },
+      rollback: async () => { log.push('ROLLBACK') },
     }),
   }
   return { store: new PostgresStore({ driver, createTable: false, purgeEveryMs: false }), log }
@@ -210,7 +275,122 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     const { store, log } = scripted((sql) => (sql.startsWith('SELECT record') ? new Error('relation does not exist') : rows()))
     const err = await store.takeDueUnsettled(1000, 10, 100).then(() => expect.fail('resolved'), (e: unknown) => e)
     expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store takeDueUnsettled failed: relation does not exist`)
     expect(log).to.deep.equal(['SELECT record,', 'ROLLBACK'])
+  })
+
+  describe('each step that fails is STORE_FAILED naming the step, with the database\'s error as the cause; an open transaction is rolled back', () => {
+    const KEY = '20110698:paid:S1'
+    // Statements by their start (pg dialect): the unlocked read, the insert of a missing row, the lock, the done-marker, the note.
+    const isRead = (sql: string) => sql.startsWith('SELECT done_at, attempts, memo, watched FROM')
+    const isInsert = (sql: string) => sql.includes('DO NOTHING')
+    const isLock = (sql: string) => sql.includes('FOR UPDATE NOWAIT')
+    const cases: Array<{ step: string; call: 'settle' | 'peek'; fails: (sql: string) => boolean; log: string[] }> = [
+      { step: 'read', call: 'settle', fails: isRead, log: ['SELECT done_at,'] },
+      { step: 'insert', call: 'settle', fails: isInsert, log: ['SELECT done_at,', 'INSERT INTO'] },
+      { step: 'lock', call: 'settle', fails: isLock, log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'ROLLBACK'] },
+      { step: 'done-marker', call: 'settle', fails: (sql) => sql.startsWith('UPDATE gat_settlements SET done_at'), log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'UPDATE gat_settlements', 'ROLLBACK'] },
+      { step: 'insert', call: 'peek', fails: isInsert, log: ['SELECT done_at,', 'INSERT INTO', 'ROLLBACK'] },
+      { step: 'note', call: 'peek', fails: (sql) => sql.startsWith('UPDATE gat_settlements SET note'), log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'UPDATE gat_settlements', 'ROLLBACK'] },
+    ]
+    for (const { step, call, fails, log: expected } of cases) {
+      it(`${call}: ${step}`, async () => {
+        const cause = new Error('database says no')
+        const { store, log } = scripted((sql) => {
+          if (fails(sql)) return cause
+          if (isRead(sql)) return rows()
+          if (isLock(sql)) return rows({ done_at: null, attempts: 0, tx: 1 })
+          return { rows: [], affected: 1 }
+        })
+        const run = call === 'settle' ? store.settle(KEY, async () => {}) : store.peek(KEY, 'a note')
+        const err = await run.then(() => expect.fail('resolved'), (e: unknown) => e)
+        expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+        expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store ${step} failed: database says no`)
+        expect((err as Error).cause).to.equal(cause)
+        expect(log).to.deep.equal(expected)
+      })
+    }
+  })
+
+  it('a done-marker that marks no row (the transaction that took the lock had ended) rolls back and fails: nothing is committed', async () => {
+    const { store, log } = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 0, tx: 1 }) : rows()))
+    const err = await store.settle('20110698:paid:S2', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store done-marker failed: ${LOCK_LOST}`)
+    expect(log).to.deep.equal(['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'UPDATE gat_settlements', 'ROLLBACK'])
+  })
+
+  it('peek of a row purged between its insert and its lock: open, not watched, and nothing kept', async () => {
+    const { store, log } = scripted(() => rows())
+    expect(await store.peek('20110698:paid:S3', 'a note')).to.deep.equal({ status: 'open', watched: false })
+    expect(log).to.deep.equal(['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'ROLLBACK'])
+  })
+
+  it('a driver\'s own STORE_FAILED (a COMMIT answered ROLLBACK) is said with its step; its other errors (a ParamError) keep their code', async () => {
+    const answer = (sql: string) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 0, tx: 1 }) : { rows: [], affected: 1 })
+    const rolledBack = scripted(answer, new GuanaitongError('COMMIT was answered ROLLBACK', 'STORE_FAILED'))
+    const err = await rolledBack.store.settle('20110698:paid:S4', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store commit failed: COMMIT was answered ROLLBACK`)
+    const refused = new ParamError('value', 'cannot hold NUL')
+    const param = scripted(() => refused)
+    expect(await param.store.settle('20110698:paid:S5', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)).to.equal(refused)
+  })
+
+  it('the script path: a finish whose COMMIT is answered ROLLBACK is STORE_FAILED, said as the done-marker\'s failure', async () => {
+    const scripts: string[] = []
+    const driver: SessionDriver<object> = {
+      query: async () => rows(),
+      begin: async () => expect.fail('the script path begins no transaction of its own'),
+      session: async () => ({
+        tx: {},
+        release: () => { scripts.push('release') },
+        script: async (sql) => {
+          scripts.push(sql.split(' ')[0])
+          // The claim: BEGIN, the read (no row), set_config, the insert (fresh: its tx), set_config, the lock (none).
+          if (sql.startsWith('BEGIN')) return [rows(), rows(), rows(), rows({ tx: '7' }), rows(), rows()]
+          if (sql.startsWith('SELECT 1 /')) return [rows({ ours: 1 }), { rows: [], affected: 0, command: 'ROLLBACK' }]
+          return [rows()]
+        },
+      }),
+    }
+    const store = new PostgresStore({ driver, createTable: false, purgeEveryMs: false })
+    const err = await store.settle('20110698:paid:S6', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store done-marker failed: COMMIT was answered ROLLBACK: the transaction was rolled back`)
+    expect(scripts).to.deep.equal(['BEGIN;', 'SELECT', 'ROLLBACK', 'release'])
+  })
+
+  describe('a schema that cannot be brought to this version\'s shape (createTable: true)', () => {
+    /** Tables found in no shape (the probe fails), CREATE ... IF NOT EXISTS passing, each ALTER of the upgrade answered by `alter`. */
+    const unshaped = (alter: () => SqlResult | Error) => new PostgresStore({
+      purgeEveryMs: false,
+      driver: {
+        query: async (sql) => {
+          if (sql.startsWith('SELECT memo, watched, note FROM')) throw new Error('column "note" does not exist')
+          const result = sql.startsWith('ALTER') ? alter() : rows()
+          if (result instanceof Error) throw result
+          return result
+        },
+        begin: async () => expect.fail('no settlement runs without its table'),
+      },
+    })
+
+    it('an upgrade statement that fails: that failure is the cause', async () => {
+      const denied = new Error('must be owner of table gat_settlements')
+      const err = await unshaped(() => denied).settle('20110698:paid:S7', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+      expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+      expect((err as Error).message).to.contain('could not create the settlement table gat_settlements: must be owner of table gat_settlements. Grant CREATE')
+      expect((err as Error).cause).to.equal(denied)
+    })
+
+    it('upgrade statements that pass and a shape still wrong: a STORE_FAILED that says so is the cause', async () => {
+      const err = await unshaped(() => rows()).settle('20110698:paid:S8', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+      expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+      const cause = (err as Error).cause
+      expect(cause).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+      expect((cause as Error).message).to.equal(`${MESSAGE_PREFIX}gat_settlements is still not in this version's shape after the upgrade`)
+    })
   })
 
   it('a failed attempt is counted by one statement after the ROLLBACK; when it cannot be written (busy), the work\'s error stands', async () => {
