@@ -247,26 +247,30 @@ describe('SQL dialects', () => {
  * A driver whose statements answer from `answer` (by the start of the SQL), recording every
  * statement and how each transaction ended: the SQL store's failure paths, without a database.
  */
-function scripted(answer: (sql: string) => SqlResult | Error, commitFails?: Error) {
+function scripted(answer: (sql: string, params: readonly unknown[]) => SqlResult | Error, commitFails?: Error,
+  more: { beginFails?: Error; purgeEveryMs?: number | false } = {}) {
   const log: string[] = []
-  const run = async (sql: string) => {
+  const run = async (sql: string, params: readonly unknown[]) => {
     log.push(sql.split(' ').slice(0, 2).join(' '))
-    const result = answer(sql)
+    const result = answer(sql, params)
     if (result instanceof Error) throw result
     return result
   }
   const driver: SqlDriver<object> = {
-    query: (sql) => run(sql),
-    begin: async () => ({
-      tx: {}, query: (sql) => run(sql),
-      commit: async () => {
-        log.push('COMMIT')
-        if (commitFails) throw commitFails
-      },
-      rollback: async () => { log.push('ROLLBACK') },
-    }),
+    query: (sql, params) => run(sql, params),
+    begin: async () => {
+      if (more.beginFails) throw more.beginFails
+      return {
+        tx: {}, query: (sql, params) => run(sql, params),
+        commit: async () => {
+          log.push('COMMIT')
+          if (commitFails) throw commitFails
+        },
+        rollback: async () => { log.push('ROLLBACK') },
+      }
+    },
   }
-  return { store: new PostgresStore({ driver, createTable: false, purgeEveryMs: false }), log }
+  return { store: new PostgresStore({ driver, createTable: false, purgeEveryMs: more.purgeEveryMs ?? false }), log }
 }
 const rows = (...r: Record<string, unknown>[]): SqlResult => ({ rows: r, affected: 0 })
 
@@ -285,13 +289,21 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     const isRead = (sql: string) => sql.startsWith('SELECT done_at, attempts, memo, watched FROM')
     const isInsert = (sql: string) => sql.includes('DO NOTHING')
     const isLock = (sql: string) => sql.includes('FOR UPDATE NOWAIT')
-    const cases: Array<{ step: string; call: 'settle' | 'peek'; fails: (sql: string) => boolean; log: string[] }> = [
+    const cases: Array<{ step: string; call: 'settle' | 'peek' | 'watch' | 'resolve' | 'list' | 'purge'; fails: (sql: string) => boolean; log: string[] }> = [
       { step: 'read', call: 'settle', fails: isRead, log: ['SELECT done_at,'] },
       { step: 'insert', call: 'settle', fails: isInsert, log: ['SELECT done_at,', 'INSERT INTO'] },
       { step: 'lock', call: 'settle', fails: isLock, log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'ROLLBACK'] },
       { step: 'done-marker', call: 'settle', fails: (sql) => sql.startsWith('UPDATE gat_settlements SET done_at'), log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'UPDATE gat_settlements', 'ROLLBACK'] },
       { step: 'insert', call: 'peek', fails: isInsert, log: ['SELECT done_at,', 'INSERT INTO', 'ROLLBACK'] },
       { step: 'note', call: 'peek', fails: (sql) => sql.startsWith('UPDATE gat_settlements SET note'), log: ['SELECT done_at,', 'INSERT INTO', 'SELECT done_at,', 'UPDATE gat_settlements', 'ROLLBACK'] },
+      { step: 'read', call: 'peek', fails: isRead, log: ['SELECT done_at,'] },
+      { step: 'watchUnsettled', call: 'watch', fails: (sql) => sql.startsWith('INSERT INTO gat_settlements '), log: ['INSERT INTO'] },
+      { step: 'watchUnsettled', call: 'watch', fails: (sql) => sql.startsWith('INSERT INTO gat_settlements_unsettled'), log: ['INSERT INTO', 'INSERT INTO'] },
+      { step: 'resolveUnsettled', call: 'resolve', fails: (sql) => sql.startsWith('UPDATE'), log: ['UPDATE gat_settlements'] },
+      { step: 'resolveUnsettled', call: 'resolve', fails: (sql) => sql.startsWith('DELETE'), log: ['UPDATE gat_settlements', 'DELETE FROM'] },
+      { step: 'listUnsettled', call: 'list', fails: (sql) => sql.startsWith('SELECT record'), log: ['SELECT record,'] },
+      { step: 'purge', call: 'purge', fails: (sql) => sql.startsWith('SELECT settle_key'), log: ['SELECT settle_key'] },
+      { step: 'purge', call: 'purge', fails: (sql) => sql.startsWith('DELETE'), log: ['SELECT settle_key', 'DELETE FROM'] },
     ]
     for (const { step, call, fails, log: expected } of cases) {
       it(`${call}: ${step}`, async () => {
@@ -300,9 +312,18 @@ describe('SQL store failure paths (a stand-in driver)', () => {
           if (fails(sql)) return cause
           if (isRead(sql)) return rows()
           if (isLock(sql)) return rows({ done_at: null, attempts: 0, tx: 1 })
+          if (sql.startsWith('SELECT settle_key')) return rows({ settle_key: 'old' })
           return { rows: [], affected: 1 }
         })
-        const run = call === 'settle' ? store.settle(KEY, async () => {}) : store.peek(KEY, 'a note')
+        const calls = {
+          settle: () => store.settle(KEY, async () => {}),
+          peek: () => store.peek(KEY, 'a note'),
+          watch: () => store.watchUnsettled({ key: KEY, appId: 'app', outerTradeNo: 'O1', totalAmount: '1.00', buyerOpenId: 'b', reason: 'r', tradeNo: null, totalFen: 100, since: 1, deadline: 5 } as never),
+          resolve: () => store.resolveUnsettled(KEY),
+          list: () => store.listUnsettled(5),
+          purge: () => store.purge(),
+        }
+        const run = calls[call]()
         const err = await run.then(() => expect.fail('resolved'), (e: unknown) => e)
         expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
         expect((err as Error).message).to.equal(`${MESSAGE_PREFIX}SQL store ${step} failed: database says no`)
@@ -361,12 +382,106 @@ describe('SQL store failure paths (a stand-in driver)', () => {
     expect(scripts).to.deep.equal(['BEGIN;', 'SELECT', 'ROLLBACK', 'release'])
   })
 
+  it('a BEGIN or a COMMIT that fails is STORE_FAILED naming it (settle, peek, takeDueUnsettled)', async () => {
+    const answer = (sql: string) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 0, tx: 1 }) : { rows: [], affected: 1 })
+    const failing = new Error('connection refused')
+    const begin = scripted(answer, undefined, { beginFails: failing }).store
+    const commit = scripted(answer, failing).store
+    const runs: Array<[string, () => Promise<unknown>]> = [
+      ['begin', () => begin.settle('20110698:paid:B1', async () => {})],
+      ['begin', () => begin.peek('20110698:paid:B1', 'n')],
+      ['begin', () => begin.takeDueUnsettled(1000, 10, 100)],
+      ['commit', () => commit.peek('20110698:paid:B1', 'n')],
+      ['commit', () => commit.takeDueUnsettled(1000, 10, 100)],
+    ]
+    for (const [step, run] of runs) {
+      const err = await run().then(() => expect.fail('resolved'), (e: unknown) => e)
+      expect((err as Error).message, step).to.equal(`${MESSAGE_PREFIX}SQL store ${step} failed: connection refused`)
+    }
+  })
+
+  it('refuses a key, memo or note that is not text or holds NUL, naming the field, before anything runs', async () => {
+    const { store, log } = scripted(() => rows())
+    const field = async (run: () => Promise<unknown>) => {
+      const err = await run().then(() => expect.fail('resolved'), (e: unknown) => e)
+      expect(err).to.be.instanceOf(ParamError)
+      return (err as ParamError).field
+    }
+    expect(await field(() => store.settle('20110698:paid:\0', async () => {}))).to.equal('key')
+    expect(await field(() => store.settle('20110698:paid:N1', async () => {}, 'a\0b'))).to.equal('memo')
+    expect(await field(() => store.settle('20110698:paid:N1', async () => {}, 5 as never))).to.equal('memo')
+    expect(await field(() => store.peek('20110698:paid:\0'))).to.equal('key')
+    expect(await field(() => store.peek('20110698:paid:N1', 'a\0b'))).to.equal('note')
+    expect(log).to.deep.equal([])
+  })
+
+  it('a key is measured in characters: 191 four-byte characters pass, 192 do not', async () => {
+    const { store } = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 0, tx: 1 }) : { rows: [], affected: 1 }))
+    expect(await store.settle('😀'.repeat(191), async () => {})).to.include({ status: 'completed' })
+    const err = await store.settle('😀'.repeat(192), async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+    expect(err).to.be.instanceOf(ParamError).with.property('field', 'key')
+  })
+
+  it('the statement path: a held row is busy and runs nothing; the attempt is the count plus one', async () => {
+    const busy = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? Object.assign(new Error('locked'), { code: '55P03' }) : rows()))
+    expect(await busy.store.settle('20110698:paid:A1', async () => expect.fail('ran'))).to.deep.equal({ status: 'busy' })
+    const attempts: number[] = []
+    const counted = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 2, tx: 1 }) : { rows: [], affected: 1 }))
+    await counted.store.settle('20110698:paid:A2', async (_tx, attempt) => { attempts.push(attempt) })
+    expect(attempts).to.deep.equal([3])
+  })
+
+  it('peek: a done row is answered from the read alone, with its memo or without one; a busy row is not watched unless read so', async () => {
+    for (const [memo, expected] of [['m', { status: 'done', memo: 'm', watched: false }], [null, { status: 'done', watched: false }]] as const) {
+      const { store, log } = scripted(() => rows({ done_at: 5, attempts: 1, memo, watched: 0 }))
+      expect(await store.peek('20110698:paid:P1')).to.deep.equal(expected)
+      expect(log).to.deep.equal(['SELECT done_at,'])
+    }
+    const busyInsert = scripted((sql) => (sql.includes('DO NOTHING') ? Object.assign(new Error('lock timeout'), { code: '55P03' }) : rows()))
+    expect(await busyInsert.store.peek('20110698:paid:P2')).to.deep.equal({ status: 'busy', watched: false })
+    const busyLock = scripted((sql) => (sql.includes('FOR UPDATE NOWAIT') ? Object.assign(new Error('locked'), { code: '55P03' }) : rows()))
+    expect(await busyLock.store.peek('20110698:paid:P3')).to.deep.equal({ status: 'busy', watched: false })
+  })
+
+  it('purge deletes in batches of 1000 until a batch is short; none to delete sends no DELETE', async () => {
+    const batches = [1000, 3]
+    const { store, log } = scripted((sql, params) => {
+      if (sql.startsWith('SELECT settle_key')) return rows(...Array.from({ length: batches.shift() ?? 0 }, (_, i) => ({ settle_key: `k${i}` })))
+      return { rows: [], affected: params.length - 1 }
+    })
+    expect(await store.purge()).to.equal(1003)
+    expect(log).to.deep.equal(['SELECT settle_key', 'DELETE FROM', 'SELECT settle_key', 'DELETE FROM'])
+    const none = scripted(() => rows())
+    expect(await none.store.purge()).to.equal(0)
+    expect(none.log).to.deep.equal(['SELECT settle_key'])
+  })
+
+  it('the lazy purge runs after the first settlement, then not again within purgeEveryMs; never with false', async () => {
+    const answer = (sql: string) => (sql.includes('FOR UPDATE NOWAIT') ? rows({ done_at: null, attempts: 0, tx: 1 }) : { rows: [], affected: 1 })
+    const purges = (log: string[]) => log.filter((l) => l === 'SELECT settle_key').length
+    for (const [purgeEveryMs, expected] of [[undefined, 1], [60_000, 1], [false, 0]] as const) {
+      const { store, log } = scripted(answer, undefined, { purgeEveryMs: purgeEveryMs as number | false })
+      if (purgeEveryMs === undefined) Object.assign(store, { purgeEveryMs: 10 * 60 * 1000 })
+      for (const n of [1, 2, 3]) await store.settle(`20110698:paid:L${n}`, async () => {})
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      expect(purges(log), String(purgeEveryMs)).to.equal(expected)
+    }
+    const byDefault = new PostgresStore({ driver: { query: async () => rows(), begin: async () => expect.fail('unused') }, createTable: false })
+    expect((byDefault as unknown as { purgeEveryMs: unknown }).purgeEveryMs).to.equal(10 * 60 * 1000)
+  })
+
+  it('an option error names the class: new PostgresStore()', () => {
+    expect(() => new PostgresStore({} as never)).to.throw(ConfigError, 'new PostgresStore()')
+  })
+
   describe('a schema that cannot be brought to this version\'s shape (createTable: true)', () => {
     /** Tables found in no shape (the probe fails), CREATE ... IF NOT EXISTS passing, each ALTER of the upgrade answered by `alter`. */
+    let creates = 0
     const unshaped = (alter: () => SqlResult | Error) => new PostgresStore({
       purgeEveryMs: false,
       driver: {
         query: async (sql) => {
+          if (sql.startsWith('CREATE')) creates++
           if (sql.startsWith('SELECT memo, watched, note FROM')) throw new Error('column "note" does not exist')
           const result = sql.startsWith('ALTER') ? alter() : rows()
           if (result instanceof Error) throw result
@@ -378,7 +493,11 @@ describe('SQL store failure paths (a stand-in driver)', () => {
 
     it('an upgrade statement that fails: that failure is the cause', async () => {
       const denied = new Error('must be owner of table gat_settlements')
+      const started = Date.now()
       const err = await unshaped(() => denied).settle('20110698:paid:S7', async () => {}).then(() => expect.fail('resolved'), (e: unknown) => e)
+      // Three passes, 50 then 100 ms apart.
+      expect(creates, 'CREATE statements: four a pass').to.equal(12)
+      expect(Date.now() - started).to.be.at.least(140)
       expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
       expect((err as Error).message).to.contain('could not create the settlement table gat_settlements: must be owner of table gat_settlements. Grant CREATE')
       expect((err as Error).cause).to.equal(denied)
