@@ -8,6 +8,7 @@ import { expect } from 'chai'
 import { EventEmitter } from 'node:events'
 import { ConfigError, GuanaitongError, MESSAGE_PREFIX, ParamError } from '../../src/kernel/errors'
 import { PostgresStore } from '../../src/stores/postgres'
+import { MysqlStore } from '../../src/stores/mysql'
 import type { SqlDriver, SqlResult } from '../../src/stores/sql/types'
 import { checkTable, DEFAULT_TABLE, LOCK_LOST, mysql, mysqlSchema, mysqlSchemaStatements, mysqlUpgrade, postgres, postgresSchema,
   postgresSchemaStatements, postgresUpgrade } from '../../src/stores/sql/dialect'
@@ -70,6 +71,13 @@ describe('SQL drivers', () => {
         ['pool', 'DELETE FROM t WHERE k IN ($1, $2, $3)', [1, 2, 3]],
         ['pool', 'SELECT $1 AS a, $2 AS b', ['y', 3]],
       ])
+    })
+
+    it('takes a pool that is no EventEmitter (no listenerCount, or no on) without listening on it', () => {
+      const plain = { connect: async () => expect.fail('unused'), query: async () => expect.fail('unused') }
+      for (const pool of [plain, { ...plain, on: () => expect.fail('listened') }, { ...plain, listenerCount: () => 0 }]) {
+        expect(() => pgDriver(pool as never)).to.not.throw()
+      }
     })
 
     it('listens for idle connection errors only on a pool nobody listens to', () => {
@@ -140,14 +148,29 @@ describe('SQL drivers', () => {
       return stand
     }
 
-    it('inlines null, safe integers and escaped strings, in one query', async () => {
+    it('inlines null, safe integers and escaped strings, in one query; one result is one result set', async () => {
       const { pool, log } = escaping()
       const driver = pgDriver(pool)
       expect(hasSessions(driver)).to.equal(true)
+      expect(hasSessions(pgDriver(pgPool().pool)), 'a pg without escapeLiteral: statement by statement').to.equal(false)
       const s = await (driver as SessionDriver<unknown>).session()
-      await s.script('SELECT ?, ?, ?; SELECT ?', [null, 42, "it's", undefined])
+      expect(await s.script('SELECT ?, ?, ?; SELECT ?', [null, 42, "it's", undefined]))
+        .to.deep.equal([{ rows: [{ n: 1 }], affected: 1, command: "SELECT NULL, 42, 'it''s'; SELECT NULL" }])
       s.release()
       expect(log).to.deep.equal(["SELECT NULL, 42, 'it''s'; SELECT NULL", ['release', undefined]])
+    })
+
+    it('a session goes back to the pool, destroyed when released with an error or when its connection failed meanwhile; its error listener goes', async () => {
+      const { pool, client, log } = escaping()
+      const driver = pgDriver(pool) as SessionDriver<unknown>
+      const failed = await driver.session()
+      failed.release(new Error('rollback failed'))
+      const dropped = await driver.session()
+      client.emit('error', new Error('terminated by administrator'))
+      client.emit('error', new Error('a second error'))
+      dropped.release()
+      expect(log).to.deep.equal([['release', 'rollback failed'], ['release', 'terminated by administrator']])
+      expect(client.listenerCount('error')).to.equal(0)
     })
 
     it('refuses a NUL in a string (field value) and anything but a string, a safe integer or null (field script value), sending nothing', async () => {
@@ -215,6 +238,18 @@ describe('SQL dialects', () => {
     for (const [name, call] of Object.entries(calls)) {
       expect(() => call('a-b'), name).to.throw(ConfigError, `${MESSAGE_PREFIX}${name}: table must be a plain SQL name`)
     }
+  })
+
+  it('mysqlUpgrade(): the five upgrade statements, then the two procedures, and no CREATE TABLE', () => {
+    const upgrade = mysqlUpgrade('t')
+    expect(upgrade.slice(0, 5)).to.deep.equal([
+      'ALTER TABLE t MODIFY settle_key VARBINARY(764) NOT NULL',
+      'ALTER TABLE t ADD COLUMN /*M! IF NOT EXISTS */ memo TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL',
+      'ALTER TABLE t ADD COLUMN /*M! IF NOT EXISTS */ watched BOOLEAN NOT NULL DEFAULT false',
+      'ALTER TABLE t ADD COLUMN /*M! IF NOT EXISTS */ note TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL',
+      'ALTER TABLE t_unsettled MODIFY unsettled_key VARBINARY(764) NOT NULL',
+    ])
+    expect(upgrade.slice(5).map((statement) => statement.split('(')[0])).to.deep.equal(['CREATE PROCEDURE IF NOT EXISTS t_claim_v2', 'CREATE PROCEDURE IF NOT EXISTS t_finish_v2'])
   })
 
   it('a busy row lock: 55P03 on PostgreSQL; 3572 (MySQL) or 1205 (MariaDB) on MySQL; nothing else', () => {
@@ -472,6 +507,90 @@ describe('SQL store failure paths (a stand-in driver)', () => {
 
   it('an option error names the class: new PostgresStore()', () => {
     expect(() => new PostgresStore({} as never)).to.throw(ConfigError, 'new PostgresStore()')
+  })
+
+  describe('the script path (a stand-in session driver)', () => {
+    /** A store over a session driver whose scripts answer from `script` and unlocked statements from `query`; `log` holds each script's first word and each release. */
+    function sessioned(kind: 'postgres' | 'mysql', script: (sql: string) => SqlResult[] | Error | null, query: (sql: string, params: readonly unknown[]) => SqlResult | Error = () => rows()) {
+      const log: unknown[] = []
+      const driver: SessionDriver<object> = {
+        query: async (sql, params) => {
+          log.push(`query ${sql.split(' ')[0]}`)
+          const result = query(sql, params)
+          if (result instanceof Error) throw result
+          return result
+        },
+        begin: async () => expect.fail('the script path begins no transaction of its own'),
+        session: async () => ({
+          tx: {},
+          release: (broken?: unknown) => { log.push(broken === undefined ? 'release' : ['release', (broken as Error).message]) },
+          script: async (sql) => {
+            log.push(sql.split(' ')[0])
+            const result = script(sql)
+            if (result === null || result instanceof Error) throw result
+            return result
+          },
+        }),
+      }
+      const options = { driver, createTable: false, purgeEveryMs: false } as const
+      return { store: kind === 'postgres' ? new PostgresStore(options) : new MysqlStore(options), log }
+    }
+    const fail = (message: string, fields: Record<string, unknown>) => Object.assign(new Error(message), fields)
+    const settle = (store: { settle: PostgresStore<object>['settle'] }, key = '20110698:paid:R1') =>
+      store.settle(key, async () => {}).then((r): any => r, (e: unknown): any => e)
+
+    it('PostgreSQL, raced (not done when read, not lockable as not done): the row read again decides, done or vanished', async () => {
+      // BEGIN, the read (not done), set_config, the insert (none: the row is there), set_config, the lock (none).
+      const raced = (sql: string) => (sql.startsWith('BEGIN') ? [rows(), rows({ done_at: null, memo: null, watched: false }), rows(), rows(), rows(), rows()] : [rows()])
+      const params: unknown[] = []
+      const done = sessioned('postgres', raced, (_sql, p) => { params.push(p); return rows({ done_at: 5, memo: 'm', watched: false }) })
+      expect(await settle(done.store)).to.deep.equal({ status: 'done', memo: 'm', watched: false })
+      expect(params).to.deep.equal([['20110698:paid:R1']])
+      // The ROLLBACK is not waited for: the read may pass it.
+      expect(done.log).to.have.members(['BEGIN;', 'ROLLBACK', 'release', 'query SELECT'])
+      const gone = sessioned('postgres', raced, () => rows())
+      const vanished = await settle(gone.store)
+      expect(vanished).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+      expect(vanished.message).to.contain('vanished before it was locked')
+      const unreadable = await settle(sessioned('postgres', raced, () => new Error('server gone')).store)
+      expect(unreadable.message).to.equal(`${MESSAGE_PREFIX}SQL store read failed: server gone`)
+    })
+
+    it('MySQL, a claim that fails: busy (1205) sends no ROLLBACK; any other failure rolls back, and a missing procedure (1305) says to run mysqlUpgrade', async () => {
+      const busy = sessioned('mysql', () => fail('Lock wait timeout exceeded', { errno: 1205 }))
+      expect(await settle(busy.store)).to.deep.equal({ status: 'busy' })
+      expect(busy.log).to.deep.equal(['CALL', 'release'])
+      const deadlock = sessioned('mysql', (sql) => (sql.startsWith('CALL') ? fail('Deadlock found', { errno: 1213 }) : [rows()]))
+      expect((await settle(deadlock.store)).message).to.equal(`${MESSAGE_PREFIX}SQL store claim failed: Deadlock found`)
+      expect(deadlock.log).to.deep.equal(['CALL', 'ROLLBACK', 'release'])
+      const missing = sessioned('mysql', (sql) => (sql.startsWith('CALL') ? fail('PROCEDURE gat_settlements_claim_v2 does not exist', { errno: 1305 }) : [rows()]))
+      expect((await settle(missing.store)).message)
+        .to.equal(`${MESSAGE_PREFIX}SQL store claim (run the statements of mysqlUpgrade('gat_settlements')) failed: PROCEDURE gat_settlements_claim_v2 does not exist`)
+    })
+
+    it('a ROLLBACK that fails destroys the session\'s connection (released with the error)', async () => {
+      const { store, log } = sessioned('mysql', (sql) => (sql.startsWith('CALL') ? fail('Deadlock found', { errno: 1213 }) : new Error('connection lost')))
+      await settle(store)
+      expect(log).to.deep.equal(['CALL', 'ROLLBACK', ['release', 'connection lost']])
+    })
+
+    it('MySQL, a finish that fails: the procedure\'s SIGNAL (45000) is the lock lost, anything else is said as it is', async () => {
+      const claimed = [{ rows: [{ status: 'fresh', tx: 1 }], affected: 0 }]
+      const finishing = (failure: unknown) => sessioned('mysql', (sql) => (sql.includes('claim_v2') ? claimed : sql.includes('finish_v2') ? failure as Error : [rows()]))
+      const lost = await settle(finishing(fail('the transaction that took the lock had ended', { sqlState: '45000' })).store)
+      expect(lost.message).to.equal(`${MESSAGE_PREFIX}SQL store done-marker failed: ${LOCK_LOST}`)
+      const deadlock = await settle(finishing(fail('Deadlock found', { errno: 1213, sqlState: '40001' })).store)
+      expect(deadlock.message).to.equal(`${MESSAGE_PREFIX}SQL store done-marker failed: Deadlock found`)
+      const nothing = await settle(finishing(null).store)
+      expect(nothing).to.be.instanceOf(GuanaitongError).with.property('code', 'STORE_FAILED')
+    })
+
+    it('PostgreSQL, a lost fresh claim whose undoing fails: STORE_FAILED naming the done-marker', async () => {
+      const fresh = [rows(), rows(), rows(), rows({ tx: '7' }), rows(), rows()]
+      const { store } = sessioned('postgres', (sql) => (sql.startsWith('BEGIN') ? fresh : sql.startsWith('SELECT 1') ? fail('division by zero', { code: '22012' }) : [rows()]),
+        () => new Error('server gone'))
+      expect((await settle(store)).message).to.equal(`${MESSAGE_PREFIX}SQL store done-marker failed: server gone`)
+    })
   })
 
   describe('a schema that cannot be brought to this version\'s shape (createTable: true)', () => {

@@ -391,6 +391,19 @@ describe('guardTx: ctx.tx on its own', () => {
     }
   })
 
+  it('until it ends, ctx.tx is the connection: the same method each read, its own constructor, and a method called on another object runs on that object', () => {
+    class Conn {
+      query(this: unknown) { return this }
+    }
+    const conn = new Conn()
+    const { tx } = guardTx(conn, '20110698:paid:G3')
+    expect(tx.query).to.equal(tx.query)
+    expect(tx.constructor).to.equal(Conn)
+    expect(tx.query()).to.equal(conn)
+    const other = {}
+    expect(tx.query.call(other)).to.equal(other)
+  })
+
   it('hands a tx that is no object (a driver of its own may give null or a number) through as it is, and ending it is harmless', () => {
     for (const tx of [null, undefined, 7, 'conn']) {
       const handle = guardTx(tx, '20110698:paid:G2')
