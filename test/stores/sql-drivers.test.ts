@@ -556,6 +556,16 @@ describe('SQL store failure paths (a stand-in driver)', () => {
       expect(unreadable.message).to.equal(`${MESSAGE_PREFIX}SQL store read failed: server gone`)
     })
 
+    it('a session that cannot be had (the pool cannot connect): STORE_FAILED naming connect', async () => {
+      const driver: SessionDriver<object> = {
+        query: async () => rows(),
+        begin: async () => expect.fail('unused'),
+        session: async () => { throw new Error('too many clients already') },
+      }
+      const err = await settle(new PostgresStore({ driver, createTable: false, purgeEveryMs: false }))
+      expect(err.message).to.equal(`${MESSAGE_PREFIX}SQL store connect failed: too many clients already`)
+    })
+
     it('MySQL, a claim that fails: busy (1205) sends no ROLLBACK; any other failure rolls back, and a missing procedure (1305) says to run mysqlUpgrade', async () => {
       const busy = sessioned('mysql', () => fail('Lock wait timeout exceeded', { errno: 1205 }))
       expect(await settle(busy.store)).to.deep.equal({ status: 'busy' })
