@@ -5,6 +5,7 @@
 import { expect } from 'chai'
 import { PassThrough, Readable } from 'node:stream'
 import { gzipSync, deflateSync } from 'node:zlib'
+import { GuanaitongError } from '../../src/kernel/errors'
 import { BodyReadError, closingHeaders, mediaType, readBody, type CoreHeaders, type CoreRequest } from '../../src/core/http'
 
 const LIMIT = 1024
@@ -146,6 +147,83 @@ describe('core/http readBody', () => {
     expect(wire.destroyed).to.equal(false)
   })
 
+  it('a Content-Length of exactly the limit is read; one of 0 with bytes after it, or a body longer than declared, is request.size.invalid', async () => {
+    expect((await read(iterable([new Uint8Array(LIMIT)]), { 'content-length': String(LIMIT) })).length).to.equal(LIMIT)
+    expect((await read(iterable([]), { 'content-length': '0' })).length).to.equal(0)
+    for (const declared of ['0', '2']) {
+      const err = await failure(read(iterable([bytes('a=1')]), { 'content-length': declared }))
+      expect([err.type, err.code], declared).to.deep.equal(['request.size.invalid', 'BAD_BODY'])
+    }
+  })
+
+  it('an empty, negative or fractional Content-Length (a fetch caller made it up) is ignored, not taken as a length', async () => {
+    for (const declared of ['', '-1', '1.5']) {
+      expect((await read(iterable([bytes('a=1')]), { 'content-length': declared })).toString(), JSON.stringify(declared)).to.equal('a=1')
+    }
+  })
+
+  it('a rawBody of null is the adapter\'s bug: INVALID_ARGUMENT, not a TypeError and not the client\'s BAD_BODY', async () => {
+    const err = await readBody({ method: 'POST', headers: {}, rawBody: null as unknown as AsyncIterable<Uint8Array>, request: null }, LIMIT, 2000)
+      .then(() => undefined, (e: unknown) => e)
+    expect(err).to.be.instanceOf(GuanaitongError).and.not.instanceOf(BodyReadError)
+    expect(err).to.have.property('code', 'INVALID_ARGUMENT')
+  })
+
+  it('a stream with only getReader (no async iterator, as a polyfilled ReadableStream) is read through its reader', async () => {
+    const { stream } = webStream([bytes('a=1'), bytes('&b=2')])
+    const readerOnly = { getReader: () => stream.getReader() } as unknown as AsyncIterable<Uint8Array>
+    expect((await read(readerOnly)).toString()).to.equal('a=1&b=2')
+  })
+
+  it('an iterable that throws something with no code (null) → body.unreadable, not a TypeError', async () => {
+    async function* throwsNull(): AsyncIterable<Uint8Array> {
+      yield bytes('a=1')
+      throw null
+    }
+    const err = await failure(read(throwsNull()))
+    expect([err.type, err.code]).to.deep.equal(['body.unreadable', 'BAD_BODY'])
+  })
+
+  it('a Node stream closed mid-body without an error (destroyed, no end) → request.aborted at once, not a wait for the time-out', async () => {
+    const wire = new PassThrough()
+    wire.write('a=1&')
+    setTimeout(() => wire.destroy(), 5)
+    const started = Date.now()
+    const err = await failure(read(wire, {}, 2000))
+    expect([err.type, err.code]).to.deep.equal(['request.aborted', 'BAD_BODY'])
+    expect(Date.now() - started).to.be.below(1000)
+  })
+
+  it('a Node stream is let go once read, failed or timed out: none of our listeners stay on it, and after a time-out what arrives next pauses it', async () => {
+    const events = ['data', 'end', 'error', 'close'] as const
+    const listeners = (stream: Readable) => events.map((e) => stream.listenerCount(e))
+    const whole = new PassThrough()
+    const reading = read(whole)
+    whole.end('a=1')
+    expect((await reading).toString()).to.equal('a=1')
+    expect(listeners(whole), 'after the end').to.deep.equal([0, 0, 0, 0])
+
+    const large = new PassThrough()
+    large.write(Buffer.alloc(LIMIT + 10))
+    expect((await failure(read(large))).code).to.equal('BODY_TOO_LARGE')
+    expect(listeners(large), 'after the limit').to.deep.equal([0, 0, 0, 0])
+
+    const slow = new PassThrough()
+    slow.write('a=1&')
+    expect((await failure(read(slow, {}, 30))).code).to.equal('BODY_TIMEOUT')
+    slow.write('b=2')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(listeners(slow), 'after the time-out and one more chunk').to.deep.equal([0, 0, 0, 0])
+    expect(slow.isPaused(), 'paused: the rest is not read').to.equal(true)
+  })
+
+  it('a body in one chunk is a view of that chunk, not a copy (most bodies are one chunk)', async () => {
+    const chunk = bytes('a=1&b=2')
+    const body = await read(iterable([chunk]))
+    expect(body.buffer).to.equal(chunk.buffer)
+    expect(body.toString()).to.equal('a=1&b=2')
+  })
+
   it('no rawBody → an empty body', async () => {
     expect((await readBody({ method: 'POST', headers: {}, request: null }, LIMIT, 10)).length).to.equal(0)
   })
@@ -185,6 +263,9 @@ describe('core/http: media type, failure mapping, closing the socket', () => {
     it('finds the charset among other parameters, unquoted and trimmed', () => {
       expect(mediaType({ 'content-type': ` ${FORM.toUpperCase()} ; foo=bar; Charset="gbk" ; x=y` })).to.deep.equal({ type: FORM, charset: 'gbk' })
       expect(mediaType({ 'content-type': `${FORM};charset=utf-8` })).to.deep.equal({ type: FORM, charset: 'utf-8' })
+      // Only the enclosing quotes go: a quote inside the name stays, and such a charset is then refused as unknown.
+      expect(mediaType({ 'content-type': `${FORM}; charset=gb"k` }).charset).to.equal('gb"k')
+      expect(mediaType({ 'content-type': `${FORM}; charset="gb"k"` }).charset).to.equal('gb"k')
     })
 
     it('parameters without a charset, or none at all: no charset (the form is read as UTF-8, not refused)', () => {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { mysqlSchema, postgresSchema } from '../../src/stores'
 import { transactionalStoreConformance } from '../../src/testing/transactional-conformance'
-import { sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
+import { MYSQL_URL, sqlTargets, uniqueTable, type ShopTable } from './sql-helpers'
 
 for (const target of sqlTargets()) {
   const table = uniqueTable('conf')
@@ -26,6 +26,20 @@ for (const target of sqlTargets()) {
       let tx: unknown
       await target.store({ table }).settle(`20110698:paid:H${Date.now()}`, async (conn) => { tx = conn })
       expect(tx).to.have.property('query').that.is.a('function')
+    })
+
+    it('works with a schema-qualified table name: creates, finds and settles in it', async () => {
+      // The schema the connection uses anyway: PostgreSQL's public, MySQL's database of the URL.
+      const schema = target.kind === 'postgres' ? 'public' : new URL(MYSQL_URL).pathname.slice(1)
+      const qualified = `${schema}.${uniqueTable('schema')}`
+      try {
+        const k = `20110698:paid:Q${Date.now()}`
+        expect(await target.store({ table: qualified }).settle(k, async () => {}, 'm')).to.include({ status: 'completed' })
+        // A second store finds the schema there (its probe) and answers the duplicate.
+        expect(await target.store({ table: qualified }).settle(k, async () => expect.fail('a duplicate ran'))).to.deep.equal({ status: 'done', memo: 'm', watched: false })
+      } finally {
+        await target.drop(qualified)
+      }
     })
 
     it('keeps keys that differ only in case apart', async () => {

@@ -35,6 +35,16 @@ for (const kind of SQL_KINDS) {
     let shop: ShopTable
     const pgSide = kind === 'postgres' ? pgPool(2) : undefined
     const mySide = kind === 'mysql' ? mysqlPool(2) : undefined
+    /** A pool of one connection whose every statement is recorded (made here, not in the test: see keptOpen in sql-helpers). */
+    const sent: string[] = []
+    const counted = kind === 'postgres' ? pgPool(1) : undefined
+    counted?.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown
+      ;(client as { query: unknown }).query = (...args: unknown[]) => {
+        sent.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text))
+        return query(...args)
+      }
+    })
     /** One statement outside the store. */
     const sql = async (text: string, params: unknown[] = []): Promise<any[]> => (pgSide
       ? (await pgSide.query(text.replace(/\?/g, ((n) => () => `$${++n}`)(0)), params)).rows
@@ -51,6 +61,7 @@ for (const kind of SQL_KINDS) {
       await db.end()
       await pgSide?.end()
       await mySide?.end()
+      await counted?.end()
     })
 
     it('a failed fresh attempt leaves no done-marker and is counted: the next attempt is 2, and its success marks the row done', async () => {
@@ -155,26 +166,13 @@ for (const kind of SQL_KINDS) {
 
     if (kind === 'postgres') {
       it('a new settlement sends one COMMIT, in its finish script; its claim script none', async () => {
-        const pool = pgPool(1)
-        const sent: string[] = []
-        pool.on('connect', (client) => {
-          const query = client.query.bind(client) as (...args: unknown[]) => unknown
-          ;(client as { query: unknown }).query = (...args: unknown[]) => {
-            sent.push(String(typeof args[0] === 'string' ? args[0] : (args[0] as { text: string }).text))
-            return query(...args)
-          }
-        })
-        try {
-          const s = new PostgresStore({ pool, table, purgeEveryMs: false })
-          await s.settle(key('C'), async () => {}) // its first use probes the schema
-          sent.length = 0
-          expect(await s.settle(key('C'), async (tx) => { await shop.write(tx, 'c') })).to.include({ status: 'completed' })
-          const commits = sent.flatMap((text) => text.match(/\bCOMMIT\b/g) ?? [])
-          expect(commits, sent.join('\n')).to.have.length(1)
-          expect(sent.filter((text) => !text.includes(shop.name))).to.have.length(2)
-        } finally {
-          await pool.end()
-        }
+        const s = new PostgresStore({ pool: counted!, table, purgeEveryMs: false })
+        await s.settle(key('C'), async () => {}) // its first use probes the schema
+        sent.length = 0
+        expect(await s.settle(key('C'), async (tx) => { await shop.write(tx, 'c') })).to.include({ status: 'completed' })
+        const commits = sent.flatMap((text) => text.match(/\bCOMMIT\b/g) ?? [])
+        expect(commits, sent.join('\n')).to.have.length(1)
+        expect(sent.filter((text) => !text.includes(shop.name))).to.have.length(2)
       })
     }
   })

@@ -19,15 +19,30 @@ export function uniqueTable(label: string): string {
   return `gat_${label}_${randomBytes(4).toString('hex')}`
 }
 
+/**
+ * Under Stryker a pool is never ended: its mocha runner loads the test files once and runs them
+ * again for every mutant, so a pool a file makes when it loads and ends in an `after` hook would
+ * fail every later run ("Cannot use a pool after calling end on the pool", mysql2's "Pool is
+ * closed."), and Stryker would count each such failure as a killed mutant whatever the mutant did.
+ * The pools end with the worker process. (A pool made inside a test is then left open once per
+ * run: the files of stryker.config.mjs's parts make theirs when they load.)
+ */
+const UNDER_STRYKER = process.env.STRYKER_MUTATOR_WORKER !== undefined
+
+function keptOpen<P extends { end(): Promise<void> }>(pool: P): P {
+  if (UNDER_STRYKER) Object.assign(pool, { end: async () => {} })
+  return pool
+}
+
 export function pgPool(max = 10, url = POSTGRES_URL): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max })
   // An idle client the server dropped (a restart) emits 'error' on the pool; the next checkout reconnects.
   pool.on('error', () => {})
-  return pool
+  return keptOpen(pool)
 }
 
 export function mysqlPool(max = 10, url = MYSQL_URL): mysql.Pool {
-  return mysql.createPool({ uri: url, connectionLimit: max })
+  return keptOpen(mysql.createPool({ uri: url, connectionLimit: max }))
 }
 
 /** What drops a store's schema: its two tables and the routines of every version. */

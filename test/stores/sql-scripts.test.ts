@@ -17,6 +17,7 @@ import { knexDriver } from '../../examples/knex-driver'
 import { GuanaitongError, ParamError } from '../../src/kernel/errors'
 import { MysqlStore, PostgresStore, mysqlUpgrade, postgresUpgrade } from '../../src/stores'
 import type { SqlStore } from '../../src/stores/sql/sql-store'
+import { guardTx } from '../../src/stores/sql/guard'
 import { MYSQL_URL, POSTGRES_URL, dropSchemaStatements, mysqlPool, pgPool, uniqueTable, type SqlKind } from './sql-helpers'
 
 let seq = 0
@@ -374,3 +375,40 @@ for (const k of KNEX) {
     })
   })
 }
+
+describe('guardTx: ctx.tx on its own', () => {
+  it('names the call it refuses: a method by its name, a transaction that is itself a function (Knex) as ()', () => {
+    const knexLike = Object.assign((table: string) => `from ${table}`, { raw: (sql: string) => sql })
+    const handle = guardTx(knexLike, '20110698:paid:G1')
+    expect(handle.tx('orders')).to.equal('from orders')
+    expect(handle.tx.raw('SELECT 1')).to.equal('SELECT 1')
+    handle.end()
+    for (const [call, name] of [[() => handle.tx('orders'), 'ctx.tx.()'], [() => handle.tx.raw('SELECT 1'), 'ctx.tx.raw']] as const) {
+      const err = (() => { try { call() } catch (e) { return e } })()
+      expect(err).to.be.instanceOf(GuanaitongError).with.property('code', 'TX_ENDED')
+      expect((err as Error).message, name).to.contain(`${name} called after the settlement of 20110698:paid:G1 ended`)
+    }
+  })
+
+  it('until it ends, ctx.tx is the connection: the same method each read, its own constructor, and a method called on another object runs on that object', () => {
+    class Conn {
+      query(this: unknown) { return this }
+    }
+    const conn = new Conn()
+    const { tx } = guardTx(conn, '20110698:paid:G3')
+    expect(tx.query).to.equal(tx.query)
+    expect(tx.constructor).to.equal(Conn)
+    expect(tx.query()).to.equal(conn)
+    const other = {}
+    expect(tx.query.call(other)).to.equal(other)
+  })
+
+  it('hands a tx that is no object (a driver of its own may give null or a number) through as it is, and ending it is harmless', () => {
+    for (const tx of [null, undefined, 7, 'conn']) {
+      const handle = guardTx(tx, '20110698:paid:G2')
+      expect(handle.tx).to.equal(tx)
+      handle.end()
+      expect(handle.tx).to.equal(tx)
+    }
+  })
+})
