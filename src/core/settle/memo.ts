@@ -5,12 +5,21 @@ import type { Notification, SettledSummary } from '../../kernel/types'
 /** Longest memo or note a store must keep exactly, in characters (all printable ASCII). */
 export const MEMO_MAX_LENGTH = 1024
 
-/** Text fields longer than this are kept as a digest, so a memo stays bounded whatever a notification holds. */
+/**
+ * Text fields longer than this as the memo writes them are kept as a digest, so a memo stays
+ * bounded whatever a notification holds. Written, a character outside printable ASCII takes 6
+ * (`\uXXXX`): counting the field's own length let 200 such characters grow to 1 200.
+ */
 const FIELD_MAX_LENGTH = 200
 
-/** A field as the memo keeps it: itself, or `sha256:<hex>` when long. */
+/** JSON with every character outside printable ASCII escaped, so any store column or Redis value keeps it exactly. */
+function asciiJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+/** A field as the memo keeps it: itself, or `sha256:<hex>` when long once written (without its quotes). */
 function bounded(value: string): string {
-  return value.length > FIELD_MAX_LENGTH ? `sha256:${createHash('sha256').update(value).digest('hex')}` : value
+  return asciiJson(value).length - 2 > FIELD_MAX_LENGTH ? `sha256:${createHash('sha256').update(value).digest('hex')}` : value
 }
 
 /** What a settlement records of its payment: outcome, trade number, amount, buyer. */
@@ -25,14 +34,12 @@ export function summarize(n: Notification): SettledSummary {
 }
 
 /**
- * The memo (or note) of a payment: a versioned JSON array, every character outside printable
- * ASCII escaped (`\uXXXX`), so any store column or Redis value keeps it exactly. At most
- * 3 × 6 × 200 + 40 characters, well under `MEMO_MAX_LENGTH`.
+ * The memo (or note) of a payment: a versioned JSON array in printable ASCII. At most
+ * 2 × 202 characters for the two text fields and 30 for the rest, under `MEMO_MAX_LENGTH`.
  */
 export function encodeMemo(n: Notification): string {
   const s = summarize(n)
-  const json = JSON.stringify([1, s.outcome === 'paid' ? 'p' : 'f', s.totalFen, s.tradeNo, s.buyerOpenId])
-  return json.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+  return asciiJson([1, s.outcome === 'paid' ? 'p' : 'f', s.totalFen, s.tradeNo, s.buyerOpenId])
 }
 
 /** The summary a memo stands for; null for one this version did not write (or none). */
