@@ -92,6 +92,30 @@ describe('settlement core', () => {
     })
   })
 
+  describe('duplicates, with the least a shop configures', () => {
+    it('a logger without debug (it is optional): a duplicate is acknowledged', async () => {
+      const lines: string[] = []
+      const logger = { info: (_: object, m: string) => lines.push(m), warn: (_: object, m: string) => lines.push(m), error: (_: object, m: string) => lines.push(m) }
+      const settle = createSettlement({ onPaid: () => {}, logger })
+      const store = new MemoryStore()
+      const n = payment()
+      expect(await settle({ notification: n, req, source: 'notify', store })).to.deep.equal({ answer: 'success', how: 'settled' })
+      expect(await settle({ notification: n, req, source: 'notify', store })).to.deep.equal({ answer: 'success', how: 'duplicate' })
+      expect(lines).to.deep.equal([])
+    })
+
+    it('a duplicate that differs from what settled, with no onMismatch: one CHANNEL_MISMATCH error, no hook failure', async () => {
+      const { settle, logger } = settlement()
+      const store = new MemoryStore()
+      const n = payment()
+      await settle({ notification: n, req, source: 'notify', store })
+      const outcome = await settle({ notification: { ...n, totalFen: 1, totalAmount: '0.01' }, req, source: 'notify', store })
+      expect(outcome).to.deep.equal({ answer: 'success', how: 'duplicate' })
+      await sleep(5)
+      expect(logger.reasons()).to.deep.equal(['CHANNEL_MISMATCH'])
+    })
+  })
+
   describe('a handler slower than handlerTimeoutMs and the lease', () => {
     it('keeps its lease renewed until it settles: a retry past the lease gets IN_PROGRESS, then success; onPaid ran once', async () => {
       const store = new MemoryStore({ leaseMs: 150 })

@@ -283,7 +283,7 @@ export function createSettlement(options: SettleOptions) {
   function duplicate(s: Settlement): SettleOutcome {
     // Debug, not info: duplicates are Guanaitong's normal retries, and logging each costs ~30 µs.
     const what = s.source === 'pay' ? 'settlement' : 'notification'
-    logger.debug?.({
+    logger.debug({
       outerTradeNo: s.notification.outerTradeNo, reason: 'DUPLICATE', source: s.source,
     }, `[express-guanaitong] duplicate ${what} for ${s.notification.outerTradeNo}: settled before, acknowledged without running the handler`)
     return DUPLICATE
