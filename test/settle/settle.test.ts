@@ -116,6 +116,28 @@ describe('settlement core', () => {
     })
   })
 
+  describe("a failure notice's peek of the payment key", () => {
+    /** A MemoryStore whose peek answers after 30 ms. */
+    const slowPeek = () => {
+      const store = new MemoryStore()
+      const peek = store.peek.bind(store)
+      store.peek = async (key, note) => { await sleep(30); return peek(key, note) }
+      return store
+    }
+    const failure = () => payment({ tradeNo: '' })
+
+    it('waits the settlement\'s storeTimeoutMs, or the one its caller gives', async () => {
+      const byDefault = settlement({ storeTimeoutMs: 2000, onPayFailed: () => {} })
+      expect(await byDefault.settle({ notification: failure(), req, source: 'notify', store: slowPeek() }))
+        .to.deep.equal({ answer: 'success', how: 'settled' })
+      const byCaller = settlement({ storeTimeoutMs: 5, onPayFailed: () => {} })
+      expect(await byCaller.settle({ notification: failure(), req, source: 'notify', store: slowPeek(), storeTimeoutMs: 2000 }))
+        .to.deep.equal({ answer: 'success', how: 'settled' })
+      const short = settlement({ storeTimeoutMs: 5, onPayFailed: () => {} })
+      expect(reasonOf(await short.settle({ notification: failure(), req, source: 'notify', store: slowPeek() }))).to.equal('STORE_FAILED')
+    })
+  })
+
   describe('a handler slower than handlerTimeoutMs and the lease', () => {
     it('keeps its lease renewed until it settles: a retry past the lease gets IN_PROGRESS, then success; onPaid ran once', async () => {
       const store = new MemoryStore({ leaseMs: 150 })
