@@ -21,7 +21,7 @@ export const PARTS = {
   // The settlement core: claim, settle, the pay answer, the unsettled ledger and its sweep.
   settle: {
     mutate: ['src/core/settle/**/*.ts'],
-    spec: ['test/settle/memo.test.ts', 'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts',
+    spec: ['test/settle/memo.test.ts', 'test/settle/order-check.test.ts', 'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts',
       'test/settle/unsettled-sweep.test.ts', 'test/settle/settle-paths.test.ts', 'test/settle/payment-from-answer.test.ts',
       'test/settle/pay-answer.test.ts', 'test/settle/cross-check.test.ts', 'test/router.test.ts', 'test/observe/otel.test.ts', 'test/hardening/faults.test.ts'],
   },
@@ -56,7 +56,7 @@ export const PARTS = {
 const SPEC_ORDER = [
   'test/signature.test.ts', 'test/money.test.ts', 'test/notify/parse-form.test.ts', 'test/notify/verify.test.ts',
   'test/core/http.test.ts', 'test/notify/read-answer.test.ts',
-  'test/settle/memo.test.ts', 'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts', 'test/settle/unsettled-sweep.test.ts',
+  'test/settle/memo.test.ts', 'test/settle/order-check.test.ts', 'test/settle/claim.test.ts', 'test/settle/settle.test.ts', 'test/settle/unsettled-core.test.ts', 'test/settle/unsettled-sweep.test.ts',
   'test/settle/settle-paths.test.ts', 'test/settle/payment-from-answer.test.ts', 'test/pay/answers.test.ts', 'test/pay/params.test.ts', 'test/pay/handler.test.ts', 'test/client/validate.test.ts', 'test/stores/memory.test.ts', 'test/stores/redis.test.ts',
   'test/stores/sql-drivers.test.ts', 'test/stores/sql-scripts.test.ts', 'test/stores/sql-store.test.ts', 'test/stores/sql-conformance.test.ts', 'test/stores/sql-races.test.ts',
   'test/stores/sql-fresh.test.ts', 'test/router.test.ts', 'test/observe/otel.test.ts', 'test/observe/channels.test.ts', 'test/middleware/standalone.test.ts', 'test/middleware/pay.test.ts', 'test/pay/outcomes.test.ts',
