@@ -75,13 +75,13 @@ export interface OrderMismatch {
 export interface SettledSummary {
   /** `paid`: a payment with a trade number; `failed`: a failure notice. */
   outcome: 'paid' | 'failed'
-  /** Guanaitong's trade number; empty for `failed`. A value over 200 characters as the memo writes it (a character outside printable ASCII counts 6) is kept as `sha256:<hex>` of it. */
+  /** Guanaitong's trade number; empty for `failed`. A value over 200 characters as the memo writes it (a character outside printable ASCII counts 6, a quote or backslash 2) is kept as `sha256:<hex>` of it. */
   tradeNo: string
   /** The amount in yuan, two decimals, e.g. "19.90". */
   totalAmount: string
   /** The amount in integer fen, e.g. 1990. */
   totalFen: number
-  /** The employee. A value over 200 characters as the memo writes it (a character outside printable ASCII counts 6) is kept as `sha256:<hex>` of it. */
+  /** The employee. A value over 200 characters as the memo writes it (a character outside printable ASCII counts 6, a quote or backslash 2) is kept as `sha256:<hex>` of it. */
   buyerOpenId: string
 }
 

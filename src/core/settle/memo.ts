@@ -8,7 +8,7 @@ export const MEMO_MAX_LENGTH = 1024
 /**
  * Text fields longer than this as the memo writes them are kept as a digest, so a memo stays
  * bounded whatever a notification holds. Written, a character outside printable ASCII takes 6
- * (`\uXXXX`): counting the field's own length let 200 such characters grow to 1 200.
+ * (`\uXXXX`), a quote or backslash 2: counting the field's own length let 200 such characters grow to 1 200.
  */
 const FIELD_MAX_LENGTH = 200
 
