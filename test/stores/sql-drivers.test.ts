@@ -12,7 +12,7 @@ import { MysqlStore } from '../../src/stores/mysql'
 import type { SqlDriver, SqlResult } from '../../src/stores/sql/types'
 import { checkTable, DEFAULT_TABLE, LOCK_LOST, mysql, mysqlSchema, mysqlSchemaStatements, mysqlUpgrade, postgres, postgresSchema,
   postgresSchemaStatements, postgresUpgrade } from '../../src/stores/sql/dialect'
-import { hasSessions, mysqlDriver, pgDriver, type SessionDriver } from '../../src/stores/sql/drivers'
+import { hasSessions, mysqlDriver, PARK_MS, pgDriver, type SessionDriver } from '../../src/stores/sql/drivers'
 
 /** A node-postgres pool stand-in: records every query and how its one client was released. */
 function pgPool(command: (sql: string) => string = (sql) => sql) {
@@ -171,6 +171,73 @@ describe('SQL drivers', () => {
       dropped.release()
       expect(log).to.deep.equal([['release', 'rollback failed'], ['release', 'terminated by administrator']])
       expect(client.listenerCount('error')).to.equal(0)
+    })
+
+    describe('a parked session (a claim answered done or busy, its empty transaction open)', () => {
+      /** The stand-in, answering a script of several statements with one result set each, named by its statement. */
+      function parking() {
+        const stand = escaping()
+        const answer = (text: string) => ({ rows: [{ n: 1 }], rowCount: 1, command: text.split(' ')[0] })
+        stand.client.query = async (text: string) => {
+          stand.log.push(text)
+          const statements = text.split('; ')
+          return (statements.length > 1 ? statements.map(answer) : answer(text)) as never
+        }
+        return { ...stand, driver: pgDriver(stand.pool) as SessionDriver<unknown> }
+      }
+      const settled = () => new Promise((resolve) => setTimeout(resolve, PARK_MS * 4))
+
+      it('is taken by the next session, whose first script begins with its ROLLBACK (that result dropped), in the same round trip', async () => {
+        const { driver, client, log } = parking()
+        ;(await driver.session()).park!()
+        const next = await driver.session()
+        expect(next.tx).to.equal(client)
+        expect((await next.script('BEGIN; SELECT ?', ['k'])).map((r) => (r as { command?: string }).command)).to.deep.equal(['BEGIN', 'SELECT'])
+        expect((await next.script('COMMIT', [])).map((r) => (r as { command?: string }).command)).to.deep.equal(['COMMIT'])
+        next.release()
+        await settled()
+        expect(log).to.deep.equal(["ROLLBACK; BEGIN; SELECT 'k'", 'COMMIT', ['release', undefined]])
+        expect(client.listenerCount('error'), 'its error listener removed').to.equal(0)
+      })
+
+      it('is rolled back on its own and given back to the pool when no session comes within PARK_MS', async () => {
+        const { driver, client, log } = parking()
+        ;(await driver.session()).park!()
+        expect(log).to.deep.equal([])
+        await settled()
+        expect(log).to.deep.equal(['ROLLBACK', ['release', undefined]])
+        expect(client.listenerCount('error')).to.equal(0)
+        ;(await driver.session()).park!()
+        await settled()
+        expect(log.slice(2), 'parked again, rolled back again').to.deep.equal(['ROLLBACK', ['release', undefined]])
+      })
+
+      it('is not parked while others wait for the pool: rolled back at once, then given back for them', async () => {
+        const { driver, pool, log } = parking()
+        Object.assign(pool, { waitingCount: 1 })
+        ;(await driver.session()).park!()
+        await Promise.resolve()
+        expect(log, 'before PARK_MS').to.deep.equal(['ROLLBACK', ['release', undefined]])
+        Object.assign(pool, { waitingCount: 0 })
+        ;(await driver.session()).park!()
+        await Promise.resolve()
+        expect(log.slice(2), 'nobody waiting: parked').to.deep.equal([])
+        await settled()
+        expect(log.slice(2)).to.deep.equal(['ROLLBACK', ['release', undefined]])
+      })
+
+      it('is destroyed instead of taken when its connection failed meanwhile, and one whose own ROLLBACK fails is destroyed', async () => {
+        const { driver, client, log } = parking()
+        ;(await driver.session()).park!()
+        client.emit('error', new Error('terminated by administrator'))
+        const next = await driver.session()
+        expect(log).to.deep.equal([['release', 'terminated by administrator']])
+        expect((await next.script('SELECT 1', [])).map((r) => (r as { command?: string }).command), 'a new connection: no ROLLBACK first').to.deep.equal(['SELECT'])
+        next.park!()
+        client.query = async () => { throw new Error('connection reset') }
+        await settled()
+        expect(log.at(-1)).to.deep.equal(['release', 'connection reset'])
+      })
     })
 
     it('refuses a NUL in a string (field value) and anything but a string, a safe integer or null (field script value), sending nothing', async () => {

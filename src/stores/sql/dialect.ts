@@ -219,7 +219,7 @@ export function postgres(table: string): Dialect {
       // One simple-protocol query (values inlined by the driver's escapeLiteral): BEGIN, then the
       // claim function of postgresSchema(), whose statements' plans PostgreSQL keeps per
       // connection. A statement cannot end the script early, so BEGIN always runs: `done` leaves
-      // a transaction that wrote nothing, for the store to roll back.
+      // a transaction that wrote nothing, which the pg driver parks for the next claim to roll back.
       claim: (key, now, memo) => [`BEGIN; SELECT * FROM ${procedure(table, 'claim')}(?::varchar, ?::bigint, ?::text)`, [key, now, memo]],
       readClaim: (results) => readClaimRow(table, firstRow(results[1])),
       openAfter: true,

@@ -16,6 +16,13 @@ export interface SqlSession<Tx> {
   script(sql: string, params: readonly unknown[]): Promise<SqlResult[]>
   /** Back to the pool; destroyed instead when `broken` or when the server dropped it meanwhile. */
   release(broken?: unknown): void
+  /**
+   * Gives back a session whose transaction wrote nothing (a claim answered done or busy) without
+   * waiting for its ROLLBACK: the pg driver sends it first in the next session's script, or on its
+   * own after `PARK_MS`, so that a duplicate costs one round trip. Missing where no transaction
+   * is left open (mysql2: the claim procedure starts none for them).
+   */
+  park?(): void
 }
 
 /** A driver that also hands out sessions: `pgDriver` and `mysqlDriver`. */
@@ -49,39 +56,89 @@ function asError(err: unknown): Error {
  * connection emits 'error', which, unheard, would crash the process.
  */
 async function openTransaction<Tx>(conn: Connection<Tx>): Promise<SqlTransaction<Tx>> {
-  let broken: Error | undefined
-  const onError = (err: Error) => { broken ??= err }
-  conn.tx.on('error', onError)
-  const giveBack = (err?: unknown) => {
-    conn.tx.off('error', onError)
-    conn.release(err === undefined ? broken : asError(err))
-  }
+  const held = hold(conn)
   const run = async (statement: 'BEGIN' | 'COMMIT' | 'ROLLBACK') => {
     try {
       await conn.run(statement)
     } catch (err) {
-      giveBack(err)
+      held.release(err)
       throw err
     }
-    if (statement !== 'BEGIN') giveBack()
+    if (statement !== 'BEGIN') held.release()
   }
   await run('BEGIN')
   return { tx: conn.tx, query: conn.query, commit: () => run('COMMIT'), rollback: () => run('ROLLBACK') }
 }
 
-/** A session over `conn`: its 'error' event heard until it goes back, and a dropped connection destroyed. */
-function openSession<Tx>(conn: Pick<Connection<Tx>, 'tx' | 'release'>, script: SqlSession<Tx>['script']): SqlSession<Tx> {
+/** A pooled connection's 'error' event heard until it goes back, and a dropped connection destroyed. */
+interface Held<Tx> {
+  tx: Tx
+  /** Whether the server dropped the connection meanwhile. */
+  broken(): boolean
+  release(err?: unknown): void
+}
+
+function hold<Tx>(conn: Pick<Connection<Tx>, 'tx' | 'release'>): Held<Tx> {
   let broken: Error | undefined
   const onError = (err: Error) => { broken ??= err }
   conn.tx.on('error', onError)
   return {
     tx: conn.tx,
-    script,
+    broken: () => broken !== undefined,
     release: (err?: unknown) => {
       conn.tx.off('error', onError)
       conn.release(err === undefined ? broken : asError(err))
     },
   }
+}
+
+function openSession<Tx>(held: Held<Tx>, script: SqlSession<Tx>['script'], park?: () => void): SqlSession<Tx> {
+  return park ? { tx: held.tx, script, release: held.release, park } : { tx: held.tx, script, release: held.release }
+}
+
+/**
+ * How long a parked pg connection waits for the next settlement to send its ROLLBACK: under load
+ * the next claim comes sooner and carries it; when none comes, the connection is rolled back and
+ * pooled, so that none stays idle in a transaction, or out of the pool, for longer.
+ */
+export const PARK_MS = 5
+
+/**
+ * Connections whose open transaction wrote nothing (a claim answered done or busy), each kept
+ * until the next session takes it, whose first script then begins with ROLLBACK, or until PARK_MS
+ * pass. Nothing is parked while others wait for the pool: they get the connection after its
+ * ROLLBACK, as soon as it is answered. A connection the server dropped meanwhile is destroyed
+ * instead of taken.
+ */
+class Parking<Tx extends PgClientLike> {
+  private readonly parked: Held<Tx>[] = []
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(private readonly poolIsWaitedFor: () => boolean) {}
+
+  park(held: Held<Tx>): void {
+    if (this.poolIsWaitedFor()) return rollBack(held)
+    this.parked.push(held)
+    this.timer ??= setTimeout(() => this.rollBackAll(), PARK_MS)
+  }
+
+  take(): Held<Tx> | undefined {
+    for (let held = this.parked.pop(); held; held = this.parked.pop()) {
+      if (!held.broken()) return held
+      held.release()
+    }
+    return undefined
+  }
+
+  private rollBackAll(): void {
+    this.timer = undefined
+    for (const held of this.parked.splice(0)) rollBack(held)
+  }
+}
+
+/** ROLLBACK, then back to the pool; destroyed when the ROLLBACK failed, as it may still hold locks. */
+function rollBack<Tx extends PgClientLike>(held: Held<Tx>): void {
+  held.tx.query('ROLLBACK').then(() => held.release(), (err: unknown) => held.release(err))
 }
 
 /** `?` placeholders as node-postgres wants them: `$1`, `$2`, … (the stores' SQL has no `?` elsewhere). */
@@ -147,15 +204,26 @@ export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriv
   }
   // A pg older than escapeLiteral (8.x has it) keeps the statement-by-statement path.
   if (typeof (pg(pool) as PgEscaping).escapeLiteral !== 'function') return driver
+  const parking = new Parking<Tx>(() => (pool.waitingCount ?? 0) > 0)
+  const connect = async () => {
+    const client = await pool.connect()
+    return hold({ tx: client, release: (broken) => client.release(broken) })
+  }
   return {
     ...driver,
     session: async () => {
-      const client = await pool.connect()
-      const escape = (literal: string) => (client as PgEscaping).escapeLiteral!(literal)
-      return openSession({ tx: client, release: (broken) => client.release(broken) }, async (sql, params) => {
-        const raw: any = await client.query(pgInline(sql, params, escape))
-        return (Array.isArray(raw) ? raw : [raw]).map((r) => ({ ...pgResult(r), command: r.command }))
-      })
+      const parked = parking.take()
+      const held = parked ?? await connect()
+      const escape = (literal: string) => (held.tx as PgEscaping).escapeLiteral!(literal)
+      // A parked connection's ROLLBACK goes first, in the same round trip; its result is dropped.
+      let rollBackFirst = parked !== undefined
+      return openSession(held, async (sql, params) => {
+        const text = pgInline(sql, params, escape)
+        const first = rollBackFirst ? 1 : 0
+        rollBackFirst = false
+        const raw: any = await held.tx.query(first ? `ROLLBACK; ${text}` : text)
+        return (Array.isArray(raw) ? raw : [raw]).slice(first).map((r) => ({ ...pgResult(r), command: r.command }))
+      }, () => parking.park(held))
     },
   }
 }
@@ -173,7 +241,7 @@ export function mysqlDriver<Tx extends MysqlConnectionLike>(pool: MysqlPoolLike<
   return {
     session: async () => {
       const conn = await pool.getConnection()
-      return openSession({ tx: conn, release: (broken) => (broken ? conn.destroy() : conn.release()) },
+      return openSession(hold({ tx: conn, release: (broken) => (broken ? conn.destroy() : conn.release()) }),
         // A CALL answers its procedure's result sets, then a header: mysql2's values are escaped by its own escape().
         async (sql, params) => {
           const [rows] = await conn.query(sql, [...params])

@@ -34,7 +34,7 @@ const PURGE_BATCH = 1000
  *
  * With the package's own drivers, two round trips and one COMMIT (settleInScripts). The claim
  * script reads the row without a lock (done: `done`, a duplicate's one round trip; on PostgreSQL
- * plus a ROLLBACK of the transaction its script opened, which the answer does not wait for), then
+ * the transaction its script opened is rolled back by the next claim's script, giveBackUnclaimed), then
  * opens the transaction the shop's work runs in. A missing row is inserted there already done
  * (`fresh`: no UPDATE and no lock later), refusing at once, as `busy`, to wait for another
  * settlement's uncommitted insert of it. A row that is there but not done (a failed attempt, a
@@ -156,15 +156,18 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     try {
       claim = script.readClaim(await s.script(...script.claim(key, claimedAt, memo ?? null)))
     } catch (err) {
-      // The lock refused (busy), or the database failed: either way the open transaction is rolled back.
-      this.closeSession(s, script.openAfter || !this.dialect.isLockBusy(err))
-      if (this.dialect.isLockBusy(err)) return BUSY
+      if (this.dialect.isLockBusy(err)) {
+        this.giveBackUnclaimed(s)
+        return BUSY
+      }
+      // The database failed: the open transaction is rolled back, or the connection destroyed.
+      this.closeSession(s, true)
       // Tables made by migrations that left out this version's routines.
       if (script.isMissingRoutine(err)) throw storeFailed(`claim (run the statements of ${this.dialect.exports.upgrade}('${this.table}'))`, err)
       throw storeFailed('claim', err)
     }
     if (claim.status !== 'claimed') {
-      this.closeSession(s, script.openAfter)
+      this.giveBackUnclaimed(s)
       if (claim.status === 'done') return done(claim)
       if (claim.status === 'busy') return BUSY
       // Not done when read, not lockable as not done just after: settled meanwhile, or purged.
@@ -195,6 +198,17 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     s.release()
     this.purgeWhenDue()
     return completed(claim.watched, claim.note)
+  }
+
+  /**
+   * Gives back a session whose claim wrote nothing (done, busy, raced), not waiting for the
+   * ROLLBACK of a transaction the claim left open (`openAfter`): the driver parks the connection
+   * for the next claim to roll back in its own round trip, or rolls it back here without waiting.
+   */
+  private giveBackUnclaimed(s: SqlSession<Tx>): void {
+    if (!this.dialect.script.openAfter) s.release()
+    else if (s.park) s.park()
+    else void this.closeSession(s, true)
   }
 
   /**

@@ -51,6 +51,8 @@ export interface PgClientLike {
 export interface PgPoolLike<Tx extends PgClientLike> {
   connect(): Promise<Tx>
   query(text: string, values?: any[]): Promise<{ rows: any[]; rowCount: number | null }>
+  /** Callers waiting for a connection (pg-pool): while there are any, no connection is parked (drivers.ts, Parking). */
+  readonly waitingCount?: number
 }
 
 /** The part of a mysql2 `PoolConnection` (from `mysql2/promise`) the store uses. */
