@@ -175,8 +175,9 @@ describe('SQL drivers', () => {
 
     describe('a parked session (a claim answered done or busy, its empty transaction open)', () => {
       /** The stand-in, answering a script of several statements with one result set each, named by its statement. */
-      function parking() {
+      function parking(max?: number) {
         const stand = escaping()
+        if (max !== undefined) Object.assign(stand.pool, { options: { max } })
         const answer = (text: string) => ({ rows: [{ n: 1 }], rowCount: 1, command: text.split(' ')[0] })
         stand.client.query = async (text: string) => {
           stand.log.push(text)
@@ -224,6 +225,37 @@ describe('SQL drivers', () => {
         expect(log.slice(2), 'nobody waiting: parked').to.deep.equal([])
         await settled()
         expect(log.slice(2)).to.deep.equal(['ROLLBACK', ['release', undefined]])
+      })
+
+      it('beyond the pool\'s max, sessions wait in line: a parked connection goes to the oldest, a released one lets the next take one from the pool', async () => {
+        const { driver, pool, client, log } = parking(1)
+        let connects = 0
+        Object.assign(pool, { connect: async () => { connects++; return client } })
+        const first = await driver.session()
+        const order: string[] = []
+        const second = driver.session().then((s) => { order.push('second'); return s })
+        const third = driver.session().then((s) => { order.push('third'); return s })
+        await settled()
+        expect([order, connects], 'the two wait without asking the pool').to.deep.equal([[], 1])
+        first.park!()
+        const handed = await second
+        expect(connects, 'the parked connection handed over').to.equal(1)
+        await handed.script('BEGIN; SELECT 1', [])
+        handed.release()
+        const next = await third
+        expect([order, connects]).to.deep.equal([['second', 'third'], 2])
+        await next.script('SELECT 2', [])
+        next.release()
+        expect(log).to.deep.equal(['ROLLBACK; BEGIN; SELECT 1', ['release', undefined], 'SELECT 2', ['release', undefined]])
+      })
+
+      it('a pool that cannot connect fails that session and frees its place in line', async () => {
+        const { driver, pool, client } = parking(1)
+        let fail = true
+        Object.assign(pool, { connect: async () => { if (fail) throw new Error('too many clients already'); return client } })
+        expect(await driver.session().then(() => 'connected', (e: Error) => e.message)).to.equal('too many clients already')
+        fail = false
+        ;(await driver.session()).release()
       })
 
       it('is destroyed instead of taken when its connection failed meanwhile, and one whose own ROLLBACK fails is destroyed', async () => {

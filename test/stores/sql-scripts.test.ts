@@ -137,6 +137,17 @@ for (const make of [countedPg, countedMysql]) {
       }
       expect(await db.idleInTransaction(), 'connections left idle in a transaction').to.equal(0)
     })
+
+    it('20 concurrent duplicates on a pool of 3: one statement each (PostgreSQL: the parked ROLLBACKs ride on the claims waiting in line), and no connection left in a transaction', async () => {
+      const k = key()
+      await store.settle(k, async () => {}, 'first')
+      const { answered, all } = await counting(db, () => Promise.all(Array.from({ length: 20 }, () => store.settle(k, async () => expect.fail('a duplicate runs nothing')))))
+      const claims = answered.filter((sql) => sql !== 'ROLLBACK')
+      expect(claims, answered.join('\n')).to.have.length(20)
+      expect(all.filter((sql) => sql === 'ROLLBACK').length, 'lone ROLLBACKs: the connections parked when the duplicates stopped').to.be.at.most(db.kind === 'postgres' ? 3 : 0)
+      if (db.kind === 'postgres') expect(claims.filter((sql) => sql.startsWith('ROLLBACK; BEGIN;')).length, 'claims that carried a parked ROLLBACK').to.be.at.least(17)
+      expect(await db.idleInTransaction(), 'connections left idle in a transaction').to.equal(0)
+    })
   })
 
   describe(`${kind}: behind the router`, () => {

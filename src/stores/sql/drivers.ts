@@ -103,34 +103,70 @@ function openSession<Tx>(held: Held<Tx>, script: SqlSession<Tx>['script'], park?
  */
 export const PARK_MS = 5
 
+/** A connection for a session, and whether its first script must begin with the ROLLBACK of a parked transaction. */
+interface Taken<Tx> {
+  held: Held<Tx>
+  rollBackFirst: boolean
+}
+
 /**
- * Connections whose open transaction wrote nothing (a claim answered done or busy), each kept
- * until the next session takes it, whose first script then begins with ROLLBACK, or until PARK_MS
- * pass. Nothing is parked while others wait for the pool: they get the connection after its
- * ROLLBACK, as soon as it is answered. A connection the server dropped meanwhile is destroyed
- * instead of taken.
+ * The pg driver's connections for scripts. A claim answered done or busy leaves open a
+ * transaction that wrote nothing; its connection is parked instead of rolled back, and the next
+ * session takes it, its first script beginning with ROLLBACK: a duplicate's one round trip.
+ * Sessions beyond the pool's `max` wait here, first come first served, so that a parked
+ * connection goes straight to the oldest. While anyone else waits for the pool (pg-pool's
+ * `waitingCount`: the shop's own queries, the store's statement path), a connection is rolled
+ * back and released instead, so the store never keeps the pool from them. A parked connection
+ * no session took within PARK_MS is rolled back and released; one the server dropped meanwhile
+ * is destroyed instead of taken.
  */
-class Parking<Tx extends PgClientLike> {
+class PgSessions<Tx extends PgClientLike> {
   private readonly parked: Held<Tx>[] = []
+  private readonly waiting: Array<{ resolve: (taken: Taken<Tx>) => void; reject: (err: unknown) => void }> = []
+  /** Connections held or being taken from the pool, parked ones included: at most `limit`. */
+  private active = 0
   private timer: ReturnType<typeof setTimeout> | undefined
 
-  constructor(private readonly poolIsWaitedFor: () => boolean) {}
+  constructor(private readonly pool: PgPoolLike<Tx>, private readonly limit: number) {}
 
-  park(held: Held<Tx>): void {
-    if (this.poolIsWaitedFor()) return rollBack(held)
-    this.parked.push(held)
-    this.timer ??= setTimeout(() => this.rollBackAll(), PARK_MS)
-  }
-
-  take(): Held<Tx> | undefined {
+  take(): Promise<Taken<Tx>> {
     for (let held = this.parked.pop(); held; held = this.parked.pop()) {
-      if (!held.broken()) return held
+      if (!held.broken()) return Promise.resolve({ held, rollBackFirst: true })
       held.release()
     }
-    return undefined
+    if (this.active < this.limit) return this.connect()
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }))
   }
 
-  private rollBackAll(): void {
+  park(held: Held<Tx>): void {
+    if (held.broken()) return held.release()
+    if ((this.pool.waitingCount ?? 0) > 0) return rollBack(held)
+    const next = this.waiting.shift()
+    if (next) return next.resolve({ held, rollBackFirst: true })
+    this.parked.push(held)
+    this.timer ??= setTimeout(() => this.rollBackParked(), PARK_MS)
+  }
+
+  private async connect(): Promise<Taken<Tx>> {
+    this.active++
+    let client: Tx
+    try {
+      client = await this.pool.connect()
+    } catch (err) {
+      this.gone()
+      throw err
+    }
+    return { held: hold({ tx: client, release: (broken) => { client.release(broken); this.gone() } }), rollBackFirst: false }
+  }
+
+  /** A connection went back to the pool (or was destroyed): the oldest waiting session takes its place. */
+  private gone(): void {
+    this.active--
+    const next = this.waiting.shift()
+    if (next) this.connect().then(next.resolve, next.reject)
+  }
+
+  private rollBackParked(): void {
     this.timer = undefined
     for (const held of this.parked.splice(0)) rollBack(held)
   }
@@ -204,26 +240,23 @@ export function pgDriver<Tx extends PgClientLike>(pool: PgPoolLike<Tx>): SqlDriv
   }
   // A pg older than escapeLiteral (8.x has it) keeps the statement-by-statement path.
   if (typeof (pg(pool) as PgEscaping).escapeLiteral !== 'function') return driver
-  const parking = new Parking<Tx>(() => (pool.waitingCount ?? 0) > 0)
-  const connect = async () => {
-    const client = await pool.connect()
-    return hold({ tx: client, release: (broken) => client.release(broken) })
-  }
+  // pg-pool's own limit (10 unless set): sessions beyond it wait in PgSessions, where a parked
+  // connection can reach them.
+  const sessions = new PgSessions(pool, (pool as { options?: { max?: number } }).options?.max ?? Infinity)
   return {
     ...driver,
     session: async () => {
-      const parked = parking.take()
-      const held = parked ?? await connect()
+      const { held, rollBackFirst } = await sessions.take()
       const escape = (literal: string) => (held.tx as PgEscaping).escapeLiteral!(literal)
       // A parked connection's ROLLBACK goes first, in the same round trip; its result is dropped.
-      let rollBackFirst = parked !== undefined
+      let first = rollBackFirst ? 1 : 0
       return openSession(held, async (sql, params) => {
         const text = pgInline(sql, params, escape)
-        const first = rollBackFirst ? 1 : 0
-        rollBackFirst = false
-        const raw: any = await held.tx.query(first ? `ROLLBACK; ${text}` : text)
-        return (Array.isArray(raw) ? raw : [raw]).slice(first).map((r) => ({ ...pgResult(r), command: r.command }))
-      }, () => parking.park(held))
+        const skip = first
+        first = 0
+        const raw: any = await held.tx.query(skip ? `ROLLBACK; ${text}` : text)
+        return (Array.isArray(raw) ? raw : [raw]).slice(skip).map((r) => ({ ...pgResult(r), command: r.command }))
+      }, () => sessions.park(held))
     },
   }
 }

@@ -51,7 +51,7 @@ export interface PgClientLike {
 export interface PgPoolLike<Tx extends PgClientLike> {
   connect(): Promise<Tx>
   query(text: string, values?: any[]): Promise<{ rows: any[]; rowCount: number | null }>
-  /** Callers waiting for a connection (pg-pool): while there are any, no connection is parked (drivers.ts, Parking). */
+  /** Callers waiting for a connection (pg-pool): while there are any, no connection is parked (drivers.ts, PgSessions). */
   readonly waitingCount?: number
 }
 
