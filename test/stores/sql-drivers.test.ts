@@ -249,6 +249,21 @@ describe('SQL drivers', () => {
         expect(log).to.deep.equal(['ROLLBACK; BEGIN; SELECT 1', ['release', undefined], 'SELECT 2', ['release', undefined]])
       })
 
+      it('a session whose connection failed is destroyed when parked, not rolled back or handed along: the one waiting takes a new connection', async () => {
+        const { driver, pool, client, log } = parking(1)
+        let connects = 0
+        Object.assign(pool, { connect: async () => { connects++; return client } })
+        const first = await driver.session()
+        const waiting = driver.session()
+        client.emit('error', new Error('terminated by administrator'))
+        first.park!()
+        const next = await waiting
+        expect([log, connects]).to.deep.equal([[['release', 'terminated by administrator']], 2])
+        await next.script('SELECT 1', [])
+        next.release()
+        expect(log.slice(1), 'no ROLLBACK first on the new connection').to.deep.equal(['SELECT 1', ['release', undefined]])
+      })
+
       it('a pool that cannot connect fails that session and frees its place in line', async () => {
         const { driver, pool, client } = parking(1)
         let fail = true
