@@ -161,7 +161,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
         return BUSY
       }
       // The database failed: the open transaction is rolled back, or the connection destroyed.
-      this.closeSession(s, true)
+      this.rollBackSession(s)
       // Tables made by migrations that left out this version's routines.
       if (script.isMissingRoutine(err)) throw storeFailed(`claim (run the statements of ${this.dialect.exports.upgrade}('${this.table}'))`, err)
       throw storeFailed('claim', err)
@@ -180,7 +180,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     try {
       await this.runWork(key, s.tx, attempt, work)
     } catch (err) {
-      await this.closeSession(s, true)
+      await this.rollBackSession(s)
       await this.countFailedAttempt(key)
       throw err
     }
@@ -188,7 +188,7 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
     try {
       script.readFinish(await s.script(...script.finish(finishing, Date.now())))
     } catch (err) {
-      await this.closeSession(s, true)
+      await this.rollBackSession(s)
       if (!script.isLockLost(err)) throw storeFailed('done-marker', err)
       // A fresh row is done from its insert: the handler's own COMMIT made it permanent with its
       // writes. Undone, so that the next attempt runs the handler, as on a row that was there.
@@ -208,19 +208,15 @@ export class SqlStore<Tx> implements TransactionalStore<Tx>, UnsettledLedger {
   private giveBackUnclaimed(s: SqlSession<Tx>): void {
     if (!this.dialect.script.openAfter) s.release()
     else if (s.park) s.park()
-    else void this.closeSession(s, true)
+    else void this.rollBackSession(s)
   }
 
   /**
-   * Gives a session back, after a ROLLBACK when `rollBack`: a connection whose ROLLBACK failed
-   * is destroyed instead of pooled, as it may still hold locks. The returned promise is awaited
-   * only where the answer must wait for it: pg queues later queries behind the ROLLBACK anyway.
+   * Gives a session back after a ROLLBACK: a connection whose ROLLBACK failed is destroyed
+   * instead of pooled, as it may still hold locks. The returned promise is awaited only where the
+   * answer must wait for it: pg queues later queries behind the ROLLBACK anyway.
    */
-  private closeSession(s: SqlSession<Tx>, rollBack: boolean): Promise<void> {
-    if (!rollBack) {
-      s.release()
-      return Promise.resolve()
-    }
+  private rollBackSession(s: SqlSession<Tx>): Promise<void> {
     return s.script('ROLLBACK', []).then(
       () => s.release(),
       (err: unknown) => s.release(err),
