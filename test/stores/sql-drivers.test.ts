@@ -719,6 +719,13 @@ describe('SQL store failure paths (a stand-in driver)', () => {
         .to.equal(`${MESSAGE_PREFIX}SQL store claim (run the statements of mysqlUpgrade('gat_settlements')) failed: PROCEDURE gat_settlements_claim_v2 does not exist`)
     })
 
+    it('PostgreSQL, a claim that fails: a missing claim function (42883) says to run postgresUpgrade, any other failure says only what failed', async () => {
+      const failing = (err: Error) => sessioned('postgres', (sql) => (sql.startsWith('BEGIN') ? err : [rows()])).store
+      expect((await settle(failing(fail('function gat_settlements_claim_v2 does not exist', { code: '42883' })))).message)
+        .to.equal(`${MESSAGE_PREFIX}SQL store claim (run the statements of postgresUpgrade('gat_settlements')) failed: function gat_settlements_claim_v2 does not exist`)
+      expect((await settle(failing(fail('deadlock detected', { code: '40P01' })))).message).to.equal(`${MESSAGE_PREFIX}SQL store claim failed: deadlock detected`)
+    })
+
     it('a ROLLBACK that fails destroys the session\'s connection (released with the error)', async () => {
       const { store, log } = sessioned('mysql', (sql) => (sql.startsWith('CALL') ? fail('Deadlock found', { errno: 1213 }) : new Error('connection lost')))
       await settle(store)
