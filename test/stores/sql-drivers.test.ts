@@ -366,6 +366,20 @@ describe('SQL dialects', () => {
     expect(upgrade.slice(5).map((statement) => statement.split('(')[0])).to.deep.equal(['CREATE PROCEDURE IF NOT EXISTS t_claim_v2', 'CREATE PROCEDURE IF NOT EXISTS t_finish_v2'])
   })
 
+  it('postgresUpgrade(): the three column upgrades, then the claim function, and no CREATE TABLE', () => {
+    const upgrade = postgresUpgrade('t')
+    expect(upgrade.slice(0, 3)).to.deep.equal(postgres('t').upgrade)
+    expect(upgrade.slice(3).map((statement) => statement.split('(')[0])).to.deep.equal(['CREATE OR REPLACE FUNCTION t_claim_v2'])
+  })
+
+  it('a table that cannot be created names the DDL export to run in a migration: postgresSchema() or mysqlSchema()', async () => {
+    const denied = { query: async () => { throw new Error('permission denied') }, begin: async () => expect.fail('no table') }
+    for (const [store, schema] of [[new PostgresStore({ driver: denied, purgeEveryMs: false }), 'postgresSchema()'], [new MysqlStore({ driver: denied, purgeEveryMs: false }), 'mysqlSchema()']] as const) {
+      const err = await store.settle('20110698:paid:S9', async () => {}).then(() => expect.fail('resolved'), (e: Error) => e)
+      expect(err.message, schema).to.contain(`run the DDL from ${schema} in a migration and pass createTable: false`)
+    }
+  })
+
   it('a busy row lock: 55P03 on PostgreSQL; 3572 (MySQL) or 1205 (MariaDB) on MySQL; nothing else', () => {
     const pg = postgres('t')
     const my = mysql('t')
